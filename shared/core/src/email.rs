@@ -1,0 +1,182 @@
+//! Email: rendering the assignment and drip templates (minijinja, HTML auto-escaped) and
+//! turning a rendered email into RFC 5322 MIME (text + HTML alternatives).
+
+use chrono::{DateTime, Utc};
+use mail_builder::MessageBuilder;
+use mail_builder::headers::raw::Raw;
+use minijinja::{Environment, context};
+use serde::Serialize;
+
+use crate::campaign::CompiledCampaign;
+use crate::config::{ConfigSources, Settings};
+use crate::error::ConfigError;
+use crate::model::{Assignment, Lead};
+use crate::ports::{EmailCategory, Mailbox, OutgoingEmail};
+use crate::routing::Rep;
+
+#[derive(Debug, thiserror::Error)]
+#[error("template {template} failed to render: {message}")]
+pub struct RenderError {
+    pub template: String,
+    pub message: String,
+}
+
+/// All templates, parsed once. Names ending in `.html` are HTML-escaped; the others are not.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+fn step_name(campaign: &str, version: u32, step: usize, part: &str) -> String {
+    format!("campaign/{campaign}/v{version}/{step}.{part}")
+}
+
+impl Templates {
+    pub fn new(src: &ConfigSources, campaigns: &[CompiledCampaign]) -> Result<Self, ConfigError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        let mut add = |name: String, text: String| {
+            env.add_template_owned(name.clone(), text)
+                .map_err(|e| ConfigError::Invalid { what: format!("template {name}"), message: e.to_string() })
+        };
+        add("assignment.subject".into(), src.assignment_subject.clone())?;
+        add("assignment.txt".into(), src.assignment_text.clone())?;
+        add("assignment.html".into(), src.assignment_html.clone())?;
+        for c in campaigns {
+            let c = &c.campaign;
+            for (i, step) in c.steps.iter().enumerate() {
+                add(step_name(&c.id, c.version, i, "subject"), step.subject.clone())?;
+                add(step_name(&c.id, c.version, i, "txt"), step.text.clone())?;
+                add(step_name(&c.id, c.version, i, "html"), step.html.clone())?;
+            }
+        }
+        Ok(Self { env })
+    }
+
+    fn render(&self, name: &str, ctx: &minijinja::Value) -> Result<String, RenderError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| RenderError { template: name.to_string(), message: e.to_string() })
+    }
+
+    /// The email telling a rep a lead is theirs: transactional, so no unsubscribe headers.
+    pub fn assignment_email(
+        &self,
+        lead: &Lead,
+        rep: &Rep,
+        assignment: &Assignment,
+        settings: &Settings,
+    ) -> Result<OutgoingEmail, RenderError> {
+        let ctx = context! {
+            lead => LeadView::of(lead),
+            rep => context! { name => &rep.name, email => &rep.email },
+            assignment => assignment,
+            lead_url => format!("{}/admin/leads/{}", settings.public_url.trim_end_matches('/'), lead.id),
+        };
+        Ok(OutgoingEmail {
+            key: format!("assignment-{}-{}", lead.id, rep.id),
+            category: EmailCategory::Transactional,
+            from: settings.sender.clone(),
+            to: Mailbox { name: Some(rep.name.clone()), email: rep.email.clone() },
+            subject: one_line(&self.render("assignment.subject", &ctx)?),
+            text: self.render("assignment.txt", &ctx)?,
+            html: self.render("assignment.html", &ctx)?,
+            headers: Vec::new(),
+        })
+    }
+
+    /// Step `step` of a campaign, for one lead.
+    pub fn drip_email(
+        &self,
+        lead: &Lead,
+        campaign: &CompiledCampaign,
+        step: usize,
+        settings: &Settings,
+    ) -> Result<OutgoingEmail, RenderError> {
+        let c = &campaign.campaign;
+        let ctx = context! {
+            lead => LeadView::of(lead),
+            campaign => context! { id => &c.id, name => &c.name },
+            postal_address => &settings.postal_address,
+        };
+        let name = |part| step_name(&c.id, c.version, step, part);
+        Ok(OutgoingEmail {
+            key: format!("drip-{}-{}-v{}-{}", lead.id, c.id, c.version, step),
+            category: EmailCategory::Marketing,
+            from: settings.sender.clone(),
+            to: Mailbox { name: Some(lead.display_name()), email: lead.contact.email.clone() },
+            subject: one_line(&self.render(&name("subject"), &ctx)?),
+            text: self.render(&name("txt"), &ctx)?,
+            html: self.render(&name("html"), &ctx)?,
+            headers: Vec::new(),
+        })
+    }
+}
+
+/// Subjects are headers: a template may not smuggle a line break into one.
+fn one_line(s: &str) -> String {
+    s.split(['\r', '\n']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// What templates see of a lead.
+#[derive(Serialize)]
+struct LeadView<'a> {
+    id: String,
+    name: String,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+    email: &'a str,
+    phone: Option<&'a str>,
+    company: Option<&'a str>,
+    job_title: Option<&'a str>,
+    country: Option<&'a str>,
+    score: Option<&'a crate::model::Score>,
+    lifecycle: &'static str,
+    source: Option<&'a str>,
+    form: Option<&'a str>,
+    custom: &'a std::collections::BTreeMap<String, String>,
+}
+
+impl<'a> LeadView<'a> {
+    fn of(lead: &'a Lead) -> Self {
+        let c = &lead.contact;
+        Self {
+            id: lead.id.to_string(),
+            name: lead.display_name(),
+            first_name: c.first_name.as_deref(),
+            last_name: c.last_name.as_deref(),
+            email: &c.email,
+            phone: c.phone.as_deref(),
+            company: c.company.as_deref(),
+            job_title: c.job_title.as_deref(),
+            country: c.country.as_deref(),
+            score: lead.score.as_ref(),
+            lifecycle: lead.lifecycle.as_str(),
+            source: lead.attribution.first_touch.utm.source.as_deref(),
+            form: lead.attribution.first_touch.form.as_deref(),
+            custom: &lead.custom,
+        }
+    }
+}
+
+/// The email as RFC 5322 MIME: `multipart/alternative` with the text and the HTML part.
+pub fn to_mime(email: &OutgoingEmail, message_id: &str, date: DateTime<Utc>) -> Vec<u8> {
+    let addr = |m: &Mailbox| match &m.name {
+        Some(n) => mail_builder::headers::address::Address::new_address(Some(n.clone()), m.email.clone()),
+        None => mail_builder::headers::address::Address::new_address(None::<String>, m.email.clone()),
+    };
+    let mut msg = MessageBuilder::new()
+        .from(addr(&email.from))
+        .to(addr(&email.to))
+        .subject(email.subject.clone())
+        .message_id(message_id.to_string())
+        .date(date.timestamp())
+        .text_body(email.text.clone())
+        .html_body(email.html.clone());
+    for (name, value) in &email.headers {
+        msg = msg.header(name.clone(), Raw::new(value.clone()));
+    }
+    // Writing into a Vec cannot fail; an empty message would be caught by every reader.
+    msg.write_to_vec().unwrap_or_default()
+}

@@ -1,0 +1,20 @@
+//! Leadflow's domain, pure: no I/O, no async runtime, no AWS.
+//!
+//! Everything a stage decides is decided here, from values passed in; the stage handlers in
+//! `functions/*` only fetch those values through the [`ports`] and write the results back.
+
+pub mod campaign;
+pub mod config;
+pub mod email;
+pub mod error;
+pub mod messages;
+pub mod model;
+pub mod normalize;
+pub mod ports;
+pub mod routing;
+pub mod rules;
+pub mod scoring;
+pub mod validate;
+
+pub use error::{FieldProblem, StoreError};
+pub use model::{Lead, LeadId};

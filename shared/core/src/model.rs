@@ -1,0 +1,391 @@
+//! The lead and what happens to it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldProblem;
+
+/// A lead's id: a ULID assigned at capture, so ids sort by arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeadId(pub ulid::Ulid);
+
+impl LeadId {
+    pub fn from_parts(millis: u64, random: u128) -> Self {
+        Self(ulid::Ulid::from_parts(millis, random))
+    }
+}
+
+impl fmt::Display for LeadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for LeadId {
+    type Err = ulid::DecodeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ulid::Ulid::from_string(s).map(LeadId)
+    }
+}
+
+pub type RepId = String;
+pub type TeamId = String;
+pub type CampaignId = String;
+
+/// What a landing page sent, after capture's cheap checks, before normalization. It is what
+/// the validate queue carries, so nothing the visitor typed is lost if validation changes later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Submission {
+    pub lead_id: LeadId,
+    pub received_at: DateTime<Utc>,
+    /// The form id the page posted (`form` field), used for redirects and attribution.
+    pub form: Option<String>,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub job_title: Option<String>,
+    pub country: Option<String>,
+    pub time_zone: Option<String>,
+    pub consent: Option<RawConsent>,
+    pub utm: Utm,
+    pub page_url: Option<String>,
+    pub referrer: Option<String>,
+    /// Fields the form sent that Leadflow has no name for, kept as they came (bounded by capture).
+    pub custom: BTreeMap<String, String>,
+}
+
+impl Default for LeadId {
+    fn default() -> Self {
+        LeadId(ulid::Ulid::nil())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RawConsent {
+    pub given: bool,
+    pub purpose: Option<String>,
+    pub wording: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Utm {
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub campaign: Option<String>,
+    pub term: Option<String>,
+    pub content: Option<String>,
+}
+
+/// How the lead's email domain is classified by enrichment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DomainKind {
+    Corporate,
+    FreeMail,
+    Disposable,
+}
+
+impl DomainKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DomainKind::Corporate => "corporate",
+            DomainKind::FreeMail => "free_mail",
+            DomainKind::Disposable => "disposable",
+        }
+    }
+}
+
+/// The lead's contact details, normalized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Normalized address: trimmed, domain lowercased and in punycode.
+    pub email: String,
+    pub email_domain: String,
+    pub domain_kind: DomainKind,
+    /// `info@`, `sales@`, … : an address of a function rather than a person.
+    pub role_address: bool,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// E.164, e.g. `+4930123456`.
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub job_title: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: Option<String>,
+    /// IANA time zone name, e.g. `Europe/Berlin`.
+    pub time_zone: Option<String>,
+}
+
+/// Consent as recorded: what the person agreed to, in which words, when and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consent {
+    pub given: bool,
+    pub purpose: String,
+    pub wording: Option<String>,
+    pub at: DateTime<Utc>,
+    /// The form or page the consent was given on.
+    pub source: String,
+}
+
+/// Where a submission came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Touch {
+    pub at: DateTime<Utc>,
+    pub form: Option<String>,
+    pub utm: Utm,
+    pub page_url: Option<String>,
+    pub referrer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attribution {
+    pub first_touch: Touch,
+    pub last_touch: Touch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    #[default]
+    Lead,
+    Mql,
+    Sql,
+}
+
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Lead => "lead",
+            Lifecycle::Mql => "mql",
+            Lifecycle::Sql => "sql",
+        }
+    }
+}
+
+/// What sales says happened to the lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SalesStatus {
+    #[default]
+    New,
+    Contacted,
+    Won,
+    Lost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Grade {
+    A,
+    B,
+    C,
+    D,
+}
+
+/// One rule's contribution to a score, so that every point can be explained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreReason {
+    pub rule: String,
+    #[serde(rename = "type")]
+    pub kind: ScoreRuleKind,
+    pub points: f64,
+    pub explanation: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreRuleKind {
+    Fit,
+    Behaviour,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// The sum of `reasons[..].points`.
+    pub total: f64,
+    pub fit: f64,
+    pub behaviour: f64,
+    pub grade: Grade,
+    pub reasons: Vec<ScoreReason>,
+    pub computed_at: DateTime<Utc>,
+}
+
+/// Who owns the lead and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub rep_id: RepId,
+    pub team_id: Option<TeamId>,
+    pub assigned_at: DateTime<Utc>,
+    pub sla_due_at: DateTime<Utc>,
+    /// Why this rep, in sentences a sales manager can read.
+    pub explanation: Vec<String>,
+    pub via_fallback: bool,
+}
+
+/// Whether the lead passed validation; invalid leads are kept, with every reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Validity {
+    Valid,
+    Invalid { reasons: Vec<FieldProblem> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    pub id: LeadId,
+    /// Optimistic-locking version: every write names the version it read.
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub validity: Validity,
+    /// Problems that did not make the lead invalid (a phone that could not be parsed, …).
+    pub warnings: Vec<FieldProblem>,
+    pub contact: Contact,
+    pub consent: Option<Consent>,
+    pub attribution: Attribution,
+    pub custom: BTreeMap<String, String>,
+    pub submissions: u32,
+    pub score: Option<Score>,
+    pub lifecycle: Lifecycle,
+    pub status: SalesStatus,
+    pub owner: Option<Assignment>,
+}
+
+impl Lead {
+    pub fn is_valid(&self) -> bool {
+        matches!(self.validity, Validity::Valid)
+    }
+
+    /// The value of a named field as rules see it. Names: `email`, `email_domain`,
+    /// `domain_kind`, `role_address`, `first_name`, `last_name`, `phone`, `company`,
+    /// `job_title`, `country`, `time_zone`, `form`, `utm_source` … `utm_content`, `page_url`,
+    /// `referrer`, `consent`, `lifecycle`, `status`, `custom.<name>`.
+    pub fn field(&self, name: &str) -> Option<String> {
+        let c = &self.contact;
+        let t = &self.attribution.last_touch;
+        let v = match name {
+            "email" => Some(c.email.clone()),
+            "email_domain" => Some(c.email_domain.clone()),
+            "domain_kind" => Some(c.domain_kind.as_str().to_string()),
+            "role_address" => Some(c.role_address.to_string()),
+            "first_name" => c.first_name.clone(),
+            "last_name" => c.last_name.clone(),
+            "phone" => c.phone.clone(),
+            "company" => c.company.clone(),
+            "job_title" => c.job_title.clone(),
+            "country" => c.country.clone(),
+            "time_zone" => c.time_zone.clone(),
+            "form" => t.form.clone(),
+            "utm_source" => t.utm.source.clone(),
+            "utm_medium" => t.utm.medium.clone(),
+            "utm_campaign" => t.utm.campaign.clone(),
+            "utm_term" => t.utm.term.clone(),
+            "utm_content" => t.utm.content.clone(),
+            "page_url" => t.page_url.clone(),
+            "referrer" => t.referrer.clone(),
+            "consent" => Some(self.consent.as_ref().is_some_and(|c| c.given).to_string()),
+            "lifecycle" => Some(self.lifecycle.as_str().to_string()),
+            "status" => Some(
+                serde_json::to_value(self.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            ),
+            other => other.strip_prefix("custom.").and_then(|k| self.custom.get(k).cloned()),
+        };
+        v.filter(|s| !s.is_empty())
+    }
+
+    /// A display name for emails: first and last name, else the address.
+    pub fn display_name(&self) -> String {
+        let c = &self.contact;
+        match (&c.first_name, &c.last_name) {
+            (Some(f), Some(l)) => format!("{f} {l}"),
+            (Some(n), None) | (None, Some(n)) => n.clone(),
+            (None, None) => c.email.clone(),
+        }
+    }
+}
+
+/// Something that happened to a lead: the audit trail, and the input of behaviour scoring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Deterministic for a given cause, so recording the same fact twice stores it once.
+    pub id: String,
+    pub lead_id: LeadId,
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub kind: ActivityKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ActivityKind {
+    /// A form submission; `submission_id` is the capture id (the lead id it was answered with).
+    FormSubmission { submission_id: LeadId, form: Option<String> },
+    ValidationFailed { reasons: Vec<FieldProblem> },
+    Scored { total: f64, grade: Grade },
+    StageChanged { from: Lifecycle, to: Lifecycle },
+    Assigned { rep_id: RepId, team_id: Option<TeamId>, explanation: Vec<String> },
+    EmailSent { email: String, message_id: String, subject: String },
+    EmailOpened { message_id: String },
+    EmailClicked { message_id: String, url: Option<String> },
+    Enrolled { campaign_id: CampaignId, version: u32 },
+    EnrollmentEnded { campaign_id: CampaignId, reason: String },
+}
+
+impl ActivityKind {
+    /// The name behaviour rules match on.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActivityKind::FormSubmission { .. } => "form_submission",
+            ActivityKind::ValidationFailed { .. } => "validation_failed",
+            ActivityKind::Scored { .. } => "scored",
+            ActivityKind::StageChanged { .. } => "stage_changed",
+            ActivityKind::Assigned { .. } => "assigned",
+            ActivityKind::EmailSent { .. } => "email_sent",
+            ActivityKind::EmailOpened { .. } => "email_open",
+            ActivityKind::EmailClicked { .. } => "email_click",
+            ActivityKind::Enrolled { .. } => "enrolled",
+            ActivityKind::EnrollmentEnded { .. } => "enrollment_ended",
+        }
+    }
+}
+
+/// A lead's place in a nurture campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Enrollment {
+    pub lead_id: LeadId,
+    pub campaign_id: CampaignId,
+    /// The campaign version the lead started; it finishes that version.
+    pub campaign_version: u32,
+    pub enrolled_at: DateTime<Utc>,
+    /// Index of the next step to send.
+    pub next_step: u32,
+    /// When the next step falls due; `None` once the enrollment has ended.
+    pub next_due_at: Option<DateTime<Utc>>,
+    pub state: EnrollmentState,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EnrollmentState {
+    Active,
+    Completed,
+    Stopped { reason: String },
+}
+
+/// Round-robin position of one team, kept in the store and updated conditionally.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TeamCursor {
+    /// Smooth weighted round-robin credit per rep.
+    pub credit: BTreeMap<RepId, i64>,
+    pub version: u64,
+}

@@ -1,0 +1,302 @@
+//! The ports: what the stage handlers need from the world, in domain verbs. Each has an AWS
+//! adapter (`shared/aws`), an embedded one (`shared/local`) and an in-memory one
+//! (`shared/memory`). The methods return futures so that network adapters fit; nothing in this
+//! crate runs them.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::CompiledConfig;
+use crate::error::{BusError, MailError, QueueError, StoreError};
+use crate::model::{Activity, Enrollment, Lead, LeadId, RepId, TeamCursor, TeamId};
+
+/// The outcome of claiming an idempotency key at capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key is new and now belongs to this lead id.
+    Claimed,
+    /// The key was seen before; this is the lead id it was answered with.
+    Seen(LeadId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// A lead with this id exists already (a redelivered submission).
+    AlreadyExists,
+    /// Another lead has this email: merge into it.
+    EmailTaken(LeadId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Written,
+    /// The stored version is not the one the write was based on: read again and redo.
+    VersionConflict,
+}
+
+/// The outcome of claiming a side effect (an email, an event) before performing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EffectClaim {
+    /// Perform the effect, then call `finish_effect`.
+    Claimed,
+    /// It was done already; the detail recorded then (e.g. the message id).
+    Done(String),
+    /// Someone else holds a live claim: try again later.
+    Busy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignOutcome {
+    Assigned,
+    /// The lead or the team cursor moved on since they were read.
+    Conflict,
+}
+
+/// An assignment to commit atomically: the lead's new owner, the team cursor advanced, the
+/// rep's open-lead count incremented.
+#[derive(Debug, Clone)]
+pub struct AssignmentWrite {
+    pub lead: Lead,
+    pub expected_lead_version: u64,
+    pub team_cursor: Option<(TeamId, TeamCursor)>,
+    pub rep_id: RepId,
+}
+
+pub trait LeadStore: Send + Sync + 'static {
+    /// Binds an idempotency key to a lead id until `expires_at`, or tells the id it is bound to.
+    fn claim_idempotency_key(
+        &self,
+        key: &str,
+        lead_id: LeadId,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<IdempotencyClaim, StoreError>> + Send;
+
+    /// Creates the lead and, when it is valid, its email key, in one atomic write.
+    fn create_lead(&self, lead: &Lead) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+
+    /// Writes `lead` if the stored version is `expected_version`; the stored version becomes
+    /// `expected_version + 1`.
+    fn update_lead(
+        &self,
+        lead: &Lead,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+
+    /// Records that the submission captured as `alias` was merged into `into`; `false` when the
+    /// alias was recorded already. Lookups by the alias then find `into`.
+    fn record_alias(&self, alias: LeadId, into: LeadId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The lead a capture id stands for: itself, or the lead it was merged into.
+    fn resolve_lead(&self, id: LeadId) -> impl Future<Output = Result<Option<LeadId>, StoreError>> + Send;
+
+    fn get_lead(&self, id: LeadId) -> impl Future<Output = Result<Option<Lead>, StoreError>> + Send;
+
+    fn find_by_email_key(&self, email_key: &str) -> impl Future<Output = Result<Option<LeadId>, StoreError>> + Send;
+
+    /// Stores the activity unless one with its id is stored already.
+    fn record_activity(&self, activity: &Activity) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The lead's activities, oldest first.
+    fn activities(&self, lead_id: LeadId) -> impl Future<Output = Result<Vec<Activity>, StoreError>> + Send;
+
+    fn team_cursor(&self, team_id: &str) -> impl Future<Output = Result<TeamCursor, StoreError>> + Send;
+
+    /// Open (assigned, not won or lost) leads per rep.
+    fn rep_loads(&self) -> impl Future<Output = Result<BTreeMap<RepId, u32>, StoreError>> + Send;
+
+    fn assign(&self, write: &AssignmentWrite) -> impl Future<Output = Result<AssignOutcome, StoreError>> + Send;
+
+    /// Claims the right to perform a side effect named by `key`. A claim not finished by
+    /// `lease_until` may be taken over (the claimant is presumed dead).
+    fn claim_effect(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<EffectClaim, StoreError>> + Send;
+
+    fn finish_effect(&self, key: &str, detail: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives a claim back after the effect failed, so that a retry may claim it at once.
+    fn release_effect(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates the enrollment unless the lead is enrolled in that campaign already; `true` if created.
+    fn enroll(&self, enrollment: &Enrollment) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn enrollments(&self, lead_id: LeadId) -> impl Future<Output = Result<Vec<Enrollment>, StoreError>> + Send;
+
+    /// Active enrollments whose next step is due at or before `now`, oldest due first. Reads work
+    /// proportional to the due enrollments, not to all of them.
+    fn due_enrollments(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Enrollment>, StoreError>> + Send;
+
+    /// Writes the enrollment if the stored version is `expected_version`.
+    fn update_enrollment(
+        &self,
+        enrollment: &Enrollment,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+}
+
+/// The three stage queues between the pipeline's functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Validate,
+    Score,
+    Route,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Validate, Stage::Score, Stage::Route];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Validate => "validate",
+            Stage::Score => "score",
+            Stage::Route => "route",
+        }
+    }
+}
+
+pub trait StageQueue: Send + Sync + 'static {
+    /// Enqueues message bodies (JSON) on a stage's queue; all or none are accepted.
+    fn send(&self, stage: Stage, bodies: &[String]) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// Which kind of email: marketing emails carry unsubscribe headers, transactional ones do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailCategory {
+    Transactional,
+    Marketing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub email: String,
+}
+
+/// A rendered email, ready to be turned into MIME by an adapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingEmail {
+    /// Names the send: an adapter that can deduplicate (the outbox) does so by this key.
+    pub key: String,
+    pub category: EmailCategory,
+    pub from: Mailbox,
+    pub to: Mailbox,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Extra headers, e.g. `List-Unsubscribe`.
+    pub headers: Vec<(String, String)>,
+}
+
+pub trait Mailer: Send + Sync + 'static {
+    /// Sends the email; answers the provider's message id.
+    fn send(&self, email: &OutgoingEmail, now: DateTime<Utc>) -> impl Future<Output = Result<String, MailError>> + Send;
+}
+
+/// A domain event for other systems (`lead.assigned`, …). Events carry ids and figures, never
+/// personal data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainEvent {
+    /// Deterministic, so that consumers can drop repeats.
+    pub id: String,
+    pub detail_type: String,
+    pub at: DateTime<Utc>,
+    pub detail: serde_json::Value,
+}
+
+pub trait EventBus: Send + Sync + 'static {
+    fn publish(&self, events: &[DomainEvent]) -> impl Future<Output = Result<(), BusError>> + Send;
+}
+
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The configuration in force, swappable at run time (the admin API will replace it).
+#[derive(Clone)]
+pub struct ConfigHandle(Arc<RwLock<Arc<CompiledConfig>>>);
+
+impl ConfigHandle {
+    pub fn new(config: CompiledConfig) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(config))))
+    }
+
+    pub fn current(&self) -> Arc<CompiledConfig> {
+        match self.0.read() {
+            Ok(guard) => Arc::clone(&guard),
+            // A writer panicked mid-swap; the Arc inside is still a whole config.
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn replace(&self, config: CompiledConfig) {
+        let fresh = Arc::new(config);
+        match self.0.write() {
+            Ok(mut guard) => *guard = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+    }
+}
+
+/// Everything a handler is given at start-up.
+pub trait Ports: Send + Sync + 'static {
+    type Store: LeadStore;
+    type Queue: StageQueue;
+    type Mailer: Mailer;
+    type Bus: EventBus;
+    type Clock: Clock;
+    fn store(&self) -> &Self::Store;
+    fn queue(&self) -> &Self::Queue;
+    fn mailer(&self) -> &Self::Mailer;
+    fn bus(&self) -> &Self::Bus;
+    fn clock(&self) -> &Self::Clock;
+    fn config(&self) -> Arc<CompiledConfig>;
+}
+
+/// The usual way to hold a set of adapters.
+pub struct Adapters<S, Q, M, B, C> {
+    pub store: S,
+    pub queue: Q,
+    pub mailer: M,
+    pub bus: B,
+    pub clock: C,
+    pub config: ConfigHandle,
+}
+
+impl<S: LeadStore, Q: StageQueue, M: Mailer, B: EventBus, C: Clock> Ports for Adapters<S, Q, M, B, C> {
+    type Store = S;
+    type Queue = Q;
+    type Mailer = M;
+    type Bus = B;
+    type Clock = C;
+    fn store(&self) -> &S {
+        &self.store
+    }
+    fn queue(&self) -> &Q {
+        &self.queue
+    }
+    fn mailer(&self) -> &M {
+        &self.mailer
+    }
+    fn bus(&self) -> &B {
+        &self.bus
+    }
+    fn clock(&self) -> &C {
+        &self.clock
+    }
+    fn config(&self) -> Arc<CompiledConfig> {
+        self.config.current()
+    }
+}

@@ -1,0 +1,319 @@
+//! Routing: the first team whose rules match, then smooth weighted round-robin among the team's
+//! reps who can take a lead now, then a fallback owner. Every decision explains itself.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::model::{Lead, RepId, TeamCursor, TeamId};
+use crate::rules::{CompiledCondition, Condition, all_match, compile_all};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingConfig {
+    /// Rep who gets a lead when no team matches or no rep of the team can take it.
+    pub fallback_owner: RepId,
+    /// Hours a rep has to contact an assigned lead.
+    #[serde(default = "default_sla_hours")]
+    pub sla_hours: f64,
+    pub reps: Vec<Rep>,
+    #[serde(default)]
+    pub teams: Vec<Team>,
+}
+
+fn default_sla_hours() -> f64 {
+    4.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rep {
+    pub id: RepId,
+    pub name: String,
+    pub email: String,
+    /// IANA name; working hours are read in it.
+    #[serde(default = "utc_name")]
+    pub time_zone: String,
+    /// `None`: any time.
+    pub working_hours: Option<WorkingHours>,
+    /// Most open leads the rep may hold; `None`: no limit.
+    pub capacity: Option<u32>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    pub out_of_office: Option<Absence>,
+}
+
+fn utc_name() -> String {
+    "UTC".to_string()
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkingHours {
+    /// `mon` … `sun`.
+    pub days: Vec<Weekday>,
+    /// Local time, `HH:MM`.
+    pub start: NaiveTime,
+    /// Local time, `HH:MM`; before `start` means the shift runs past midnight.
+    pub end: NaiveTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Absence {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Team {
+    pub id: TeamId,
+    pub name: String,
+    /// All must hold; an empty list matches every lead.
+    #[serde(default)]
+    pub when: Vec<Condition>,
+    pub members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub rep: RepId,
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledRouting {
+    pub fallback_owner: RepId,
+    pub sla_hours: f64,
+    reps: HashMap<RepId, (Rep, Tz)>,
+    teams: Vec<(Team, Vec<CompiledCondition>)>,
+}
+
+impl RoutingConfig {
+    pub fn compile(&self) -> Result<CompiledRouting, ConfigError> {
+        let invalid = |what: String, message: String| ConfigError::Invalid { what, message };
+        let mut reps = HashMap::new();
+        for rep in &self.reps {
+            let tz: Tz = rep
+                .time_zone
+                .parse()
+                .map_err(|_| invalid(format!("rep {}", rep.id), format!("unknown time zone {}", rep.time_zone)))?;
+            if reps.insert(rep.id.clone(), (rep.clone(), tz)).is_some() {
+                return Err(invalid(format!("rep {}", rep.id), "the id is used twice".into()));
+            }
+        }
+        if !reps.contains_key(&self.fallback_owner) {
+            return Err(invalid("fallback_owner".into(), format!("{} is not a rep", self.fallback_owner)));
+        }
+        if !(self.sla_hours.is_finite() && self.sla_hours > 0.0) {
+            return Err(invalid("sla_hours".into(), "must be a positive number of hours".into()));
+        }
+        let mut teams = Vec::new();
+        for team in &self.teams {
+            let what = format!("team {}", team.id);
+            for m in &team.members {
+                if !reps.contains_key(&m.rep) {
+                    return Err(invalid(what.clone(), format!("member {} is not a rep", m.rep)));
+                }
+                if m.weight == 0 {
+                    return Err(invalid(what.clone(), format!("member {} has weight 0; remove it instead", m.rep)));
+                }
+            }
+            teams.push((team.clone(), compile_all(&team.when, &what)?));
+        }
+        Ok(CompiledRouting { fallback_owner: self.fallback_owner.clone(), sla_hours: self.sla_hours, reps, teams })
+    }
+}
+
+/// Why a rep cannot take a lead now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    Inactive,
+    OutOfOffice,
+    AtCapacity,
+    OutsideWorkingHours,
+}
+
+impl Unavailable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unavailable::Inactive => "inactive",
+            Unavailable::OutOfOffice => "out of office",
+            Unavailable::AtCapacity => "at capacity",
+            Unavailable::OutsideWorkingHours => "outside working hours",
+        }
+    }
+}
+
+/// Whether the rep can take a lead at `now`, given how many open leads they hold.
+pub fn availability(rep: &Rep, tz: Tz, open_leads: u32, now: DateTime<Utc>) -> Result<(), Unavailable> {
+    if !rep.active {
+        return Err(Unavailable::Inactive);
+    }
+    if let Some(a) = &rep.out_of_office
+        && a.from <= now
+        && now < a.until
+    {
+        return Err(Unavailable::OutOfOffice);
+    }
+    if rep.capacity.is_some_and(|cap| open_leads >= cap) {
+        return Err(Unavailable::AtCapacity);
+    }
+    if let Some(hours) = &rep.working_hours
+        && !hours.contains(now.with_timezone(&tz).naive_local())
+    {
+        return Err(Unavailable::OutsideWorkingHours);
+    }
+    Ok(())
+}
+
+impl WorkingHours {
+    fn contains(&self, local: chrono::NaiveDateTime) -> bool {
+        let t = local.time();
+        let day = local.weekday();
+        if self.start <= self.end {
+            self.days.contains(&day) && self.start <= t && t < self.end
+        } else {
+            // A night shift: the part after midnight belongs to the previous day's shift.
+            (self.days.contains(&day) && t >= self.start) || (self.days.contains(&day.pred()) && t < self.end)
+        }
+    }
+}
+
+/// One smooth weighted round-robin step over the eligible members: each gains its weight, the
+/// one with the most credit wins and pays the eligible total. Members who are skipped neither
+/// gain nor pay, so they return without a backlog and get nothing while away.
+pub fn weighted_pick(members: &[(RepId, u32)], eligible: &[bool], credit: &mut BTreeMap<RepId, i64>) -> Option<usize> {
+    let total: i64 = members.iter().zip(eligible).filter(|(_, e)| **e).map(|((_, w), _)| i64::from(*w)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut best: Option<(usize, i64)> = None;
+    for (i, ((rep, w), ok)) in members.iter().zip(eligible).enumerate() {
+        if !ok {
+            continue;
+        }
+        let c = credit.entry(rep.clone()).or_insert(0);
+        *c += i64::from(*w);
+        if best.is_none_or(|(_, b)| *c > b) {
+            best = Some((i, *c));
+        }
+    }
+    let (winner, _) = best?;
+    if let Some(c) = credit.get_mut(&members[winner].0) {
+        *c -= total;
+    }
+    Some(winner)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutingDecision {
+    pub rep_id: RepId,
+    pub team_id: Option<TeamId>,
+    /// The team's cursor after this pick, to be written conditionally with the assignment.
+    pub cursor: Option<(TeamId, TeamCursor)>,
+    pub explanation: Vec<String>,
+    pub via_fallback: bool,
+    pub sla_due_at: DateTime<Utc>,
+}
+
+impl CompiledRouting {
+    /// The first team whose rules match the lead.
+    pub fn match_team(&self, lead: &Lead) -> Option<&Team> {
+        self.teams.iter().find(|(_, conds)| all_match(conds, lead)).map(|(t, _)| t)
+    }
+
+    pub fn rep(&self, id: &str) -> Option<&Rep> {
+        self.reps.get(id).map(|(r, _)| r)
+    }
+
+    /// Decides who gets the lead. `cursor` is the matched team's stored cursor (ignored when no
+    /// team matches); `loads` the open leads per rep.
+    pub fn decide(
+        &self,
+        lead: &Lead,
+        cursor: &TeamCursor,
+        loads: &BTreeMap<RepId, u32>,
+        now: DateTime<Utc>,
+    ) -> RoutingDecision {
+        let sla_due_at = now + chrono::Duration::milliseconds((self.sla_hours * 3_600_000.0) as i64);
+        let mut explanation = Vec::new();
+        let Some((team, conds)) = self.teams.iter().find(|(_, conds)| all_match(conds, lead)) else {
+            explanation.push("No team's rules match this lead.".to_string());
+            return self.fallback(None, None, explanation, sla_due_at);
+        };
+        if conds.is_empty() {
+            explanation.push(format!("Team {} takes every lead not matched before it.", team.name));
+        } else {
+            let why: Vec<String> = conds.iter().map(|c| c.describe()).collect();
+            explanation.push(format!("Team {} matched: {}.", team.name, why.join(" and ")));
+        }
+        let members: Vec<(RepId, u32)> = team.members.iter().map(|m| (m.rep.clone(), m.weight)).collect();
+        let mut eligible = Vec::with_capacity(members.len());
+        for (rep_id, _) in &members {
+            let open = loads.get(rep_id).copied().unwrap_or(0);
+            let verdict = match self.reps.get(rep_id) {
+                Some((rep, tz)) => availability(rep, *tz, open, now),
+                None => Err(Unavailable::Inactive),
+            };
+            if let Err(why) = verdict {
+                let name = self.reps.get(rep_id).map_or(rep_id.as_str(), |(r, _)| r.name.as_str());
+                explanation.push(format!("Skipped {name}: {}.", why.as_str()));
+            }
+            eligible.push(verdict.is_ok());
+        }
+        let mut credit = cursor.credit.clone();
+        match weighted_pick(&members, &eligible, &mut credit) {
+            Some(i) => {
+                let rep_id = members[i].0.clone();
+                let name = self.reps.get(&rep_id).map_or(rep_id.as_str(), |(r, _)| r.name.as_str());
+                let available = eligible.iter().filter(|e| **e).count();
+                explanation.push(format!(
+                    "{name} is next in the team's weighted round-robin (weight {} of {} available rep{}).",
+                    members[i].1,
+                    available,
+                    if available == 1 { "" } else { "s" }
+                ));
+                let next = TeamCursor { credit, version: cursor.version };
+                RoutingDecision {
+                    rep_id,
+                    team_id: Some(team.id.clone()),
+                    cursor: Some((team.id.clone(), next)),
+                    explanation,
+                    via_fallback: false,
+                    sla_due_at,
+                }
+            }
+            None => {
+                explanation.push(format!("Nobody in team {} can take a lead now.", team.name));
+                self.fallback(Some(team.id.clone()), None, explanation, sla_due_at)
+            }
+        }
+    }
+
+    fn fallback(
+        &self,
+        team_id: Option<TeamId>,
+        cursor: Option<(TeamId, TeamCursor)>,
+        mut explanation: Vec<String>,
+        sla_due_at: DateTime<Utc>,
+    ) -> RoutingDecision {
+        let name = self.reps.get(&self.fallback_owner).map_or(self.fallback_owner.as_str(), |(r, _)| r.name.as_str());
+        explanation.push(format!("Assigned to the fallback owner, {name}."));
+        RoutingDecision {
+            rep_id: self.fallback_owner.clone(),
+            team_id,
+            cursor,
+            explanation,
+            via_fallback: true,
+            sla_due_at,
+        }
+    }
+}

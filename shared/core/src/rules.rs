@@ -1,0 +1,127 @@
+//! Conditions on lead fields, shared by fit scoring, team matching and campaign entry.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::model::Lead;
+
+/// `{ field = "country", in = ["DE", "AT"] }` and the like. Text comparisons ignore case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Condition {
+    pub field: String,
+    #[serde(flatten)]
+    pub test: Test,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Test {
+    Equals(String),
+    In(Vec<String>),
+    /// The field contains any of these words.
+    Contains(Vec<String>),
+    Regex(String),
+    /// The field, read as a number, lies within `[min, max]`.
+    Range { min: Option<f64>, max: Option<f64> },
+    /// The field is present (`true`) or absent (`false`).
+    Exists(bool),
+}
+
+/// A condition ready to evaluate: regexes compiled, words lowercased.
+#[derive(Debug, Clone)]
+pub struct CompiledCondition {
+    field: String,
+    test: CompiledTest,
+}
+
+#[derive(Debug, Clone)]
+enum CompiledTest {
+    Equals(String),
+    In(Vec<String>),
+    Contains(Vec<String>),
+    Regex(regex::Regex),
+    Range { min: Option<f64>, max: Option<f64> },
+    Exists(bool),
+}
+
+impl Condition {
+    pub fn compile(&self, what: &str) -> Result<CompiledCondition, ConfigError> {
+        let test = match &self.test {
+            Test::Equals(v) => CompiledTest::Equals(v.to_lowercase()),
+            Test::In(vs) => CompiledTest::In(vs.iter().map(|v| v.to_lowercase()).collect()),
+            Test::Contains(vs) => CompiledTest::Contains(vs.iter().map(|v| v.to_lowercase()).collect()),
+            Test::Regex(r) => CompiledTest::Regex(
+                regex::RegexBuilder::new(r)
+                    .case_insensitive(true)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| ConfigError::Invalid { what: what.to_string(), message: format!("bad regex: {e}") })?,
+            ),
+            Test::Range { min, max } => {
+                if let (Some(lo), Some(hi)) = (min, max)
+                    && lo > hi
+                {
+                    return Err(ConfigError::Invalid {
+                        what: what.to_string(),
+                        message: format!("range min {lo} is above max {hi}"),
+                    });
+                }
+                CompiledTest::Range { min: *min, max: *max }
+            }
+            Test::Exists(b) => CompiledTest::Exists(*b),
+        };
+        Ok(CompiledCondition { field: self.field.clone(), test })
+    }
+}
+
+impl CompiledCondition {
+    pub fn matches(&self, lead: &Lead) -> bool {
+        let value = lead.field(&self.field);
+        match (&self.test, value) {
+            (CompiledTest::Exists(want), v) => v.is_some() == *want,
+            (_, None) => false,
+            (CompiledTest::Equals(want), Some(v)) => v.to_lowercase() == *want,
+            (CompiledTest::In(set), Some(v)) => {
+                let v = v.to_lowercase();
+                set.iter().any(|s| *s == v)
+            }
+            (CompiledTest::Contains(words), Some(v)) => {
+                let v = v.to_lowercase();
+                words.iter().any(|w| v.contains(w.as_str()))
+            }
+            (CompiledTest::Regex(re), Some(v)) => re.is_match(&v),
+            (CompiledTest::Range { min, max }, Some(v)) => match v.trim().parse::<f64>() {
+                Ok(n) => min.is_none_or(|lo| n >= lo) && max.is_none_or(|hi| n <= hi),
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// The condition as a phrase for explanations: `country is one of de, at`.
+    pub fn describe(&self) -> String {
+        let f = &self.field;
+        match &self.test {
+            CompiledTest::Equals(v) => format!("{f} is {v}"),
+            CompiledTest::In(vs) => format!("{f} is one of {}", vs.join(", ")),
+            CompiledTest::Contains(ws) => format!("{f} contains {}", ws.join(" or ")),
+            CompiledTest::Regex(re) => format!("{f} matches /{}/", re.as_str()),
+            CompiledTest::Range { min, max } => match (min, max) {
+                (Some(lo), Some(hi)) => format!("{f} is between {lo} and {hi}"),
+                (Some(lo), None) => format!("{f} is at least {lo}"),
+                (None, Some(hi)) => format!("{f} is at most {hi}"),
+                (None, None) => format!("{f} is a number"),
+            },
+            CompiledTest::Exists(true) => format!("{f} is given"),
+            CompiledTest::Exists(false) => format!("{f} is missing"),
+        }
+    }
+}
+
+/// All conditions hold (an empty list always holds).
+pub fn all_match(conditions: &[CompiledCondition], lead: &Lead) -> bool {
+    conditions.iter().all(|c| c.matches(lead))
+}
+
+pub fn compile_all(conditions: &[Condition], what: &str) -> Result<Vec<CompiledCondition>, ConfigError> {
+    conditions.iter().map(|c| c.compile(what)).collect()
+}
