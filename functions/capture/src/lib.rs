@@ -1,1 +1,346 @@
+//! Capture: `POST /leads` from a landing page, as JSON or a plain HTML form. Cheap checks only
+//! (size, content type, origin, honeypot, field shapes, email syntax); the submission is queued
+//! for validation and answered 202 with its lead id, or 303 to the form's thank-you page.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::Duration;
+use leadflow_core::config::CaptureSettings;
+use leadflow_core::error::FieldProblem;
+use leadflow_core::model::{LeadId, RawConsent, Submission, Utm};
+use leadflow_core::ports::{Clock, IdempotencyClaim, LeadStore, Ports, Stage, StageQueue};
+use leadflow_core::validate::check_submission;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::{info, warn};
+
+/// A capture error as the API answers it: `{"error": {"code", "message", "field"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub problems: Vec<FieldProblem>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), field: None, problems: Vec::new() }
+    }
+
+    fn field(code: &'static str, field: &str, message: impl Into<String>) -> Self {
+        Self { field: Some(field.to_string()), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message) }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message, "field": self.field });
+        if !self.problems.is_empty() {
+            error["problems"] = json!(self.problems);
+        }
+        (self.status, axum::Json(json!({ "error": error }))).into_response()
+    }
+}
+
+/// The capture routes: `POST /leads`, with CORS for the configured origins.
+pub fn router<P: Ports>(ports: Arc<P>) -> Router {
+    let settings = ports.config().settings.capture.clone();
+    Router::new()
+        .route("/leads", post(capture::<P>).fallback(method_not_allowed))
+        .layer(cors(&settings))
+        .with_state(ports)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Use POST to submit a lead.")
+}
+
+fn cors(settings: &CaptureSettings) -> CorsLayer {
+    let origins: Vec<HeaderValue> =
+        settings.allowed_origins.iter().filter(|o| o.as_str() != "*").filter_map(|o| o.parse().ok()).collect();
+    let allow = if settings.allowed_origins.iter().any(|o| o == "*") { AllowOrigin::any() } else { AllowOrigin::list(origins) };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::HeaderName::from_static("idempotency-key")])
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
+/// Names the capture API reads; everything else is a custom field.
+const KNOWN: &[&str] = &[
+    "email", "first_name", "last_name", "phone", "company", "job_title", "country", "time_zone", "form",
+    "consent", "consent_purpose", "consent_text", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+    "utm_content", "page_url", "referrer", "submission_id",
+];
+
+enum Kind {
+    Json,
+    Form,
+}
+
+async fn capture<P: Ports>(State(ports): State<Arc<P>>, request: Request) -> Response {
+    match accept(&*ports, request).await {
+        Ok(response) => response,
+        Err(e) => {
+            if e.status.is_server_error() {
+                warn!(code = e.code, "capture failed");
+            }
+            e.into_response()
+        }
+    }
+}
+
+async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiError> {
+    let config = ports.config();
+    let settings = &config.settings.capture;
+    let (parts, body) = request.into_parts();
+    check_origin(&parts.headers, settings)?;
+    let kind = content_kind(&parts.headers)?;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("The submission is larger than {} bytes.", settings.max_body_bytes),
+        )
+    };
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > settings.max_body_bytes) {
+        return Err(too_large());
+    }
+    let bytes = to_bytes(body, settings.max_body_bytes).await.map_err(|_| too_large())?;
+    let fields = match kind {
+        Kind::Json => parse_json(&bytes)?,
+        Kind::Form => parse_form(&bytes)?,
+    };
+    let now = ports.clock().now();
+    let lead_id = LeadId(ulid::Ulid::from_parts(now.timestamp_millis().max(0) as u64, rand_bits()));
+
+    if fields.get(&settings.honeypot_field).is_some_and(|v| !is_blank(v)) {
+        // Bots get the answer humans get, so they learn nothing; the submission goes nowhere.
+        info!("honeypot filled; submission dropped");
+        return Ok(answer(&kind, lead_id, None));
+    }
+    let idempotency_key = idempotency_key(&parts.headers, &fields)?;
+    let mut sub = submission(&fields, settings)?;
+    sub.lead_id = lead_id;
+    sub.received_at = now;
+    check_submission(&sub).map_err(|problems| {
+        let first = problems.first().cloned().unwrap_or_else(|| FieldProblem::new("body", "invalid", "invalid submission"));
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_field",
+            message: first.message.clone(),
+            field: Some(first.field.clone()),
+            problems,
+        }
+    })?;
+    let redirect = sub.form.as_ref().and_then(|f| config.settings.forms.get(f)).and_then(|f| f.redirect.clone());
+
+    if let Some(key) = idempotency_key {
+        let expires = now + Duration::hours(i64::from(settings.idempotency_hours));
+        match ports.store().claim_idempotency_key(&key, lead_id, now, expires).await {
+            Ok(IdempotencyClaim::Claimed) => {}
+            // The retry is queued again under the first id: validation drops it if the first
+            // made it, and if the first was lost between the claim and the queue, this one counts.
+            Ok(IdempotencyClaim::Seen(first)) => sub.lead_id = first,
+            Err(e) => return Err(unavailable(e.to_string())),
+        }
+    }
+    let body = serde_json::to_string(&sub).map_err(|e| unavailable(e.to_string()))?;
+    ports.queue().send(Stage::Validate, &[body]).await.map_err(|e| unavailable(e.to_string()))?;
+    info!(lead_id = %sub.lead_id, "lead captured");
+    Ok(answer(&kind, sub.lead_id, redirect))
+}
+
+fn unavailable(reason: String) -> ApiError {
+    warn!(%reason, "capture could not queue the submission");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "The lead could not be accepted right now; please submit again in a moment.",
+    )
+}
+
+fn rand_bits() -> u128 {
+    // ULID randomness from the same source ulid::Ulid::new uses.
+    ulid::Ulid::new().random()
+}
+
+fn answer(kind: &Kind, lead_id: LeadId, redirect: Option<String>) -> Response {
+    if let (Kind::Form, Some(location)) = (kind, redirect)
+        && let Ok(value) = HeaderValue::from_str(&location)
+    {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, value)], Body::empty()).into_response();
+    }
+    (StatusCode::ACCEPTED, axum::Json(json!({ "lead_id": lead_id }))).into_response()
+}
+
+fn check_origin(headers: &HeaderMap, settings: &CaptureSettings) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
+    let allowed = settings.allowed_origins.iter().any(|o| o == "*" || o.as_bytes() == origin.as_bytes());
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "origin_not_allowed", "This site may not submit leads here."))
+    }
+}
+
+fn content_kind(headers: &HeaderMap) -> Result<Kind, ApiError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "application/json" => Ok(Kind::Json),
+        "application/x-www-form-urlencoded" => Ok(Kind::Form),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the lead as application/json or application/x-www-form-urlencoded.",
+        )),
+    }
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let malformed = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", m);
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(malformed("The body must be a JSON object of fields.".into())),
+        Err(e) => Err(malformed(format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()))),
+    }
+}
+
+fn parse_form(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let malformed = || ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "The form body is not valid UTF-8.");
+    std::str::from_utf8(bytes).map_err(|_| malformed())?;
+    let mut map = Map::new();
+    for (k, v) in url::form_urlencoded::parse(bytes) {
+        // Percent-escapes that decode to invalid UTF-8 come back as U+FFFD.
+        if k.contains('\u{FFFD}') || v.contains('\u{FFFD}') {
+            return Err(malformed());
+        }
+        map.insert(k.into_owned(), Value::String(v.into_owned()));
+    }
+    Ok(map)
+}
+
+fn is_blank(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        Value::Bool(b) => !b,
+        _ => false,
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap, fields: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    let raw = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_idempotency_key", "Idempotency-Key must be printable ASCII."))?
+                .to_string(),
+        ),
+        None => match fields.get("submission_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(ApiError::field("invalid_type", "submission_id", "submission_id must be a string.")),
+        },
+    };
+    match raw {
+        Some(k) if k.is_empty() || k.len() > 255 => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "An idempotency key must be 1 to 255 characters.",
+        )),
+        // Hashed: the key is the client's text, and only its identity matters.
+        Some(k) => Ok(Some(hex::encode(Sha256::digest(k.as_bytes())))),
+        None => Ok(None),
+    }
+}
+
+/// A string field, if present: strings as they are, numbers as written, null as absent.
+fn text(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(ApiError::field("invalid_type", name, format!("{name} must be a string."))),
+    }
+}
+
+fn consent(fields: &Map<String, Value>) -> Result<Option<RawConsent>, ApiError> {
+    let given = match fields.get("consent") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" | "1" => true,
+            "false" | "off" | "no" | "0" | "" => false,
+            _ => return Err(ApiError::field("invalid_value", "consent", "consent must be true or false.")),
+        },
+        Some(_) => return Err(ApiError::field("invalid_type", "consent", "consent must be true or false.")),
+    };
+    Ok(Some(RawConsent { given, purpose: text(fields, "consent_purpose")?, wording: text(fields, "consent_text")? }))
+}
+
+fn submission(fields: &Map<String, Value>, settings: &CaptureSettings) -> Result<Submission, ApiError> {
+    let email = match fields.get("email") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            return Err(ApiError::field("required", "email", "An email address is required."));
+        }
+        Some(_) => return Err(ApiError::field("invalid_type", "email", "email must be a string.")),
+    };
+    let mut custom = BTreeMap::new();
+    for (k, v) in fields {
+        if KNOWN.contains(&k.as_str()) || *k == settings.honeypot_field {
+            continue;
+        }
+        let value = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => continue,
+            _ => return Err(ApiError::field("invalid_type", k, "Custom fields must be strings, numbers or booleans.")),
+        };
+        custom.insert(k.clone(), value);
+    }
+    if custom.len() > settings.max_custom_fields {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_fields",
+            format!("At most {} extra fields are kept per submission.", settings.max_custom_fields),
+        ));
+    }
+    Ok(Submission {
+        form: text(fields, "form")?,
+        email,
+        first_name: text(fields, "first_name")?,
+        last_name: text(fields, "last_name")?,
+        phone: text(fields, "phone")?,
+        company: text(fields, "company")?,
+        job_title: text(fields, "job_title")?,
+        country: text(fields, "country")?,
+        time_zone: text(fields, "time_zone")?,
+        consent: consent(fields)?,
+        utm: Utm {
+            source: text(fields, "utm_source")?,
+            medium: text(fields, "utm_medium")?,
+            campaign: text(fields, "utm_campaign")?,
+            term: text(fields, "utm_term")?,
+            content: text(fields, "utm_content")?,
+        },
+        page_url: text(fields, "page_url")?,
+        referrer: text(fields, "referrer")?,
+        custom,
+        ..Submission::default()
+    })
+}

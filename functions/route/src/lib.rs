@@ -1,1 +1,117 @@
+//! Route: picks the team and the rep for a qualified lead, records the decision with its
+//! explanation, emails the rep and announces `lead.assigned`.
 
+use leadflow_core::messages::RouteMessage;
+use leadflow_core::model::{ActivityKind, Assignment, Lead, Lifecycle};
+use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, DomainEvent, LeadStore, Ports};
+use leadflow_stage::{BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, process_batch, publish_once, send_once};
+use tracing::{info, warn};
+
+pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Failure> {
+    process_batch("route", items, |msg: RouteMessage| handle(ports, msg)).await
+}
+
+pub async fn handle<P: Ports>(ports: &P, msg: RouteMessage) -> Result<(), StageError> {
+    let lead = assign(ports, &msg).await?;
+    let Some(lead) = lead else { return Ok(()) };
+    notify(ports, &lead).await
+}
+
+/// Assigns the lead unless it has an owner; answers the lead with its owner.
+pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Lead>, StageError> {
+    let store = ports.store();
+    let config = ports.config();
+    for _ in 0..WRITE_ATTEMPTS {
+        let Some(mut lead) = store.get_lead(msg.lead_id).await? else {
+            return Err(StageError::Permanent(format!("lead {} does not exist", msg.lead_id)));
+        };
+        if lead.owner.is_some() {
+            // A redelivery, or a race another worker won: the assignment stands as it is.
+            return Ok(Some(lead));
+        }
+        if !lead.is_valid() || lead.lifecycle < Lifecycle::Mql {
+            warn!(lead_id = %lead.id, "not routed: the lead is not qualified");
+            return Ok(None);
+        }
+        let now = ports.clock().now();
+        let cursor = match config.routing.match_team(&lead) {
+            Some(team) => store.team_cursor(&team.id).await?,
+            None => Default::default(),
+        };
+        let loads = store.rep_loads().await?;
+        let decision = config.routing.decide(&lead, &cursor, &loads, now);
+        let version = lead.version;
+        lead.owner = Some(Assignment {
+            rep_id: decision.rep_id.clone(),
+            team_id: decision.team_id.clone(),
+            assigned_at: now,
+            sla_due_at: decision.sla_due_at,
+            explanation: decision.explanation.clone(),
+            via_fallback: decision.via_fallback,
+        });
+        lead.updated_at = now;
+        let write = AssignmentWrite {
+            lead: lead.clone(),
+            expected_lead_version: version,
+            team_cursor: decision.cursor.clone(),
+            rep_id: decision.rep_id.clone(),
+        };
+        match store.assign(&write).await? {
+            AssignOutcome::Conflict => continue,
+            AssignOutcome::Assigned => {
+                lead.version = version + 1;
+                store
+                    .record_activity(&activity(
+                        lead.id,
+                        format!("assigned-{}", now.timestamp_millis()),
+                        now,
+                        ActivityKind::Assigned {
+                            rep_id: decision.rep_id.clone(),
+                            team_id: decision.team_id.clone(),
+                            explanation: decision.explanation,
+                        },
+                    ))
+                    .await?;
+                info!(lead_id = %lead.id, rep = %decision.rep_id, "lead assigned");
+                return Ok(Some(lead));
+            }
+        }
+    }
+    Err(StageError::Retryable("the lead or its team kept changing while routing".into()))
+}
+
+/// Emails the owner and publishes `lead.assigned`, each once per assignment.
+pub async fn notify<P: Ports>(ports: &P, lead: &Lead) -> Result<(), StageError> {
+    let Some(owner) = &lead.owner else { return Ok(()) };
+    let config = ports.config();
+    let Some(rep) = config.routing.rep(&owner.rep_id) else {
+        return Err(StageError::Permanent(format!("rep {} is no longer configured", owner.rep_id)));
+    };
+    let email = config
+        .templates
+        .assignment_email(lead, rep, owner, &config.settings)
+        .map_err(|e| StageError::Permanent(e.to_string()))?;
+    if let Sent::Rejected(reason) = send_once(ports, lead.id, &email).await? {
+        warn!(lead_id = %lead.id, rep = %rep.id, %reason, "assignment email rejected");
+    }
+    let score = lead.score.as_ref();
+    publish_once(
+        ports,
+        DomainEvent {
+            id: format!("lead.assigned:{}:{}", lead.id, owner.assigned_at.timestamp_millis()),
+            detail_type: "lead.assigned".into(),
+            at: owner.assigned_at,
+            detail: serde_json::json!({
+                "lead_id": lead.id,
+                "rep_id": owner.rep_id,
+                "team_id": owner.team_id,
+                "via_fallback": owner.via_fallback,
+                "score": score.map(|s| s.total),
+                "grade": score.map(|s| s.grade),
+                "lifecycle": lead.lifecycle,
+                "sla_due_at": owner.sla_due_at,
+            }),
+        },
+    )
+    .await
+}

@@ -1,1 +1,99 @@
+//! Score: fit and behaviour scoring with decay, grade and lifecycle stage. A lead that reaches
+//! MQL goes to routing; one below it is enrolled in the nurture campaign that admits it.
 
+use leadflow_core::messages::{RouteMessage, ScoreMessage};
+use leadflow_core::model::{ActivityKind, Lead, Lifecycle};
+use leadflow_core::ports::{Clock, LeadStore, Ports, Stage, StageQueue, WriteOutcome};
+use leadflow_stage::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, process_batch};
+use tracing::info;
+
+pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Failure> {
+    process_batch("score", items, |msg: ScoreMessage| handle(ports, msg)).await
+}
+
+pub async fn handle<P: Ports>(ports: &P, msg: ScoreMessage) -> Result<(), StageError> {
+    let Some(lead) = rescore(ports, &msg).await? else {
+        return Ok(());
+    };
+    if lead.lifecycle >= Lifecycle::Mql {
+        if lead.owner.is_none() {
+            let body = serde_json::to_string(&RouteMessage { lead_id: lead.id })
+                .map_err(|e| StageError::Permanent(e.to_string()))?;
+            ports.queue().send(Stage::Route, &[body]).await?;
+        }
+        return Ok(());
+    }
+    enroll(ports, &lead).await
+}
+
+/// Scores the lead and stores the result; answers the stored lead (`None` when there is nothing
+/// to score: unknown or invalid lead).
+pub async fn rescore<P: Ports>(ports: &P, msg: &ScoreMessage) -> Result<Option<Lead>, StageError> {
+    let store = ports.store();
+    let config = ports.config();
+    for _ in 0..WRITE_ATTEMPTS {
+        let Some(mut lead) = store.get_lead(msg.lead_id).await? else {
+            return Err(StageError::Permanent(format!("lead {} does not exist", msg.lead_id)));
+        };
+        if !lead.is_valid() {
+            return Ok(None);
+        }
+        let now = ports.clock().now();
+        let activities = store.activities(lead.id).await?;
+        let score = config.scoring.score(&lead, &activities, now);
+        let stage = config.scoring.lifecycle_after(lead.lifecycle, score.total);
+        let unchanged = lead
+            .score
+            .as_ref()
+            .is_some_and(|s| s.total == score.total && s.grade == score.grade && s.reasons == score.reasons)
+            && stage == lead.lifecycle;
+        if unchanged {
+            return Ok(Some(lead));
+        }
+        let before = lead.lifecycle;
+        let version = lead.version;
+        lead.score = Some(score);
+        lead.lifecycle = stage;
+        lead.updated_at = now;
+        if store.update_lead(&lead, version).await? == WriteOutcome::VersionConflict {
+            continue;
+        }
+        lead.version = version + 1;
+        if stage != before {
+            store
+                .record_activity(&activity(
+                    lead.id,
+                    format!("stage-{}", stage.as_str()),
+                    now,
+                    ActivityKind::StageChanged { from: before, to: stage },
+                ))
+                .await?;
+            info!(lead_id = %lead.id, stage = stage.as_str(), "lifecycle stage changed");
+        }
+        return Ok(Some(lead));
+    }
+    Err(StageError::Retryable("the lead kept changing while scoring".into()))
+}
+
+/// Enrolls a lead below MQL in the first campaign that admits it.
+async fn enroll<P: Ports>(ports: &P, lead: &Lead) -> Result<(), StageError> {
+    let config = ports.config();
+    let Some(campaign) = config.campaigns.iter().find(|c| c.admits(lead)) else {
+        return Ok(());
+    };
+    let now = ports.clock().now();
+    let enrollment = campaign.enroll(lead, now);
+    if ports.store().enroll(&enrollment).await? {
+        info!(lead_id = %lead.id, campaign = %campaign.campaign.id, "enrolled in nurture");
+    }
+    ports
+        .store()
+        .record_activity(&activity(
+            lead.id,
+            format!("enrolled-{}", campaign.campaign.id),
+            now,
+            ActivityKind::Enrolled { campaign_id: campaign.campaign.id.clone(), version: campaign.campaign.version },
+        ))
+        .await?;
+    Ok(())
+}

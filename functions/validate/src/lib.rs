@@ -1,1 +1,116 @@
+//! Validate: normalizes and validates a captured submission, dedupes it by email (a repeat
+//! submission merges into the lead that has the address), stores it and passes it to scoring.
 
+use leadflow_core::messages::{ScoreMessage, ValidateMessage};
+use leadflow_core::model::{ActivityKind, LeadId, Submission};
+use leadflow_core::ports::{Clock, CreateOutcome, LeadStore, Ports, Stage, StageQueue, WriteOutcome};
+use leadflow_core::validate::{build_lead, merge_into};
+use leadflow_stage::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, process_batch};
+use tracing::info;
+
+/// Handles a batch from the validate queue; answers the ids to deliver again.
+pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Failure> {
+    process_batch("validate", items, |sub: ValidateMessage| handle(ports, sub)).await
+}
+
+/// What became of a submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created(LeadId),
+    Merged(LeadId),
+    Invalid(LeadId),
+}
+
+pub async fn handle<P: Ports>(ports: &P, sub: Submission) -> Result<(), StageError> {
+    let outcome = validate(ports, &sub).await?;
+    let lead_id = match outcome {
+        Outcome::Created(id) | Outcome::Merged(id) => id,
+        Outcome::Invalid(id) => {
+            info!(lead_id = %id, "lead stored as invalid");
+            return Ok(());
+        }
+    };
+    // Sent on every delivery, redeliveries too: scoring is idempotent, and a crash between the
+    // store write and this send must not strand the lead.
+    let msg = ScoreMessage { lead_id, cause: "submission".into() };
+    let body = serde_json::to_string(&msg).map_err(|e| StageError::Permanent(e.to_string()))?;
+    ports.queue().send(Stage::Score, &[body]).await?;
+    Ok(())
+}
+
+/// The store work of validation, without the hand-off to scoring.
+pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, StageError> {
+    let store = ports.store();
+    let config = ports.config();
+    let now = ports.clock().now();
+    let submitted = |lead_id| {
+        activity(
+            lead_id,
+            format!("submission-{}", sub.lead_id),
+            sub.received_at,
+            ActivityKind::FormSubmission { submission_id: sub.lead_id, form: sub.form.clone() },
+        )
+    };
+
+    if let Some(known) = store.resolve_lead(sub.lead_id).await? {
+        return redelivered(ports, known, sub).await;
+    }
+    let incoming = build_lead(sub, &config.settings.validation);
+    match store.create_lead(&incoming).await? {
+        CreateOutcome::Created => {
+            store.record_activity(&submitted(incoming.id)).await?;
+            if incoming.is_valid() {
+                info!(lead_id = %incoming.id, "lead created");
+                Ok(Outcome::Created(incoming.id))
+            } else {
+                let reasons = match &incoming.validity {
+                    leadflow_core::model::Validity::Invalid { reasons } => reasons.clone(),
+                    leadflow_core::model::Validity::Valid => Vec::new(),
+                };
+                store
+                    .record_activity(&activity(
+                        incoming.id,
+                        "validation-failed".into(),
+                        sub.received_at,
+                        ActivityKind::ValidationFailed { reasons },
+                    ))
+                    .await?;
+                Ok(Outcome::Invalid(incoming.id))
+            }
+        }
+        CreateOutcome::AlreadyExists => redelivered(ports, incoming.id, sub).await,
+        CreateOutcome::EmailTaken(existing_id) => {
+            let marker = format!("submission-{}", sub.lead_id);
+            for _ in 0..WRITE_ATTEMPTS {
+                let Some(existing) = store.get_lead(existing_id).await? else {
+                    return Err(StageError::Retryable("the lead with this email is not readable yet".into()));
+                };
+                // A crash after the merge but before the alias was written leaves the trail
+                // entry behind: the merge happened, do not count it twice.
+                let merged_before = store.activities(existing_id).await?.iter().any(|a| a.id == marker);
+                if !merged_before {
+                    let merged = merge_into(&existing, &incoming, now);
+                    if store.update_lead(&merged, existing.version).await? == WriteOutcome::VersionConflict {
+                        continue;
+                    }
+                    store.record_activity(&submitted(existing_id)).await?;
+                }
+                store.record_alias(sub.lead_id, existing_id).await?;
+                info!(lead_id = %existing_id, submission = %sub.lead_id, "repeat submission merged");
+                return Ok(Outcome::Merged(existing_id));
+            }
+            Err(StageError::Retryable("the lead kept changing while merging".into()))
+        }
+    }
+}
+
+/// A submission seen before: the lead it made (or merged into) is `known`.
+async fn redelivered<P: Ports>(ports: &P, known: LeadId, sub: &Submission) -> Result<Outcome, StageError> {
+    let lead = ports.store().get_lead(known).await?;
+    Ok(match lead {
+        Some(l) if !l.is_valid() => Outcome::Invalid(known),
+        Some(_) if known != sub.lead_id => Outcome::Merged(known),
+        Some(_) => Outcome::Created(known),
+        None => return Err(StageError::Retryable("the lead is not readable yet".into())),
+    })
+}

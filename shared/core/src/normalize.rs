@@ -1,9 +1,35 @@
 //! Field normalization: the canonical form of what a visitor typed.
+//!
+//! Everything here is fed straight from the internet, so no function may panic on any input, and
+//! no problem message repeats the value it is about: messages end up in logs and API answers,
+//! and the values are personal data.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use email_address::{EmailAddress, Options};
+use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 
 use crate::error::FieldProblem;
 use crate::model::DomainKind;
 
-/// A normalized email address: local part as typed (trimmed), domain lowercased, in punycode.
+/// RFC 5321's limit for a whole address (a path of 256 octets minus the angle brackets).
+pub const MAX_EMAIL_LEN: usize = 254;
+/// RFC 5321's limit for the part before the `@`.
+pub const MAX_LOCAL_PART_LEN: usize = 64;
+/// Longest first or last name kept, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest phone number looked at, in characters: real numbers with spacing and an extension
+/// fit easily, and it bounds what the phone parser (regex-heavy) has to chew on.
+pub const MAX_PHONE_CHARS: usize = 40;
+
+const FREE_EMAIL_DOMAINS: &str = include_str!("../data/free_email_domains.txt");
+const ROLE_LOCAL_PARTS: &str = include_str!("../data/role_local_parts.txt");
+const COUNTRIES: &str = include_str!("../data/countries.tsv");
+
+/// A normalized email address: trimmed, lower case, domain in punycode (see [`normalize_email`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NormalizedEmail {
     pub address: String,
@@ -11,48 +37,341 @@ pub struct NormalizedEmail {
     pub domain: String,
 }
 
+fn problem(field: &str, code: &str, message: &str) -> FieldProblem {
+    FieldProblem::new(field, code, message)
+}
+
+fn invalid_email(message: &str) -> FieldProblem {
+    problem("email", "invalid_email", message)
+}
+
+/// The canonical form of an address, which is also what leads are deduplicated on.
+///
+/// Both parts are lower-cased. RFC 5321 lets a mailbox's local part be case sensitive, but
+/// practically every provider ignores case, and two leads for one person (two owners, two
+/// nurture sequences) cost more than the rare case-sensitive mailbox. Dots and `+tags` are
+/// kept: ignoring them is a Gmail rule, not a general one (at many providers `a.b@` and `ab@`
+/// are different people), and a tag is often how a person tracks who they gave the address to.
+///
+/// The local part must be ASCII: SES (our mailer) only delivers to 7-bit local parts, so a
+/// lead with any other local part could never be emailed. Quoted local parts, comments and IP
+/// literals are legal RFC 5322 but, in a form, are typos or probes; they are refused too.
 pub fn normalize_email(raw: &str) -> Result<NormalizedEmail, FieldProblem> {
-    let _ = raw;
-    todo!("normalize_email")
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(problem("email", "required", "Enter an email address."));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(problem(
+            "email",
+            "invalid_characters",
+            "The email address contains control characters such as line breaks.",
+        ));
+    }
+    if trimmed.chars().nth(MAX_EMAIL_LEN).is_some() {
+        return Err(problem("email", "too_long", "The email address is longer than 254 characters."));
+    }
+    // The last '@' separates the domain: a quoted local part may contain '@', a domain never.
+    let Some((local_raw, domain_raw)) = trimmed.rsplit_once('@') else {
+        return Err(invalid_email("The email address needs an @ followed by a domain, like name@example.com."));
+    };
+    if local_raw.is_empty() {
+        return Err(invalid_email("The email address needs a name before the @."));
+    }
+    if domain_raw.is_empty() {
+        return Err(invalid_email("The email address needs a domain after the @, like example.com."));
+    }
+    if local_raw.starts_with('"') || local_raw.contains(['(', ')']) || domain_raw.contains(['(', ')']) {
+        return Err(invalid_email("Quoted names and comments are not accepted in email addresses."));
+    }
+    if domain_raw.starts_with('[') {
+        return Err(invalid_email("The email address needs a domain name after the @, not an IP address."));
+    }
+    if !local_raw.is_ascii() {
+        return Err(invalid_email(
+            "The part before the @ can only use Latin letters, digits and the symbols . _ % + - ' etc.",
+        ));
+    }
+    let local = local_raw.to_ascii_lowercase();
+    if local.len() > MAX_LOCAL_PART_LEN {
+        return Err(problem("email", "too_long", "The part before the @ is longer than 64 characters."));
+    }
+    if !EmailAddress::is_valid_local_part(&local) {
+        return Err(invalid_email("The part before the @ is not valid (check for spaces, commas or double dots)."));
+    }
+    let domain = normalize_email_domain(domain_raw)?;
+    let address = format!("{local}@{domain}");
+    if address.len() > MAX_EMAIL_LEN {
+        // An international domain grows when written in punycode.
+        return Err(problem("email", "too_long", "The email address is longer than 254 characters."));
+    }
+    // Belt and braces: the assembled address must also pass a full RFC 5322 parser, in its
+    // strict mode (no display name, no domain literal, a TLD required).
+    let strict = Options::default().without_display_text().without_domain_literal().with_required_tld();
+    if EmailAddress::parse_with_options(&address, strict).is_err() {
+        return Err(invalid_email("This is not a valid email address."));
+    }
+    Ok(NormalizedEmail { address, local, domain })
+}
+
+/// The domain in lower-case ASCII (punycode for international names), checked to be a host
+/// name mail can be delivered to.
+fn normalize_email_domain(raw: &str) -> Result<String, FieldProblem> {
+    let bad_domain = || invalid_email("The domain after the @ is not a valid domain name.");
+    // UTS 46 mapping also folds full-width letters and ideographic full stops that phone
+    // keyboards produce; the ASCII checks below then apply to what will actually be used.
+    let ascii = idna::domain_to_ascii(raw).map_err(|_| bad_domain())?.to_ascii_lowercase();
+    if ascii.len() > 253 {
+        return Err(problem("email", "too_long", "The domain after the @ is too long."));
+    }
+    let labels: Vec<&str> = ascii.split('.').collect();
+    if labels.len() < 2 {
+        return Err(invalid_email("The domain after the @ needs a dot, like example.com."));
+    }
+    for label in &labels {
+        let ldh = label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if label.is_empty() || label.len() > 63 || !ldh || label.starts_with('-') || label.ends_with('-') {
+            return Err(bad_domain());
+        }
+    }
+    // A numeric TLD means a dotted IP address or a typo; no such TLD exists.
+    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(bad_domain());
+    }
+    Ok(ascii)
 }
 
 /// The dedupe key of a normalized address: hex SHA-256, so the store never keys on the address.
 pub fn email_key(address: &str) -> String {
-    let _ = address;
-    todo!("email_key")
+    hex::encode(Sha256::digest(address.as_bytes()))
 }
 
+/// A first or last name: single line, whitespace collapsed, NFC, at most 100 characters.
+/// Markup is kept as typed; it is escaped wherever a name is shown.
 pub fn normalize_name(field: &str, raw: &str) -> Result<Option<String>, FieldProblem> {
-    let _ = (field, raw);
-    todo!("normalize_name")
+    normalize_text(field, raw, MAX_NAME_CHARS)
 }
 
+/// A single-line text field (company, job title, …): trimmed, whitespace runs collapsed to one
+/// space, NFC so that the same visible text is the same string, at most `max_chars` characters.
+/// Empty after trimming is `None`.
 pub fn normalize_text(field: &str, raw: &str, max_chars: usize) -> Result<Option<String>, FieldProblem> {
-    let _ = (field, raw, max_chars);
-    todo!("normalize_text")
+    // Control characters are refused rather than stripped: in a single-line field they are
+    // either a header-injection attempt or a paste accident, and silently changing a name
+    // hides both.
+    if raw.chars().any(char::is_control) {
+        return Err(problem(field, "invalid_characters", "This field cannot contain control characters such as line breaks."));
+    }
+    let nfc: String = raw.nfc().collect();
+    let mut out = String::with_capacity(nfc.len());
+    for word in nfc.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.is_empty() {
+        return Ok(None);
+    }
+    if out.chars().nth(max_chars).is_some() {
+        return Err(problem(field, "too_long", &format!("This field is longer than {max_chars} characters.")));
+    }
+    Ok(Some(out))
 }
 
+/// A phone number in E.164 (`+4930901820`). A number written without `+` is read in `country`
+/// (an ISO alpha-2 code or anything [`normalize_country`] understands). Extensions are dropped:
+/// E.164 has no place for them.
 pub fn normalize_phone(raw: &str, country: Option<&str>) -> Result<String, FieldProblem> {
-    let _ = (raw, country);
-    todo!("normalize_phone")
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(problem("phone", "required", "Enter a phone number."));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(problem("phone", "invalid_characters", "The phone number cannot contain control characters."));
+    }
+    if trimmed.chars().nth(MAX_PHONE_CHARS).is_some() {
+        return Err(problem("phone", "too_long", "The phone number is longer than 40 characters."));
+    }
+    let invalid = || {
+        problem(
+            "phone",
+            "invalid_phone",
+            "This is not a valid phone number; include the country code, like +49 30 901820.",
+        )
+    };
+    let region = country
+        .and_then(normalize_country)
+        .and_then(|code| code.parse::<phonenumber::country::Id>().ok())
+        // phonenumber unwraps the metadata of the default region; an id it has no metadata
+        // for (Antarctica, …) must not reach it.
+        .filter(|id| phonenumber::metadata::DATABASE.by_id(id.as_ref()).is_some());
+    let first = phonenumber::parse(region, trimmed).map_err(|_| invalid())?;
+    let number = if phonenumber::is_valid(&first) { first } else { reread_international(&first, trimmed).ok_or_else(invalid)? };
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
+/// phonenumber strips the *default region's* national prefix even from a number written with
+/// its own country code: `+39 06 …` read with a German default loses Rome's leading 0, and
+/// `+7 812 …` (St Petersburg) loses its 8 to Russia's prefix. Spain's metadata has no national
+/// prefix and `00` as its international prefix, so reading the number "from Spain" keeps the
+/// digits after the country code whole. A number dialled with another international prefix
+/// (`011 36 1 …` from the US) is re-read as `+36 1 …`. Only numbers the first reading saw a
+/// country code in are re-read, and only a valid result with that same country code is taken.
+fn reread_international(first: &phonenumber::PhoneNumber, raw: &str) -> Option<phonenumber::PhoneNumber> {
+    use phonenumber::country::Source;
+    let code = first.code().value();
+    let read = |text: &str| {
+        phonenumber::parse(Some(phonenumber::country::Id::ES), text)
+            .ok()
+            .filter(|n| n.code().value() == code && phonenumber::is_valid(n))
+    };
+    match first.code().source() {
+        Source::Plus => read(raw),
+        Source::Idd => read(raw).or_else(|| {
+            // International prefixes are 2 to 4 digits (00, 011, 0011, 810…).
+            let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+            let code = code.to_string();
+            (2..=4)
+                .filter_map(|idd_len| digits.get(idd_len..))
+                .find(|rest| rest.starts_with(&code))
+                .and_then(|rest| read(&format!("+{rest}")))
+        }),
+        _ => None,
+    }
+}
+
+struct CountryTable {
+    alpha2: HashSet<&'static str>,
+    /// Folded alpha-3 codes, names and aliases → alpha-2.
+    by_name: HashMap<String, &'static str>,
+}
+
+static COUNTRY_TABLE: LazyLock<CountryTable> = LazyLock::new(|| {
+    let rows: Vec<Vec<&'static str>> = data_lines(COUNTRIES)
+        .map(|line| line.split('\t').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>())
+        .filter(|cols| cols.len() >= 2 && cols[0].len() == 2 && cols[1].len() == 3)
+        .collect();
+    let mut alpha2 = HashSet::new();
+    let mut by_name = HashMap::new();
+    // Codes first, so that no name or alias can shadow an alpha-3 code.
+    for cols in &rows {
+        alpha2.insert(cols[0]);
+        by_name.entry(fold_name(cols[1])).or_insert(cols[0]);
+    }
+    for cols in &rows {
+        for name in &cols[2..] {
+            by_name.entry(fold_name(name)).or_insert(cols[0]);
+        }
+    }
+    CountryTable { alpha2, by_name }
+});
+
+/// Lower case, no accents, letters and digits only, no leading "the": so that "the
+/// Netherlands", "U.S.A." and "Cote d'Ivoire" find their rows.
+fn fold_name(s: &str) -> String {
+    let s = s.trim();
+    let s = match s.get(..4) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("the ") => &s[4..],
+        _ => s,
+    };
+    s.nfd().filter(|c| !is_combining_mark(*c) && c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+/// ISO 3166-1 alpha-2, upper case, from an alpha-2 or alpha-3 code in any case or an English
+/// name (and a few local names and common aliases such as "UK" or "Deutschland"). Unknown
+/// values are `None`.
 pub fn normalize_country(raw: &str) -> Option<String> {
-    let _ = raw;
-    todo!("normalize_country")
+    let trimmed = raw.trim();
+    // The longest official name in the table is under 60 characters. Control characters are
+    // refused rather than folded away: they never belong in a country field.
+    if trimmed.is_empty() || trimmed.len() > 100 || trimmed.chars().any(char::is_control) {
+        return None;
+    }
+    let table = &*COUNTRY_TABLE;
+    if trimmed.len() == 2 {
+        let upper = trimmed.to_ascii_uppercase();
+        if table.alpha2.contains(upper.as_str()) {
+            return Some(upper);
+        }
+    }
+    table.by_name.get(&fold_name(trimmed)).map(|code| (*code).to_string())
 }
 
+static TIME_ZONES_LOWER: LazyLock<HashMap<String, chrono_tz::Tz>> =
+    LazyLock::new(|| chrono_tz::TZ_VARIANTS.iter().map(|tz| (tz.name().to_ascii_lowercase(), *tz)).collect());
+
+/// An IANA time zone name as the tz database spells it (`europe/berlin` → `Europe/Berlin`);
+/// `None` for anything else.
 pub fn normalize_time_zone(raw: &str) -> Option<String> {
-    let _ = raw;
-    todo!("normalize_time_zone")
+    let trimmed = raw.trim();
+    // The longest IANA name is about 32 characters.
+    if trimmed.is_empty() || trimmed.len() > 64 {
+        return None;
+    }
+    let tz = match trimmed.parse::<chrono_tz::Tz>() {
+        Ok(tz) => tz,
+        Err(_) => *TIME_ZONES_LOWER.get(&trimmed.to_ascii_lowercase())?,
+    };
+    Some(tz.name().to_string())
 }
 
+fn data_lines(data: &'static str) -> impl Iterator<Item = &'static str> {
+    data.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#'))
+}
+
+static FREE_MAIL: LazyLock<HashSet<&'static str>> = LazyLock::new(|| data_lines(FREE_EMAIL_DOMAINS).collect());
+
+static ROLES: LazyLock<HashSet<&'static str>> = LazyLock::new(|| data_lines(ROLE_LOCAL_PARTS).collect());
+
+/// mailchecker's own `is_valid` scans its list of ~56 000 domains linearly for every suffix of
+/// the domain (hundreds of microseconds a call) and also answers `false` for addresses its own,
+/// stricter syntax check dislikes, which would make an unusual but real domain look
+/// throwaway. Its list, in a hash set built once, gives the same answer on the same suffixes
+/// in well under a microsecond.
+static DISPOSABLE: LazyLock<HashSet<&'static str>> = LazyLock::new(|| mailchecker::blacklist().into_iter().collect());
+
+fn is_disposable(domain: &str) -> bool {
+    // Like mailchecker: the domain and each parent down to (not including) the bare TLD, so
+    // `x.mailinator.com` is throwaway too.
+    let mut rest = domain;
+    loop {
+        let Some((_, parent)) = rest.split_once('.') else {
+            return false;
+        };
+        if DISPOSABLE.contains(rest) {
+            return true;
+        }
+        rest = parent;
+    }
+}
+
+/// Whether a domain belongs to a throwaway-mail service, a free consumer provider, or (by
+/// elimination) an organization.
 pub fn classify_domain(domain: &str) -> DomainKind {
-    let _ = domain;
-    todo!("classify_domain")
+    let trimmed = domain.trim().trim_end_matches('.');
+    let ascii = if trimmed.is_ascii() {
+        trimmed.to_ascii_lowercase()
+    } else {
+        match idna::domain_to_ascii(trimmed) {
+            Ok(ascii) => ascii,
+            Err(_) => return DomainKind::Corporate,
+        }
+    };
+    if is_disposable(&ascii) {
+        DomainKind::Disposable
+    } else if FREE_MAIL.contains(ascii.as_str()) {
+        DomainKind::FreeMail
+    } else {
+        DomainKind::Corporate
+    }
 }
 
+/// Whether a local part names a function (`info`, `sales+web`, `No-Reply`) rather than a person.
 pub fn is_role_address(local: &str) -> bool {
-    let _ = local;
-    todo!("is_role_address")
+    let base = local.split('+').next().unwrap_or_default().trim();
+    if base.is_empty() || base.len() > MAX_LOCAL_PART_LEN {
+        return false;
+    }
+    ROLES.contains(base.to_ascii_lowercase().as_str())
 }

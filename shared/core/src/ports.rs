@@ -69,10 +69,12 @@ pub struct AssignmentWrite {
 
 pub trait LeadStore: Send + Sync + 'static {
     /// Binds an idempotency key to a lead id until `expires_at`, or tells the id it is bound to.
+    /// A key whose binding expired before `now` is free again.
     fn claim_idempotency_key(
         &self,
         key: &str,
         lead_id: LeadId,
+        now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<IdempotencyClaim, StoreError>> + Send;
 

@@ -105,7 +105,7 @@ fn round2(x: f64) -> f64 {
 
 impl CompiledScoring {
     /// Scores a lead at `now`. Deterministic: the same lead, activities and time give the same
-    /// score, and `total` is exactly the sum of the reasons' points.
+    /// score, and `total` is exactly the sum of the reasons' points, in hundredths.
     pub fn score(&self, lead: &Lead, activities: &[Activity], now: DateTime<Utc>) -> Score {
         let mut reasons = Vec::new();
         for (rule, cond) in &self.fit {
@@ -129,8 +129,10 @@ impl CompiledScoring {
             if count == 0 {
                 continue;
             }
+            // The cap is a size, as for negative rules: a positive rule whose cap is written
+            // `-20` must not give negative points.
             let capped = match rule.max_points {
-                Some(cap) if rule.points >= 0.0 => raw.min(cap),
+                Some(cap) if rule.points >= 0.0 => raw.min(cap.abs()),
                 Some(cap) => raw.max(-cap.abs()),
                 None => raw,
             };
@@ -153,9 +155,12 @@ impl CompiledScoring {
                 ),
             });
         }
-        let fit: f64 = reasons.iter().filter(|r| r.kind == ScoreRuleKind::Fit).map(|r| r.points).sum();
-        let behaviour: f64 = reasons.iter().filter(|r| r.kind == ScoreRuleKind::Behaviour).map(|r| r.points).sum();
-        let total = reasons.iter().map(|r| r.points).sum();
+        // Hundredths summed as binary fractions drift (20 + 16.13 + 13.87 is 49.99999999999999):
+        // rounding the sums again keeps the totals equal to what the reasons show, so a lead whose
+        // reasons add up to a threshold or a grade band reaches it.
+        let fit = round2(reasons.iter().filter(|r| r.kind == ScoreRuleKind::Fit).map(|r| r.points).sum());
+        let behaviour = round2(reasons.iter().filter(|r| r.kind == ScoreRuleKind::Behaviour).map(|r| r.points).sum());
+        let total = round2(reasons.iter().map(|r| r.points).sum());
         Score { total, fit, behaviour, grade: self.grade(fit), reasons, computed_at: now }
     }
 

@@ -1,1 +1,389 @@
+//! In-memory adapters: the fakes that handler tests run on. They keep the same conditional-write
+//! semantics as the real stores, so a test of a handler's idempotency means something.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::{Ready, ready};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{DateTime, Duration, Utc};
+use leadflow_core::error::{BusError, MailError, QueueError, StoreError};
+use leadflow_core::model::{Activity, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, TeamCursor};
+use leadflow_core::normalize::email_key;
+use leadflow_core::ports::{
+    AssignOutcome, AssignmentWrite, Clock, CreateOutcome, DomainEvent, EffectClaim, EventBus, IdempotencyClaim,
+    LeadStore, Mailer, OutgoingEmail, Stage, StageQueue, WriteOutcome,
+};
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Unavailable("in-memory store lock poisoned".into())
+}
+
+#[derive(Default)]
+struct Inner {
+    idempotency: HashMap<String, (LeadId, DateTime<Utc>)>,
+    leads: HashMap<LeadId, Lead>,
+    email_keys: HashMap<String, LeadId>,
+    aliases: HashMap<LeadId, LeadId>,
+    activities: BTreeMap<(LeadId, String), Activity>,
+    cursors: HashMap<String, TeamCursor>,
+    effects: HashMap<String, Effect>,
+    enrollments: BTreeMap<(LeadId, String), Enrollment>,
+}
+
+#[derive(Clone)]
+enum Effect {
+    Claimed { lease_until: DateTime<Utc> },
+    Done(String),
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> Ready<Result<T, StoreError>> {
+        ready(self.inner.lock().map(|mut g| f(&mut g)).map_err(poisoned))
+    }
+
+    pub fn lead_count(&self) -> usize {
+        self.inner.lock().map(|g| g.leads.len()).unwrap_or(0)
+    }
+
+    pub fn all_leads(&self) -> Vec<Lead> {
+        self.inner.lock().map(|g| g.leads.values().cloned().collect()).unwrap_or_default()
+    }
+}
+
+impl LeadStore for MemoryStore {
+    fn claim_idempotency_key(
+        &self,
+        key: &str,
+        lead_id: LeadId,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<IdempotencyClaim, StoreError>> + Send {
+        let key = key.to_string();
+        self.with(move |s| match s.idempotency.get(&key) {
+            Some((id, exp)) if *exp > now => IdempotencyClaim::Seen(*id),
+            _ => {
+                s.idempotency.insert(key, (lead_id, expires_at));
+                IdempotencyClaim::Claimed
+            }
+        })
+    }
+
+    fn create_lead(&self, lead: &Lead) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send {
+        self.with(|s| {
+            if s.leads.contains_key(&lead.id) {
+                return CreateOutcome::AlreadyExists;
+            }
+            if lead.is_valid() {
+                let key = email_key(&lead.contact.email);
+                if let Some(existing) = s.email_keys.get(&key) {
+                    return CreateOutcome::EmailTaken(*existing);
+                }
+                s.email_keys.insert(key, lead.id);
+            }
+            s.leads.insert(lead.id, lead.clone());
+            CreateOutcome::Created
+        })
+    }
+
+    fn update_lead(&self, lead: &Lead, expected: u64) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
+        self.with(|s| match s.leads.get_mut(&lead.id) {
+            Some(stored) if stored.version == expected => {
+                *stored = lead.clone();
+                stored.version = expected + 1;
+                WriteOutcome::Written
+            }
+            _ => WriteOutcome::VersionConflict,
+        })
+    }
+
+    fn record_alias(&self, alias: LeadId, into: LeadId) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.with(|s| {
+            if s.aliases.contains_key(&alias) {
+                false
+            } else {
+                s.aliases.insert(alias, into);
+                true
+            }
+        })
+    }
+
+    fn resolve_lead(&self, id: LeadId) -> impl Future<Output = Result<Option<LeadId>, StoreError>> + Send {
+        self.with(|s| if s.leads.contains_key(&id) { Some(id) } else { s.aliases.get(&id).copied() })
+    }
+
+    fn get_lead(&self, id: LeadId) -> impl Future<Output = Result<Option<Lead>, StoreError>> + Send {
+        self.with(|s| s.leads.get(&id).cloned())
+    }
+
+    fn find_by_email_key(&self, key: &str) -> impl Future<Output = Result<Option<LeadId>, StoreError>> + Send {
+        self.with(|s| s.email_keys.get(key).copied())
+    }
+
+    fn record_activity(&self, a: &Activity) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.with(|s| {
+            s.activities.entry((a.lead_id, a.id.clone())).or_insert_with(|| a.clone());
+        })
+    }
+
+    fn activities(&self, lead_id: LeadId) -> impl Future<Output = Result<Vec<Activity>, StoreError>> + Send {
+        self.with(|s| {
+            let mut v: Vec<Activity> =
+                s.activities.range((lead_id, String::new())..).take_while(|((l, _), _)| *l == lead_id).map(|(_, a)| a.clone()).collect();
+            v.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+            v
+        })
+    }
+
+    fn team_cursor(&self, team_id: &str) -> impl Future<Output = Result<TeamCursor, StoreError>> + Send {
+        self.with(|s| s.cursors.get(team_id).cloned().unwrap_or_default())
+    }
+
+    fn rep_loads(&self) -> impl Future<Output = Result<BTreeMap<RepId, u32>, StoreError>> + Send {
+        self.with(|s| {
+            let mut loads = BTreeMap::new();
+            for lead in s.leads.values() {
+                if let Some(owner) = &lead.owner
+                    && !matches!(lead.status, SalesStatus::Won | SalesStatus::Lost)
+                {
+                    *loads.entry(owner.rep_id.clone()).or_insert(0) += 1;
+                }
+            }
+            loads
+        })
+    }
+
+    fn assign(&self, w: &AssignmentWrite) -> impl Future<Output = Result<AssignOutcome, StoreError>> + Send {
+        self.with(|s| {
+            let lead_ok = s.leads.get(&w.lead.id).is_some_and(|l| l.version == w.expected_lead_version);
+            let cursor_ok = match &w.team_cursor {
+                Some((team, c)) => s.cursors.get(team).map_or(0, |k| k.version) == c.version,
+                None => true,
+            };
+            if !(lead_ok && cursor_ok) {
+                return AssignOutcome::Conflict;
+            }
+            let mut lead = w.lead.clone();
+            lead.version = w.expected_lead_version + 1;
+            s.leads.insert(lead.id, lead);
+            if let Some((team, c)) = &w.team_cursor {
+                let mut c = c.clone();
+                c.version += 1;
+                s.cursors.insert(team.clone(), c);
+            }
+            AssignOutcome::Assigned
+        })
+    }
+
+    fn claim_effect(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<EffectClaim, StoreError>> + Send {
+        let key = key.to_string();
+        self.with(move |s| match s.effects.get(&key) {
+            Some(Effect::Done(d)) => EffectClaim::Done(d.clone()),
+            Some(Effect::Claimed { lease_until: l }) if *l > now => EffectClaim::Busy,
+            _ => {
+                s.effects.insert(key, Effect::Claimed { lease_until });
+                EffectClaim::Claimed
+            }
+        })
+    }
+
+    fn finish_effect(&self, key: &str, detail: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.with(|s| {
+            s.effects.insert(key.to_string(), Effect::Done(detail.to_string()));
+        })
+    }
+
+    fn release_effect(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.with(|s| {
+            if matches!(s.effects.get(key), Some(Effect::Claimed { .. })) {
+                s.effects.remove(key);
+            }
+        })
+    }
+
+    fn enroll(&self, e: &Enrollment) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.with(|s| {
+            let k = (e.lead_id, e.campaign_id.clone());
+            if s.enrollments.contains_key(&k) {
+                false
+            } else {
+                s.enrollments.insert(k, e.clone());
+                true
+            }
+        })
+    }
+
+    fn enrollments(&self, lead_id: LeadId) -> impl Future<Output = Result<Vec<Enrollment>, StoreError>> + Send {
+        self.with(|s| s.enrollments.values().filter(|e| e.lead_id == lead_id).cloned().collect())
+    }
+
+    fn due_enrollments(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Enrollment>, StoreError>> + Send {
+        self.with(|s| {
+            let mut due: Vec<Enrollment> = s
+                .enrollments
+                .values()
+                .filter(|e| e.state == EnrollmentState::Active && e.next_due_at.is_some_and(|d| d <= now))
+                .cloned()
+                .collect();
+            due.sort_by_key(|e| e.next_due_at);
+            due.truncate(limit);
+            due
+        })
+    }
+
+    fn update_enrollment(
+        &self,
+        e: &Enrollment,
+        expected: u64,
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
+        self.with(|s| match s.enrollments.get_mut(&(e.lead_id, e.campaign_id.clone())) {
+            Some(stored) if stored.version == expected => {
+                *stored = e.clone();
+                stored.version = expected + 1;
+                WriteOutcome::Written
+            }
+            _ => WriteOutcome::VersionConflict,
+        })
+    }
+}
+
+/// Records what was sent per stage; tests drain it to feed the next stage.
+#[derive(Default)]
+pub struct MemoryQueue {
+    sent: Mutex<HashMap<Stage, VecDeque<String>>>,
+    fail_next: AtomicU32,
+}
+
+impl MemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything sent to `stage` so far, removed from the queue.
+    pub fn drain(&self, stage: Stage) -> Vec<String> {
+        self.sent.lock().map(|mut g| g.entry(stage).or_default().drain(..).collect()).unwrap_or_default()
+    }
+
+    /// Makes the next `n` sends fail as an unreachable queue would.
+    pub fn fail_next(&self, n: u32) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+}
+
+impl StageQueue for MemoryQueue {
+    fn send(&self, stage: Stage, bodies: &[String]) -> impl Future<Output = Result<(), QueueError>> + Send {
+        let failing = self.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        ready(if failing {
+            Err(QueueError::Unavailable("injected failure".into()))
+        } else {
+            self.sent
+                .lock()
+                .map(|mut g| g.entry(stage).or_default().extend(bodies.iter().cloned()))
+                .map_err(|_| QueueError::Unavailable("lock poisoned".into()))
+        })
+    }
+}
+
+/// Keeps every email it is asked to send; can be told to throttle.
+#[derive(Default)]
+pub struct RecordingMailer {
+    sent: Mutex<Vec<OutgoingEmail>>,
+    throttle_next: AtomicU32,
+}
+
+impl RecordingMailer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn sent(&self) -> Vec<OutgoingEmail> {
+        self.sent.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+    pub fn throttle_next(&self, n: u32) {
+        self.throttle_next.store(n, Ordering::SeqCst);
+    }
+}
+
+impl Mailer for RecordingMailer {
+    fn send(&self, email: &OutgoingEmail, _now: DateTime<Utc>) -> impl Future<Output = Result<String, MailError>> + Send {
+        let throttled = self.throttle_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        ready(if throttled {
+            Err(MailError::Throttled("injected throttling".into()))
+        } else {
+            match self.sent.lock() {
+                Ok(mut g) => {
+                    g.push(email.clone());
+                    Ok(format!("mem-{}", g.len()))
+                }
+                Err(_) => Err(MailError::Unavailable("lock poisoned".into())),
+            }
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct RecordingBus {
+    events: Mutex<Vec<DomainEvent>>,
+}
+
+impl RecordingBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn events(&self) -> Vec<DomainEvent> {
+        self.events.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+}
+
+impl EventBus for RecordingBus {
+    fn publish(&self, events: &[DomainEvent]) -> impl Future<Output = Result<(), BusError>> + Send {
+        ready(
+            self.events
+                .lock()
+                .map(|mut g| g.extend(events.iter().cloned()))
+                .map_err(|_| BusError::Unavailable("lock poisoned".into())),
+        )
+    }
+}
+
+/// A clock tests move by hand.
+pub struct SettableClock(Mutex<DateTime<Utc>>);
+
+impl SettableClock {
+    pub fn at(t: DateTime<Utc>) -> Self {
+        Self(Mutex::new(t))
+    }
+    pub fn set(&self, t: DateTime<Utc>) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = t;
+        }
+    }
+    pub fn advance(&self, d: Duration) {
+        if let Ok(mut g) = self.0.lock() {
+            *g += d;
+        }
+    }
+}
+
+impl Clock for SettableClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.lock().map(|g| *g).unwrap_or_default()
+    }
+}

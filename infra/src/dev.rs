@@ -1,0 +1,280 @@
+//! The local stack: every stage's handler from `functions/*`, in one process, over the embedded
+//! adapters (SQLite store and queues, `.eml` outbox, JSON-lines events). Nothing here decides
+//! anything about a lead; it only receives, calls the handlers and acknowledges.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use chrono::Utc;
+use leadflow_admin::AdminAuth;
+use leadflow_core::error::QueueError;
+use leadflow_core::ports::{Adapters, ConfigHandle, Stage, StageQueue};
+use leadflow_local::{JsonlBus, OutboxMailer, SqliteQueue, SqliteStore, SystemClock};
+use leadflow_stage::{BatchItem, Failure};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tracing::{error, info};
+
+use crate::config_files::{self, ConfigLoadError};
+
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// A configuration folder; `None` uses the built-in sample.
+    pub config_dir: Option<PathBuf>,
+    /// `None` makes up a random one.
+    pub admin_token: Option<String>,
+    /// How much faster than real time the clock runs (for demos of nurture timing).
+    pub clock_speed: f64,
+    /// How often the nurture scheduler ticks.
+    pub nurture_every: Duration,
+    /// How long a received message stays invisible before it is delivered again.
+    pub visibility_timeout: Duration,
+}
+
+impl Default for DevOptions {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(".leadflow"),
+            config_dir: None,
+            admin_token: None,
+            clock_speed: 1.0,
+            nurture_every: Duration::from_secs(1),
+            visibility_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error(transparent)]
+    Config(#[from] ConfigLoadError),
+    #[error("cannot open the data folder: {0}")]
+    Data(#[from] leadflow_local::LocalError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// The stage queue as the handlers see it: the SQLite queue, waking the stage's worker on send so
+/// that a lead moves on at once instead of at the next poll.
+#[derive(Clone)]
+pub struct WakingQueue {
+    inner: SqliteQueue,
+    wake: Arc<[Notify; 3]>,
+}
+
+fn slot(stage: Stage) -> usize {
+    match stage {
+        Stage::Validate => 0,
+        Stage::Score => 1,
+        Stage::Route => 2,
+    }
+}
+
+impl StageQueue for WakingQueue {
+    async fn send(&self, stage: Stage, bodies: &[String]) -> Result<(), QueueError> {
+        self.inner.send(stage, bodies).await?;
+        self.wake[slot(stage)].notify_one();
+        Ok(())
+    }
+}
+
+pub type LocalPorts = Adapters<SqliteStore, WakingQueue, OutboxMailer, JsonlBus, SystemClock>;
+
+/// A started local stack.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub outbox: PathBuf,
+    pub events: PathBuf,
+    pub database: PathBuf,
+    pub admin_token: String,
+    pub ports: Arc<LocalPorts>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops taking requests, lets every worker finish the batch in hand, and returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, then shuts down.
+    pub async fn run_until_signal(self) {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    error!(error = %e, "cannot listen for SIGTERM; Ctrl-C still works");
+                    let _ = ctrl_c.await;
+                    return self.shutdown().await;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Opens the data folder, binds the address and starts the HTTP API, the stage workers and the
+/// nurture scheduler.
+pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
+    let config = config_files::load(opts.config_dir.as_deref())?;
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(|source| leadflow_local::LocalError::Io { action: "create", path: opts.data_dir.clone(), source })?;
+    let database = opts.data_dir.join("leadflow.db");
+    let outbox = opts.data_dir.join("outbox");
+    let events = opts.data_dir.join("events.jsonl");
+    let store = SqliteStore::open(&database)?;
+    let sqlite_queue = store.queue();
+    // This process is the only consumer of the file: what a killed predecessor held in flight
+    // can be delivered again now rather than after its visibility timeout.
+    let recovered = sqlite_queue.recover_in_flight(Utc::now())?;
+    if recovered > 0 {
+        info!(recovered, "messages a previous run held in flight are delivered again");
+    }
+    let queue = WakingQueue { inner: sqlite_queue.clone(), wake: Arc::new([Notify::new(), Notify::new(), Notify::new()]) };
+    let admin_token = opts.admin_token.clone().unwrap_or_else(random_token);
+    let clock = if opts.clock_speed == 1.0 { SystemClock::new() } else { SystemClock::accelerated(opts.clock_speed) };
+    let ports = Arc::new(Adapters {
+        store,
+        queue: queue.clone(),
+        mailer: OutboxMailer::open(&outbox)?,
+        bus: JsonlBus::open(&events)?,
+        clock,
+        config: ConfigHandle::new(config),
+    });
+
+    let listener = TcpListener::bind(opts.addr).await.map_err(|source| DevError::Listen { addr: opts.addr, source })?;
+    let addr = listener.local_addr().map_err(|source| DevError::Listen { addr: opts.addr, source })?;
+    let (shutdown, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    let app = Router::new()
+        .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .merge(leadflow_capture::router(Arc::clone(&ports)))
+        .merge(leadflow_admin::router(Arc::clone(&ports), AdminAuth::Bearer(admin_token.clone().into())))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({ "error": { "code": "not_found", "message": "No such endpoint.", "field": null } })),
+            )
+                .into_response()
+        });
+    let mut http_stop = stop.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = served {
+            error!(error = %e, "the HTTP server stopped");
+        }
+    });
+    for stage in Stage::ALL {
+        tasks.spawn(stage_worker(Arc::clone(&ports), sqlite_queue.clone(), Arc::clone(&queue.wake), stage, opts.visibility_timeout, stop.clone()));
+    }
+    tasks.spawn(nurture_scheduler(Arc::clone(&ports), opts.nurture_every, stop));
+    Ok(Running { addr, outbox, events, database, admin_token, ports, shutdown, tasks })
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How long a failed message waits before its next delivery: 1 s, 2 s, 4 s … up to a minute.
+fn backoff(receive_count: u32) -> Duration {
+    Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
+async fn stage_worker(
+    ports: Arc<LocalPorts>,
+    queue: SqliteQueue,
+    wake: Arc<[Notify; 3]>,
+    stage: Stage,
+    visibility: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        // Queue timing runs on real time even when the domain clock is accelerated.
+        let received = match queue.receive(stage, 10, visibility, Utc::now()) {
+            Ok(r) => r,
+            Err(e) => {
+                error!(stage = stage.as_str(), error = %e, "cannot read the stage queue");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if received.is_empty() {
+            tokio::select! {
+                _ = wake[slot(stage)].notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let counts: Vec<(String, u32)> = received.iter().map(|r| (r.id.clone(), r.receive_count)).collect();
+        let batch: Vec<BatchItem> = received.into_iter().map(|r| BatchItem { id: r.id, body: r.body }).collect();
+        let failed: Vec<Failure> = match stage {
+            Stage::Validate => leadflow_validate::handle_batch(&*ports, batch).await,
+            Stage::Score => leadflow_score::handle_batch(&*ports, batch).await,
+            Stage::Route => leadflow_route::handle_batch(&*ports, batch).await,
+        };
+        let done: Vec<String> = counts.iter().filter(|(id, _)| !failed.iter().any(|f| f.id == *id)).map(|(id, _)| id.clone()).collect();
+        if let Err(e) = queue.delete(stage, &done) {
+            error!(stage = stage.as_str(), error = %e, "cannot acknowledge handled messages; they will be handled again");
+        }
+        for f in failed {
+            let count = counts.iter().find(|(id, _)| *id == f.id).map_or(1, |(_, c)| *c);
+            if let Err(e) = queue.release(stage, &f.id, &f.reason, backoff(count), Utc::now()) {
+                error!(stage = stage.as_str(), error = %e, "cannot release a failed message; it reappears after its timeout");
+            }
+        }
+    }
+}
+
+async fn nurture_scheduler(ports: Arc<LocalPorts>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        // Keep ticking while a tick fills its limit, so a backlog drains without waiting.
+        loop {
+            match leadflow_nurture::tick(&*ports, leadflow_nurture::TICK_LIMIT).await {
+                Ok(report) if report.due >= leadflow_nurture::TICK_LIMIT && report.sent + report.stopped > 0 => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    error!(error = %e, "nurture tick failed");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The one SQLite connection the store and the queues share, and the schema.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use leadflow_core::error::{QueueError, StoreError};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::LocalError;
+
+/// Bumped with every schema change; a file from a newer build is refused rather than misread.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Only another process (an admin command on the same file) can hold the write lock against
+/// us; in-process writers queue on the mutex instead.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS leads (
+    id        TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL,
+    owner_rep TEXT,
+    status    TEXT NOT NULL,
+    doc       TEXT NOT NULL
+) WITHOUT ROWID;
+-- rep_loads is one GROUP BY over this covering index, so it stays right whatever changes the
+-- owner or the status (assign, update_lead, an admin edit) without a counter to keep in step.
+CREATE INDEX IF NOT EXISTS leads_owner_status ON leads (owner_rep, status)
+    WHERE owner_rep IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS email_keys (
+    key     TEXT PRIMARY KEY,
+    lead_id TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS aliases (
+    alias   TEXT PRIMARY KEY,
+    into_id TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key        TEXT PRIMARY KEY,
+    lead_id    TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS activities (
+    id      TEXT PRIMARY KEY,
+    lead_id TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    doc     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS activities_by_lead ON activities (lead_id, at, id);
+
+CREATE TABLE IF NOT EXISTS team_cursors (
+    team_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    doc     TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS effects (
+    key         TEXT PRIMARY KEY,
+    state       TEXT NOT NULL CHECK (state IN ('claimed', 'done')),
+    lease_until INTEGER NOT NULL,
+    detail      TEXT
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS enrollments (
+    lead_id     TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    -- NULL unless the enrollment is active, so that the partial index below holds only the
+    -- enrollments the nurture scan may have to send.
+    next_due_at INTEGER,
+    doc         TEXT NOT NULL,
+    PRIMARY KEY (lead_id, campaign_id)
+);
+CREATE INDEX IF NOT EXISTS enrollments_due ON enrollments (next_due_at)
+    WHERE next_due_at IS NOT NULL;
+
+-- AUTOINCREMENT: a message id is never reused, so a late delete from a worker whose lease ran
+-- out can never hit a newer message.
+CREATE TABLE IF NOT EXISTS queue_messages (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    stage         TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    enqueued_at   INTEGER NOT NULL
+);
+-- (stage, id): receive walks a stage in arrival order and skips the few invisible ones; an
+-- index led by visible_at would have to sort the whole backlog on every receive.
+CREATE INDEX IF NOT EXISTS queue_messages_by_stage ON queue_messages (stage, id);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id            INTEGER PRIMARY KEY,
+    stage         TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    receive_count INTEGER NOT NULL,
+    last_error    TEXT,
+    dead_at       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_stage ON dead_letters (stage, id);
+"#;
+
+/// What can go wrong inside a database call, before it is told in a port's error type.
+#[derive(Debug)]
+pub(crate) enum DbError {
+    Sqlite(rusqlite::Error),
+    Poisoned,
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Sqlite(e)
+    }
+}
+
+pub(crate) struct Db {
+    // One connection behind a mutex rather than a pool: SQLite admits one writer at a time
+    // anyway, and waiting on a mutex wakes at once where SQLite's busy handler sleeps and polls.
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    pub(crate) fn open(path: &Path) -> Result<Arc<Db>, LocalError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| LocalError::Io {
+                action: "create the folder of the data file",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let open_err = |source| LocalError::Open { path: path.to_path_buf(), source };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        // Before anything that locks: switching to WAL takes the write lock.
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(
+                journal_mode = %mode,
+                path = %path.display(),
+                "the data file could not be switched to WAL; writes will be slower"
+            );
+        }
+        // NORMAL in WAL mode loses nothing when the process is killed, only on power loss.
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "OFF").map_err(open_err)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        migrate(&mut conn, path)?;
+        Ok(Arc::new(Db { conn: Mutex::new(conn), path: path.to_path_buf() }))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection outside any explicit transaction: for single statements.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, DbError>) -> Result<T, DbError> {
+        let guard = self.conn.lock().map_err(|_| DbError::Poisoned)?;
+        f(&guard)
+    }
+
+    /// Runs `f` in an IMMEDIATE transaction, committed when `f` succeeds and rolled back when it
+    /// fails. IMMEDIATE takes the write lock up front, so a read-then-write cannot fail half way
+    /// with SQLITE_BUSY when another process writes the file too.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>) -> Result<T, DbError> {
+        let mut guard = self.conn.lock().map_err(|_| DbError::Poisoned)?;
+        let tx = guard.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub(crate) fn store_error(&self, e: DbError) -> StoreError {
+        match e {
+            DbError::Corrupt(what) => StoreError::Corrupt(format!("data file {}: {what}", self.path.display())),
+            other => StoreError::Unavailable(self.local_error(other).to_string()),
+        }
+    }
+
+    pub(crate) fn queue_error(&self, e: DbError) -> QueueError {
+        QueueError::Unavailable(self.local_error(e).to_string())
+    }
+
+    pub(crate) fn local_error(&self, e: DbError) -> LocalError {
+        let path = self.path.clone();
+        match e {
+            DbError::Sqlite(source) => LocalError::Database { path, source },
+            DbError::Poisoned => LocalError::Poisoned { path },
+            DbError::Corrupt(what) => LocalError::Corrupt { path, what },
+        }
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
+    let db_err = |source| LocalError::Open { path: path.to_path_buf(), source };
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_err)?;
+    if found > SCHEMA_VERSION {
+        return Err(LocalError::NewerSchema { path: path.to_path_buf(), found, known: SCHEMA_VERSION });
+    }
+    if found < SCHEMA_VERSION {
+        tx.execute_batch(SCHEMA).map_err(db_err)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
+    }
+    tx.commit().map_err(db_err)
+}
+
+/// Indexed times are integer milliseconds since the epoch, UTC.
+pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Versions and counts go into SQLite's signed integers. A value past `i64::MAX` cannot have been
+/// stored, so saturating makes a comparison with it fail, which is the right answer.
+pub(crate) fn to_sql_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_sql_u64(what: &str, v: i64) -> Result<u64, DbError> {
+    u64::try_from(v).map_err(|_| DbError::Corrupt(format!("{what} has a negative number {v}")))
+}
+
+pub(crate) fn to_doc<T: Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("{what} cannot be encoded as JSON: {}", json_problem(&e))))
+}
+
+pub(crate) fn from_doc<T: DeserializeOwned>(what: &str, doc: &str) -> Result<T, DbError> {
+    serde_json::from_str(doc).map_err(|e| DbError::Corrupt(format!("{what}: {}", json_problem(&e))))
+}
+
+/// serde_json's own messages quote the offending value, which may be personal data; this says
+/// where and what kind of problem only.
+fn json_problem(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match e.classify() {
+        Category::Io => "I/O error",
+        Category::Syntax => "malformed JSON",
+        Category::Data => "JSON of the wrong shape",
+        Category::Eof => "truncated JSON",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}

@@ -1,0 +1,631 @@
+//! The lead store over SQLite: documents as JSON text, plus the columns that are looked up,
+//! counted or compared in conditional writes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use leadflow_core::error::StoreError;
+use leadflow_core::model::{Activity, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, TeamCursor};
+use leadflow_core::normalize::email_key;
+use leadflow_core::ports::{
+    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, IdempotencyClaim, LeadStore, WriteOutcome,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::db::{Db, DbError, from_doc, from_sql_u64, millis, to_doc, to_sql_int};
+use crate::error::LocalError;
+use crate::queue::SqliteQueue;
+
+/// The lead store in one SQLite file. Cloning is cheap and shares the connection.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    db: Arc<Db>,
+}
+
+const SELECT_DUE: &str = "SELECT version, doc FROM enrollments \
+     WHERE next_due_at IS NOT NULL AND next_due_at <= ?1 \
+     ORDER BY next_due_at, rowid LIMIT ?2";
+
+const SELECT_REP_LOADS: &str = "SELECT owner_rep, COUNT(*) FROM leads \
+     WHERE owner_rep IS NOT NULL AND status NOT IN ('won', 'lost') \
+     GROUP BY owner_rep";
+
+impl SqliteStore {
+    /// Opens (creating it and its folder if need be) the data file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, LocalError> {
+        Ok(Self { db: Db::open(path.as_ref())? })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+
+    /// The stage queues in the same file, over the same connection, with the default
+    /// [`DEFAULT_MAX_RECEIVES`](crate::DEFAULT_MAX_RECEIVES).
+    pub fn queue(&self) -> SqliteQueue {
+        SqliteQueue::new(Arc::clone(&self.db))
+    }
+
+    pub fn count_leads(&self) -> Result<u64, LocalError> {
+        self.db
+            .read(|c| {
+                let n: i64 = c.prepare_cached("SELECT COUNT(*) FROM leads")?.query_row([], |r| r.get(0))?;
+                from_sql_u64("lead count", n)
+            })
+            .map_err(|e| self.db.local_error(e))
+    }
+
+    fn claim_idempotency_key_now(
+        &self,
+        key: &str,
+        lead_id: LeadId,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        let now = millis(now);
+        self.db
+            .write(|tx| {
+                let held: Option<(String, i64)> = tx
+                    .prepare_cached("SELECT lead_id, expires_at FROM idempotency_keys WHERE key = ?1")?
+                    .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                // Free again only once the binding expired before `now`.
+                if let Some((id, until)) = held
+                    && until >= now
+                {
+                    return Ok(IdempotencyClaim::Seen(parse_lead_id("idempotency key", &id)?));
+                }
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO idempotency_keys (key, lead_id, expires_at) \
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![key, lead_id.to_string(), millis(expires_at)])?;
+                Ok(IdempotencyClaim::Claimed)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn create_lead_now(&self, lead: &Lead) -> Result<CreateOutcome, StoreError> {
+        // Computed before the lock is taken: should it panic, the connection stays usable.
+        let key = lead.is_valid().then(|| email_key(&lead.contact.email));
+        let row = LeadRow::of(lead, lead.version)?;
+        self.db
+            .write(|tx| {
+                let exists = tx
+                    .prepare_cached("SELECT 1 FROM leads WHERE id = ?1")?
+                    .query_row([&row.id], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                if exists {
+                    return Ok(CreateOutcome::AlreadyExists);
+                }
+                if let Some(key) = &key {
+                    let owner: Option<String> = tx
+                        .prepare_cached("SELECT lead_id FROM email_keys WHERE key = ?1")?
+                        .query_row([key], |r| r.get(0))
+                        .optional()?;
+                    if let Some(owner) = owner {
+                        return Ok(CreateOutcome::EmailTaken(parse_lead_id("email key", &owner)?));
+                    }
+                }
+                tx.prepare_cached(
+                    "INSERT INTO leads (id, version, owner_rep, status, doc) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![row.id, row.version, row.owner_rep, row.status, row.doc])?;
+                if let Some(key) = &key {
+                    tx.prepare_cached("INSERT INTO email_keys (key, lead_id) VALUES (?1, ?2)")?
+                        .execute(params![key, row.id])?;
+                }
+                Ok(CreateOutcome::Created)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn update_lead_now(&self, lead: &Lead, expected_version: u64) -> Result<WriteOutcome, StoreError> {
+        let row = LeadRow::of(lead, expected_version.saturating_add(1))?;
+        self.db
+            .read(|c| {
+                let n = update_lead_row(c, &row, expected_version)?;
+                Ok(if n == 1 { WriteOutcome::Written } else { WriteOutcome::VersionConflict })
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn record_alias_now(&self, alias: LeadId, into: LeadId) -> Result<bool, StoreError> {
+        self.db
+            .read(|c| {
+                let n = c
+                    .prepare_cached("INSERT OR IGNORE INTO aliases (alias, into_id) VALUES (?1, ?2)")?
+                    .execute(params![alias.to_string(), into.to_string()])?;
+                Ok(n == 1)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn resolve_lead_now(&self, id: LeadId) -> Result<Option<LeadId>, StoreError> {
+        let id_text = id.to_string();
+        self.db
+            .read(|c| {
+                let exists = c
+                    .prepare_cached("SELECT 1 FROM leads WHERE id = ?1")?
+                    .query_row([&id_text], |_| Ok(()))
+                    .optional()?;
+                if exists.is_some() {
+                    return Ok(Some(id));
+                }
+                let into: Option<String> = c
+                    .prepare_cached("SELECT into_id FROM aliases WHERE alias = ?1")?
+                    .query_row([&id_text], |r| r.get(0))
+                    .optional()?;
+                into.map(|t| parse_lead_id("alias", &t)).transpose()
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn get_lead_now(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
+        let id_text = id.to_string();
+        self.db
+            .read(|c| {
+                let row: Option<(i64, String)> = c
+                    .prepare_cached("SELECT version, doc FROM leads WHERE id = ?1")?
+                    .query_row([&id_text], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((version, doc)) = row else {
+                    return Ok(None);
+                };
+                let what = format!("lead {id_text}");
+                let mut lead: Lead = from_doc(&what, &doc)?;
+                // The column is what conditional writes compare against: it is the truth.
+                lead.version = from_sql_u64(&what, version)?;
+                Ok(Some(lead))
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn find_by_email_key_now(&self, key: &str) -> Result<Option<LeadId>, StoreError> {
+        self.db
+            .read(|c| {
+                let id: Option<String> = c
+                    .prepare_cached("SELECT lead_id FROM email_keys WHERE key = ?1")?
+                    .query_row([key], |r| r.get(0))
+                    .optional()?;
+                id.map(|t| parse_lead_id("email key", &t)).transpose()
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn record_activity_now(&self, activity: &Activity) -> Result<(), StoreError> {
+        let doc = to_doc("activity", activity)?;
+        self.db
+            .read(|c| {
+                let lead_id = activity.lead_id.to_string();
+                c.prepare_cached("INSERT OR IGNORE INTO activities (id, lead_id, at, doc) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(params![activity.id, lead_id, millis(activity.at), doc])?;
+                Ok(())
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn activities_now(&self, lead_id: LeadId) -> Result<Vec<Activity>, StoreError> {
+        self.db
+            .read(|c| {
+                let mut stmt = c.prepare_cached("SELECT id, doc FROM activities WHERE lead_id = ?1 ORDER BY at, id")?;
+                let rows =
+                    stmt.query_map([lead_id.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (id, doc) = row?;
+                    out.push(from_doc(&format!("activity {id}"), &doc)?);
+                }
+                Ok(out)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn team_cursor_now(&self, team_id: &str) -> Result<TeamCursor, StoreError> {
+        self.db
+            .read(|c| {
+                let row: Option<(i64, String)> = c
+                    .prepare_cached("SELECT version, doc FROM team_cursors WHERE team_id = ?1")?
+                    .query_row([team_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((version, doc)) = row else {
+                    return Ok(TeamCursor::default());
+                };
+                let what = format!("team cursor {team_id}");
+                let mut cursor: TeamCursor = from_doc(&what, &doc)?;
+                cursor.version = from_sql_u64(&what, version)?;
+                Ok(cursor)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn rep_loads_now(&self) -> Result<BTreeMap<RepId, u32>, StoreError> {
+        self.db
+            .read(|c| {
+                let mut stmt = c.prepare_cached(SELECT_REP_LOADS)?;
+                let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+                let mut out = BTreeMap::new();
+                for row in rows {
+                    let (rep, n) = row?;
+                    out.insert(rep, u32::try_from(n).unwrap_or(u32::MAX));
+                }
+                Ok(out)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn assign_now(&self, write: &AssignmentWrite) -> Result<AssignOutcome, StoreError> {
+        let row = LeadRow::of(&write.lead, write.expected_lead_version.saturating_add(1))?;
+        let cursor = match &write.team_cursor {
+            Some((team_id, cursor)) => {
+                let next = TeamCursor { credit: cursor.credit.clone(), version: cursor.version.saturating_add(1) };
+                Some((team_id.as_str(), cursor.version, to_sql_int(next.version), to_doc("team cursor", &next)?))
+            }
+            None => None,
+        };
+        self.db
+            .write(|tx| {
+                // Every check comes before the first write, so a conflict leaves nothing to undo.
+                if let Some((team_id, expected, _, _)) = &cursor {
+                    let stored: Option<i64> = tx
+                        .prepare_cached("SELECT version FROM team_cursors WHERE team_id = ?1")?
+                        .query_row([team_id], |r| r.get(0))
+                        .optional()?;
+                    // An absent cursor is the default one, version 0.
+                    if stored.unwrap_or(0) != to_sql_int(*expected) {
+                        return Ok(AssignOutcome::Conflict);
+                    }
+                }
+                if update_lead_row(tx, &row, write.expected_lead_version)? != 1 {
+                    return Ok(AssignOutcome::Conflict);
+                }
+                if let Some((team_id, _, version, doc)) = &cursor {
+                    tx.prepare_cached(
+                        "INSERT INTO team_cursors (team_id, version, doc) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (team_id) \
+                         DO UPDATE SET version = excluded.version, doc = excluded.doc",
+                    )?
+                    .execute(params![team_id, version, doc])?;
+                }
+                Ok(AssignOutcome::Assigned)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn claim_effect_now(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<EffectClaim, StoreError> {
+        let (now, lease_until) = (millis(now), millis(lease_until));
+        self.db
+            .write(|tx| {
+                let held: Option<(String, i64, Option<String>)> = tx
+                    .prepare_cached("SELECT state, lease_until, detail FROM effects WHERE key = ?1")?
+                    .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?;
+                match held {
+                    Some((state, _, detail)) if state == "done" => {
+                        return Ok(EffectClaim::Done(detail.unwrap_or_default()));
+                    }
+                    Some((_, until, _)) if until > now => return Ok(EffectClaim::Busy),
+                    // Absent, or claimed by someone whose lease ran out: presumed dead.
+                    _ => {}
+                }
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO effects (key, state, lease_until, detail) \
+                     VALUES (?1, 'claimed', ?2, NULL)",
+                )?
+                .execute(params![key, lease_until])?;
+                Ok(EffectClaim::Claimed)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn finish_effect_now(&self, key: &str, detail: &str) -> Result<(), StoreError> {
+        self.db
+            .read(|c| {
+                // An upsert, not an update: the effect happened, so it must be remembered even if
+                // the claim was lost in between (taken over, or released by mistake).
+                c.prepare_cached(
+                    "INSERT INTO effects (key, state, lease_until, detail) \
+                     VALUES (?1, 'done', 0, ?2) \
+                     ON CONFLICT (key) DO UPDATE SET state = 'done', detail = excluded.detail",
+                )?
+                .execute(params![key, detail])?;
+                Ok(())
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn release_effect_now(&self, key: &str) -> Result<(), StoreError> {
+        self.db
+            .read(|c| {
+                c.prepare_cached("DELETE FROM effects WHERE key = ?1 AND state = 'claimed'")?.execute([key])?;
+                Ok(())
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn enroll_now(&self, enrollment: &Enrollment) -> Result<bool, StoreError> {
+        let row = EnrollmentRow::of(enrollment, enrollment.version)?;
+        self.db
+            .read(|c| {
+                let n = c
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO enrollments \
+                         (lead_id, campaign_id, version, next_due_at, doc) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![row.lead_id, enrollment.campaign_id, row.version, row.next_due_at, row.doc])?;
+                Ok(n == 1)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn enrollments_now(&self, lead_id: LeadId) -> Result<Vec<Enrollment>, StoreError> {
+        self.db
+            .read(|c| {
+                let mut stmt =
+                    c.prepare_cached("SELECT version, doc FROM enrollments WHERE lead_id = ?1 ORDER BY campaign_id")?;
+                read_enrollments(stmt.query_map([lead_id.to_string()], enrollment_cols)?)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn due_enrollments_now(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Enrollment>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .read(|c| {
+                let mut stmt = c.prepare_cached(SELECT_DUE)?;
+                read_enrollments(stmt.query_map(params![millis(now), limit], enrollment_cols)?)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn update_enrollment_now(
+        &self,
+        enrollment: &Enrollment,
+        expected_version: u64,
+    ) -> Result<WriteOutcome, StoreError> {
+        let row = EnrollmentRow::of(enrollment, expected_version.saturating_add(1))?;
+        self.db
+            .read(|c| {
+                let n = c
+                    .prepare_cached(
+                        "UPDATE enrollments SET version = ?3, next_due_at = ?4, doc = ?5 \
+                         WHERE lead_id = ?1 AND campaign_id = ?2 AND version = ?6",
+                    )?
+                    .execute(params![
+                        row.lead_id,
+                        enrollment.campaign_id,
+                        row.version,
+                        row.next_due_at,
+                        row.doc,
+                        to_sql_int(expected_version)
+                    ])?;
+                Ok(if n == 1 { WriteOutcome::Written } else { WriteOutcome::VersionConflict })
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+}
+
+/// A lead as stored: the document carries the version it is stored under.
+struct LeadRow {
+    id: String,
+    version: i64,
+    owner_rep: Option<String>,
+    status: &'static str,
+    doc: String,
+}
+
+impl LeadRow {
+    fn of(lead: &Lead, version: u64) -> Result<Self, StoreError> {
+        let id = lead.id.to_string();
+        let doc = if lead.version == version {
+            to_doc("lead", lead)?
+        } else {
+            to_doc("lead", &Lead { version, ..lead.clone() })?
+        };
+        Ok(Self {
+            id,
+            version: to_sql_int(version),
+            owner_rep: lead.owner.as_ref().map(|o| o.rep_id.clone()),
+            status: status_name(lead.status),
+            doc,
+        })
+    }
+}
+
+fn status_name(status: SalesStatus) -> &'static str {
+    match status {
+        SalesStatus::New => "new",
+        SalesStatus::Contacted => "contacted",
+        SalesStatus::Won => "won",
+        SalesStatus::Lost => "lost",
+    }
+}
+
+fn update_lead_row(c: &Connection, row: &LeadRow, expected_version: u64) -> Result<usize, DbError> {
+    let expected = to_sql_int(expected_version);
+    let mut stmt = c.prepare_cached(
+        "UPDATE leads SET version = ?2, owner_rep = ?3, status = ?4, doc = ?5 \
+         WHERE id = ?1 AND version = ?6",
+    )?;
+    Ok(stmt.execute(params![row.id, row.version, row.owner_rep, row.status, row.doc, expected])?)
+}
+
+struct EnrollmentRow {
+    lead_id: String,
+    version: i64,
+    next_due_at: Option<i64>,
+    doc: String,
+}
+
+impl EnrollmentRow {
+    fn of(enrollment: &Enrollment, version: u64) -> Result<Self, StoreError> {
+        let doc = if enrollment.version == version {
+            to_doc("enrollment", enrollment)?
+        } else {
+            to_doc("enrollment", &Enrollment { version, ..enrollment.clone() })?
+        };
+        // Only active enrollments are in the due index, whatever time the document still holds.
+        let next_due_at = match enrollment.state {
+            EnrollmentState::Active => enrollment.next_due_at.map(millis),
+            EnrollmentState::Completed | EnrollmentState::Stopped { .. } => None,
+        };
+        Ok(Self { lead_id: enrollment.lead_id.to_string(), version: to_sql_int(version), next_due_at, doc })
+    }
+}
+
+fn enrollment_cols(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String)> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+fn read_enrollments(rows: impl Iterator<Item = rusqlite::Result<(i64, String)>>) -> Result<Vec<Enrollment>, DbError> {
+    let mut out = Vec::new();
+    for row in rows {
+        let (version, doc) = row?;
+        let mut e: Enrollment = from_doc("enrollment", &doc)?;
+        e.version = from_sql_u64("enrollment", version)?;
+        out.push(e);
+    }
+    Ok(out)
+}
+
+fn parse_lead_id(what: &str, text: &str) -> Result<LeadId, DbError> {
+    text.parse().map_err(|_| DbError::Corrupt(format!("{what} points at a malformed lead id")))
+}
+
+// The bodies are synchronous and run when the future is first polled; none holds the connection
+// across an await, because there is none.
+impl LeadStore for SqliteStore {
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        lead_id: LeadId,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        self.claim_idempotency_key_now(key, lead_id, now, expires_at)
+    }
+
+    async fn create_lead(&self, lead: &Lead) -> Result<CreateOutcome, StoreError> {
+        self.create_lead_now(lead)
+    }
+
+    async fn update_lead(&self, lead: &Lead, expected_version: u64) -> Result<WriteOutcome, StoreError> {
+        self.update_lead_now(lead, expected_version)
+    }
+
+    async fn record_alias(&self, alias: LeadId, into: LeadId) -> Result<bool, StoreError> {
+        self.record_alias_now(alias, into)
+    }
+
+    async fn resolve_lead(&self, id: LeadId) -> Result<Option<LeadId>, StoreError> {
+        self.resolve_lead_now(id)
+    }
+
+    async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
+        self.get_lead_now(id)
+    }
+
+    async fn find_by_email_key(&self, email_key: &str) -> Result<Option<LeadId>, StoreError> {
+        self.find_by_email_key_now(email_key)
+    }
+
+    async fn record_activity(&self, activity: &Activity) -> Result<(), StoreError> {
+        self.record_activity_now(activity)
+    }
+
+    async fn activities(&self, lead_id: LeadId) -> Result<Vec<Activity>, StoreError> {
+        self.activities_now(lead_id)
+    }
+
+    async fn team_cursor(&self, team_id: &str) -> Result<TeamCursor, StoreError> {
+        self.team_cursor_now(team_id)
+    }
+
+    async fn rep_loads(&self) -> Result<BTreeMap<RepId, u32>, StoreError> {
+        self.rep_loads_now()
+    }
+
+    async fn assign(&self, write: &AssignmentWrite) -> Result<AssignOutcome, StoreError> {
+        self.assign_now(write)
+    }
+
+    async fn claim_effect(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<EffectClaim, StoreError> {
+        self.claim_effect_now(key, now, lease_until)
+    }
+
+    async fn finish_effect(&self, key: &str, detail: &str) -> Result<(), StoreError> {
+        self.finish_effect_now(key, detail)
+    }
+
+    async fn release_effect(&self, key: &str) -> Result<(), StoreError> {
+        self.release_effect_now(key)
+    }
+
+    async fn enroll(&self, enrollment: &Enrollment) -> Result<bool, StoreError> {
+        self.enroll_now(enrollment)
+    }
+
+    async fn enrollments(&self, lead_id: LeadId) -> Result<Vec<Enrollment>, StoreError> {
+        self.enrollments_now(lead_id)
+    }
+
+    async fn due_enrollments(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Enrollment>, StoreError> {
+        self.due_enrollments_now(now, limit)
+    }
+
+    async fn update_enrollment(
+        &self,
+        enrollment: &Enrollment,
+        expected_version: u64,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.update_enrollment_now(enrollment, expected_version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(sql: &str, params: impl rusqlite::Params) -> String {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = SqliteStore::open(dir.path().join("plan.db")).unwrap_or_else(|e| panic!("{e}"));
+        store
+            .db
+            .read(|c| {
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let rows = stmt.query_map(params, |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?.join("\n"))
+            })
+            .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)))
+    }
+
+    #[test]
+    fn the_due_scan_searches_the_partial_index_in_due_order() {
+        let plan = plan(SELECT_DUE, params![0_i64, 10_i64]);
+        assert!(plan.starts_with("SEARCH enrollments USING INDEX enrollments_due (next_due_at"), "{plan}");
+        // Reading the index in order is what lets LIMIT stop early: no sort of all due rows.
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn rep_loads_read_only_the_owner_index() {
+        let plan = plan(SELECT_REP_LOADS, []);
+        assert!(plan.contains("USING COVERING INDEX leads_owner_status"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+}
