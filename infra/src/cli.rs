@@ -64,25 +64,26 @@ pub fn main() -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Dev { addr, data_dir, config, admin_token, clock_speed, nurture_every, visibility_timeout } => {
-            let opts = match (seconds("nurture-every", nurture_every), seconds("visibility-timeout", visibility_timeout)) {
-                (Ok(n), Ok(v)) if clock_speed.is_finite() && clock_speed > 0.0 && !n.is_zero() => DevOptions {
-                    addr,
-                    data_dir,
-                    config_dir: config,
-                    admin_token,
-                    clock_speed,
-                    nurture_every: n,
-                    visibility_timeout: v,
-                },
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("leadflow: {e}");
-                    return ExitCode::from(2);
-                }
-                _ => {
-                    eprintln!("leadflow: --clock-speed and --nurture-every must be positive");
-                    return ExitCode::from(2);
-                }
-            };
+            let opts =
+                match (seconds("nurture-every", nurture_every), seconds("visibility-timeout", visibility_timeout)) {
+                    (Ok(n), Ok(v)) if clock_speed.is_finite() && clock_speed > 0.0 && !n.is_zero() => DevOptions {
+                        addr,
+                        data_dir,
+                        config_dir: config,
+                        admin_token,
+                        clock_speed,
+                        nurture_every: n,
+                        visibility_timeout: v,
+                    },
+                    (Err(e), _) | (_, Err(e)) => {
+                        eprintln!("leadflow: {e}");
+                        return ExitCode::from(2);
+                    }
+                    _ => {
+                        eprintln!("leadflow: --clock-speed and --nurture-every must be positive");
+                        return ExitCode::from(2);
+                    }
+                };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(r) => r,
                 Err(e) => {

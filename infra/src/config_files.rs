@@ -36,8 +36,8 @@ pub fn read_dir(dir: &Path) -> Result<ConfigSources, ConfigLoadError> {
     let mut campaigns = Vec::new();
     let campaign_dir = dir.join("campaigns");
     if campaign_dir.is_dir() {
-        let entries =
-            std::fs::read_dir(&campaign_dir).map_err(|source| ConfigLoadError::Read { path: campaign_dir.clone(), source })?;
+        let entries = std::fs::read_dir(&campaign_dir)
+            .map_err(|source| ConfigLoadError::Read { path: campaign_dir.clone(), source })?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))

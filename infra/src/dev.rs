@@ -139,8 +139,11 @@ impl Running {
 /// nurture scheduler.
 pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
     let config = config_files::load(opts.config_dir.as_deref())?;
-    std::fs::create_dir_all(&opts.data_dir)
-        .map_err(|source| leadflow_local::LocalError::Io { action: "create", path: opts.data_dir.clone(), source })?;
+    std::fs::create_dir_all(&opts.data_dir).map_err(|source| leadflow_local::LocalError::Io {
+        action: "create",
+        path: opts.data_dir.clone(),
+        source,
+    })?;
     let database = opts.data_dir.join("leadflow.db");
     let outbox = opts.data_dir.join("outbox");
     let events = opts.data_dir.join("events.jsonl");
@@ -152,7 +155,8 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
     if recovered > 0 {
         info!(recovered, "messages a previous run held in flight are delivered again");
     }
-    let queue = WakingQueue { inner: sqlite_queue.clone(), wake: Arc::new([Notify::new(), Notify::new(), Notify::new()]) };
+    let queue =
+        WakingQueue { inner: sqlite_queue.clone(), wake: Arc::new([Notify::new(), Notify::new(), Notify::new()]) };
     let admin_token = opts.admin_token.clone().unwrap_or_else(random_token);
     let clock = if opts.clock_speed == 1.0 { SystemClock::new() } else { SystemClock::accelerated(opts.clock_speed) };
     let ports = Arc::new(Adapters {
@@ -192,7 +196,14 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         }
     });
     for stage in Stage::ALL {
-        tasks.spawn(stage_worker(Arc::clone(&ports), sqlite_queue.clone(), Arc::clone(&queue.wake), stage, opts.visibility_timeout, stop.clone()));
+        tasks.spawn(stage_worker(
+            Arc::clone(&ports),
+            sqlite_queue.clone(),
+            Arc::clone(&queue.wake),
+            stage,
+            opts.visibility_timeout,
+            stop.clone(),
+        ));
     }
     tasks.spawn(nurture_scheduler(Arc::clone(&ports), opts.nurture_every, stop));
     Ok(Running { addr, outbox, events, database, admin_token, ports, shutdown, tasks })
@@ -244,7 +255,8 @@ async fn stage_worker(
             Stage::Score => leadflow_score::handle_batch(&*ports, batch).await,
             Stage::Route => leadflow_route::handle_batch(&*ports, batch).await,
         };
-        let done: Vec<String> = counts.iter().filter(|(id, _)| !failed.iter().any(|f| f.id == *id)).map(|(id, _)| id.clone()).collect();
+        let done: Vec<String> =
+            counts.iter().filter(|(id, _)| !failed.iter().any(|f| f.id == *id)).map(|(id, _)| id.clone()).collect();
         if let Err(e) = queue.delete(stage, &done) {
             error!(stage = stage.as_str(), error = %e, "cannot acknowledge handled messages; they will be handled again");
         }
@@ -268,7 +280,9 @@ async fn nurture_scheduler(ports: Arc<LocalPorts>, every: Duration, mut stop: wa
         // Keep ticking while a tick fills its limit, so a backlog drains without waiting.
         loop {
             match leadflow_nurture::tick(&*ports, leadflow_nurture::TICK_LIMIT).await {
-                Ok(report) if report.due >= leadflow_nurture::TICK_LIMIT && report.sent + report.stopped > 0 => continue,
+                Ok(report) if report.due >= leadflow_nurture::TICK_LIMIT && report.sent + report.stopped > 0 => {
+                    continue;
+                }
                 Ok(_) => break,
                 Err(e) => {
                     error!(error = %e, "nurture tick failed");

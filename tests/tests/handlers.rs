@@ -171,10 +171,12 @@ async fn a_filled_honeypot_gets_the_normal_answer_and_stores_nothing() {
 #[tokio::test]
 async fn a_disposable_address_is_kept_as_invalid_and_never_routed_or_emailed() {
     let ports = ports();
-    let (status, body) = post(&ports, json!({"email": "x@mailinator.com", "job_title": "CEO", "country": "DE"}), None).await;
+    let (status, body) =
+        post(&ports, json!({"email": "x@mailinator.com", "job_title": "CEO", "country": "DE"}), None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     pipeline(&ports, 2).await;
-    let lead = ports.store.get_lead(lead_id(&body)).await.ok().flatten().unwrap_or_else(|| panic!("invalid lead not kept"));
+    let lead =
+        ports.store.get_lead(lead_id(&body)).await.ok().flatten().unwrap_or_else(|| panic!("invalid lead not kept"));
     match &lead.validity {
         Validity::Invalid { reasons } => assert!(reasons.iter().any(|r| r.code == "disposable_email"), "{reasons:?}"),
         Validity::Valid => panic!("a disposable address must not be valid"),
@@ -207,7 +209,8 @@ async fn a_throttled_assignment_email_is_retried_and_sent_once() {
     deliver(&ports, Stage::Score, 1).await;
     ports.mailer.throttle_next(1);
     let bodies = ports.queue.drain(Stage::Route);
-    let batch = |bodies: &[String]| bodies.iter().map(|b| BatchItem { id: "r1".into(), body: b.clone() }).collect::<Vec<_>>();
+    let batch =
+        |bodies: &[String]| bodies.iter().map(|b| BatchItem { id: "r1".into(), body: b.clone() }).collect::<Vec<_>>();
     let failed = leadflow_route::handle_batch(&*ports, batch(&bodies)).await;
     assert_eq!(failed.len(), 1, "throttling fails the item so the queue retries it");
     assert!(failed[0].reason.contains("throttl"), "{}", failed[0].reason);
@@ -225,7 +228,8 @@ async fn one_poison_message_does_not_fail_its_neighbours() {
     post(&ports, ana(), None).await;
     let mut bodies = ports.queue.drain(Stage::Validate);
     bodies.insert(0, "{not json".into());
-    let batch: Vec<BatchItem> = bodies.iter().enumerate().map(|(i, b)| BatchItem { id: format!("m{i}"), body: b.clone() }).collect();
+    let batch: Vec<BatchItem> =
+        bodies.iter().enumerate().map(|(i, b)| BatchItem { id: format!("m{i}"), body: b.clone() }).collect();
     let failed = leadflow_validate::handle_batch(&*ports, batch.clone()).await;
     assert!(failed.is_empty(), "a malformed body can never succeed: it is dropped, not retried");
     assert_eq!(ports.store.lead_count(), 1);
@@ -282,8 +286,12 @@ async fn a_lead_that_qualifies_later_leaves_nurture_and_is_routed() {
     let before = ports.mailer.sent().len();
     assert_eq!(before, 1, "first drip step");
     // Kim comes back as a VP in Germany: qualifies and is routed.
-    post(&ports, json!({"email": "kim@globex.example", "job_title": "VP Sales", "country": "DE", "company": "Globex"}), None)
-        .await;
+    post(
+        &ports,
+        json!({"email": "kim@globex.example", "job_title": "VP Sales", "country": "DE", "company": "Globex"}),
+        None,
+    )
+    .await;
     pipeline(&ports, 1).await;
     let lead = ports.store.get_lead(id).await.ok().flatten().unwrap_or_else(|| panic!("lead missing"));
     assert!(lead.owner.is_some(), "{:?}", lead.score);

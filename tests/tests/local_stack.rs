@@ -48,7 +48,8 @@ impl Stack {
     }
 
     async fn admin(&self, path: &str) -> (StatusCode, Value) {
-        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(TOKEN).send().await.expect("admin answers");
+        let resp =
+            self.http.get(format!("{}{path}", self.base)).bearer_auth(TOKEN).send().await.expect("admin answers");
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -131,7 +132,10 @@ async fn a_valid_lead_reaches_an_assignment_email_to_the_right_rep() {
     assert!(html.contains("Acme"));
 
     let (_, trail) = stack.admin(&format!("/admin/leads/{id}")).await;
-    let kinds: Vec<&str> = trail["activities"].as_array().map(|a| a.iter().filter_map(|x| x["kind"].as_str()).collect()).unwrap_or_default();
+    let kinds: Vec<&str> = trail["activities"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["kind"].as_str()).collect())
+        .unwrap_or_default();
     for k in ["form_submission", "stage_changed", "assigned", "email_sent"] {
         assert!(kinds.contains(&k), "trail lacks {k}: {kinds:?}");
     }
@@ -146,7 +150,8 @@ async fn a_duplicate_email_merges_and_an_idempotent_retry_is_one_lead() {
     again["email"] = json!("Ana@ACME.io");
     let (status, b) = stack.post_json(&again).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (a, b) = (a["lead_id"].as_str().unwrap_or_default().to_string(), b["lead_id"].as_str().unwrap_or_default().to_string());
+    let (a, b) =
+        (a["lead_id"].as_str().unwrap_or_default().to_string(), b["lead_id"].as_str().unwrap_or_default().to_string());
     let merged = stack.wait_for_lead(&b, |l| l["submissions"] == 2).await;
     assert_eq!(merged["id"], a.as_str(), "the second submission resolves to the first lead");
 
@@ -189,31 +194,98 @@ async fn bad_input_gets_a_4xx_json_error_never_a_5xx() {
     let long = "x".repeat(13 * 1024);
     let json_ct = "application/json";
     let form_ct = "application/x-www-form-urlencoded";
-    let cases: Vec<(&str, &str, Vec<u8>, Vec<(&str, &str)>, u16, &str)> = vec![
+    // (what, content type, body, extra headers, expected status, expected error code)
+    type Case<'a> = (&'a str, &'a str, Vec<u8>, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("broken JSON", json_ct, b"{\"email\": \"a@b.co\",".to_vec(), vec![], 400, "malformed_body"),
         ("JSON array", json_ct, b"[1,2]".to_vec(), vec![], 400, "malformed_body"),
         ("email is a number", json_ct, br#"{"email": 123}"#.to_vec(), vec![], 422, "invalid_type"),
-        ("name is an object", json_ct, br#"{"email": "a@acme.io", "first_name": {"x": 1}}"#.to_vec(), vec![], 422, "invalid_type"),
-        ("custom field is an array", json_ct, br#"{"email": "a@acme.io", "notes": [1]}"#.to_vec(), vec![], 422, "invalid_type"),
-        ("13 KiB name", json_ct, json!({"email": "a@acme.io", "first_name": long}).to_string().into_bytes(), vec![], 422, "invalid_field"),
+        (
+            "name is an object",
+            json_ct,
+            br#"{"email": "a@acme.io", "first_name": {"x": 1}}"#.to_vec(),
+            vec![],
+            422,
+            "invalid_type",
+        ),
+        (
+            "custom field is an array",
+            json_ct,
+            br#"{"email": "a@acme.io", "notes": [1]}"#.to_vec(),
+            vec![],
+            422,
+            "invalid_type",
+        ),
+        (
+            "13 KiB name",
+            json_ct,
+            json!({"email": "a@acme.io", "first_name": long}).to_string().into_bytes(),
+            vec![],
+            422,
+            "invalid_field",
+        ),
         ("1 MiB body", json_ct, vec![b' '; 1024 * 1024], vec![], 413, "body_too_large"),
         ("non-UTF-8 JSON", json_ct, b"{\"email\": \"a\xff\xfe@acme.io\"}".to_vec(), vec![], 400, "malformed_body"),
         ("non-UTF-8 form", form_ct, b"email=a%FF%FE%40acme.io".to_vec(), vec![], 400, "malformed_body"),
-        ("CR/LF in email", json_ct, json!({"email": "a@acme.io\r\nBcc: all@acme.io"}).to_string().into_bytes(), vec![], 422, "invalid_field"),
-        ("CR/LF in name", json_ct, json!({"email": "a@acme.io", "last_name": "Lima\r\nX-Evil: 1"}).to_string().into_bytes(), vec![], 422, "invalid_field"),
-        ("NUL in company", json_ct, json!({"email": "a@acme.io", "company": "Ac\u{0}me"}).to_string().into_bytes(), vec![], 422, "invalid_field"),
+        (
+            "CR/LF in email",
+            json_ct,
+            json!({"email": "a@acme.io\r\nBcc: all@acme.io"}).to_string().into_bytes(),
+            vec![],
+            422,
+            "invalid_field",
+        ),
+        (
+            "CR/LF in name",
+            json_ct,
+            json!({"email": "a@acme.io", "last_name": "Lima\r\nX-Evil: 1"}).to_string().into_bytes(),
+            vec![],
+            422,
+            "invalid_field",
+        ),
+        (
+            "NUL in company",
+            json_ct,
+            json!({"email": "a@acme.io", "company": "Ac\u{0}me"}).to_string().into_bytes(),
+            vec![],
+            422,
+            "invalid_field",
+        ),
         ("no email", json_ct, br#"{"first_name": "Ana"}"#.to_vec(), vec![], 422, "required"),
         ("not an email", json_ct, br#"{"email": "ana at acme"}"#.to_vec(), vec![], 422, "invalid_field"),
         ("text/plain", "text/plain", b"email=a@acme.io".to_vec(), vec![], 415, "unsupported_media_type"),
         ("no content type", "", b"{}".to_vec(), vec![], 415, "unsupported_media_type"),
-        ("foreign origin", json_ct, br#"{"email": "a@acme.io"}"#.to_vec(), vec![("origin", "https://evil.example")], 403, "origin_not_allowed"),
-        ("too many fields", json_ct, {
-            let mut m = serde_json::Map::new();
-            m.insert("email".into(), json!("a@acme.io"));
-            for i in 0..30 { m.insert(format!("f{i}"), json!("v")); }
-            Value::Object(m).to_string().into_bytes()
-        }, vec![], 422, "too_many_fields"),
-        ("empty idempotency key", json_ct, br#"{"email": "a@acme.io"}"#.to_vec(), vec![("idempotency-key", "")], 400, "invalid_idempotency_key"),
+        (
+            "foreign origin",
+            json_ct,
+            br#"{"email": "a@acme.io"}"#.to_vec(),
+            vec![("origin", "https://evil.example")],
+            403,
+            "origin_not_allowed",
+        ),
+        (
+            "too many fields",
+            json_ct,
+            {
+                let mut m = serde_json::Map::new();
+                m.insert("email".into(), json!("a@acme.io"));
+                for i in 0..30 {
+                    m.insert(format!("f{i}"), json!("v"));
+                }
+                Value::Object(m).to_string().into_bytes()
+            },
+            vec![],
+            422,
+            "too_many_fields",
+        ),
+        (
+            "empty idempotency key",
+            json_ct,
+            br#"{"email": "a@acme.io"}"#.to_vec(),
+            vec![("idempotency-key", "")],
+            400,
+            "invalid_idempotency_key",
+        ),
     ];
     for (what, ct, body, headers, want, code) in cases {
         let (status, err) = stack.post_raw(ct, body, &headers).await;
@@ -333,7 +405,8 @@ async fn a_lead_below_mql_gets_its_first_drip_in_the_outbox() {
     assert!(lead["owner"].is_null());
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let drips: Vec<_> = emls(&stack.outbox()).into_iter().filter(|(n, _)| n.contains("drip") && n.contains(&id)).collect();
+        let drips: Vec<_> =
+            emls(&stack.outbox()).into_iter().filter(|(n, _)| n.contains("drip") && n.contains(&id)).collect();
         if let Some((_, eml)) = drips.first() {
             let msg = mail_parser::MessageParser::default().parse(eml).expect("parses");
             assert!(msg.subject().unwrap_or_default().contains("Joe"));

@@ -49,7 +49,12 @@ fn lead(i: usize) -> Value {
 
 /// Posts leads `todo` concurrently; records the id of each one answered 202. Stops early,
 /// killing the process, once `kill_after` answers came back.
-async fn burst(base: &str, todo: Vec<usize>, accepted: Arc<Mutex<BTreeMap<usize, String>>>, mut kill: Option<(usize, Child)>) {
+async fn burst(
+    base: &str,
+    todo: Vec<usize>,
+    accepted: Arc<Mutex<BTreeMap<usize, String>>>,
+    mut kill: Option<(usize, Child)>,
+) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let answered = Arc::new(AtomicUsize::new(0));
     let queue = Arc::new(Mutex::new(todo));
@@ -97,7 +102,7 @@ async fn a_restart_in_the_middle_of_a_burst_loses_no_lead() {
     let (child, base) = spawn(dir.path());
     burst(&base, (0..LEADS).collect(), Arc::clone(&accepted), Some((150, child))).await;
     let before_restart = accepted.lock().await.len();
-    assert!(before_restart >= 150 && before_restart < LEADS, "the kill landed mid-burst ({before_restart} accepted)");
+    assert!((150..LEADS).contains(&before_restart), "the kill landed mid-burst ({before_restart} accepted)");
 
     // The visitor's browser retries what got no answer; the same idempotency key is used.
     let (mut child, base) = spawn(dir.path());
@@ -114,7 +119,12 @@ async fn a_restart_in_the_middle_of_a_burst_loses_no_lead() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut pending: BTreeSet<usize> = (0..LEADS).collect();
     while !pending.is_empty() {
-        assert!(Instant::now() < deadline, "{} leads never got an owner, e.g. {:?}", pending.len(), pending.iter().take(5).collect::<Vec<_>>());
+        assert!(
+            Instant::now() < deadline,
+            "{} leads never got an owner, e.g. {:?}",
+            pending.len(),
+            pending.iter().take(5).collect::<Vec<_>>()
+        );
         let mut done = Vec::new();
         for &i in pending.iter().take(50) {
             let resp = http.get(format!("{base}/admin/leads/{}", accepted[&i])).bearer_auth(TOKEN).send().await;
@@ -137,7 +147,7 @@ async fn a_restart_in_the_middle_of_a_burst_loses_no_lead() {
     let _ = child.wait();
 
     // Exactly one lead and one assignment email per person.
-    let store = leadflow_local::SqliteStore::open(&dir.path().join("leadflow.db")).expect("store opens");
+    let store = leadflow_local::SqliteStore::open(dir.path().join("leadflow.db")).expect("store opens");
     assert_eq!(store.count_leads().expect("count"), LEADS as u64, "no lead lost, none duplicated");
     let assignment_emails = std::fs::read_dir(dir.path().join("outbox"))
         .expect("outbox")

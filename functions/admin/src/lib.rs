@@ -46,27 +46,27 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorize(auth: &AdminAuth, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(auth: &AdminAuth, headers: &HeaderMap) -> bool {
     match auth {
-        AdminAuth::Upstream => Ok(()),
+        AdminAuth::Upstream => true,
         AdminAuth::Bearer(token) => {
             let given = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .unwrap_or("");
-            if same_secret(given.as_bytes(), token.as_bytes()) {
-                Ok(())
-            } else {
-                Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "A valid admin bearer token is required."))
-            }
+            same_secret(given.as_bytes(), token.as_bytes())
         }
     }
 }
 
+fn unauthorized() -> Response {
+    error(StatusCode::UNAUTHORIZED, "unauthorized", "A valid admin bearer token is required.")
+}
+
 async fn show<P: Ports>(State(state): State<Arc<AppState<P>>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(denied) = authorize(&state.auth, &headers) {
-        return denied;
+    if !authorized(&state.auth, &headers) {
+        return unauthorized();
     }
     let Ok(id) = id.parse::<LeadId>() else {
         return error(StatusCode::BAD_REQUEST, "invalid_lead_id", "A lead id is a 26-character ULID.");
@@ -74,7 +74,11 @@ async fn show<P: Ports>(State(state): State<Arc<AppState<P>>>, headers: HeaderMa
     let store = state.ports.store();
     match store.resolve_lead(id).await {
         Ok(Some(resolved)) => lead_response(&*state.ports, resolved).await,
-        Ok(None) => error(StatusCode::NOT_FOUND, "lead_not_found", "No lead has this id (yet: a lead just captured appears within a second)."),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "lead_not_found",
+            "No lead has this id (yet: a lead just captured appears within a second).",
+        ),
         Err(_) => unavailable(),
     }
 }
@@ -89,8 +93,8 @@ async fn find_by_email<P: Ports>(
     headers: HeaderMap,
     Query(q): Query<EmailQuery>,
 ) -> Response {
-    if let Err(denied) = authorize(&state.auth, &headers) {
-        return denied;
+    if !authorized(&state.auth, &headers) {
+        return unauthorized();
     }
     let Some(email) = q.email else {
         return error(StatusCode::BAD_REQUEST, "missing_query", "Search with ?email=<address>.");
@@ -112,11 +116,12 @@ fn unavailable() -> Response {
 
 async fn lead_response<P: Ports>(ports: &P, id: LeadId) -> Response {
     let store = ports.store();
-    let (lead, activities, enrollments) = match (store.get_lead(id).await, store.activities(id).await, store.enrollments(id).await) {
-        (Ok(Some(l)), Ok(a), Ok(e)) => (l, a, e),
-        (Ok(None), _, _) => return error(StatusCode::NOT_FOUND, "lead_not_found", "No lead has this id."),
-        _ => return unavailable(),
-    };
+    let (lead, activities, enrollments) =
+        match (store.get_lead(id).await, store.activities(id).await, store.enrollments(id).await) {
+            (Ok(Some(l)), Ok(a), Ok(e)) => (l, a, e),
+            (Ok(None), _, _) => return error(StatusCode::NOT_FOUND, "lead_not_found", "No lead has this id."),
+            _ => return unavailable(),
+        };
     let config = ports.config();
     let owner = lead.owner.as_ref().map(|o| {
         let rep = config.routing.rep(&o.rep_id);

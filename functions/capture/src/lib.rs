@@ -68,7 +68,8 @@ async fn method_not_allowed() -> ApiError {
 fn cors(settings: &CaptureSettings) -> CorsLayer {
     let origins: Vec<HeaderValue> =
         settings.allowed_origins.iter().filter(|o| o.as_str() != "*").filter_map(|o| o.parse().ok()).collect();
-    let allow = if settings.allowed_origins.iter().any(|o| o == "*") { AllowOrigin::any() } else { AllowOrigin::list(origins) };
+    let allow =
+        if settings.allowed_origins.iter().any(|o| o == "*") { AllowOrigin::any() } else { AllowOrigin::list(origins) };
     CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([Method::POST])
@@ -78,9 +79,26 @@ fn cors(settings: &CaptureSettings) -> CorsLayer {
 
 /// Names the capture API reads; everything else is a custom field.
 const KNOWN: &[&str] = &[
-    "email", "first_name", "last_name", "phone", "company", "job_title", "country", "time_zone", "form",
-    "consent", "consent_purpose", "consent_text", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-    "utm_content", "page_url", "referrer", "submission_id",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "company",
+    "job_title",
+    "country",
+    "time_zone",
+    "form",
+    "consent",
+    "consent_purpose",
+    "consent_text",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "page_url",
+    "referrer",
+    "submission_id",
 ];
 
 enum Kind {
@@ -113,7 +131,8 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
             format!("The submission is larger than {} bytes.", settings.max_body_bytes),
         )
     };
-    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > settings.max_body_bytes) {
         return Err(too_large());
     }
@@ -135,7 +154,8 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
     sub.lead_id = lead_id;
     sub.received_at = now;
     check_submission(&sub).map_err(|problems| {
-        let first = problems.first().cloned().unwrap_or_else(|| FieldProblem::new("body", "invalid", "invalid submission"));
+        let first =
+            problems.first().cloned().unwrap_or_else(|| FieldProblem::new("body", "invalid", "invalid submission"));
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "invalid_field",
@@ -245,7 +265,13 @@ fn idempotency_key(headers: &HeaderMap, fields: &Map<String, Value>) -> Result<O
     let raw = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
-                .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_idempotency_key", "Idempotency-Key must be printable ASCII."))?
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be printable ASCII.",
+                    )
+                })?
                 .to_string(),
         ),
         None => match fields.get("submission_id") {

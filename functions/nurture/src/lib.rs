@@ -5,7 +5,7 @@ use leadflow_core::campaign::{CampaignStatus, stop_reason, stopped};
 use leadflow_core::model::{ActivityKind, Enrollment};
 use leadflow_core::ports::{Clock, LeadStore, Ports, WriteOutcome};
 use leadflow_stage::{Sent, StageError, activity, send_once};
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{Instrument, info, info_span, warn};
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]

@@ -4,7 +4,9 @@
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{ActivityKind, Assignment, Lead, Lifecycle};
 use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, DomainEvent, LeadStore, Ports};
-use leadflow_stage::{BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, process_batch, publish_once, send_once};
+use leadflow_stage::{
+    BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, process_batch, publish_once, send_once,
+};
 use tracing::{info, warn};
 
 pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Failure> {

@@ -108,6 +108,9 @@ impl CompiledCampaign {
     pub fn admits(&self, lead: &Lead) -> bool {
         let c = &self.campaign;
         c.status == CampaignStatus::Active
+            // A lead the nurture stage would stop before its first step (won, lost, owned by
+            // sales) must not be enrolled in the first place.
+            && stop_reason(lead).is_none()
             && lead.is_valid()
             && c.entry.lifecycle.is_none_or(|l| l == lead.lifecycle)
             && (!c.entry.requires_consent || lead.consent.as_ref().is_some_and(|k| k.given))

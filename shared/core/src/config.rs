@@ -98,7 +98,10 @@ impl CompiledConfig {
         for (file, text) in &src.campaigns {
             let c: Campaign = parse(file, text)?;
             if campaigns.iter().any(|k: &CompiledCampaign| k.campaign.id == c.id) {
-                return Err(ConfigError::Invalid { what: file.clone(), message: format!("campaign id {} is used twice", c.id) });
+                return Err(ConfigError::Invalid {
+                    what: file.clone(),
+                    message: format!("campaign id {} is used twice", c.id),
+                });
             }
             campaigns.push(c.compile()?);
         }

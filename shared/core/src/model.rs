@@ -207,7 +207,7 @@ pub enum ScoreRuleKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Score {
-    /// The sum of `reasons[..].points`.
+    /// The sum of `reasons[..].points`, rounded to hundredths like each reason.
     pub total: f64,
     pub fit: f64,
     pub behaviour: f64,
@@ -257,6 +257,37 @@ pub struct Lead {
     pub owner: Option<Assignment>,
 }
 
+/// The field names rules may test; `custom.<name>` names a custom field.
+pub const FIELD_NAMES: &[&str] = &[
+    "email",
+    "email_domain",
+    "domain_kind",
+    "role_address",
+    "first_name",
+    "last_name",
+    "phone",
+    "company",
+    "job_title",
+    "country",
+    "time_zone",
+    "form",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "page_url",
+    "referrer",
+    "consent",
+    "lifecycle",
+    "status",
+];
+
+/// Whether rules can test a field of this name.
+pub fn is_field_name(name: &str) -> bool {
+    FIELD_NAMES.contains(&name) || name.strip_prefix("custom.").is_some_and(|k| !k.is_empty())
+}
+
 impl Lead {
     pub fn is_valid(&self) -> bool {
         matches!(self.validity, Validity::Valid)
@@ -292,10 +323,7 @@ impl Lead {
             "consent" => Some(self.consent.as_ref().is_some_and(|c| c.given).to_string()),
             "lifecycle" => Some(self.lifecycle.as_str().to_string()),
             "status" => Some(
-                serde_json::to_value(self.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                serde_json::to_value(self.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
             ),
             other => other.strip_prefix("custom.").and_then(|k| self.custom.get(k).cloned()),
         };
@@ -328,19 +356,63 @@ pub struct Activity {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ActivityKind {
     /// A form submission; `submission_id` is the capture id (the lead id it was answered with).
-    FormSubmission { submission_id: LeadId, form: Option<String> },
-    ValidationFailed { reasons: Vec<FieldProblem> },
-    Scored { total: f64, grade: Grade },
-    StageChanged { from: Lifecycle, to: Lifecycle },
-    Assigned { rep_id: RepId, team_id: Option<TeamId>, explanation: Vec<String> },
-    EmailSent { email: String, message_id: String, subject: String },
-    EmailOpened { message_id: String },
-    EmailClicked { message_id: String, url: Option<String> },
-    Enrolled { campaign_id: CampaignId, version: u32 },
-    EnrollmentEnded { campaign_id: CampaignId, reason: String },
+    FormSubmission {
+        submission_id: LeadId,
+        form: Option<String>,
+    },
+    ValidationFailed {
+        reasons: Vec<FieldProblem>,
+    },
+    Scored {
+        total: f64,
+        grade: Grade,
+    },
+    StageChanged {
+        from: Lifecycle,
+        to: Lifecycle,
+    },
+    Assigned {
+        rep_id: RepId,
+        team_id: Option<TeamId>,
+        explanation: Vec<String>,
+    },
+    EmailSent {
+        email: String,
+        message_id: String,
+        subject: String,
+    },
+    EmailOpened {
+        message_id: String,
+    },
+    EmailClicked {
+        message_id: String,
+        url: Option<String>,
+    },
+    Enrolled {
+        campaign_id: CampaignId,
+        version: u32,
+    },
+    EnrollmentEnded {
+        campaign_id: CampaignId,
+        reason: String,
+    },
 }
 
 impl ActivityKind {
+    /// Every name [`ActivityKind::name`] can answer, for checking behaviour rules.
+    pub const NAMES: &[&str] = &[
+        "form_submission",
+        "validation_failed",
+        "scored",
+        "stage_changed",
+        "assigned",
+        "email_sent",
+        "email_open",
+        "email_click",
+        "enrolled",
+        "enrollment_ended",
+    ];
+
     /// The name behaviour rules match on.
     pub fn name(&self) -> &'static str {
         match self {

@@ -89,7 +89,7 @@ pub fn normalize_email(raw: &str) -> Result<NormalizedEmail, FieldProblem> {
     }
     if !local_raw.is_ascii() {
         return Err(invalid_email(
-            "The part before the @ can only use Latin letters, digits and the symbols . _ % + - ' etc.",
+            "The part before the @ can only use Latin letters, digits and symbols such as . _ + -",
         ));
     }
     let local = local_raw.to_ascii_lowercase();
@@ -160,7 +160,11 @@ pub fn normalize_text(field: &str, raw: &str, max_chars: usize) -> Result<Option
     // either a header-injection attempt or a paste accident, and silently changing a name
     // hides both.
     if raw.chars().any(char::is_control) {
-        return Err(problem(field, "invalid_characters", "This field cannot contain control characters such as line breaks."));
+        return Err(problem(
+            field,
+            "invalid_characters",
+            "This field cannot contain control characters such as line breaks.",
+        ));
     }
     let nfc: String = raw.nfc().collect();
     let mut out = String::with_capacity(nfc.len());
@@ -203,11 +207,15 @@ pub fn normalize_phone(raw: &str, country: Option<&str>) -> Result<String, Field
     let region = country
         .and_then(normalize_country)
         .and_then(|code| code.parse::<phonenumber::country::Id>().ok())
-        // phonenumber unwraps the metadata of the default region; an id it has no metadata
-        // for (Antarctica, …) must not reach it.
+        // phonenumber unwraps the default region's metadata. Every id of 0.3.10 has some, but
+        // a metadata update that drops one must not turn into a panic.
         .filter(|id| phonenumber::metadata::DATABASE.by_id(id.as_ref()).is_some());
     let first = phonenumber::parse(region, trimmed).map_err(|_| invalid())?;
-    let number = if phonenumber::is_valid(&first) { first } else { reread_international(&first, trimmed).ok_or_else(invalid)? };
+    let number = if phonenumber::is_valid(&first) {
+        first
+    } else {
+        reread_international(&first, trimmed).ok_or_else(invalid)?
+    };
     Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
@@ -229,6 +237,10 @@ fn reread_international(first: &phonenumber::PhoneNumber, raw: &str) -> Option<p
     match first.code().source() {
         Source::Plus => read(raw),
         Source::Idd => read(raw).or_else(|| {
+            // Only plain digit groups: joining the digits of `… x123` would swallow an extension.
+            if !raw.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '(' | ')' | '-' | '.' | '/')) {
+                return None;
+            }
             // International prefixes are 2 to 4 digits (00, 011, 0011, 810…).
             let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
             let code = code.to_string();
@@ -248,20 +260,26 @@ struct CountryTable {
 }
 
 static COUNTRY_TABLE: LazyLock<CountryTable> = LazyLock::new(|| {
-    let rows: Vec<Vec<&'static str>> = data_lines(COUNTRIES)
-        .map(|line| line.split('\t').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>())
-        .filter(|cols| cols.len() >= 2 && cols[0].len() == 2 && cols[1].len() == 3)
-        .collect();
+    let mut rows: Vec<(&'static str, &'static str, Vec<&'static str>)> = Vec::new();
+    for line in data_lines(COUNTRIES) {
+        let mut cols = line.split('\t').map(str::trim).filter(|s| !s.is_empty());
+        if let (Some(a2), Some(a3)) = (cols.next(), cols.next())
+            && a2.len() == 2
+            && a3.len() == 3
+        {
+            rows.push((a2, a3, cols.collect()));
+        }
+    }
     let mut alpha2 = HashSet::new();
     let mut by_name = HashMap::new();
     // Codes first, so that no name or alias can shadow an alpha-3 code.
-    for cols in &rows {
-        alpha2.insert(cols[0]);
-        by_name.entry(fold_name(cols[1])).or_insert(cols[0]);
+    for (a2, a3, _) in &rows {
+        alpha2.insert(*a2);
+        by_name.entry(fold_name(a3)).or_insert(*a2);
     }
-    for cols in &rows {
-        for name in &cols[2..] {
-            by_name.entry(fold_name(name)).or_insert(cols[0]);
+    for (a2, _, names) in &rows {
+        for name in names {
+            by_name.entry(fold_name(name)).or_insert(*a2);
         }
     }
     CountryTable { alpha2, by_name }
@@ -271,10 +289,7 @@ static COUNTRY_TABLE: LazyLock<CountryTable> = LazyLock::new(|| {
 /// Netherlands", "U.S.A." and "Cote d'Ivoire" find their rows.
 fn fold_name(s: &str) -> String {
     let s = s.trim();
-    let s = match s.get(..4) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("the ") => &s[4..],
-        _ => s,
-    };
+    let s = s.get(..4).filter(|prefix| prefix.eq_ignore_ascii_case("the ")).and_then(|_| s.get(4..)).unwrap_or(s);
     s.nfd().filter(|c| !is_combining_mark(*c) && c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 

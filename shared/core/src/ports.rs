@@ -204,7 +204,8 @@ pub struct OutgoingEmail {
 
 pub trait Mailer: Send + Sync + 'static {
     /// Sends the email; answers the provider's message id.
-    fn send(&self, email: &OutgoingEmail, now: DateTime<Utc>) -> impl Future<Output = Result<String, MailError>> + Send;
+    fn send(&self, email: &OutgoingEmail, now: DateTime<Utc>)
+    -> impl Future<Output = Result<String, MailError>> + Send;
 }
 
 /// A domain event for other systems (`lead.assigned`, …). Events carry ids and figures, never

@@ -18,11 +18,15 @@ pub struct Condition {
 pub enum Test {
     Equals(String),
     In(Vec<String>),
-    /// The field contains any of these words.
+    /// The field contains any of these words or phrases, as whole words: `head of` matches
+    /// "Head of Sales" but `head` does not match "Headhunter".
     Contains(Vec<String>),
     Regex(String),
     /// The field, read as a number, lies within `[min, max]`.
-    Range { min: Option<f64>, max: Option<f64> },
+    Range {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     /// The field is present (`true`) or absent (`false`).
     Exists(bool),
 }
@@ -46,6 +50,15 @@ enum CompiledTest {
 
 impl Condition {
     pub fn compile(&self, what: &str) -> Result<CompiledCondition, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { what: what.to_string(), message };
+        // A misspelt field would never match and nobody would notice.
+        if !crate::model::is_field_name(&self.field) {
+            return Err(invalid(format!(
+                "unknown field `{}`; use one of {} or custom.<name>",
+                self.field,
+                crate::model::FIELD_NAMES.join(", ")
+            )));
+        }
         let test = match &self.test {
             Test::Equals(v) => CompiledTest::Equals(v.to_lowercase()),
             Test::In(vs) => CompiledTest::In(vs.iter().map(|v| v.to_lowercase()).collect()),
@@ -55,16 +68,13 @@ impl Condition {
                     .case_insensitive(true)
                     .size_limit(1 << 20)
                     .build()
-                    .map_err(|e| ConfigError::Invalid { what: what.to_string(), message: format!("bad regex: {e}") })?,
+                    .map_err(|e| invalid(format!("bad regex: {e}")))?,
             ),
             Test::Range { min, max } => {
                 if let (Some(lo), Some(hi)) = (min, max)
                     && lo > hi
                 {
-                    return Err(ConfigError::Invalid {
-                        what: what.to_string(),
-                        message: format!("range min {lo} is above max {hi}"),
-                    });
+                    return Err(invalid(format!("range min {lo} is above max {hi}")));
                 }
                 CompiledTest::Range { min: *min, max: *max }
             }
@@ -81,13 +91,10 @@ impl CompiledCondition {
             (CompiledTest::Exists(want), v) => v.is_some() == *want,
             (_, None) => false,
             (CompiledTest::Equals(want), Some(v)) => v.to_lowercase() == *want,
-            (CompiledTest::In(set), Some(v)) => {
-                let v = v.to_lowercase();
-                set.iter().any(|s| *s == v)
-            }
+            (CompiledTest::In(set), Some(v)) => set.contains(&v.to_lowercase()),
             (CompiledTest::Contains(words), Some(v)) => {
                 let v = v.to_lowercase();
-                words.iter().any(|w| v.contains(w.as_str()))
+                words.iter().any(|w| contains_word(&v, w))
             }
             (CompiledTest::Regex(re), Some(v)) => re.is_match(&v),
             (CompiledTest::Range { min, max }, Some(v)) => match v.trim().parse::<f64>() {
@@ -115,6 +122,18 @@ impl CompiledCondition {
             CompiledTest::Exists(false) => format!("{f} is missing"),
         }
     }
+}
+
+/// Whether `needle` occurs in `haystack` with no letter or digit right before or after it.
+fn contains_word(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    haystack.match_indices(needle).any(|(at, _)| {
+        let before = haystack[..at].chars().next_back();
+        let after = haystack[at + needle.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
 }
 
 /// All conditions hold (an empty list always holds).

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
-use crate::model::{Activity, Grade, Lead, Lifecycle, Score, ScoreReason, ScoreRuleKind};
+use crate::model::{Activity, ActivityKind, Grade, Lead, Lifecycle, Score, ScoreReason, ScoreRuleKind};
 use crate::rules::{CompiledCondition, Condition};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +87,12 @@ impl ScoringRules {
             let what = format!("behaviour rule {}", rule.id);
             if !(rule.half_life_days.is_finite() && rule.half_life_days > 0.0) {
                 return Err(invalid(what, "half_life_days must be a positive number of days".into()));
+            }
+            if !ActivityKind::NAMES.contains(&rule.activity.as_str()) {
+                return Err(invalid(
+                    what,
+                    format!("unknown activity `{}`; use one of {}", rule.activity, ActivityKind::NAMES.join(", ")),
+                ));
             }
             if !rule.points.is_finite() || rule.max_points.is_some_and(|m| !m.is_finite()) {
                 return Err(invalid(what, "points and max_points must be numbers".into()));

@@ -265,11 +265,7 @@ pub fn build_lead(sub: &Submission, settings: &ValidationSettings) -> Lead {
             .unwrap_or_else(|| DEFAULT_CONSENT_PURPOSE.to_string()),
         wording: raw.wording.as_deref().map(clean_wording).filter(|w| !w.is_empty()),
         at: sub.received_at,
-        source: touch
-            .form
-            .clone()
-            .or_else(|| touch.page_url.clone())
-            .unwrap_or_else(|| "unknown".to_string()),
+        source: touch.form.clone().or_else(|| touch.page_url.clone()).unwrap_or_else(|| "unknown".to_string()),
     });
 
     let mut custom = sub.custom.clone();

@@ -187,6 +187,22 @@ fn phones_become_e164() {
 }
 
 #[test]
+fn international_numbers_keep_their_leading_digits_whatever_the_form_country() {
+    // phonenumber strips the form country's national prefix from numbers written with their
+    // own country code: Rome's 0 on a German form, St Petersburg's 8 under Russia's prefix 8,
+    // Budapest's 1 under the US prefix 1.
+    assert_eq!(normalize_phone("+39 06 6982 0000", Some("DE")).unwrap(), "+390669820000");
+    assert_eq!(normalize_phone("0039 06 6982 0000", Some("DE")).unwrap(), "+390669820000");
+    assert_eq!(normalize_phone("+7 812 315 1234", None).unwrap(), "+78123151234");
+    assert_eq!(normalize_phone("+7 812 315 1234", Some("RU")).unwrap(), "+78123151234");
+    assert_eq!(normalize_phone("+36 1 234 5678", Some("US")).unwrap(), "+3612345678");
+    assert_eq!(normalize_phone("011 36 1 234 5678", Some("US")).unwrap(), "+3612345678");
+    // Written nationally, the form country decides.
+    assert_eq!(normalize_phone("06 6982 0000", Some("IT")).unwrap(), "+390669820000");
+    assert_eq!(normalize_phone("0669820000", Some("ES")).unwrap_err().code, "invalid_phone");
+}
+
+#[test]
 fn garbage_phones_are_refused() {
     for (raw, country) in [
         ("hello", Some("DE")),
@@ -299,7 +315,9 @@ fn domains_are_classified() {
     assert_eq!(classify_domain("guerrillamailblock.com"), DomainKind::Disposable);
     // A subdomain of a throwaway service is throwaway too.
     assert_eq!(classify_domain("ok.33mail.com"), DomainKind::Disposable);
-    for free in ["gmail.com", "googlemail.com", "outlook.com", "hotmail.co.uk", "yahoo.co.jp", "web.de", "proton.me", "qq.com"] {
+    for free in
+        ["gmail.com", "googlemail.com", "outlook.com", "hotmail.co.uk", "yahoo.co.jp", "web.de", "proton.me", "qq.com"]
+    {
         assert_eq!(classify_domain(free), DomainKind::FreeMail, "{free}");
     }
     assert_eq!(classify_domain("Gmail.com."), DomainKind::FreeMail);
@@ -373,11 +391,15 @@ proptest! {
 
     #[test]
     fn phone_normalization_never_panics_on_phone_like_input(
-        raw in "[+]?[0-9 ()./#*x;=:-]{0,40}",
-        country in proptest::option::of("[A-Z]{2}"),
+        raw in prop_oneof![
+            "[+]?[0-9 ()./#*x;=:-]{0,40}",
+            "(\\+[1-9][0-9]{0,2} ?|0|00|011 ?)?[0-9]{2,4}([ .-]?[0-9]{2,4}){1,3}( ?(x|ext\\.?) ?[0-9]{1,5})?",
+        ],
+        country in proptest::option::of(prop_oneof!["[A-Z]{2}", "(US|DE|GB|FR|IT|RU|IN|BR|CN|JP|AU)"]),
     ) {
         if let Ok(e164) = normalize_phone(&raw, country.as_deref()) {
             prop_assert_eq!(normalize_phone(&e164, None), Ok(e164.clone()));
+            prop_assert_eq!(normalize_phone(&e164, country.as_deref()), Ok(e164.clone()));
         }
     }
 

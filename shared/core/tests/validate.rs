@@ -100,7 +100,10 @@ fn capture_limits_are_inclusive() {
     sub.custom.insert("a.b-c_D9".into(), "line one\r\nline two\ttabbed".into());
     assert_eq!(check_submission(&sub), Ok(()));
     sub.custom.insert("k".repeat(65), "v".into());
-    assert_eq!(codes(&check_submission(&sub).unwrap_err()), vec![pair(&format!("custom.{}", "k".repeat(64)), "invalid_field_name")]);
+    assert_eq!(
+        codes(&check_submission(&sub).unwrap_err()),
+        vec![pair(&format!("custom.{}", "k".repeat(64)), "invalid_field_name")]
+    );
 }
 
 #[test]
@@ -269,7 +272,10 @@ fn repeat_submission() -> Submission {
         utm: Utm { source: Some("newsletter".into()), ..Utm::default() },
         page_url: Some("https://acme.io/pricing".into()),
         referrer: None,
-        custom: BTreeMap::from([("message".to_string(), "Second try".to_string()), ("seats".to_string(), "25".to_string())]),
+        custom: BTreeMap::from([
+            ("message".to_string(), "Second try".to_string()),
+            ("seats".to_string(), "25".to_string()),
+        ]),
     }
 }
 

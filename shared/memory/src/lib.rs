@@ -108,11 +108,11 @@ impl LeadStore for MemoryStore {
 
     fn record_alias(&self, alias: LeadId, into: LeadId) -> impl Future<Output = Result<bool, StoreError>> + Send {
         self.with(|s| {
-            if s.aliases.contains_key(&alias) {
-                false
-            } else {
-                s.aliases.insert(alias, into);
+            if let std::collections::hash_map::Entry::Vacant(slot) = s.aliases.entry(alias) {
+                slot.insert(into);
                 true
+            } else {
+                false
             }
         })
     }
@@ -137,8 +137,12 @@ impl LeadStore for MemoryStore {
 
     fn activities(&self, lead_id: LeadId) -> impl Future<Output = Result<Vec<Activity>, StoreError>> + Send {
         self.with(|s| {
-            let mut v: Vec<Activity> =
-                s.activities.range((lead_id, String::new())..).take_while(|((l, _), _)| *l == lead_id).map(|(_, a)| a.clone()).collect();
+            let mut v: Vec<Activity> = s
+                .activities
+                .range((lead_id, String::new())..)
+                .take_while(|((l, _), _)| *l == lead_id)
+                .map(|(_, a)| a.clone())
+                .collect();
             v.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
             v
         })
@@ -217,12 +221,13 @@ impl LeadStore for MemoryStore {
 
     fn enroll(&self, e: &Enrollment) -> impl Future<Output = Result<bool, StoreError>> + Send {
         self.with(|s| {
-            let k = (e.lead_id, e.campaign_id.clone());
-            if s.enrollments.contains_key(&k) {
-                false
-            } else {
-                s.enrollments.insert(k, e.clone());
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                s.enrollments.entry((e.lead_id, e.campaign_id.clone()))
+            {
+                slot.insert(e.clone());
                 true
+            } else {
+                false
             }
         })
     }
@@ -322,8 +327,13 @@ impl RecordingMailer {
 }
 
 impl Mailer for RecordingMailer {
-    fn send(&self, email: &OutgoingEmail, _now: DateTime<Utc>) -> impl Future<Output = Result<String, MailError>> + Send {
-        let throttled = self.throttle_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    fn send(
+        &self,
+        email: &OutgoingEmail,
+        _now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<String, MailError>> + Send {
+        let throttled =
+            self.throttle_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
         ready(if throttled {
             Err(MailError::Throttled("injected throttling".into()))
         } else {

@@ -82,9 +82,11 @@ pub fn activity(name: &str, now: DateTime<Utc>, age: Duration, n: u32) -> Activi
         }
         "email_open" => ActivityKind::EmailOpened { message_id: format!("m{n}") },
         "email_click" => ActivityKind::EmailClicked { message_id: format!("m{n}"), url: None },
-        "email_sent" => {
-            ActivityKind::EmailSent { email: "ada@acme.example".into(), message_id: format!("m{n}"), subject: "Hi".into() }
-        }
+        "email_sent" => ActivityKind::EmailSent {
+            email: "ada@acme.example".into(),
+            message_id: format!("m{n}"),
+            subject: "Hi".into(),
+        },
         other => panic!("no activity kind named {other} in the test helper"),
     };
     assert_eq!(kind.name(), name, "the helper must build the kind rules call {name}");
