@@ -23,7 +23,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info};
 
-use crate::config_files::{self, ConfigLoadError};
+use leadflow_stage::config_files::{self, ConfigLoadError};
 
 #[derive(Debug, Clone)]
 pub struct DevOptions {

@@ -1,5 +1,6 @@
 //! The `leadflow` binary's library: the local stack (`leadflow dev`) and configuration loading.
 
 pub mod cli;
-pub mod config_files;
 pub mod dev;
+
+pub use leadflow_stage::config_files;

@@ -2,6 +2,8 @@
 //! so that one bad message fails alone, and performing side effects (emails, events) once under
 //! at-least-once delivery.
 
+pub mod config_files;
+
 use chrono::{DateTime, Duration, Utc};
 use leadflow_core::error::{MailError, StoreError};
 use leadflow_core::model::{Activity, ActivityKind, LeadId};

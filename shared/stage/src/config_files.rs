@@ -1,5 +1,5 @@
-//! Reads a configuration folder into [`ConfigSources`]; the sample folder is built into the
-//! binary so that `leadflow dev` does something useful from any directory.
+//! Reads a configuration folder into [`ConfigSources`]. The folder `infra/config/` is built into
+//! every binary: `leadflow dev` uses it as its sample, and each Lambda function deploys with it.
 
 use std::path::{Path, PathBuf};
 
@@ -16,13 +16,13 @@ pub enum ConfigLoadError {
 /// The sample configuration of `infra/config/`.
 pub fn sample() -> ConfigSources {
     ConfigSources {
-        settings: include_str!("../config/leadflow.toml").into(),
-        scoring: include_str!("../config/scoring.toml").into(),
-        routing: include_str!("../config/routing.toml").into(),
-        campaigns: vec![("campaigns/welcome.toml".into(), include_str!("../config/campaigns/welcome.toml").into())],
-        assignment_subject: include_str!("../config/templates/assignment.subject").into(),
-        assignment_text: include_str!("../config/templates/assignment.txt").into(),
-        assignment_html: include_str!("../config/templates/assignment.html").into(),
+        settings: include_str!("../../../infra/config/leadflow.toml").into(),
+        scoring: include_str!("../../../infra/config/scoring.toml").into(),
+        routing: include_str!("../../../infra/config/routing.toml").into(),
+        campaigns: vec![("campaigns/welcome.toml".into(), include_str!("../../../infra/config/campaigns/welcome.toml").into())],
+        assignment_subject: include_str!("../../../infra/config/templates/assignment.subject").into(),
+        assignment_text: include_str!("../../../infra/config/templates/assignment.txt").into(),
+        assignment_html: include_str!("../../../infra/config/templates/assignment.html").into(),
     }
 }
 

@@ -1,0 +1,32 @@
+//! The environment contract between `template.yaml` and the functions. Every name here is set by
+//! the template on the functions that need it; nothing else is read.
+
+/// DynamoDB table (single-table design).
+pub const TABLE: &str = "LEADFLOW_TABLE";
+/// Queue URLs of the three stage queues.
+pub const VALIDATE_QUEUE_URL: &str = "LEADFLOW_VALIDATE_QUEUE_URL";
+pub const SCORE_QUEUE_URL: &str = "LEADFLOW_SCORE_QUEUE_URL";
+pub const ROUTE_QUEUE_URL: &str = "LEADFLOW_ROUTE_QUEUE_URL";
+/// EventBridge bus name for `lead.*` events (default: `default`).
+pub const EVENT_BUS: &str = "LEADFLOW_EVENT_BUS";
+/// SES configuration set every email is sent with.
+pub const SES_CONFIGURATION_SET: &str = "LEADFLOW_SES_CONFIGURATION_SET";
+/// The verified sender address; overrides `sender.email` of the built-in configuration.
+pub const SENDER: &str = "LEADFLOW_SENDER";
+/// Comma-separated origins allowed to post leads; overrides `capture.allowed_origins`.
+pub const ALLOWED_ORIGINS: &str = "LEADFLOW_ALLOWED_ORIGINS";
+/// Where people reach the deployment (links in emails); overrides `public_url`.
+pub const PUBLIC_URL: &str = "LEADFLOW_PUBLIC_URL";
+
+/// A required variable that is missing: the template and the function disagree.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is not set; the SAM template sets it for this function")]
+pub struct MissingVar(pub &'static str);
+
+pub fn required(name: &'static str) -> Result<String, MissingVar> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(MissingVar(name))
+}
+
+pub fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
