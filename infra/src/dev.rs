@@ -139,6 +139,7 @@ impl Running {
 /// nurture scheduler.
 pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
     let config = config_files::load(opts.config_dir.as_deref())?;
+    leadflow_core::normalize::warm_up();
     std::fs::create_dir_all(&opts.data_dir).map_err(|source| leadflow_local::LocalError::Io {
         action: "create",
         path: opts.data_dir.clone(),
