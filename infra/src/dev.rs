@@ -61,6 +61,8 @@ pub enum DevError {
     Config(#[from] ConfigLoadError),
     #[error("cannot open the data folder: {0}")]
     Data(#[from] leadflow_local::LocalError),
+    #[error("cannot start the {stage} stage worker: {source}")]
+    Runtime { stage: &'static str, source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -101,6 +103,7 @@ pub struct Running {
     pub ports: Arc<LocalPorts>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    stage_threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -108,6 +111,13 @@ impl Running {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        let threads = std::mem::take(&mut self.stage_threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
     }
 
     /// Runs until Ctrl-C or SIGTERM, then shuts down.
@@ -196,18 +206,31 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
             error!(error = %e, "the HTTP server stopped");
         }
     });
+    // Each stage gets a thread of its own. On the shared runtime a stage woken by the one before
+    // it lands in that worker's non-stealable LIFO slot, so the stages took turns on one core
+    // while the other idled (docs/performance.md).
+    let mut stage_threads = Vec::new();
     for stage in Stage::ALL {
-        tasks.spawn(stage_worker(
+        let worker = stage_worker(
             Arc::clone(&ports),
             sqlite_queue.clone(),
             Arc::clone(&queue.wake),
             stage,
             opts.visibility_timeout,
             stop.clone(),
-        ));
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| DevError::Runtime { stage: stage.as_str(), source })?;
+        let thread = std::thread::Builder::new()
+            .name(format!("stage-{}", stage.as_str()))
+            .spawn(move || runtime.block_on(worker))
+            .map_err(|source| DevError::Runtime { stage: stage.as_str(), source })?;
+        stage_threads.push(thread);
     }
     tasks.spawn(nurture_scheduler(Arc::clone(&ports), opts.nurture_every, stop));
-    Ok(Running { addr, outbox, events, database, admin_token, ports, shutdown, tasks })
+    Ok(Running { addr, outbox, events, database, admin_token, ports, shutdown, tasks, stage_threads })
 }
 
 fn random_token() -> String {
@@ -245,7 +268,8 @@ async fn stage_worker(
             tokio::select! {
                 _ = wake[slot(stage)].notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                _ = stop.changed() => {}
+                // An error means the stack was dropped without a shutdown: stop too.
+                changed = stop.changed() => if changed.is_err() { return },
             }
             continue;
         }

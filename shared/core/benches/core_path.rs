@@ -22,6 +22,7 @@ use leadflow_core::email::to_mime;
 use leadflow_core::model::{
     Activity, ActivityKind, Assignment, Lead, LeadId, Lifecycle, RawConsent, RepId, Submission, TeamCursor, TeamId, Utm,
 };
+use leadflow_core::normalize::{classify_domain, normalize_country, normalize_email, normalize_phone, normalize_text};
 use leadflow_core::validate::{build_lead, check_submission};
 use serde_json::{Map, Value, json};
 
@@ -603,6 +604,60 @@ fn benches(c: &mut Criterion) {
     let mut state = RoutingState::new();
     per_lead(&mut g, "whole_path", &inputs, |(body, id)| {
         black_box(core_path(config, &mut state, black_box(body), *id, now));
+    });
+    // The same leads with no phone number, to show what the rest of the path costs.
+    let phoneless: Vec<(Vec<u8>, LeadId)> = inputs
+        .iter()
+        .filter_map(|(body, id)| {
+            let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(body) else { return None };
+            fields.remove("phone");
+            Some((Value::Object(fields).to_string().into_bytes(), *id))
+        })
+        .collect();
+    let mut state = RoutingState::new();
+    per_lead(&mut g, "whole_path_without_phone", &phoneless, |(body, id)| {
+        black_box(core_path(config, &mut state, black_box(body), *id, now));
+    });
+    g.finish();
+
+    // What `build_lead` is made of, to see where its time goes.
+    let mut g = c.benchmark_group("build_lead_parts");
+    g.throughput(Throughput::Elements(1));
+    per_lead(&mut g, "normalize_email", &f.submissions, |s| {
+        black_box(normalize_email(black_box(&s.email)).ok());
+    });
+    per_lead(&mut g, "classify_domain", &f.leads, |l| {
+        black_box(classify_domain(black_box(&l.contact.email_domain)));
+    });
+    let names: Vec<&str> = f.submissions.iter().filter_map(|s| s.last_name.as_deref()).collect();
+    per_lead(&mut g, "normalize_text", &names, |n| {
+        black_box(normalize_text("last_name", black_box(n), 100).ok());
+    });
+    let countries: Vec<&str> = f.submissions.iter().filter_map(|s| s.country.as_deref()).collect();
+    per_lead(&mut g, "normalize_country", &countries, |c| {
+        black_box(normalize_country(black_box(c)));
+    });
+    // As `build_lead` calls it: the region from the lead's country, else the configured default.
+    let phones: Vec<(&str, Option<String>)> = f
+        .submissions
+        .iter()
+        .filter_map(|s| {
+            let region = s
+                .country
+                .as_deref()
+                .and_then(normalize_country)
+                .or_else(|| config.settings.validation.default_country.clone());
+            Some((s.phone.as_deref()?, region))
+        })
+        .collect();
+    per_lead(&mut g, "normalize_phone", &phones, |(phone, region)| {
+        black_box(normalize_phone(black_box(phone), region.as_deref()).ok());
+    });
+    // The same call when every number is German: phonenumber keeps compiled regexes in one
+    // global LRU of 100 entries, which a single country's patterns fit and nine countries' do not.
+    let german: Vec<&(&str, Option<String>)> = phones.iter().filter(|(_, r)| r.as_deref() == Some("DE")).collect();
+    per_lead(&mut g, "normalize_phone_de_only", &german, |(phone, region)| {
+        black_box(normalize_phone(black_box(phone), region.as_deref()).ok());
     });
     g.finish();
 

@@ -183,10 +183,21 @@ pub fn normalize_text(field: &str, raw: &str, max_chars: usize) -> Result<Option
     Ok(Some(out))
 }
 
+/// phonenumber keeps the regexes of its metadata in one LRU cache of 100 entries; numbers from a
+/// handful of countries overflow it and every parse then recompiles regexes (a millisecond per
+/// number instead of a few microseconds, measured in docs/performance.md). The metadata holds a
+/// few thousand patterns, so a cache that fits them all is compiled once and then only read.
+static PHONE_REGEX_CACHE: LazyLock<()> = LazyLock::new(|| {
+    if let Ok(mut cache) = phonenumber::metadata::DATABASE.cache().lock() {
+        *cache = regex_cache::RegexCache::new(20_000);
+    }
+});
+
 /// A phone number in E.164 (`+4930901820`). A number written without `+` is read in `country`
 /// (an ISO alpha-2 code or anything [`normalize_country`] understands). Extensions are dropped:
 /// E.164 has no place for them.
 pub fn normalize_phone(raw: &str, country: Option<&str>) -> Result<String, FieldProblem> {
+    LazyLock::force(&PHONE_REGEX_CACHE);
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(problem("phone", "required", "Enter a phone number."));
