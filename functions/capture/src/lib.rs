@@ -2,7 +2,6 @@
 //! (size, content type, origin, honeypot, field shapes, email syntax); the submission is queued
 //! for validation and answered 202 with its lead id, or 303 to the form's thank-you page.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -14,8 +13,9 @@ use axum::routing::post;
 use chrono::Duration;
 use leadflow_core::config::CaptureSettings;
 use leadflow_core::error::FieldProblem;
-use leadflow_core::model::{LeadId, RawConsent, Submission, Utm};
+use leadflow_core::model::LeadId;
 use leadflow_core::ports::{Clock, IdempotencyClaim, LeadStore, Ports, Stage, StageQueue};
+use leadflow_core::submission::from_fields;
 use leadflow_core::validate::check_submission;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -26,18 +26,18 @@ use tracing::{info, warn};
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: String,
     pub message: String,
     pub field: Option<String>,
     pub problems: Vec<FieldProblem>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, problems: Vec::new() }
+    fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { status, code: code.into(), message: message.into(), field: None, problems: Vec::new() }
     }
 
-    fn field(code: &'static str, field: &str, message: impl Into<String>) -> Self {
+    fn field(code: &str, field: &str, message: impl Into<String>) -> Self {
         Self { field: Some(field.to_string()), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message) }
     }
 }
@@ -76,30 +76,6 @@ fn cors(settings: &CaptureSettings) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE, header::HeaderName::from_static("idempotency-key")])
         .max_age(std::time::Duration::from_secs(3600))
 }
-
-/// Names the capture API reads; everything else is a custom field.
-const KNOWN: &[&str] = &[
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "job_title",
-    "country",
-    "time_zone",
-    "form",
-    "consent",
-    "consent_purpose",
-    "consent_text",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "page_url",
-    "referrer",
-    "submission_id",
-];
 
 enum Kind {
     Json,
@@ -150,7 +126,10 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
         return Ok(answer(&kind, lead_id, None));
     }
     let idempotency_key = idempotency_key(&parts.headers, &fields)?;
-    let mut sub = submission(&fields, settings)?;
+    let mut sub = from_fields(&fields, &settings.honeypot_field, settings.max_custom_fields).map_err(|p| ApiError {
+        field: (!p.field.is_empty()).then(|| p.field.clone()),
+        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, p.code.clone(), p.message.clone())
+    })?;
     sub.lead_id = lead_id;
     sub.received_at = now;
     check_submission(&sub).map_err(|problems| {
@@ -158,7 +137,7 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
             problems.first().cloned().unwrap_or_else(|| FieldProblem::new("body", "invalid", "invalid submission"));
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid_field",
+            code: "invalid_field".into(),
             message: first.message.clone(),
             field: Some(first.field.clone()),
             problems,
@@ -290,83 +269,4 @@ fn idempotency_key(headers: &HeaderMap, fields: &Map<String, Value>) -> Result<O
         Some(k) => Ok(Some(hex::encode(Sha256::digest(k.as_bytes())))),
         None => Ok(None),
     }
-}
-
-/// A string field, if present: strings as they are, numbers as written, null as absent.
-fn text(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(ApiError::field("invalid_type", name, format!("{name} must be a string."))),
-    }
-}
-
-fn consent(fields: &Map<String, Value>) -> Result<Option<RawConsent>, ApiError> {
-    let given = match fields.get("consent") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "on" | "yes" | "1" => true,
-            "false" | "off" | "no" | "0" | "" => false,
-            _ => return Err(ApiError::field("invalid_value", "consent", "consent must be true or false.")),
-        },
-        Some(_) => return Err(ApiError::field("invalid_type", "consent", "consent must be true or false.")),
-    };
-    Ok(Some(RawConsent { given, purpose: text(fields, "consent_purpose")?, wording: text(fields, "consent_text")? }))
-}
-
-fn submission(fields: &Map<String, Value>, settings: &CaptureSettings) -> Result<Submission, ApiError> {
-    let email = match fields.get("email") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        None | Some(Value::Null) | Some(Value::String(_)) => {
-            return Err(ApiError::field("required", "email", "An email address is required."));
-        }
-        Some(_) => return Err(ApiError::field("invalid_type", "email", "email must be a string.")),
-    };
-    let mut custom = BTreeMap::new();
-    for (k, v) in fields {
-        if KNOWN.contains(&k.as_str()) || *k == settings.honeypot_field {
-            continue;
-        }
-        let value = match v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            Value::Null => continue,
-            _ => return Err(ApiError::field("invalid_type", k, "Custom fields must be strings, numbers or booleans.")),
-        };
-        custom.insert(k.clone(), value);
-    }
-    if custom.len() > settings.max_custom_fields {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "too_many_fields",
-            format!("At most {} extra fields are kept per submission.", settings.max_custom_fields),
-        ));
-    }
-    Ok(Submission {
-        form: text(fields, "form")?,
-        email,
-        first_name: text(fields, "first_name")?,
-        last_name: text(fields, "last_name")?,
-        phone: text(fields, "phone")?,
-        company: text(fields, "company")?,
-        job_title: text(fields, "job_title")?,
-        country: text(fields, "country")?,
-        time_zone: text(fields, "time_zone")?,
-        consent: consent(fields)?,
-        utm: Utm {
-            source: text(fields, "utm_source")?,
-            medium: text(fields, "utm_medium")?,
-            campaign: text(fields, "utm_campaign")?,
-            term: text(fields, "utm_term")?,
-            content: text(fields, "utm_content")?,
-        },
-        page_url: text(fields, "page_url")?,
-        referrer: text(fields, "referrer")?,
-        custom,
-        ..Submission::default()
-    })
 }

@@ -7,9 +7,8 @@
 //! different leads keeps the branch predictor and the allocator from seeing one lead a million
 //! times, which would flatter the figures.
 //!
-//! Parsing mirrors capture: the body is parsed into a `serde_json::Map` and the `Submission` is
-//! built field by field from it (capture's own builder is private to its crate, so its logic is
-//! repeated here). `parse/queue_message` separately measures what the validate stage does with
+//! Parsing is capture's: the body is parsed into a `serde_json::Map` and the `Submission` is built
+//! from it with `leadflow_core::submission::from_fields`, the function capture calls. `parse/queue_message` separately measures what the validate stage does with
 //! the queued message: `Submission` deserialized straight from its JSON.
 
 use std::collections::BTreeMap;
@@ -20,37 +19,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use leadflow_core::config::{CompiledConfig, ConfigSources};
 use leadflow_core::email::to_mime;
 use leadflow_core::model::{
-    Activity, ActivityKind, Assignment, Lead, LeadId, Lifecycle, RawConsent, RepId, Submission, TeamCursor, TeamId, Utm,
+    Activity, ActivityKind, Assignment, Lead, LeadId, Lifecycle, RepId, Submission, TeamCursor, TeamId,
 };
 use leadflow_core::normalize::{classify_domain, normalize_country, normalize_email, normalize_phone, normalize_text};
 use leadflow_core::validate::{build_lead, check_submission};
 use serde_json::{Map, Value, json};
 
 const LEADS: usize = 1000;
-
-/// Capture's list of field names it reads itself; every other field is a custom field.
-const KNOWN: &[&str] = &[
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "job_title",
-    "country",
-    "time_zone",
-    "form",
-    "consent",
-    "consent_purpose",
-    "consent_text",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "page_url",
-    "referrer",
-    "submission_id",
-];
 
 fn sources() -> ConfigSources {
     ConfigSources {
@@ -305,70 +280,15 @@ fn landing_page_body(rng: &mut Rng, i: usize) -> String {
     Value::Object(body).to_string()
 }
 
-/// A string field as capture reads it: strings as they are, numbers as written, null as absent.
-fn text(fields: &Map<String, Value>, name: &str) -> Option<String> {
-    match fields.get(name)? {
-        Value::String(s) if s.trim().is_empty() => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// Capture's parse: JSON object → field map → `Submission`. `None` where capture answers 4xx.
 fn parse_submission(body: &[u8], lead_id: LeadId, at: DateTime<Utc>) -> Option<Submission> {
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
         return None;
     };
-    let email = match fields.get("email") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        _ => return None,
-    };
-    let mut custom = BTreeMap::new();
-    for (k, v) in &fields {
-        if KNOWN.contains(&k.as_str()) || k == "_gotcha" {
-            continue;
-        }
-        let value = match v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => continue,
-        };
-        custom.insert(k.clone(), value);
-    }
-    let consent = match fields.get("consent") {
-        Some(Value::Bool(given)) => Some(RawConsent {
-            given: *given,
-            purpose: text(&fields, "consent_purpose"),
-            wording: text(&fields, "consent_text"),
-        }),
-        _ => None,
-    };
-    Some(Submission {
-        lead_id,
-        received_at: at,
-        form: text(&fields, "form"),
-        email,
-        first_name: text(&fields, "first_name"),
-        last_name: text(&fields, "last_name"),
-        phone: text(&fields, "phone"),
-        company: text(&fields, "company"),
-        job_title: text(&fields, "job_title"),
-        country: text(&fields, "country"),
-        time_zone: text(&fields, "time_zone"),
-        consent,
-        utm: Utm {
-            source: text(&fields, "utm_source"),
-            medium: text(&fields, "utm_medium"),
-            campaign: text(&fields, "utm_campaign"),
-            term: text(&fields, "utm_term"),
-            content: text(&fields, "utm_content"),
-        },
-        page_url: text(&fields, "page_url"),
-        referrer: text(&fields, "referrer"),
-        custom,
-    })
+    let mut sub = leadflow_core::submission::from_fields(&fields, "_gotcha", 20).ok()?;
+    sub.lead_id = lead_id;
+    sub.received_at = at;
+    Some(sub)
 }
 
 /// What scoring sees for a new lead: its one form submission.

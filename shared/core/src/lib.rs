@@ -14,6 +14,7 @@ pub mod ports;
 pub mod routing;
 pub mod rules;
 pub mod scoring;
+pub mod submission;
 pub mod validate;
 
 pub use error::{FieldProblem, StoreError};
