@@ -121,7 +121,7 @@ async fn a_restart_in_the_middle_of_a_burst_loses_no_lead() {
     while !pending.is_empty() {
         assert!(
             Instant::now() < deadline,
-            "{} leads never got an owner, e.g. {:?}",
+            "{} leads never got an owner and an email, e.g. {:?}",
             pending.len(),
             pending.iter().take(5).collect::<Vec<_>>()
         );
@@ -131,6 +131,8 @@ async fn a_restart_in_the_middle_of_a_burst_loses_no_lead() {
             if let Ok(r) = resp
                 && let Ok(l) = r.json::<Value>().await
                 && l["owner"].is_object()
+                // The email goes out just after the assignment commits: wait for it too.
+                && l["activities"].as_array().is_some_and(|a| a.iter().any(|x| x["kind"] == "email_sent"))
             {
                 assert_eq!(l["contact"]["email"], format!("buyer{i}@firm{i}.example"));
                 done.push(i);
@@ -149,10 +151,14 @@ async fn a_restart_in_the_middle_of_a_burst_loses_no_lead() {
     // Exactly one lead and one assignment email per person.
     let store = leadflow_local::SqliteStore::open(dir.path().join("leadflow.db")).expect("store opens");
     assert_eq!(store.count_leads().expect("count"), LEADS as u64, "no lead lost, none duplicated");
-    let assignment_emails = std::fs::read_dir(dir.path().join("outbox"))
+    let assignment_emails: Vec<String> = std::fs::read_dir(dir.path().join("outbox"))
         .expect("outbox")
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains("assignment"))
-        .count();
-    assert_eq!(assignment_emails, LEADS, "one assignment email per lead");
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("assignment"))
+        .collect();
+    assert_eq!(assignment_emails.len(), LEADS, "one assignment email per lead");
+    let leads_emailed: BTreeSet<&str> =
+        accepted.values().map(String::as_str).filter(|id| assignment_emails.iter().any(|n| n.contains(id))).collect();
+    assert_eq!(leads_emailed.len(), LEADS, "every lead's rep was emailed");
 }
