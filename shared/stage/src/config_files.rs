@@ -19,7 +19,10 @@ pub fn sample() -> ConfigSources {
         settings: include_str!("../../../infra/config/leadflow.toml").into(),
         scoring: include_str!("../../../infra/config/scoring.toml").into(),
         routing: include_str!("../../../infra/config/routing.toml").into(),
-        campaigns: vec![("campaigns/welcome.toml".into(), include_str!("../../../infra/config/campaigns/welcome.toml").into())],
+        campaigns: vec![(
+            "campaigns/welcome.toml".into(),
+            include_str!("../../../infra/config/campaigns/welcome.toml").into(),
+        )],
         assignment_subject: include_str!("../../../infra/config/templates/assignment.subject").into(),
         assignment_text: include_str!("../../../infra/config/templates/assignment.txt").into(),
         assignment_html: include_str!("../../../infra/config/templates/assignment.html").into(),

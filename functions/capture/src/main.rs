@@ -1,0 +1,13 @@
+//! The capture function on Lambda: `POST /leads` from API Gateway (HTTP API, payload 2.0).
+
+use std::sync::Arc;
+
+use leadflow_aws::lambda::{init_tracing, ports_from_env};
+use leadflow_core::ports::Stage;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let ports = Arc::new(ports_from_env(&[Stage::Validate]).await?);
+    lambda_http::run(leadflow_capture::router(ports)).await
+}

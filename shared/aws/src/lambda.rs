@@ -1,0 +1,282 @@
+//! What every function's `main` shares on Lambda: JSON logs, the AWS adapters built once from the
+//! environment the SAM template sets, and the SQS batch glue with partial failures.
+//!
+//! Nothing here may panic: release builds abort on panic, which would kill the execution
+//! environment instead of failing one invocation.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use aws_config::BehaviorVersion;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use leadflow_core::config::CompiledConfig;
+use leadflow_core::error::ConfigError;
+use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage};
+use leadflow_stage::{BatchItem, Failure};
+use tracing::{error, warn};
+use tracing_subscriber::EnvFilter;
+
+use crate::bus::EventBridgeBus;
+use crate::env::{self, MissingVar};
+use crate::mailer::SesMailer;
+use crate::queue::{SqsQueue, StageUrls};
+use crate::store::DynamoStore;
+
+/// JSON log lines on stdout, where Lambda sends them to CloudWatch. The level comes from
+/// `RUST_LOG`, else from Lambda's own log-level setting (`AWS_LAMBDA_LOG_LEVEL`), else info.
+pub fn init_tracing() {
+    let lambda_level = || {
+        let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok()?.trim().to_ascii_lowercase();
+        // Lambda's levels include FATAL, which tracing does not have.
+        Some(if level == "fatal" { "error".to_string() } else { level })
+    };
+    let given = |d: &String| !d.trim().is_empty();
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(given)
+        .or_else(|| lambda_level().filter(given))
+        .unwrap_or_else(|| "info".to_string());
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    let installed = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        // The spans carry the message and lead ids, and the runtime's span the request id.
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_ansi(false)
+        // CloudWatch stamps every line already.
+        .without_time()
+        .with_env_filter(filter)
+        .try_init();
+    if installed.is_err() {
+        warn!("a tracing subscriber was installed already; keeping it");
+    }
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+pub type AwsPorts = Adapters<DynamoStore, SqsQueue, SesMailer, EventBridgeBus, SystemClock>;
+
+/// Why a function cannot start. Every message names what the operator has to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    MissingVar(#[from] MissingVar),
+    #[error("environment variable {name} is not usable: {reason}")]
+    InvalidVar { name: &'static str, reason: String },
+    #[error("the configuration built into the function (infra/config) does not compile: {0}")]
+    Config(#[from] ConfigError),
+}
+
+/// The environment variable holding the URL of `stage`'s queue.
+pub fn queue_url_var(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Validate => env::VALIDATE_QUEUE_URL,
+        Stage::Score => env::SCORE_QUEUE_URL,
+        Stage::Route => env::ROUTE_QUEUE_URL,
+    }
+}
+
+/// Everything a function reads from its environment, before any AWS client exists.
+pub struct Environment {
+    pub table: String,
+    /// Empty for the stages the function never sends to.
+    pub queue_urls: StageUrls,
+    pub event_bus: String,
+    pub configuration_set: Option<String>,
+    /// The built-in configuration with the deployment's overrides applied.
+    pub config: CompiledConfig,
+}
+
+/// Reads the environment through `lookup` (so tests need not touch the process-wide
+/// environment). `sends_to` names the stage queues the function sends to: only their URLs are
+/// required, because the template gives each function the URLs it uses and no others.
+pub fn environment(lookup: impl Fn(&str) -> Option<String>, sends_to: &[Stage]) -> Result<Environment, StartupError> {
+    let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let required = |name: &'static str| get(name).ok_or(MissingVar(name));
+    let queue_url = |stage: Stage| -> Result<String, MissingVar> {
+        if sends_to.contains(&stage) { required(queue_url_var(stage)) } else { Ok(String::new()) }
+    };
+    let table = required(env::TABLE)?;
+    let queue_urls = StageUrls {
+        validate: queue_url(Stage::Validate)?,
+        score: queue_url(Stage::Score)?,
+        route: queue_url(Stage::Route)?,
+    };
+    let event_bus = get(env::EVENT_BUS).unwrap_or_else(|| "default".to_string());
+    let configuration_set = get(env::SES_CONFIGURATION_SET);
+
+    let mut config = CompiledConfig::compile(&leadflow_stage::config_files::sample())?;
+    // Overriding after compiling is safe: templates read these settings when they render.
+    let settings = &mut config.settings;
+    if let Some(sender) = get(env::SENDER) {
+        if !sender.contains('@') {
+            return Err(StartupError::InvalidVar { name: env::SENDER, reason: "not an email address".into() });
+        }
+        settings.sender.email = sender;
+    }
+    if let Some(origins) = get(env::ALLOWED_ORIGINS) {
+        let origins: Vec<String> =
+            origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_string).collect();
+        if origins.is_empty() {
+            return Err(StartupError::InvalidVar {
+                name: env::ALLOWED_ORIGINS,
+                reason: "no origin in the comma-separated list".into(),
+            });
+        }
+        settings.capture.allowed_origins = origins;
+    }
+    if let Some(public_url) = get(env::PUBLIC_URL) {
+        settings.public_url = public_url;
+    }
+    Ok(Environment { table, queue_urls, event_bus, configuration_set, config })
+}
+
+/// Builds the AWS adapters from the process environment; call once per cold start. The SDK
+/// configuration (region, credentials, `AWS_ENDPOINT_URL`) is loaded once and shared by the
+/// four clients. Logs the reason before returning an error, so it reaches CloudWatch as JSON.
+pub async fn ports_from_env(sends_to: &[Stage]) -> Result<AwsPorts, StartupError> {
+    let env = environment(|name| std::env::var(name).ok(), sends_to).inspect_err(|e| {
+        error!(error = %e, "the function cannot start");
+    })?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    Ok(Adapters {
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), env.table),
+        queue: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), env.queue_urls),
+        mailer: SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), env.configuration_set),
+        bus: EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), env.event_bus),
+        clock: SystemClock,
+        config: ConfigHandle::new(env.config),
+    })
+}
+
+/// A record Lambda delivered without a message id, by its position in the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnidentifiedRecord {
+    pub position: usize,
+}
+
+/// Why a whole batch must be delivered again.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error(
+        "{count} record(s) of the batch have no message id and cannot be reported as failed one by one; \
+         the whole batch will be delivered again"
+    )]
+    UnidentifiedRecords { count: usize },
+    #[error("the handler reported a failure without a message id; the whole batch will be delivered again")]
+    EmptyFailureId,
+}
+
+impl From<BatchError> for Diagnostic {
+    fn from(e: BatchError) -> Self {
+        let error_type = match e {
+            BatchError::UnidentifiedRecords { .. } => "Leadflow.UnidentifiedRecords",
+            BatchError::EmptyFailureId => "Leadflow.EmptyFailureId",
+        };
+        Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
+/// The batch as the stage handlers take it, and the records that have no message id.
+///
+/// A record without a message id cannot be named in `batchItemFailures`: an empty
+/// `itemIdentifier` makes Lambda fail the whole batch silently. The caller must therefore fail
+/// the whole invocation when the second list is not empty (see [`handle_sqs_event`]).
+pub fn batch_items(event: &SqsEvent) -> (Vec<BatchItem>, Vec<UnidentifiedRecord>) {
+    let mut items = Vec::with_capacity(event.records.len());
+    let mut unidentified = Vec::new();
+    for (position, record) in event.records.iter().enumerate() {
+        match record.message_id.as_deref().filter(|id| !id.trim().is_empty()) {
+            Some(id) => items.push(BatchItem {
+                id: id.to_string(),
+                // SQS never delivers an empty body; if one came, the handler drops it as malformed.
+                body: record.body.clone().unwrap_or_default(),
+            }),
+            None => unidentified.push(UnidentifiedRecord { position }),
+        }
+    }
+    (items, unidentified)
+}
+
+/// The partial batch response naming the messages to deliver again. A failure without an id is
+/// refused rather than sent as an empty `itemIdentifier`.
+pub fn batch_response(failures: Vec<Failure>) -> Result<SqsBatchResponse, BatchError> {
+    let mut response = SqsBatchResponse::default();
+    for failure in failures {
+        if failure.id.trim().is_empty() {
+            return Err(BatchError::EmptyFailureId);
+        }
+        let mut item = BatchItemFailure::default();
+        item.item_identifier = failure.id;
+        response.batch_item_failures.push(item);
+    }
+    Ok(response)
+}
+
+/// One SQS invocation: the batch through `handler`, answered with the messages that failed.
+pub async fn handle_sqs_event<F, Fut>(handler: &F, event: &SqsEvent) -> Result<SqsBatchResponse, BatchError>
+where
+    F: Fn(Vec<BatchItem>) -> Fut,
+    Fut: Future<Output = Vec<Failure>>,
+{
+    let (items, unidentified) = batch_items(event);
+    let failures = handler(items).await;
+    if !unidentified.is_empty() {
+        // Failing the invocation is the only correct answer: Lambda then delivers every message
+        // of the batch again, the unidentified ones included. The identified ones were handled
+        // first anyway, so their leads move on now; handlers are idempotent, so handling them
+        // again on the redelivery changes nothing.
+        let positions: Vec<usize> = unidentified.iter().map(|u| u.position).collect();
+        error!(?positions, "SQS records without a message id; failing the whole batch");
+        return Err(BatchError::UnidentifiedRecords { count: unidentified.len() });
+    }
+    batch_response(failures)
+}
+
+/// Runs an SQS-triggered stage until the execution environment is shut down. The event source
+/// mapping must have `FunctionResponseTypes: [ReportBatchItemFailures]`, or a failed message
+/// would be dropped with its neighbours' success.
+pub async fn run_sqs_stage<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Vec<BatchItem>) -> Fut,
+    Fut: Future<Output = Vec<Failure>>,
+{
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        // Boxed: nested in the runtime's futures, the handlers' futures (SDK calls inside
+        // domain steps) go past the compiler's type layout depth limit.
+        Box::pin(async move { handle_sqs_event(handler, &event.payload).await })
+    }))
+    .await
+}
+
+/// Decides whether one more round of work fits before an invocation's deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    deadline: SystemTime,
+    margin: Duration,
+}
+
+impl Budget {
+    /// `margin` is kept free before `deadline` for answering and flushing logs.
+    pub fn new(deadline: SystemTime, margin: Duration) -> Self {
+        Self { deadline, margin }
+    }
+
+    /// Whether a round expected to last `round` (the last one's duration is a fair guess) ends
+    /// before the margin, starting at `now`. A deadline already past leaves no time.
+    pub fn fits(&self, now: SystemTime, round: Duration) -> bool {
+        self.deadline.duration_since(now).is_ok_and(|left| left > self.margin.saturating_add(round))
+    }
+}

@@ -1,0 +1,138 @@
+//! The mailer over SES v2, sending raw MIME (text + HTML alternatives and our own headers,
+//! `List-Unsubscribe` among them).
+
+use aws_sdk_sesv2::Client;
+use aws_sdk_sesv2::error::SdkError;
+use aws_sdk_sesv2::operation::send_email::SendEmailError;
+use aws_sdk_sesv2::primitives::Blob;
+use aws_sdk_sesv2::types::{Destination, EmailContent, MessageTag, RawMessage};
+use chrono::{DateTime, Utc};
+use leadflow_core::email::to_mime;
+use leadflow_core::error::MailError;
+use leadflow_core::ports::{EmailCategory, Mailer, OutgoingEmail};
+use sha2::{Digest, Sha256};
+
+use crate::store::{describe_sdk_error, redact};
+
+const MESSAGE_ID_DOMAIN: &str = "leadflow";
+/// Longer keys are shortened and made unique with a digest, keeping the header line short.
+const MAX_ID_LEFT: usize = 120;
+
+#[derive(Debug, Clone)]
+pub struct SesMailer {
+    client: Client,
+    configuration_set: Option<String>,
+}
+
+impl SesMailer {
+    pub fn new(client: Client, configuration_set: Option<String>) -> Self {
+        Self { client, configuration_set }
+    }
+
+    /// The `Message-ID` (without angle brackets) an email with this key is sent with.
+    pub fn message_id_for(key: &str) -> String {
+        format!("{}@{MESSAGE_ID_DOMAIN}", message_id_left(key))
+    }
+}
+
+/// The key as the left part of a Message-ID: letters, digits, `-` and `_` stay, every other byte
+/// becomes `=XX` (all RFC 5322 atext), so distinct keys give distinct ids.
+fn message_id_left(key: &str) -> String {
+    if key.is_empty() {
+        return "=".to_string();
+    }
+    let mut left = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            left.push(char::from(b));
+        } else {
+            left.push_str(&format!("={b:02X}"));
+        }
+    }
+    if left.len() > MAX_ID_LEFT {
+        // `~` never appears in an encoded key, so a shortened id cannot equal a full one.
+        let digest = hex::encode(Sha256::digest(key.as_bytes()));
+        left.truncate(MAX_ID_LEFT - digest.len() - 1);
+        left.push('~');
+        left.push_str(&digest);
+    }
+    left
+}
+
+fn category_tag(category: EmailCategory) -> &'static str {
+    match category {
+        EmailCategory::Transactional => "transactional",
+        EmailCategory::Marketing => "marketing",
+    }
+}
+
+/// SES errors by what the caller should do; the messages are redacted, since SES quotes
+/// addresses in them.
+fn mail_error(key: &str, err: &SdkError<SendEmailError>) -> MailError {
+    let what = format!("email {key}: {}", describe_sdk_error(err));
+    let Some(service) = err.as_service_error() else {
+        return MailError::Unavailable(what);
+    };
+    match service {
+        SendEmailError::TooManyRequestsException(_) | SendEmailError::LimitExceededException(_) => {
+            MailError::Throttled(what)
+        }
+        SendEmailError::MessageRejected(_)
+        | SendEmailError::AccountSuspendedException(_)
+        | SendEmailError::MailFromDomainNotVerifiedException(_)
+        | SendEmailError::NotFoundException(_)
+        | SendEmailError::BadRequestException(_) => MailError::Rejected(what),
+        // Throttling that reaches us outside the modelled exceptions (the SDK retried it already).
+        other if matches!(other.meta().code(), Some("Throttling" | "ThrottlingException")) => {
+            MailError::Throttled(what)
+        }
+        _ => MailError::Unavailable(what),
+    }
+}
+
+impl Mailer for SesMailer {
+    async fn send(&self, email: &OutgoingEmail, now: DateTime<Utc>) -> Result<String, MailError> {
+        let message_id = Self::message_id_for(&email.key);
+        let mime = to_mime(email, &message_id, now);
+        if mime.is_empty() {
+            return Err(MailError::Unavailable(format!("email {}: could not be built as MIME", email.key)));
+        }
+        let built = |e: aws_sdk_sesv2::error::BuildError| {
+            MailError::Unavailable(format!(
+                "email {}: the request could not be built: {}",
+                email.key,
+                redact(&e.to_string())
+            ))
+        };
+        // Raw content rather than Simple: it keeps both parts and our headers as built.
+        let raw = RawMessage::builder().data(Blob::new(mime)).build().map_err(built)?;
+        let tag = MessageTag::builder().name("category").value(category_tag(email.category)).build().map_err(built)?;
+        let out = self
+            .client
+            .send_email()
+            .from_email_address(&email.from.email)
+            .destination(Destination::builder().to_addresses(&email.to.email).build())
+            .content(EmailContent::builder().raw(raw).build())
+            .set_configuration_set_name(self.configuration_set.clone())
+            .email_tags(tag)
+            .send()
+            .await
+            .map_err(|e| mail_error(&email.key, &e))?;
+        out.message_id
+            .ok_or_else(|| MailError::Unavailable(format!("email {}: SES answered without a message id", email.key)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_atext_and_injective() {
+        assert_eq!(SesMailer::message_id_for("assignment-01J-rep_1"), "assignment-01J-rep_1@leadflow");
+        assert_eq!(SesMailer::message_id_for("a b"), "a=20b@leadflow");
+        assert_ne!(SesMailer::message_id_for("a/b"), SesMailer::message_id_for("a=2Fb"));
+        let long = SesMailer::message_id_for(&"k".repeat(500));
+        assert!(long.len() <= MAX_ID_LEFT + 1 + MESSAGE_ID_DOMAIN.len(), "{long}");
+    }
+}

@@ -1,0 +1,616 @@
+//! The shape of `template.yaml` where cfn-lint and `sam validate` do not look: a misspelt
+//! `FunctionResponseTypes` value, a `!GetAtt` attribute the resource type does not have, a
+//! binary that is not built, an environment variable no function reads, a queue without a DLQ.
+//! Deploying is the only other way to find these, and some (a missing partial-batch response
+//! type) only show up as redelivered messages in production.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::{Mapping, Value};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Template {
+    doc: Value,
+}
+
+impl Template {
+    fn load() -> Self {
+        let path = repo_root().join("template.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        Template { doc: serde_yaml_ng::from_str(&text).expect("template.yaml is YAML") }
+    }
+
+    fn resources(&self) -> &Mapping {
+        self.doc.get("Resources").and_then(Value::as_mapping).expect("Resources")
+    }
+
+    fn resource(&self, id: &str) -> &Value {
+        self.resources().get(id).unwrap_or_else(|| panic!("no resource {id}"))
+    }
+
+    fn type_of(&self, id: &str) -> Option<&str> {
+        self.resources().get(id)?.get("Type")?.as_str()
+    }
+
+    fn of_type(&self, ty: &str) -> Vec<(String, &Value)> {
+        self.resources()
+            .iter()
+            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(ty))
+            .map(|(id, r)| (id.as_str().expect("resource ids are strings").to_string(), r))
+            .collect()
+    }
+
+    fn functions(&self) -> Vec<(String, &Value)> {
+        self.of_type("AWS::Serverless::Function")
+    }
+
+    /// A function's setting, from the function or else from `Globals.Function`.
+    fn function_setting<'a>(&'a self, function: &'a Value, key: &str) -> Option<&'a Value> {
+        prop(function, key).or_else(|| self.doc.get("Globals")?.get("Function")?.get(key))
+    }
+
+    fn timeout(&self, function: &Value) -> u64 {
+        // SAM's default when neither the function nor Globals says.
+        self.function_setting(function, "Timeout").map(|t| int(t, "Timeout")).unwrap_or(3)
+    }
+
+    /// The function whose binary is `binary`.
+    fn function(&self, binary: &str) -> (String, &Value) {
+        self.functions()
+            .into_iter()
+            .find(|(_, f)| binary_of(f) == Some(binary))
+            .unwrap_or_else(|| panic!("no function builds binary {binary}"))
+    }
+
+    /// A function's IAM statements: inline `Policies` statements, or those of its own `Role`.
+    fn statements<'a>(&'a self, function: &'a Value) -> Vec<&'a Value> {
+        let mut out = Vec::new();
+        if let Some(Value::Sequence(policies)) = prop(function, "Policies") {
+            for p in policies {
+                out.extend(seq(p.get("Statement")));
+            }
+        }
+        if let Some((role, "Arn")) = prop(function, "Role").and_then(get_att)
+            && let Some(Value::Sequence(policies)) = prop(self.resource(&role), "Policies")
+        {
+            for p in policies {
+                out.extend(seq(p.get("PolicyDocument").and_then(|d| d.get("Statement"))));
+            }
+        }
+        out
+    }
+
+    /// The resources on which a function is allowed `action`.
+    fn allowed(&self, function: &Value, action: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        for s in self.statements(function) {
+            assert_eq!(s.get("Effect").and_then(Value::as_str), Some("Allow"), "only Allow statements are expected");
+            let actions: Vec<&str> = seq(s.get("Action")).into_iter().filter_map(Value::as_str).collect();
+            if actions.contains(&action) {
+                out.extend(seq(s.get("Resource")).into_iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// The SQS queues consumed by functions: queue logical id → (function id, function).
+    fn consumed_queues(&self) -> BTreeMap<String, (String, &Value)> {
+        let mut out = BTreeMap::new();
+        for (id, f) in self.functions() {
+            for event in sqs_events(f) {
+                let queue = prop(event, "Queue").and_then(get_att);
+                let Some((queue, attr)) = queue else { panic!("{id}: an SQS event's Queue is not a !GetAtt") };
+                assert_eq!(attr, "Arn", "{id}: an SQS event's Queue must be the queue's Arn");
+                assert_eq!(self.type_of(&queue), Some("AWS::SQS::Queue"), "{id}: {queue} is not an SQS queue");
+                assert!(out.insert(queue.clone(), (id.clone(), f)).is_none(), "{queue} has two consumers");
+            }
+        }
+        out
+    }
+
+    /// Every dead-letter queue: redrive targets and the schedules' DLQs.
+    fn dead_letter_queues(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (_, q) in self.of_type("AWS::SQS::Queue") {
+            if let Some(target) = prop(q, "RedrivePolicy").and_then(|r| r.get("deadLetterTargetArn")) {
+                out.insert(get_att(target).expect("deadLetterTargetArn is a !GetAtt").0);
+            }
+        }
+        for (_, f) in self.functions() {
+            for event in schedule_events(f) {
+                if let Some(arn) = prop(event, "DeadLetterConfig").and_then(|d| d.get("Arn")) {
+                    out.insert(get_att(arn).expect("the schedule's DLQ Arn is a !GetAtt").0);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn prop<'a>(resource: &'a Value, key: &str) -> Option<&'a Value> {
+    resource.get("Properties")?.get(key)
+}
+
+fn binary_of(function: &Value) -> Option<&str> {
+    function.get("Metadata")?.get("BuildProperties")?.get("Binary")?.as_str()
+}
+
+fn events<'a>(function: &'a Value, types: &[&str]) -> Vec<&'a Value> {
+    let Some(Value::Mapping(events)) = prop(function, "Events") else { return Vec::new() };
+    events.values().filter(|e| types.contains(&e.get("Type").and_then(Value::as_str).unwrap_or_default())).collect()
+}
+
+fn sqs_events(function: &Value) -> Vec<&Value> {
+    events(function, &["SQS"])
+}
+
+fn schedule_events(function: &Value) -> Vec<&Value> {
+    events(function, &["ScheduleV2", "Schedule"])
+}
+
+/// A value that may be one item or a list of them.
+fn seq(v: Option<&Value>) -> Vec<&Value> {
+    match v {
+        None => Vec::new(),
+        Some(Value::Sequence(s)) => s.iter().collect(),
+        Some(v) => vec![v],
+    }
+}
+
+fn int(v: &Value, what: &str) -> u64 {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .unwrap_or_else(|| panic!("{what} is not a whole number: {v:?}"))
+}
+
+/// An intrinsic function in its short (`!GetAtt`) or long (`Fn::GetAtt:`) form: its long name
+/// and argument.
+fn intrinsic(v: &Value) -> Option<(String, &Value)> {
+    match v {
+        Value::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            Some((if name == "Ref" { name.to_string() } else { format!("Fn::{name}") }, &t.value))
+        }
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next()?;
+            let k = k.as_str()?;
+            (k == "Ref" || k.starts_with("Fn::")).then(|| (k.to_string(), v))
+        }
+        _ => None,
+    }
+}
+
+fn get_att(v: &Value) -> Option<(String, &str)> {
+    let (name, arg) = intrinsic(v)?;
+    if name != "Fn::GetAtt" {
+        return None;
+    }
+    match arg {
+        Value::String(s) => s.split_once('.').map(|(r, a)| (r.to_string(), a)),
+        Value::Sequence(p) if p.len() == 2 => Some((p[0].as_str()?.to_string(), p[1].as_str()?)),
+        _ => None,
+    }
+}
+
+fn ref_of(v: &Value) -> Option<&str> {
+    match intrinsic(v)? {
+        (name, arg) if name == "Ref" => arg.as_str(),
+        _ => None,
+    }
+}
+
+/// Every intrinsic in the template, with the path to it.
+fn walk<'a>(v: &'a Value, path: &str, out: &mut Vec<(String, &'a Value)>) {
+    if intrinsic(v).is_some() {
+        out.push((path.to_string(), v));
+    }
+    match v {
+        Value::Sequence(s) => s.iter().enumerate().for_each(|(i, v)| walk(v, &format!("{path}[{i}]"), out)),
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                walk(v, &format!("{path}.{}", k.as_str().unwrap_or("?")), out);
+            }
+        }
+        Value::Tagged(t) => walk(&t.value, path, out),
+        _ => {}
+    }
+}
+
+/// The `${…}` names in a `!Sub` string (`${!Literal}` is an escape, not a name).
+fn sub_names(s: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        if !after.starts_with('!') {
+            names.push(&after[..end]);
+        }
+        rest = &after[end + 1..];
+    }
+    names
+}
+
+/// `!GetAtt` attributes of the resource types the template uses. A type missing here fails the
+/// test: add it with the attributes CloudFormation documents for it.
+fn valid_attributes(ty: &str) -> Option<&'static [&'static str]> {
+    Some(match ty {
+        "AWS::SQS::Queue" => &["Arn", "QueueName", "QueueUrl"],
+        "AWS::DynamoDB::Table" => &["Arn", "StreamArn"],
+        "AWS::Serverless::Function" | "AWS::Lambda::Function" => &["Arn"],
+        "AWS::IAM::Role" => &["Arn", "RoleId"],
+        "AWS::Serverless::HttpApi" => &["ApiEndpoint", "ApiId"],
+        "AWS::Logs::LogGroup" => &["Arn"],
+        "AWS::CloudWatch::Alarm" => &["Arn"],
+        "AWS::SES::ConfigurationSet" => &[],
+        _ => return None,
+    })
+}
+
+const PSEUDO_PARAMETERS: &[&str] = &[
+    "AWS::AccountId",
+    "AWS::NoValue",
+    "AWS::Partition",
+    "AWS::Region",
+    "AWS::StackId",
+    "AWS::StackName",
+    "AWS::URLSuffix",
+    "AWS::NotificationARNs",
+];
+
+/// The variable names `shared/aws/src/env.rs` defines: the functions read nothing else.
+fn env_contract() -> BTreeSet<String> {
+    let path = repo_root().join("shared/aws/src/env.rs");
+    let text = std::fs::read_to_string(&path).expect("env.rs");
+    let names: BTreeSet<String> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("pub const") && l.contains(": &str ="))
+        .filter_map(|l| l.split('"').nth(1).map(str::to_string))
+        .collect();
+    assert!(names.contains("LEADFLOW_TABLE"), "env.rs parsed to {names:?}");
+    names
+}
+
+/// `[[bin]]` names of the function crates.
+fn function_binaries() -> BTreeSet<String> {
+    let mut bins = BTreeSet::new();
+    for entry in std::fs::read_dir(repo_root().join("functions")).expect("functions/") {
+        let manifest = entry.expect("dir entry").path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+        let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+        if let Some(toml::Value::Array(list)) = doc.get("bin") {
+            bins.extend(list.iter().filter_map(|b| b.get("name")?.as_str().map(str::to_string)));
+        }
+    }
+    bins
+}
+
+#[test]
+fn sqs_event_sources_report_partial_batch_failures_in_batches_of_ten() {
+    let t = Template::load();
+    let mut consumers = BTreeSet::new();
+    for (id, f) in t.functions() {
+        for event in sqs_events(f) {
+            let types: Vec<&str> =
+                seq(prop(event, "FunctionResponseTypes")).into_iter().filter_map(Value::as_str).collect();
+            assert_eq!(types, ["ReportBatchItemFailures"], "{id}: one bad message must not redeliver its batch");
+            assert_eq!(prop(event, "BatchSize").map(|b| int(b, "BatchSize")), Some(10), "{id}: BatchSize");
+            let window = prop(event, "MaximumBatchingWindowInSeconds").map(|w| int(w, "batching window"));
+            assert!(window.is_some_and(|w| (1..=5).contains(&w)), "{id}: a short MaximumBatchingWindowInSeconds");
+            consumers.insert(binary_of(f).unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(consumers, BTreeSet::from(["validate", "score", "route"].map(String::from)));
+}
+
+#[test]
+fn stage_queues_have_dlqs_and_visibility_six_times_their_consumers_timeout() {
+    let t = Template::load();
+    let consumed = t.consumed_queues();
+    assert_eq!(consumed.len(), 3, "the three stage queues: {:?}", consumed.keys());
+    for (queue, (function_id, function)) in consumed {
+        let q = t.resource(&queue);
+        let redrive = prop(q, "RedrivePolicy").unwrap_or_else(|| panic!("{queue} has no RedrivePolicy"));
+        let (dlq, attr) = redrive.get("deadLetterTargetArn").and_then(get_att).expect("deadLetterTargetArn: !GetAtt");
+        assert_eq!(attr, "Arn", "{queue}: deadLetterTargetArn");
+        assert_eq!(t.type_of(&dlq), Some("AWS::SQS::Queue"), "{queue}'s DLQ {dlq}");
+        assert_ne!(dlq, queue);
+        assert_eq!(redrive.get("maxReceiveCount").map(|c| int(c, "maxReceiveCount")), Some(5), "{queue}");
+        assert!(prop(t.resource(&dlq), "RedrivePolicy").is_none(), "{dlq} is a DLQ and redrives nowhere");
+
+        let timeout = t.timeout(function);
+        let visibility = prop(q, "VisibilityTimeout").map(|v| int(v, "VisibilityTimeout")).unwrap_or(30);
+        assert!(
+            visibility >= 6 * timeout,
+            "{queue}: VisibilityTimeout {visibility} s < 6 × {function_id}'s timeout {timeout} s"
+        );
+
+        // A standard queue's message keeps its first enqueue time in the DLQ: a DLQ with a
+        // shorter retention than its source would drop failed leads before anyone looks.
+        let retention = |id: &str| {
+            prop(t.resource(id), "MessageRetentionPeriod").map(|v| int(v, "MessageRetentionPeriod")).unwrap_or(345_600)
+        };
+        assert!(retention(&dlq) > retention(&queue), "{dlq} must keep messages longer than {queue}");
+    }
+}
+
+#[test]
+fn functions_are_workspace_binaries_built_by_cargo_lambda() {
+    let t = Template::load();
+    let bins = function_binaries();
+    assert!(!bins.is_empty(), "no [[bin]] in functions/*/Cargo.toml");
+    let mut built = Vec::new();
+    for (id, f) in t.functions() {
+        let metadata = f.get("Metadata").unwrap_or_else(|| panic!("{id} has no Metadata"));
+        assert_eq!(metadata.get("BuildMethod").and_then(Value::as_str), Some("rust-cargolambda"), "{id}");
+        let binary = binary_of(f).unwrap_or_else(|| panic!("{id} has no BuildProperties.Binary"));
+        assert!(bins.contains(binary), "{id} builds {binary}, which is not a [[bin]] of functions/*: {bins:?}");
+        // cargo-lambda builds from the workspace root, where Cargo.lock and the profile are.
+        assert_eq!(prop(f, "CodeUri").and_then(Value::as_str), Some("."), "{id}: CodeUri");
+        let setting = |key| t.function_setting(f, key).and_then(Value::as_str).map(str::to_string);
+        assert_eq!(setting("Runtime").as_deref(), Some("provided.al2023"), "{id}");
+        assert_eq!(setting("Handler").as_deref(), Some("bootstrap"), "{id}");
+        let arch: Vec<&str> =
+            seq(t.function_setting(f, "Architectures")).into_iter().filter_map(Value::as_str).collect();
+        assert_eq!(arch, ["arm64"], "{id}: cargo lambda build --arm64");
+        built.push(binary.to_string());
+    }
+    built.sort();
+    assert_eq!(built, ["admin", "capture", "nurture", "route", "score", "validate"]);
+}
+
+#[test]
+fn every_reference_names_a_resource_and_an_attribute_its_type_has() {
+    let t = Template::load();
+    let params: BTreeSet<&str> = t
+        .doc
+        .get("Parameters")
+        .and_then(Value::as_mapping)
+        .map(|m| m.keys().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let check_get_att = |path: &str, resource: &str, attr: &str| {
+        let ty = t.type_of(resource).unwrap_or_else(|| panic!("{path}: !GetAtt {resource}.{attr}: no such resource"));
+        let valid = valid_attributes(ty)
+            .unwrap_or_else(|| panic!("{path}: add {ty}'s attributes to valid_attributes() in this test"));
+        assert!(valid.contains(&attr), "{path}: {ty} {resource} has no attribute {attr} (has {valid:?})");
+    };
+    let check_ref = |path: &str, name: &str, locals: &BTreeSet<&str>| {
+        assert!(
+            params.contains(name)
+                || PSEUDO_PARAMETERS.contains(&name)
+                || t.type_of(name).is_some()
+                || locals.contains(name),
+            "{path}: {name} is neither a parameter nor a resource"
+        );
+    };
+
+    let mut found = Vec::new();
+    walk(&t.doc, "", &mut found);
+    let mut get_atts = 0;
+    for (path, v) in found {
+        let (name, arg) = intrinsic(v).expect("walk keeps intrinsics");
+        match name.as_str() {
+            "Fn::GetAtt" => {
+                let (resource, attr) = get_att(v).unwrap_or_else(|| panic!("{path}: malformed !GetAtt {arg:?}"));
+                check_get_att(&path, &resource, attr);
+                get_atts += 1;
+            }
+            "Ref" => check_ref(&path, arg.as_str().unwrap_or_else(|| panic!("{path}: !Ref {arg:?}")), &BTreeSet::new()),
+            "Fn::Sub" => {
+                let (text, locals) = match arg {
+                    Value::String(s) => (s.as_str(), BTreeSet::new()),
+                    Value::Sequence(p) if p.len() == 2 => (
+                        p[0].as_str().unwrap_or_else(|| panic!("{path}: !Sub's string")),
+                        p[1].as_mapping().map(|m| m.keys().filter_map(Value::as_str).collect()).unwrap_or_default(),
+                    ),
+                    _ => panic!("{path}: malformed !Sub {arg:?}"),
+                };
+                for name in sub_names(text) {
+                    match name.split_once('.') {
+                        Some((resource, attr)) if !name.starts_with("AWS::") => check_get_att(&path, resource, attr),
+                        _ => check_ref(&path, name, &locals),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(get_atts > 10, "the walk found only {get_atts} !GetAtt: is it looking at the template?");
+}
+
+#[test]
+fn environment_is_the_contract_in_env_rs_and_matches_each_functions_permissions() {
+    let t = Template::load();
+    let contract = env_contract();
+    let table = {
+        let tables = t.of_type("AWS::DynamoDB::Table");
+        assert_eq!(tables.len(), 1, "one table");
+        tables[0].0.clone()
+    };
+    let consumed = t.consumed_queues();
+    let stage_queue = |stage: &str| {
+        consumed
+            .iter()
+            .find(|(_, (_, f))| binary_of(f) == Some(stage))
+            .map(|(q, _)| q.clone())
+            .unwrap_or_else(|| panic!("no queue consumed by {stage}"))
+    };
+    let arn_of = |v: &Value| get_att(v).filter(|(_, a)| *a == "Arn").map(|(r, _)| r);
+
+    for (id, f) in t.functions() {
+        let vars: Mapping = t
+            .function_setting(f, "Environment")
+            .and_then(|e| e.get("Variables"))
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default();
+        let names: BTreeSet<&str> = vars.keys().filter_map(Value::as_str).collect();
+        for name in &names {
+            assert!(contract.contains(*name), "{id} sets {name}, which shared/aws/src/env.rs does not define");
+        }
+
+        let dynamodb = t.allowed(f, "dynamodb:GetItem");
+        if dynamodb.iter().any(|r| arn_of(r).as_deref() == Some(table.as_str())) {
+            assert_eq!(vars.get("LEADFLOW_TABLE").and_then(ref_of), Some(table.as_str()), "{id}: LEADFLOW_TABLE");
+        }
+        if names.contains("LEADFLOW_TABLE") {
+            assert!(!dynamodb.is_empty(), "{id} is given the table but may not read it");
+        }
+
+        // A queue URL variable is the queue its stage's function consumes, and the function may
+        // send to it and to no other queue.
+        let sends: BTreeSet<String> = t.allowed(f, "sqs:SendMessage").iter().filter_map(arn_of).collect();
+        let mut url_vars = BTreeSet::new();
+        for stage in ["validate", "score", "route"] {
+            let var = format!("LEADFLOW_{}_QUEUE_URL", stage.to_uppercase());
+            if let Some(value) = vars.get(var.as_str()) {
+                let queue = stage_queue(stage);
+                assert_eq!(get_att(value), Some((queue.clone(), "QueueUrl")), "{id}: {var}");
+                url_vars.insert(queue);
+            }
+        }
+        assert_eq!(sends, url_vars, "{id}: sqs:SendMessage exactly on the queues whose URLs it is given");
+
+        let mails = !t.allowed(f, "ses:SendEmail").is_empty();
+        for var in ["LEADFLOW_SES_CONFIGURATION_SET", "LEADFLOW_SENDER"] {
+            assert_eq!(names.contains(var), mails, "{id}: {var} goes with ses:SendEmail");
+        }
+        let publishes = !t.allowed(f, "events:PutEvents").is_empty();
+        assert_eq!(
+            names.contains("LEADFLOW_EVENT_BUS"),
+            publishes,
+            "{id}: LEADFLOW_EVENT_BUS goes with events:PutEvents"
+        );
+    }
+}
+
+#[test]
+fn every_dead_letter_queue_has_an_alarm() {
+    let t = Template::load();
+    let dlqs = t.dead_letter_queues();
+    assert_eq!(dlqs.len(), 4, "three stage DLQs and the schedule's: {dlqs:?}");
+    let alarmed: BTreeSet<String> = t
+        .of_type("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, a)| {
+            let s = |k| prop(a, k).and_then(Value::as_str);
+            s("Namespace") == Some("AWS/SQS")
+                && s("MetricName") == Some("ApproximateNumberOfMessagesVisible")
+                && s("ComparisonOperator") == Some("GreaterThanThreshold")
+                && prop(a, "Threshold").map(|v| int(v, "Threshold")) == Some(0)
+        })
+        .flat_map(|(_, a)| {
+            seq(prop(a, "Dimensions"))
+                .into_iter()
+                .filter(|d| d.get("Name").and_then(Value::as_str) == Some("QueueName"))
+                .filter_map(|d| get_att(d.get("Value")?).filter(|(_, attr)| *attr == "QueueName").map(|(q, _)| q))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for dlq in &dlqs {
+        assert!(alarmed.contains(dlq), "{dlq} has no alarm on ApproximateNumberOfMessagesVisible > 0");
+    }
+}
+
+#[test]
+fn nurture_runs_every_minute_with_retries_and_a_dead_letter_queue() {
+    let t = Template::load();
+    let (id, nurture) = t.function("nurture");
+    let schedules = schedule_events(nurture);
+    assert_eq!(schedules.len(), 1, "{id}: one schedule");
+    let s = schedules[0];
+    assert_eq!(prop(s, "ScheduleExpression").and_then(Value::as_str), Some("rate(1 minute)"));
+    let retry = prop(s, "RetryPolicy").expect("RetryPolicy");
+    assert!(retry.get("MaximumRetryAttempts").is_some(), "RetryPolicy.MaximumRetryAttempts");
+    let dlq = prop(s, "DeadLetterConfig").and_then(|d| d.get("Arn")).and_then(get_att).expect("DeadLetterConfig.Arn");
+    assert_eq!(dlq.1, "Arn");
+    assert_eq!(t.type_of(&dlq.0), Some("AWS::SQS::Queue"));
+    // Every tick must be able to finish before the next one starts.
+    assert!(t.timeout(nurture) <= 60, "{id}: Timeout");
+}
+
+#[test]
+fn table_has_the_key_design_the_store_is_written_against() {
+    let t = Template::load();
+    let tables = t.of_type("AWS::DynamoDB::Table");
+    let [(_, table)] = tables.as_slice() else { panic!("one table") };
+    let pairs = |v: Option<&Value>, a: &str, b: &str| -> Vec<(String, String)> {
+        seq(v)
+            .into_iter()
+            .map(|e| {
+                let s = |k| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                (s(a), s(b))
+            })
+            .collect()
+    };
+    let owned = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+    assert_eq!(
+        pairs(prop(table, "AttributeDefinitions"), "AttributeName", "AttributeType"),
+        owned(&[("PK", "S"), ("SK", "S"), ("GSI1PK", "S"), ("GSI1SK", "S")])
+    );
+    assert_eq!(pairs(prop(table, "KeySchema"), "AttributeName", "KeyType"), owned(&[("PK", "HASH"), ("SK", "RANGE")]));
+    let gsis = seq(prop(table, "GlobalSecondaryIndexes"));
+    assert_eq!(gsis.len(), 1);
+    assert_eq!(gsis[0].get("IndexName").and_then(Value::as_str), Some("due"));
+    assert_eq!(
+        pairs(gsis[0].get("KeySchema"), "AttributeName", "KeyType"),
+        owned(&[("GSI1PK", "HASH"), ("GSI1SK", "RANGE")])
+    );
+    assert_eq!(gsis[0].get("Projection").and_then(|p| p.get("ProjectionType")).and_then(Value::as_str), Some("ALL"));
+    assert_eq!(prop(table, "BillingMode").and_then(Value::as_str), Some("PAY_PER_REQUEST"));
+    let ttl = prop(table, "TimeToLiveSpecification").expect("TTL");
+    assert_eq!(ttl.get("AttributeName").and_then(Value::as_str), Some("expires_at"));
+    assert_eq!(ttl.get("Enabled").and_then(Value::as_bool), Some(true));
+    let pitr = prop(table, "PointInTimeRecoverySpecification").and_then(|p| p.get("PointInTimeRecoveryEnabled"));
+    assert_eq!(pitr.and_then(Value::as_bool), Some(true));
+}
+
+#[test]
+fn http_api_routes_leads_to_capture_and_admin_behind_iam() {
+    let t = Template::load();
+    let apis = t.of_type("AWS::Serverless::HttpApi");
+    let [(api_id, api)] = apis.as_slice() else { panic!("one HttpApi") };
+    assert_eq!(
+        prop(api, "CorsConfiguration").and_then(|c| c.get("AllowOrigins")).and_then(ref_of),
+        Some("AllowedOrigins")
+    );
+    let throttling = prop(api, "DefaultRouteSettings").expect("DefaultRouteSettings");
+    assert!(throttling.get("ThrottlingBurstLimit").is_some() && throttling.get("ThrottlingRateLimit").is_some());
+    assert_eq!(
+        prop(api, "Auth").and_then(|a| a.get("EnableIamAuthorizer")).and_then(Value::as_bool),
+        Some(true),
+        "the AWS_IAM authorizer must be enabled on the API for the admin routes"
+    );
+
+    let route = |binary: &str| {
+        let (id, f) = t.function(binary);
+        let http = events(f, &["HttpApi"]);
+        assert_eq!(http.len(), 1, "{id}: one HTTP route");
+        let s = |k| prop(http[0], k).and_then(Value::as_str).unwrap_or_default().to_string();
+        assert_eq!(prop(http[0], "ApiId").and_then(ref_of), Some(api_id.as_str()), "{id}: on {api_id}");
+        let auth = prop(http[0], "Auth").and_then(|a| a.get("Authorizer")).and_then(Value::as_str).map(str::to_string);
+        (s("Method"), s("Path"), auth)
+    };
+    assert_eq!(route("capture"), ("POST".into(), "/leads".into(), None));
+    assert_eq!(route("admin"), ("ANY".into(), "/admin/{proxy+}".into(), Some("AWS_IAM".into())));
+}
+
+#[test]
+fn parameters_are_the_documented_ones() {
+    let t = Template::load();
+    let params = t.doc.get("Parameters").and_then(Value::as_mapping).expect("Parameters");
+    let ty = |p: &str| params.get(p).and_then(|v| v.get("Type")).and_then(Value::as_str);
+    assert_eq!(ty("SenderAddress"), Some("String"));
+    assert_eq!(ty("AllowedOrigins"), Some("CommaDelimitedList"));
+    for optional in ["PublicUrl", "AlarmTopicArn"] {
+        assert_eq!(params.get(optional).and_then(|v| v.get("Default")).and_then(Value::as_str), Some(""), "{optional}");
+    }
+}
