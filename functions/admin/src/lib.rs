@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use leadflow_core::model::{Lead, LeadId};
+use leadflow_core::model::LeadId;
 use leadflow_core::normalize::{email_key, normalize_email};
 use leadflow_core::ports::{LeadStore, Ports};
 use serde::Deserialize;
@@ -156,9 +156,4 @@ async fn lead_response<P: Ports>(ports: &P, id: LeadId) -> Response {
         "activities": activities,
     }))
     .into_response()
-}
-
-/// A lead as JSON, for callers that already hold one.
-pub fn lead_json(lead: &Lead) -> Value {
-    json!(lead)
 }
