@@ -1,6 +1,8 @@
 //! In-memory adapters: the fakes that handler tests run on. They keep the same conditional-write
 //! semantics as the real stores, so a test of a handler's idempotency means something.
 
+pub mod fixtures;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::{Ready, ready};
 use std::sync::Mutex;
