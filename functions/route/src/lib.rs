@@ -56,7 +56,6 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Le
             lead: lead.clone(),
             expected_lead_version: version,
             team_cursor: decision.cursor.clone(),
-            rep_id: decision.rep_id.clone(),
         };
         match store.assign(&write).await? {
             AssignOutcome::Conflict => continue,

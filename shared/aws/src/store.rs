@@ -588,7 +588,7 @@ impl LeadStore for DynamoStore {
         };
         // Route assigns leads that have no owner yet; a re-route after an expired SLA costs a
         // second attempt that moves the count from the old rep to the new one. The counters
-        // follow the lead's owner (`write.lead`), which route sets to `write.rep_id`.
+        // follow the lead's owner (`write.lead`).
         let assigned = self.write_lead(OP, &write.lead, write.expected_lead_version, None, cursor).await?;
         Ok(if assigned { AssignOutcome::Assigned } else { AssignOutcome::Conflict })
     }

@@ -191,7 +191,6 @@ async fn assign_moves_lead_cursor_and_counter_together_or_not_at_all() {
         lead: owned_by(lead(1, "a@example.com"), "rep-1"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), advanced.clone())),
-        rep_id: "rep-1".into(),
     };
     db.requests.take();
     assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
@@ -206,7 +205,6 @@ async fn assign_moves_lead_cursor_and_counter_together_or_not_at_all() {
         lead: owned_by(lead(2, "b@example.com"), "rep-1"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), advanced)),
-        rep_id: "rep-1".into(),
     };
     assert_eq!(store.assign(&stale).await.unwrap(), AssignOutcome::Conflict);
     let untouched = store.get_lead(id(2)).await.unwrap().unwrap();
@@ -219,7 +217,6 @@ async fn assign_moves_lead_cursor_and_counter_together_or_not_at_all() {
         lead: owned_by(lead(1, "a@example.com"), "rep-2"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), stored_cursor.clone())),
-        rep_id: "rep-2".into(),
     };
     assert_eq!(store.assign(&stale_lead).await.unwrap(), AssignOutcome::Conflict);
     assert_eq!(store.team_cursor("emea").await.unwrap(), stored_cursor);
@@ -231,7 +228,6 @@ async fn assign_moves_lead_cursor_and_counter_together_or_not_at_all() {
         lead: owned_by(lead(2, "b@example.com"), "rep-2"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), stored_cursor)),
-        rep_id: "rep-2".into(),
     };
     assert_eq!(store.assign(&fresh).await.unwrap(), AssignOutcome::Assigned);
     assert_eq!(store.team_cursor("emea").await.unwrap().version, 2);
@@ -247,7 +243,6 @@ async fn assign_moves_lead_cursor_and_counter_together_or_not_at_all() {
         lead: owned_by(lead(3, "c@example.com"), "rep-3"),
         expected_lead_version: 0,
         team_cursor: None,
-        rep_id: "rep-3".into(),
     };
     assert_eq!(store.assign(&fallback).await.unwrap(), AssignOutcome::Assigned);
     let missing = AssignmentWrite { lead: owned_by(lead(9, "z@example.com"), "rep-3"), ..fallback };
@@ -273,7 +268,6 @@ async fn rep_load_counters_follow_assignments_status_changes_and_redeliveries() 
             lead: owned_by(lead(n, &format!("p{n}@example.com")), "rep-1"),
             expected_lead_version: 0,
             team_cursor: None,
-            rep_id: "rep-1".into(),
         };
         assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
     }
@@ -323,7 +317,6 @@ async fn rep_load_counters_follow_assignments_status_changes_and_redeliveries() 
         lead: owned_by(before.clone(), "rep-2"),
         expected_lead_version: before.version,
         team_cursor: None,
-        rep_id: "rep-2".into(),
     };
     db.requests.take();
     assert_eq!(store.assign(&reroute).await.unwrap(), AssignOutcome::Assigned);
@@ -524,7 +517,6 @@ async fn every_store_method_makes_the_requests_it_should() {
         lead: owned_by(l.clone(), "rep-1"),
         expected_lead_version: 1,
         team_cursor: Some(("emea".into(), TeamCursor::default())),
-        rep_id: "rep-1".into(),
     };
     store.assign(&write).await.unwrap();
     assert_eq!(r.take(), ["TransactWriteItems"], "assign");
@@ -594,7 +586,6 @@ async fn the_adapters_work_on_the_resources_the_template_defines() {
         lead: owned_by(lead(1, "ada@example.com"), "rep-1"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), TeamCursor::default())),
-        rep_id: "rep-1".into(),
     };
     assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
     assert_eq!(store.rep_loads().await.unwrap(), loads(&[("rep-1", 1)]));

@@ -57,14 +57,13 @@ pub enum AssignOutcome {
     Conflict,
 }
 
-/// An assignment to commit atomically: the lead's new owner, the team cursor advanced, the
-/// rep's open-lead count incremented.
+/// An assignment to commit atomically: the lead with its new owner (`lead.owner`), the team
+/// cursor advanced, the owner's open-lead count incremented.
 #[derive(Debug, Clone)]
 pub struct AssignmentWrite {
     pub lead: Lead,
     pub expected_lead_version: u64,
     pub team_cursor: Option<(TeamId, TeamCursor)>,
-    pub rep_id: RepId,
 }
 
 pub trait LeadStore: Send + Sync + 'static {

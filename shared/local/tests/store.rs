@@ -124,7 +124,6 @@ async fn assign_moves_lead_and_cursor_together_or_not_at_all() {
         lead: owned_by(lead(1, "a@example.com"), "rep-1"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), advanced.clone())),
-        rep_id: "rep-1".into(),
     };
     assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
     let stored_cursor = store.team_cursor("emea").await.unwrap();
@@ -137,7 +136,6 @@ async fn assign_moves_lead_and_cursor_together_or_not_at_all() {
         lead: owned_by(lead(2, "b@example.com"), "rep-1"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), advanced)),
-        rep_id: "rep-1".into(),
     };
     assert_eq!(store.assign(&stale).await.unwrap(), AssignOutcome::Conflict);
     let untouched = store.get_lead(id(2)).await.unwrap().unwrap();
@@ -149,7 +147,6 @@ async fn assign_moves_lead_and_cursor_together_or_not_at_all() {
         lead: owned_by(lead(1, "a@example.com"), "rep-2"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), stored_cursor.clone())),
-        rep_id: "rep-2".into(),
     };
     assert_eq!(store.assign(&stale_lead).await.unwrap(), AssignOutcome::Conflict);
     assert_eq!(store.team_cursor("emea").await.unwrap(), stored_cursor);
@@ -159,7 +156,6 @@ async fn assign_moves_lead_and_cursor_together_or_not_at_all() {
         lead: owned_by(lead(2, "b@example.com"), "rep-2"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), stored_cursor)),
-        rep_id: "rep-2".into(),
     };
     assert_eq!(store.assign(&fresh).await.unwrap(), AssignOutcome::Assigned);
     assert_eq!(store.team_cursor("emea").await.unwrap().version, 2);
