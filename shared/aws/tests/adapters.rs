@@ -161,7 +161,7 @@ async fn activities_are_stored_once_and_read_oldest_first() {
         id: aid.to_string(),
         lead_id: id(1),
         at: t(secs),
-        kind: ActivityKind::EmailOpened { message_id: "m".into() },
+        kind: ActivityKind::EmailOpened { message_id: "m".into(), email: None },
     };
     store.create_lead(&lead(1, "ada@example.com")).await.unwrap();
     store.enroll(&enrollment(1, "welcome", Some(t(10)), EnrollmentState::Active)).await.unwrap();
@@ -502,7 +502,7 @@ async fn every_store_method_makes_the_requests_it_should() {
         id: "x".into(),
         lead_id: id(1),
         at: t(1),
-        kind: ActivityKind::EmailOpened { message_id: "m".into() },
+        kind: ActivityKind::EmailOpened { message_id: "m".into(), email: None },
     };
     store.record_activity(&act).await.unwrap();
     store.record_activity(&act).await.unwrap();
@@ -680,6 +680,7 @@ fn email(key: &str, from: &str) -> OutgoingEmail {
         text: "Hello Ada, this is the plain part.".into(),
         html: "<p>Hello <b>Ada</b>, this is the HTML part.</p>".into(),
         headers: vec![("List-Unsubscribe".into(), "<https://leadflow.test/u/token>".into())],
+        tags: Vec::new(),
     }
 }
 

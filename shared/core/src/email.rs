@@ -83,6 +83,7 @@ impl Templates {
             text: self.render("assignment.txt", &ctx)?,
             html: self.render("assignment.html", &ctx)?,
             headers: Vec::new(),
+            tags: Vec::new(),
         })
     }
 
@@ -110,6 +111,7 @@ impl Templates {
             text: self.render(&name("txt"), &ctx)?,
             html: self.render(&name("html"), &ctx)?,
             headers: Vec::new(),
+            tags: Vec::new(),
         })
     }
 }

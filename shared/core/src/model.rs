@@ -383,10 +383,41 @@ pub enum ActivityKind {
     },
     EmailOpened {
         message_id: String,
+        /// The key of the email that was opened (`drip-…`), when the event carried it.
+        #[serde(default)]
+        email: Option<String>,
     },
     EmailClicked {
         message_id: String,
+        #[serde(default)]
+        email: Option<String>,
         url: Option<String>,
+    },
+    EmailDelivered {
+        message_id: String,
+    },
+    /// A bounce: permanent ones suppress the address, transient ones are only counted.
+    EmailBounced {
+        message_id: String,
+        permanent: bool,
+    },
+    EmailComplained {
+        message_id: String,
+    },
+    Unsubscribed {
+        /// Where the opt-out came from: `link`, `one_click`, `admin`.
+        via: String,
+    },
+    /// Sales changed the lead's status (contacted, won, lost).
+    StatusChanged {
+        from: SalesStatus,
+        to: SalesStatus,
+        by: Option<String>,
+    },
+    /// The owner did not contact the lead within the SLA; the lead went to another rep.
+    SlaBreached {
+        rep_id: RepId,
+        rerouted_to: Option<RepId>,
     },
     Enrolled {
         campaign_id: CampaignId,
@@ -409,6 +440,12 @@ impl ActivityKind {
         "email_sent",
         "email_open",
         "email_click",
+        "email_delivered",
+        "email_bounce",
+        "email_complaint",
+        "unsubscribed",
+        "status_changed",
+        "sla_breached",
         "enrolled",
         "enrollment_ended",
     ];
@@ -424,6 +461,12 @@ impl ActivityKind {
             ActivityKind::EmailSent { .. } => "email_sent",
             ActivityKind::EmailOpened { .. } => "email_open",
             ActivityKind::EmailClicked { .. } => "email_click",
+            ActivityKind::EmailDelivered { .. } => "email_delivered",
+            ActivityKind::EmailBounced { .. } => "email_bounce",
+            ActivityKind::EmailComplained { .. } => "email_complaint",
+            ActivityKind::Unsubscribed { .. } => "unsubscribed",
+            ActivityKind::StatusChanged { .. } => "status_changed",
+            ActivityKind::SlaBreached { .. } => "sla_breached",
             ActivityKind::Enrolled { .. } => "enrolled",
             ActivityKind::EnrollmentEnded { .. } => "enrollment_ended",
         }
@@ -460,4 +503,47 @@ pub struct TeamCursor {
     /// Smooth weighted round-robin credit per rep.
     pub credit: BTreeMap<RepId, i64>,
     pub version: u64,
+}
+
+/// Why an address gets no more marketing email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionReason {
+    Unsubscribed,
+    Bounced,
+    Complained,
+    Erased,
+}
+
+impl SuppressionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionReason::Unsubscribed => "unsubscribed",
+            SuppressionReason::Bounced => "bounced",
+            SuppressionReason::Complained => "complained",
+            SuppressionReason::Erased => "erased",
+        }
+    }
+}
+
+/// An address on the suppression list, by its email key (the hash of the normalized address),
+/// so the list itself holds no address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    pub email_key: String,
+    pub reason: SuppressionReason,
+    pub at: DateTime<Utc>,
+    pub lead_id: Option<LeadId>,
+}
+
+/// A versioned configuration document applied through the admin API: a campaign
+/// (`campaign:<id>`), the routing (`routing`) or the scoring rules (`scoring`). Versions count up
+/// from 1 without gaps; a stored version never changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    pub name: String,
+    pub version: u32,
+    /// The document as JSON.
+    pub body: String,
+    pub saved_at: DateTime<Utc>,
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::CompiledConfig;
 use crate::error::{BusError, MailError, QueueError, StoreError};
-use crate::model::{Activity, Enrollment, Lead, LeadId, RepId, TeamCursor, TeamId};
+use crate::model::{Activity, Document, Enrollment, Lead, LeadId, RepId, Suppression, TeamCursor, TeamId};
 
 /// The outcome of claiming an idempotency key at capture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +145,72 @@ pub trait LeadStore: Send + Sync + 'static {
         enrollment: &Enrollment,
         expected_version: u64,
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+
+    /// Puts the address on the suppression list; `false` when it was there already (the first
+    /// entry, and its reason, are kept).
+    fn suppress(&self, entry: &Suppression) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = entry;
+        async { Err(StoreError::Unavailable("suppress is not implemented by this store".into())) }
+    }
+
+    fn suppression(&self, email_key: &str) -> impl Future<Output = Result<Option<Suppression>, StoreError>> + Send {
+        let _ = email_key;
+        async { Err(StoreError::Unavailable("suppression is not implemented by this store".into())) }
+    }
+
+    /// Stores `doc` if its version is the next one of its name (1 for a new name), else
+    /// `VersionConflict`.
+    fn put_document(&self, doc: &Document) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
+        let _ = doc;
+        async { Err(StoreError::Unavailable("put_document is not implemented by this store".into())) }
+    }
+
+    /// One version of a document; `None` as version means the latest.
+    fn document(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send {
+        let _ = (name, version);
+        async { Err(StoreError::Unavailable("document is not implemented by this store".into())) }
+    }
+
+    /// The latest version of every document whose name starts with `prefix`, by name.
+    fn latest_documents(&self, prefix: &str) -> impl Future<Output = Result<Vec<Document>, StoreError>> + Send {
+        let _ = prefix;
+        async { Err(StoreError::Unavailable("latest_documents is not implemented by this store".into())) }
+    }
+
+    /// Leads in id order (that is, capture order), the page after `after`. For search, export and
+    /// reports: it reads every lead, so it is not for the hot path.
+    fn list_leads(
+        &self,
+        after: Option<LeadId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send {
+        let _ = (after, limit);
+        async { Err(StoreError::Unavailable("list_leads is not implemented by this store".into())) }
+    }
+
+    /// Leads that are owned, still `new` (not contacted, won or lost) and whose
+    /// `owner.sla_due_at` is at or before `now`, oldest due first. The store keeps this index
+    /// itself from every lead it writes; it reads work proportional to the answer.
+    fn due_slas(&self, now: DateTime<Utc>, limit: usize) -> impl Future<Output = Result<Vec<LeadId>, StoreError>> + Send {
+        let _ = (now, limit);
+        async { Err(StoreError::Unavailable("due_slas is not implemented by this store".into())) }
+    }
+
+    /// Erasure: replaces the lead with `tombstone` (no personal data; its version is the stored
+    /// one + 1), deletes `email_key` if it points at this lead, and deletes the lead's
+    /// activities. Enrollments are kept (they hold no personal data) but must already be stopped.
+    fn erase_lead(
+        &self,
+        tombstone: &Lead,
+        email_key: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (tombstone, email_key);
+        async { Err(StoreError::Unavailable("erase_lead is not implemented by this store".into())) }
+    }
 }
 
 /// The three stage queues between the pipeline's functions.
@@ -199,12 +265,23 @@ pub struct OutgoingEmail {
     pub html: String,
     /// Extra headers, e.g. `List-Unsubscribe`.
     pub headers: Vec<(String, String)>,
+    /// Tags the provider hands back with delivery, bounce, open and click events (SES
+    /// `EmailTags`): `lead_id` and `email` (this email's key). Values are `[A-Za-z0-9_-]`.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
 }
 
 pub trait Mailer: Send + Sync + 'static {
     /// Sends the email; answers the provider's message id.
     fn send(&self, email: &OutgoingEmail, now: DateTime<Utc>)
     -> impl Future<Output = Result<String, MailError>> + Send;
+
+    /// Erasure: deletes every copy the adapter keeps of emails whose key names `lead_id` (the
+    /// outbox's files); answers how many. A provider that keeps none (SES) answers 0.
+    fn erase(&self, lead_id: LeadId) -> impl Future<Output = Result<usize, MailError>> + Send {
+        let _ = lead_id;
+        async { Ok(0) }
+    }
 }
 
 /// A domain event for other systems (`lead.assigned`, …). Events carry ids and figures, never

@@ -15,6 +15,7 @@ fn email(key: &str, subject: &str) -> OutgoingEmail {
         text: "Hello Ada, plain.".into(),
         html: "<p>Hello <b>Ada</b>, rich.</p>".into(),
         headers: vec![("List-Unsubscribe".into(), "<https://leadflow.example/u/tok>".into())],
+        tags: Vec::new(),
     }
 }
 

@@ -97,7 +97,7 @@ async fn activities_are_stored_once_and_read_oldest_first() {
         id: aid.to_string(),
         lead_id: id(1),
         at: t(secs),
-        kind: ActivityKind::EmailOpened { message_id: "m".into() },
+        kind: ActivityKind::EmailOpened { message_id: "m".into(), email: None },
     };
     store.record_activity(&act("late", 30)).await.unwrap();
     store.record_activity(&act("b-early", 10)).await.unwrap();

@@ -3,6 +3,7 @@
 //! at-least-once delivery.
 
 pub mod config_files;
+pub mod optout;
 
 use chrono::{DateTime, Duration, Utc};
 use leadflow_core::error::{MailError, StoreError};

@@ -80,8 +80,8 @@ pub fn activity(name: &str, now: DateTime<Utc>, age: Duration, n: u32) -> Activi
         "form_submission" => {
             ActivityKind::FormSubmission { submission_id: LeadId::from_parts(1, u128::from(n)), form: None }
         }
-        "email_open" => ActivityKind::EmailOpened { message_id: format!("m{n}") },
-        "email_click" => ActivityKind::EmailClicked { message_id: format!("m{n}"), url: None },
+        "email_open" => ActivityKind::EmailOpened { message_id: format!("m{n}"), email: None },
+        "email_click" => ActivityKind::EmailClicked { message_id: format!("m{n}"), email: None, url: None },
         "email_sent" => ActivityKind::EmailSent {
             email: "ada@acme.example".into(),
             message_id: format!("m{n}"),

@@ -1,0 +1,1 @@
+//! SES events: bounces, complaints, deliveries, opens and clicks from the configuration set.

@@ -1,0 +1,1 @@
+//! Unsubscribe: signed one-click opt-out links (RFC 8058).

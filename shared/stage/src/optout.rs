@@ -1,0 +1,72 @@
+//! Stopping a lead's nurture at once: on unsubscribe, bounce, complaint, won or lost, erasure.
+//! The nurture stage checks again before every send, so a stop that loses a race with a tick
+//! still takes effect before the next step.
+
+use chrono::{DateTime, Utc};
+use leadflow_core::campaign::stopped;
+use leadflow_core::model::{ActivityKind, EnrollmentState, Lead, LeadId, Suppression, SuppressionReason};
+use leadflow_core::normalize::email_key;
+use leadflow_core::ports::{LeadStore, Ports, WriteOutcome};
+
+use crate::{StageError, WRITE_ATTEMPTS, activity};
+
+/// Stops every active enrollment of the lead, recording why on its trail; answers how many
+/// enrollments this call stopped.
+pub async fn stop_enrollments<P: Ports>(
+    ports: &P,
+    lead_id: LeadId,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StageError> {
+    let store = ports.store();
+    let mut stopped_now = 0;
+    for _ in 0..WRITE_ATTEMPTS {
+        let active: Vec<_> =
+            store.enrollments(lead_id).await?.into_iter().filter(|e| e.state == EnrollmentState::Active).collect();
+        if active.is_empty() {
+            return Ok(stopped_now);
+        }
+        let mut raced = false;
+        for e in active {
+            let done = stopped(&e, reason);
+            match store.update_enrollment(&done, e.version).await? {
+                WriteOutcome::Written => {
+                    stopped_now += 1;
+                    store
+                        .record_activity(&activity(
+                            lead_id,
+                            format!("enrollment-ended-{}", e.campaign_id),
+                            now,
+                            ActivityKind::EnrollmentEnded { campaign_id: e.campaign_id.clone(), reason: reason.into() },
+                        ))
+                        .await?;
+                }
+                WriteOutcome::VersionConflict => raced = true,
+            }
+        }
+        if !raced {
+            return Ok(stopped_now);
+        }
+    }
+    Err(StageError::Retryable("the lead's enrollments kept changing while being stopped".into()))
+}
+
+/// Puts the lead's address on the suppression list, then stops its enrollments. Answers whether
+/// the address was newly suppressed.
+pub async fn suppress_lead<P: Ports>(
+    ports: &P,
+    lead: &Lead,
+    reason: SuppressionReason,
+    now: DateTime<Utc>,
+) -> Result<bool, StageError> {
+    let entry =
+        Suppression { email_key: email_key(&lead.contact.email), reason, at: now, lead_id: Some(lead.id) };
+    let fresh = ports.store().suppress(&entry).await?;
+    stop_enrollments(ports, lead.id, reason.as_str(), now).await?;
+    Ok(fresh)
+}
+
+/// Whether marketing email may go to this lead's address.
+pub async fn is_suppressed<P: Ports>(ports: &P, lead: &Lead) -> Result<bool, StageError> {
+    Ok(ports.store().suppression(&email_key(&lead.contact.email)).await?.is_some())
+}
