@@ -30,6 +30,10 @@ pub struct Settings {
     pub forms: BTreeMap<String, FormSettings>,
     #[serde(default)]
     pub validation: ValidationSettings,
+    /// Signs unsubscribe links. Never in a file: the loader fills it from the environment
+    /// (`LEADFLOW_UNSUBSCRIBE_SECRET`) or, in the local stack, from the data folder.
+    #[serde(skip)]
+    pub unsubscribe_secret: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

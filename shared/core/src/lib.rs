@@ -15,6 +15,7 @@ pub mod routing;
 pub mod rules;
 pub mod scoring;
 pub mod submission;
+pub mod unsubscribe;
 pub mod validate;
 
 pub use error::{FieldProblem, StoreError};

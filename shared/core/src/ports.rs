@@ -66,6 +66,14 @@ pub struct AssignmentWrite {
     pub team_cursor: Option<(TeamId, TeamCursor)>,
 }
 
+/// A page of [`LeadStore::list_leads`].
+#[derive(Debug, Clone, Default)]
+pub struct LeadPage {
+    pub leads: Vec<Lead>,
+    /// Opaque; pass it back for the next page. `None`: this was the last page.
+    pub next: Option<String>,
+}
+
 pub trait LeadStore: Send + Sync + 'static {
     /// Binds an idempotency key to a lead id until `expires_at`, or tells the id it is bound to.
     /// A key whose binding expired before `now` is free again.
@@ -181,21 +189,25 @@ pub trait LeadStore: Send + Sync + 'static {
         async { Err(StoreError::Unavailable("latest_documents is not implemented by this store".into())) }
     }
 
-    /// Leads in id order (that is, capture order), the page after `after`. For search, export and
-    /// reports: it reads every lead, so it is not for the hot path.
+    /// One page of all leads, in no promised order, and the cursor of the next page (`None` after
+    /// the last). For search, export and reports: it reads every lead, so never on the hot path.
     fn list_leads(
         &self,
-        after: Option<LeadId>,
+        cursor: Option<String>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send {
-        let _ = (after, limit);
+    ) -> impl Future<Output = Result<LeadPage, StoreError>> + Send {
+        let _ = (cursor, limit);
         async { Err(StoreError::Unavailable("list_leads is not implemented by this store".into())) }
     }
 
     /// Leads that are owned, still `new` (not contacted, won or lost) and whose
     /// `owner.sla_due_at` is at or before `now`, oldest due first. The store keeps this index
     /// itself from every lead it writes; it reads work proportional to the answer.
-    fn due_slas(&self, now: DateTime<Utc>, limit: usize) -> impl Future<Output = Result<Vec<LeadId>, StoreError>> + Send {
+    fn due_slas(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<LeadId>, StoreError>> + Send {
         let _ = (now, limit);
         async { Err(StoreError::Unavailable("due_slas is not implemented by this store".into())) }
     }

@@ -59,8 +59,7 @@ pub async fn suppress_lead<P: Ports>(
     reason: SuppressionReason,
     now: DateTime<Utc>,
 ) -> Result<bool, StageError> {
-    let entry =
-        Suppression { email_key: email_key(&lead.contact.email), reason, at: now, lead_id: Some(lead.id) };
+    let entry = Suppression { email_key: email_key(&lead.contact.email), reason, at: now, lead_id: Some(lead.id) };
     let fresh = ports.store().suppress(&entry).await?;
     stop_enrollments(ports, lead.id, reason.as_str(), now).await?;
     Ok(fresh)
