@@ -1,10 +1,20 @@
-//! Nurture: on every scheduler tick, finds the enrollments whose next step is due, stops those
-//! whose lead must not be emailed any more, and sends the rest their step, once each.
+//! Nurture: on every scheduler tick, finds the enrollments whose next step is due and runs the
+//! drip state machine on each: stop (opt-out, bounce, complaint, won, lost, erasure, …), wait
+//! for the send window or the frequency cap, take branches, or send the step once. Then it
+//! re-routes the leads whose owner let the SLA run out.
 
-use leadflow_core::campaign::{CampaignStatus, stop_reason, stopped};
-use leadflow_core::model::{ActivityKind, Enrollment};
+pub mod sla;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use leadflow_core::campaign::{CompiledCampaign, Control, Decision, Facts, stopped};
+use leadflow_core::config::CompiledConfig;
+use leadflow_core::model::{Activity, ActivityKind, Enrollment, Lead};
+use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{Clock, LeadStore, Ports, WriteOutcome};
-use leadflow_stage::{Sent, StageError, activity, send_once};
+use leadflow_core::unsubscribe;
+use leadflow_stage::{Sent, StageError, activity, live, send_once};
 use tracing::{Instrument, info, info_span, warn};
 
 /// What one tick did.
@@ -13,8 +23,25 @@ pub struct TickReport {
     pub due: usize,
     pub sent: usize,
     pub stopped: usize,
+    pub completed: usize,
+    /// Moved to a later time: send window, frequency cap, pause, schedule, waits.
+    pub rescheduled: usize,
     /// Steps left due, to be tried on a later tick (throttling, a store hiccup).
     pub retry_later: usize,
+    /// Leads re-routed because their owner did not contact them within the SLA.
+    pub sla_rerouted: usize,
+}
+
+impl TickReport {
+    pub fn add(&mut self, other: &TickReport) {
+        self.due += other.due;
+        self.sent += other.sent;
+        self.stopped += other.stopped;
+        self.completed += other.completed;
+        self.rescheduled += other.rescheduled;
+        self.retry_later += other.retry_later;
+        self.sla_rerouted += other.sla_rerouted;
+    }
 }
 
 /// How many due enrollments one tick takes on; the rest wait for the next tick.
@@ -22,87 +49,185 @@ pub const TICK_LIMIT: usize = 500;
 
 /// One scheduler tick.
 pub async fn tick<P: Ports>(ports: &P, limit: usize) -> Result<TickReport, StageError> {
+    let config = live::refresh(ports, false).await;
     let now = ports.clock().now();
     let due = ports.store().due_enrollments(now, limit).await?;
     let mut report = TickReport { due: due.len(), ..Default::default() };
     for enrollment in due {
         let span = info_span!("enrollment", lead_id = %enrollment.lead_id, campaign = %enrollment.campaign_id);
-        match step(ports, &enrollment).instrument(span).await {
-            Ok(StepOutcome::Sent) => report.sent += 1,
-            Ok(StepOutcome::Stopped) => report.stopped += 1,
-            Ok(StepOutcome::Waiting) => {}
+        match step(ports, &config, &enrollment, now).instrument(span).await {
+            Ok(Outcome::Sent) => report.sent += 1,
+            Ok(Outcome::Stopped) => report.stopped += 1,
+            Ok(Outcome::Completed) => report.completed += 1,
+            Ok(Outcome::Rescheduled) => report.rescheduled += 1,
+            Ok(Outcome::Nothing) => {}
             Err(e) => {
                 warn!(lead_id = %enrollment.lead_id, error = %e, "drip step not sent; retried on a later tick");
                 report.retry_later += 1;
             }
         }
     }
+    report.sla_rerouted = sla::reroute_due(ports, &config, now, limit).await?;
     Ok(report)
 }
 
-enum StepOutcome {
+enum Outcome {
     Sent,
     Stopped,
-    Waiting,
+    Completed,
+    Rescheduled,
+    /// Another worker moved the enrollment on first, or the step was sent before.
+    Nothing,
 }
 
-async fn step<P: Ports>(ports: &P, enrollment: &Enrollment) -> Result<StepOutcome, StageError> {
+async fn end<P: Ports>(
+    ports: &P,
+    enrollment: &Enrollment,
+    ended: &Enrollment,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StageError> {
     let store = ports.store();
-    let config = ports.config();
-    let now = ports.clock().now();
-    let stop = |reason: &str| {
-        let e = stopped(enrollment, reason);
-        let reason = reason.to_string();
-        async move {
-            if store.update_enrollment(&e, enrollment.version).await? == WriteOutcome::Written {
-                store
-                    .record_activity(&activity(
-                        e.lead_id,
-                        format!("enrollment-ended-{}", e.campaign_id),
-                        now,
-                        ActivityKind::EnrollmentEnded { campaign_id: e.campaign_id.clone(), reason },
-                    ))
-                    .await?;
-            }
-            Ok::<_, StageError>(StepOutcome::Stopped)
-        }
+    if store.update_enrollment(ended, enrollment.version).await? == WriteOutcome::VersionConflict {
+        return Ok(false);
+    }
+    store
+        .record_activity(&activity(
+            enrollment.lead_id,
+            format!("enrollment-ended-{}", enrollment.campaign_id),
+            now,
+            ActivityKind::EnrollmentEnded { campaign_id: enrollment.campaign_id.clone(), reason: reason.into() },
+        ))
+        .await?;
+    Ok(true)
+}
+
+async fn step<P: Ports>(
+    ports: &P,
+    config: &CompiledConfig,
+    enrollment: &Enrollment,
+    now: DateTime<Utc>,
+) -> Result<Outcome, StageError> {
+    let store = ports.store();
+    let stop = |reason: String| async move {
+        let done = end(ports, enrollment, &stopped(enrollment, &reason), &reason, now).await?;
+        Ok::<_, StageError>(if done { Outcome::Stopped } else { Outcome::Nothing })
     };
-    let Some(campaign) = config.campaign(&enrollment.campaign_id) else {
-        return stop("campaign was removed").await;
+    let Some(campaign) =
+        live::campaign_version(ports, config, &enrollment.campaign_id, enrollment.campaign_version).await?
+    else {
+        return stop("campaign was removed".into()).await;
     };
     let Some(lead) = store.get_lead(enrollment.lead_id).await? else {
-        return stop("lead no longer exists").await;
+        return stop("lead no longer exists".into()).await;
     };
-    if let Some(reason) = stop_reason(&lead) {
-        return stop(reason).await;
+    // Pause and schedule are the campaign's, whatever version a lead is finishing.
+    let latest = config.campaign(&enrollment.campaign_id).map_or(&campaign.campaign, |c| &c.campaign);
+    let control = Control { status: latest.status, schedule: latest.schedule };
+    let facts = facts(ports, &campaign, &lead).await?;
+    let decision = campaign.decide(enrollment, &lead, &facts, control, config.settings.nurture.frequency_cap, now);
+    match decision {
+        Decision::Stop(reason) => stop(reason).await,
+        Decision::Complete(done) => {
+            Ok(if end(ports, enrollment, &done, "completed", now).await? { Outcome::Completed } else { Outcome::Nothing })
+        }
+        Decision::Wait(later) => {
+            if later == *enrollment {
+                return Ok(Outcome::Nothing);
+            }
+            Ok(match store.update_enrollment(&later, enrollment.version).await? {
+                WriteOutcome::Written => Outcome::Rescheduled,
+                WriteOutcome::VersionConflict => Outcome::Nothing,
+            })
+        }
+        Decision::Send { step, after } => send(ports, config, &campaign, enrollment, &lead, step, after, now).await,
     }
-    if campaign.campaign.status == CampaignStatus::Paused {
-        // Paused campaigns keep their place; look again in an hour so they do not crowd the
-        // head of the due list.
-        let mut later = enrollment.clone();
-        later.next_due_at = Some(now + chrono::Duration::hours(1));
-        store.update_enrollment(&later, enrollment.version).await?;
-        return Ok(StepOutcome::Waiting);
-    }
-    let index = enrollment.next_step as usize;
-    if index >= campaign.campaign.steps.len() {
-        return stop("campaign has no such step any more").await;
-    }
-    let email = config
-        .templates
-        .drip_email(&lead, campaign, index, &config.settings)
-        .map_err(|e| StageError::Permanent(e.to_string()))?;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send<P: Ports>(
+    ports: &P,
+    config: &CompiledConfig,
+    campaign: &CompiledCampaign,
+    enrollment: &Enrollment,
+    lead: &Lead,
+    step: usize,
+    after: Enrollment,
+    now: DateTime<Utc>,
+) -> Result<Outcome, StageError> {
+    let settings = &config.settings;
+    // Without a secret there is no working unsubscribe link, and no marketing email may go out
+    // without one: wait for the configuration to be fixed rather than send.
+    let token = unsubscribe::sign(&settings.unsubscribe_secret, lead.id)
+        .map_err(|e| StageError::Retryable(format!("cannot sign the unsubscribe link: {e}")))?;
+    let url = format!("{}/u/{token}", settings.public_url.trim_end_matches('/'));
+    let email = campaign.render(lead, step, settings, &url).map_err(|e| StageError::Permanent(e.to_string()))?;
     let sent = send_once(ports, lead.id, &email).await?;
     if let Sent::Rejected(reason) = &sent {
         warn!(%reason, "drip email rejected");
     }
     // Another tick may have advanced it already: then its write wins and ours is dropped.
-    let advanced = campaign.advance(enrollment, now);
-    store.update_enrollment(&advanced, enrollment.version).await?;
-    if matches!(sent, Sent::Now(_)) {
-        info!(step = index, "drip step sent");
-        Ok(StepOutcome::Sent)
-    } else {
-        Ok(StepOutcome::Waiting)
+    let written = ports.store().update_enrollment(&after, enrollment.version).await? == WriteOutcome::Written;
+    if written && after.state != enrollment.state {
+        ports
+            .store()
+            .record_activity(&activity(
+                enrollment.lead_id,
+                format!("enrollment-ended-{}", enrollment.campaign_id),
+                now,
+                ActivityKind::EnrollmentEnded { campaign_id: enrollment.campaign_id.clone(), reason: "completed".into() },
+            ))
+            .await?;
     }
+    match sent {
+        Sent::Now(_) => {
+            info!(step, "drip step sent");
+            Ok(Outcome::Sent)
+        }
+        Sent::Before(_) | Sent::Rejected(_) => Ok(Outcome::Nothing),
+    }
+}
+
+/// What the state machine needs from the lead's trail and the suppression list.
+async fn facts<P: Ports>(ports: &P, campaign: &CompiledCampaign, lead: &Lead) -> Result<Facts, StageError> {
+    let store = ports.store();
+    let suppressed = if lead.contact.email.is_empty() {
+        None
+    } else {
+        store.suppression(&email_key(&lead.contact.email)).await?.map(|s| s.reason.as_str().to_string())
+    };
+    let activities = store.activities(lead.id).await?;
+    Ok(facts_from(campaign, lead, &activities, suppressed))
+}
+
+fn facts_from(campaign: &CompiledCampaign, lead: &Lead, activities: &[Activity], suppressed: Option<String>) -> Facts {
+    // Email keys of this campaign version's steps, and which step each message id was.
+    let prefix = format!("drip-{}-{}-v{}-", lead.id, campaign.campaign.id, campaign.campaign.version);
+    let step_of_key = |key: &str| key.strip_prefix(&prefix).map(str::to_string);
+    let mut step_of_message = std::collections::HashMap::new();
+    let mut marketing_sends = Vec::new();
+    for a in activities {
+        if let ActivityKind::EmailSent { email, message_id, .. } = &a.kind {
+            if email.starts_with("drip-") {
+                marketing_sends.push(a.at);
+            }
+            if let Some(step) = step_of_key(email) {
+                step_of_message.insert(message_id.clone(), step);
+            }
+        }
+    }
+    let mut opened = BTreeSet::new();
+    let mut clicked = BTreeSet::new();
+    for a in activities {
+        let (message_id, email, set) = match &a.kind {
+            ActivityKind::EmailOpened { message_id, email } => (message_id, email, &mut opened),
+            ActivityKind::EmailClicked { message_id, email, .. } => (message_id, email, &mut clicked),
+            _ => continue,
+        };
+        let step = email.as_deref().and_then(step_of_key).or_else(|| step_of_message.get(message_id).cloned());
+        if let Some(step) = step {
+            set.insert(step);
+        }
+    }
+    Facts { opened, clicked, marketing_sends, suppressed }
 }

@@ -2,9 +2,9 @@
 //! MQL goes to routing; one below it is enrolled in the nurture campaign that admits it.
 
 use leadflow_core::messages::{RouteMessage, ScoreMessage};
-use leadflow_core::model::{ActivityKind, Lead, Lifecycle};
+use leadflow_core::model::{ActivityKind, EnrollmentState, Lead, Lifecycle};
 use leadflow_core::ports::{Clock, LeadStore, Ports, Stage, StageQueue, WriteOutcome};
-use leadflow_stage::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, process_batch};
+use leadflow_stage::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, live, optout, process_batch};
 use tracing::info;
 
 pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Failure> {
@@ -12,6 +12,8 @@ pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Fai
 }
 
 pub async fn handle<P: Ports>(ports: &P, msg: ScoreMessage) -> Result<(), StageError> {
+    // Picks up scoring rules and campaigns applied through the admin API.
+    live::refresh(ports, false).await;
     let Some(lead) = rescore(ports, &msg).await? else {
         return Ok(());
     };
@@ -75,13 +77,20 @@ pub async fn rescore<P: Ports>(ports: &P, msg: &ScoreMessage) -> Result<Option<L
     Err(StageError::Retryable("the lead kept changing while scoring".into()))
 }
 
-/// Enrolls a lead below MQL in the first campaign that admits it.
+/// Enrolls a lead below MQL in the first campaign that admits it, unless it is in one already
+/// or its address is suppressed.
 async fn enroll<P: Ports>(ports: &P, lead: &Lead) -> Result<(), StageError> {
     let config = ports.config();
-    let Some(campaign) = config.campaigns.iter().find(|c| c.admits(lead)) else {
+    let now = ports.clock().now();
+    let Some(campaign) = config.campaigns.iter().find(|c| c.admits(lead, now)) else {
         return Ok(());
     };
-    let now = ports.clock().now();
+    if ports.store().enrollments(lead.id).await?.iter().any(|e| e.state == EnrollmentState::Active) {
+        return Ok(());
+    }
+    if optout::is_suppressed(ports, lead).await? {
+        return Ok(());
+    }
     let enrollment = campaign.enroll(lead, now);
     if ports.store().enroll(&enrollment).await? {
         info!(lead_id = %lead.id, campaign = %campaign.campaign.id, "enrolled in nurture");

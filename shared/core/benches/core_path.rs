@@ -379,7 +379,7 @@ fn core_path(
         black_box(&lead);
         return Outcome::Assigned;
     }
-    match config.campaigns.iter().find(|c| c.admits(&lead)) {
+    match config.campaigns.iter().find(|c| c.admits(&lead, now)) {
         Some(c) => {
             black_box(c.enroll(&lead, now));
             Outcome::Enrolled

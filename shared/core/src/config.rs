@@ -3,10 +3,11 @@
 //! Reading the files is the caller's job; this module sees only their text.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::campaign::{Campaign, CompiledCampaign};
+use crate::campaign::{Campaign, CompiledCampaign, FrequencyCap};
 use crate::email::Templates;
 use crate::error::ConfigError;
 use crate::ports::Mailbox;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub forms: BTreeMap<String, FormSettings>,
     #[serde(default)]
     pub validation: ValidationSettings,
+    #[serde(default)]
+    pub nurture: NurtureSettings,
     /// Signs unsubscribe links. Never in a file: the loader fills it from the environment
     /// (`LEADFLOW_UNSUBSCRIBE_SECRET`) or, in the local stack, from the data folder.
     #[serde(skip)]
@@ -61,6 +64,13 @@ impl Default for CaptureSettings {
     }
 }
 
+/// Rules for every campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct NurtureSettings {
+    /// At most this many marketing emails per lead in a period, across all campaigns.
+    pub frequency_cap: Option<FrequencyCap>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct FormSettings {
     /// Thank-you page a plain HTML form is sent to (303) after a submission.
@@ -85,35 +95,78 @@ pub struct CompiledConfig {
     pub settings: Settings,
     pub scoring: CompiledScoring,
     pub routing: CompiledRouting,
-    pub campaigns: Vec<CompiledCampaign>,
+    /// The latest version of every campaign: the files' own, replaced by applied documents.
+    pub campaigns: Vec<Arc<CompiledCampaign>>,
     pub templates: Templates,
+    /// The texts this was compiled from, so that a document applied through the admin API can
+    /// replace one of them and the whole be compiled again.
+    pub sources: ConfigSources,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::Parse { file: file.to_string(), message: e.to_string() })
 }
 
+/// Documents applied through the admin API, in force over the files' own.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub routing: Option<RoutingConfig>,
+    pub scoring: Option<ScoringRules>,
+    /// The latest version of each applied campaign; it replaces a file campaign of the same id.
+    pub campaigns: Vec<Campaign>,
+}
+
 impl CompiledConfig {
     pub fn compile(src: &ConfigSources) -> Result<Self, ConfigError> {
+        Self::compile_with(src, &Overrides::default())
+    }
+
+    pub fn compile_with(src: &ConfigSources, overrides: &Overrides) -> Result<Self, ConfigError> {
         let settings: Settings = parse("leadflow.toml", &src.settings)?;
-        let scoring: ScoringRules = parse("scoring.toml", &src.scoring)?;
-        let routing: RoutingConfig = parse("routing.toml", &src.routing)?;
+        let scoring: ScoringRules = match &overrides.scoring {
+            Some(s) => s.clone(),
+            None => parse("scoring.toml", &src.scoring)?,
+        };
+        let routing: RoutingConfig = match &overrides.routing {
+            Some(r) => r.clone(),
+            None => parse("routing.toml", &src.routing)?,
+        };
         let mut campaigns = Vec::new();
         for (file, text) in &src.campaigns {
             let c: Campaign = parse(file, text)?;
-            if campaigns.iter().any(|k: &CompiledCampaign| k.campaign.id == c.id) {
+            let c = c.compile().map_err(|e| match e {
+                ConfigError::Invalid { what, message } => {
+                    ConfigError::Invalid { what: format!("{file}: {what}"), message }
+                }
+                other => other,
+            })?;
+            if campaigns.iter().any(|k: &Arc<CompiledCampaign>| k.campaign.id == c.campaign.id) {
                 return Err(ConfigError::Invalid {
                     what: file.clone(),
-                    message: format!("campaign id {} is used twice", c.id),
+                    message: format!("campaign id {} is used twice", c.campaign.id),
                 });
             }
-            campaigns.push(c.compile()?);
+            campaigns.push(Arc::new(c));
         }
-        let templates = Templates::new(src, &campaigns)?;
-        Ok(Self { settings, scoring: scoring.compile()?, routing: routing.compile()?, campaigns, templates })
+        for applied in &overrides.campaigns {
+            let compiled = Arc::new(applied.compile()?);
+            match campaigns.iter_mut().find(|k| k.campaign.id == applied.id) {
+                Some(slot) => *slot = compiled,
+                None => campaigns.push(compiled),
+            }
+        }
+        let templates = Templates::new(src)?;
+        Ok(Self {
+            settings,
+            scoring: scoring.compile()?,
+            routing: routing.compile()?,
+            campaigns,
+            templates,
+            sources: src.clone(),
+        })
     }
 
-    pub fn campaign(&self, id: &str) -> Option<&CompiledCampaign> {
+    pub fn campaign(&self, id: &str) -> Option<&Arc<CompiledCampaign>> {
         self.campaigns.iter().find(|c| c.campaign.id == id)
     }
 }

@@ -7,7 +7,6 @@ use mail_builder::headers::raw::Raw;
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use crate::campaign::CompiledCampaign;
 use crate::config::{ConfigSources, Settings};
 use crate::error::ConfigError;
 use crate::model::{Assignment, Lead};
@@ -27,12 +26,8 @@ pub struct Templates {
     env: Environment<'static>,
 }
 
-fn step_name(campaign: &str, version: u32, step: usize, part: &str) -> String {
-    format!("campaign/{campaign}/v{version}/{step}.{part}")
-}
-
 impl Templates {
-    pub fn new(src: &ConfigSources, campaigns: &[CompiledCampaign]) -> Result<Self, ConfigError> {
+    pub fn new(src: &ConfigSources) -> Result<Self, ConfigError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         let mut add = |name: String, text: String| {
@@ -42,14 +37,6 @@ impl Templates {
         add("assignment.subject".into(), src.assignment_subject.clone())?;
         add("assignment.txt".into(), src.assignment_text.clone())?;
         add("assignment.html".into(), src.assignment_html.clone())?;
-        for c in campaigns {
-            let c = &c.campaign;
-            for (i, step) in c.steps.iter().enumerate() {
-                add(step_name(&c.id, c.version, i, "subject"), step.subject.clone())?;
-                add(step_name(&c.id, c.version, i, "txt"), step.text.clone())?;
-                add(step_name(&c.id, c.version, i, "html"), step.html.clone())?;
-            }
-        }
         Ok(Self { env })
     }
 
@@ -83,47 +70,71 @@ impl Templates {
             text: self.render("assignment.txt", &ctx)?,
             html: self.render("assignment.html", &ctx)?,
             headers: Vec::new(),
-            tags: Vec::new(),
-        })
-    }
-
-    /// Step `step` of a campaign, for one lead.
-    pub fn drip_email(
-        &self,
-        lead: &Lead,
-        campaign: &CompiledCampaign,
-        step: usize,
-        settings: &Settings,
-    ) -> Result<OutgoingEmail, RenderError> {
-        let c = &campaign.campaign;
-        let ctx = context! {
-            lead => LeadView::of(lead),
-            campaign => context! { id => &c.id, name => &c.name },
-            postal_address => &settings.postal_address,
-        };
-        let name = |part| step_name(&c.id, c.version, step, part);
-        Ok(OutgoingEmail {
-            key: format!("drip-{}-{}-v{}-{}", lead.id, c.id, c.version, step),
-            category: EmailCategory::Marketing,
-            from: settings.sender.clone(),
-            to: Mailbox { name: Some(lead.display_name()), email: lead.contact.email.clone() },
-            subject: one_line(&self.render(&name("subject"), &ctx)?),
-            text: self.render(&name("txt"), &ctx)?,
-            html: self.render(&name("html"), &ctx)?,
-            headers: Vec::new(),
-            tags: Vec::new(),
+            tags: vec![("lead_id".into(), lead.id.to_string())],
         })
     }
 }
 
+/// The note to a rep whose lead went to someone else because the SLA ran out: transactional.
+pub fn sla_breach_email(
+    lead: &Lead,
+    rep: &Rep,
+    new_owner: &str,
+    settings: &Settings,
+    at: DateTime<Utc>,
+) -> Result<OutgoingEmail, RenderError> {
+    let mut env = Environment::new();
+    let ctx = context! {
+        lead => LeadView::of(lead),
+        rep => context! { name => &rep.name },
+        new_owner => new_owner,
+        lead_url => format!("{}/admin/leads/{}", settings.public_url.trim_end_matches('/'), lead.id),
+    };
+    let parts = [
+        ("sla.subject", "Lead {{ lead.name }} was reassigned"),
+        (
+            "sla.txt",
+            "Hi {{ rep.name }},\n\n{{ lead.name }} was not marked contacted within the SLA, so the lead \
+             now belongs to {{ new_owner }}.\n\n{{ lead_url }}\n",
+        ),
+        (
+            "sla.html",
+            "<p>Hi {{ rep.name }},</p><p>{{ lead.name }} was not marked contacted within the SLA, so the \
+             lead now belongs to {{ new_owner }}.</p><p><a href=\"{{ lead_url }}\">Open the lead</a></p>",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, text) in parts {
+        let rendered = env
+            .add_template(name, text)
+            .and_then(|()| env.get_template(name))
+            .and_then(|t| t.render(&ctx))
+            .map_err(|e| RenderError { template: name.into(), message: e.to_string() })?;
+        out.push(rendered);
+    }
+    let [subject, text, html]: [String; 3] =
+        out.try_into().map_err(|_| RenderError { template: "sla".into(), message: "missing part".into() })?;
+    Ok(OutgoingEmail {
+        key: format!("sla-breach-{}-{}-{}", lead.id, rep.id, at.timestamp_millis()),
+        category: EmailCategory::Transactional,
+        from: settings.sender.clone(),
+        to: Mailbox { name: Some(rep.name.clone()), email: rep.email.clone() },
+        subject: one_line(&subject),
+        text,
+        html,
+        headers: Vec::new(),
+        tags: vec![("lead_id".into(), lead.id.to_string())],
+    })
+}
+
 /// Subjects are headers: a template may not smuggle a line break into one.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split(['\r', '\n']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// What templates see of a lead.
 #[derive(Serialize)]
-struct LeadView<'a> {
+pub(crate) struct LeadView<'a> {
     id: String,
     name: String,
     first_name: Option<&'a str>,
@@ -141,7 +152,7 @@ struct LeadView<'a> {
 }
 
 impl<'a> LeadView<'a> {
-    fn of(lead: &'a Lead) -> Self {
+    pub(crate) fn of(lead: &'a Lead) -> Self {
         let c = &lead.contact;
         Self {
             id: lead.id.to_string(),

@@ -6,7 +6,9 @@
 pub mod campaign;
 pub mod config;
 pub mod email;
+pub mod erasure;
 pub mod error;
+pub mod local_time;
 pub mod messages;
 pub mod model;
 pub mod normalize;

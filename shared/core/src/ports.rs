@@ -5,11 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::campaign::CompiledCampaign;
 use crate::config::CompiledConfig;
 use crate::error::{BusError, MailError, QueueError, StoreError};
 use crate::model::{Activity, Document, Enrollment, Lead, LeadId, RepId, Suppression, TeamCursor, TeamId};
@@ -315,13 +317,34 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
 }
 
-/// The configuration in force, swappable at run time (the admin API will replace it).
+/// The configuration in force, swappable at run time: documents applied through the admin API
+/// replace parts of it (see `leadflow_stage::live`).
 #[derive(Clone)]
-pub struct ConfigHandle(Arc<RwLock<Arc<CompiledConfig>>>);
+pub struct ConfigHandle(Arc<RwLock<Arc<CompiledConfig>>>, Arc<Mutex<LiveState>>);
+
+/// What the live configuration was built from, and campaign versions compiled on demand.
+#[derive(Debug, Default)]
+pub struct LiveState {
+    /// When the store's documents were last looked at.
+    pub checked_at: Option<DateTime<Utc>>,
+    /// `(name, version)` of the documents the current configuration was built with.
+    pub applied: Vec<(String, u32)>,
+    /// Older campaign versions that enrolled leads still finish.
+    pub versions: HashMap<(String, u32), Arc<CompiledCampaign>>,
+}
 
 impl ConfigHandle {
     pub fn new(config: CompiledConfig) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new(config))))
+        Self(Arc::new(RwLock::new(Arc::new(config))), Arc::new(Mutex::new(LiveState::default())))
+    }
+
+    /// Runs `f` on the live state; a panic elsewhere cannot leave it half-written in a way that
+    /// matters (it is a cache), so a poisoned lock is used as it is.
+    pub fn live<T>(&self, f: impl FnOnce(&mut LiveState) -> T) -> T {
+        match self.1.lock() {
+            Ok(mut guard) => f(&mut guard),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
     }
 
     pub fn current(&self) -> Arc<CompiledConfig> {
@@ -354,6 +377,7 @@ pub trait Ports: Send + Sync + 'static {
     fn bus(&self) -> &Self::Bus;
     fn clock(&self) -> &Self::Clock;
     fn config(&self) -> Arc<CompiledConfig>;
+    fn config_handle(&self) -> &ConfigHandle;
 }
 
 /// The usual way to hold a set of adapters.
@@ -389,5 +413,8 @@ impl<S: LeadStore, Q: StageQueue, M: Mailer, B: EventBus, C: Clock> Ports for Ad
     }
     fn config(&self) -> Arc<CompiledConfig> {
         self.config.current()
+    }
+    fn config_handle(&self) -> &ConfigHandle {
+        &self.config
     }
 }

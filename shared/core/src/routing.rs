@@ -243,11 +243,23 @@ impl CompiledRouting {
         loads: &BTreeMap<RepId, u32>,
         now: DateTime<Utc>,
     ) -> RoutingDecision {
-        let sla_due_at = now + chrono::Duration::milliseconds((self.sla_hours * 3_600_000.0) as i64);
+        self.decide_except(lead, cursor, loads, now, None)
+    }
+
+    /// [`decide`](Self::decide), never picking `except` from the team (the rep who let the SLA
+    /// run out). The fallback owner still takes the lead when nobody else can.
+    pub fn decide_except(
+        &self,
+        lead: &Lead,
+        cursor: &TeamCursor,
+        loads: &BTreeMap<RepId, u32>,
+        now: DateTime<Utc>,
+        except: Option<&str>,
+    ) -> RoutingDecision {
         let mut explanation = Vec::new();
         let Some((team, conds)) = self.teams.iter().find(|(_, conds)| all_match(conds, lead)) else {
             explanation.push("No team's rules match this lead.".to_string());
-            return self.fallback(None, None, explanation, sla_due_at);
+            return self.fallback(None, None, explanation, now);
         };
         if conds.is_empty() {
             explanation.push(format!("Team {} takes every lead not matched before it.", team.name));
@@ -259,12 +271,17 @@ impl CompiledRouting {
         let mut eligible = Vec::with_capacity(members.len());
         for (rep_id, _) in &members {
             let open = loads.get(rep_id).copied().unwrap_or(0);
+            let name = self.reps.get(rep_id).map_or(rep_id.as_str(), |(r, _)| r.name.as_str());
+            if except == Some(rep_id.as_str()) {
+                explanation.push(format!("Skipped {name}: did not contact the lead within the SLA."));
+                eligible.push(false);
+                continue;
+            }
             let verdict = match self.reps.get(rep_id) {
                 Some((rep, tz)) => availability(rep, *tz, open, now),
                 None => Err(Unavailable::Inactive),
             };
             if let Err(why) = verdict {
-                let name = self.reps.get(rep_id).map_or(rep_id.as_str(), |(r, _)| r.name.as_str());
                 explanation.push(format!("Skipped {name}: {}.", why.as_str()));
             }
             eligible.push(verdict.is_ok());
@@ -282,6 +299,7 @@ impl CompiledRouting {
                     if available == 1 { "" } else { "s" }
                 ));
                 let next = TeamCursor { credit, version: cursor.version };
+                let sla_due_at = self.sla_due(&rep_id, now);
                 RoutingDecision {
                     rep_id,
                     team_id: Some(team.id.clone()),
@@ -293,9 +311,43 @@ impl CompiledRouting {
             }
             None => {
                 explanation.push(format!("Nobody in team {} can take a lead now.", team.name));
-                self.fallback(Some(team.id.clone()), None, explanation, sla_due_at)
+                self.fallback(Some(team.id.clone()), None, explanation, now)
             }
         }
+    }
+
+    /// When a lead assigned to `rep_id` at `from` must have been contacted: `sla_hours` of the
+    /// rep's working time (in the rep's zone), or of wall-clock time for a rep without hours.
+    pub fn sla_due(&self, rep_id: &str, from: DateTime<Utc>) -> DateTime<Utc> {
+        let budget = chrono::Duration::milliseconds((self.sla_hours * 3_600_000.0) as i64);
+        let Some((rep, tz)) = self.reps.get(rep_id) else { return from + budget };
+        let Some(hours) = &rep.working_hours else { return from + budget };
+        if hours.days.is_empty() || hours.start == hours.end {
+            return from + budget;
+        }
+        let mut left = budget;
+        let today = from.with_timezone(tz).date_naive();
+        // From the day before: a night shift that began yesterday may still be running.
+        let first_day = today.pred_opt().unwrap_or(today);
+        // A shift per working day; an SLA longer than a year of shifts is not a real setting.
+        for n in 0..400 {
+            let day = crate::local_time::add_days(first_day, n);
+            if !hours.days.contains(&day.weekday()) {
+                continue;
+            }
+            let open = crate::local_time::at_local(*tz, day, hours.start);
+            let end_day = if hours.end <= hours.start { crate::local_time::add_days(day, 1) } else { day };
+            let close = crate::local_time::at_local(*tz, end_day, hours.end);
+            let start = open.max(from);
+            if close <= start {
+                continue;
+            }
+            if close - start >= left {
+                return start + left;
+            }
+            left -= close - start;
+        }
+        from + budget
     }
 
     fn fallback(
@@ -303,8 +355,9 @@ impl CompiledRouting {
         team_id: Option<TeamId>,
         cursor: Option<(TeamId, TeamCursor)>,
         mut explanation: Vec<String>,
-        sla_due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> RoutingDecision {
+        let sla_due_at = self.sla_due(&self.fallback_owner, now);
         let name = self.reps.get(&self.fallback_owner).map_or(self.fallback_owner.as_str(), |(r, _)| r.name.as_str());
         explanation.push(format!("Assigned to the fallback owner, {name}."));
         RoutingDecision {

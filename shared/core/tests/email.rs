@@ -4,6 +4,7 @@ mod common;
 
 use chrono::Duration;
 use common::{assignment, lead, lead_with, now};
+use leadflow_core::campaign::Wait;
 use leadflow_core::config::{CompiledConfig, ConfigSources};
 use leadflow_core::email::to_mime;
 use leadflow_core::error::ConfigError;
@@ -47,6 +48,8 @@ name = "DACH"
 when = [{ field = "country", in = ["DE", "AT", "CH"] }]
 members = [{ rep = "anna", weight = 2 }]
 "#;
+
+const UNSUBSCRIBE: &str = "https://leads.acme.example/u/tok3n";
 
 const WELCOME: &str = r#"
 id = "welcome"
@@ -148,7 +151,7 @@ fn the_sample_config_compiles_with_weekdays_and_times_as_written() {
     assert_eq!(wh.start.format("%H:%M").to_string(), "09:00");
     assert_eq!(cfg.scoring.thresholds.mql, 40.0);
     let welcome = cfg.campaign("welcome").expect("the campaign");
-    assert_eq!(welcome.campaign.steps[1].wait.0, Duration::days(2));
+    assert_eq!(welcome.campaign.steps[1].wait, Some(Wait::For(Duration::days(2))));
     assert!(cfg.campaign("nope").is_none());
     // The compiled parts work together: the DACH lead goes to Anna on a Monday morning.
     let d = cfg.routing.decide(&lead(), &Default::default(), &Default::default(), common::at("2025-01-06T09:00:00Z"));
@@ -231,20 +234,29 @@ fn to_mime_gives_a_message_with_both_parts_and_the_right_headers() {
 }
 
 #[test]
-fn extra_headers_reach_the_message() {
+fn a_drip_email_carries_one_click_unsubscribe_and_the_postal_address() {
     let cfg = compile(&sources());
-    let mut email = cfg
-        .templates
-        .drip_email(&lead(), cfg.campaign("welcome").expect("campaign"), 0, &cfg.settings)
-        .expect("drip renders");
-    let unsubscribe = "<https://leads.acme.example/u/tok3n>, <mailto:unsubscribe@acme.example?subject=tok3n>";
-    email.headers.push(("List-Unsubscribe".into(), unsubscribe.into()));
-    email.headers.push(("List-Unsubscribe-Post".into(), "List-Unsubscribe=One-Click".into()));
+    let email = cfg.campaign("welcome").expect("campaign").render(&lead(), 0, &cfg.settings, UNSUBSCRIBE).expect("drip renders");
     let bytes = to_mime(&email, "drip-1@acme.example", now());
     let m = parse(&bytes);
-    assert_eq!(m.header_raw("List-Unsubscribe").map(str::trim), Some(unsubscribe));
+    assert_eq!(m.header_raw("List-Unsubscribe").map(str::trim), Some(format!("<{UNSUBSCRIBE}>").as_str()));
     assert_eq!(m.header_raw("List-Unsubscribe-Post").map(str::trim), Some("List-Unsubscribe=One-Click"));
-    assert_eq!(parts(&m).0.len(), 1);
+    let (text, html) = parts(&m);
+    assert!(text[0].contains(UNSUBSCRIBE) && html[0].contains(&format!("href=\"{UNSUBSCRIBE}\"")), "a visible link");
+    assert!(text[0].contains("Acme Inc., 1 Example Street, Springfield"), "the postal address, CAN-SPAM");
+    assert!(html[0].contains("Acme Inc., 1 Example Street, Springfield"));
+    let lead_id = lead().id.to_string();
+    assert!(email.tags.iter().any(|(k, v)| k == "lead_id" && *v == lead_id));
+}
+
+#[test]
+fn the_assignment_email_is_transactional_without_unsubscribe_headers() {
+    let cfg = compile(&sources());
+    let email = assignment_email(&cfg, &lead(), &assignment("anna"));
+    let bytes = to_mime(&email, "a@acme.example", now());
+    let m = parse(&bytes);
+    assert!(m.header_raw("List-Unsubscribe").is_none() && m.header_raw("List-Unsubscribe-Post").is_none());
+    assert!(!email.text.contains("Unsubscribe"));
 }
 
 #[test]
@@ -252,9 +264,9 @@ fn a_drip_email_renders_for_the_lead() {
     let cfg = compile(&sources());
     let welcome = cfg.campaign("welcome").expect("campaign");
     let lead = xss_lead();
-    let email = cfg.templates.drip_email(&lead, welcome, 0, &cfg.settings).expect("step 0 renders");
+    let email = welcome.render(&lead, 0, &cfg.settings, UNSUBSCRIBE).expect("step 0 renders");
     assert_eq!(email.category, EmailCategory::Marketing);
-    assert_eq!(email.key, format!("drip-{}-welcome-v2-0", lead.id));
+    assert_eq!(email.key, format!("drip-{}-welcome-v2-hello", lead.id));
     assert_eq!(email.to.email, "ada@acme.example");
     assert_eq!(email.to.name.as_deref(), Some(format!("{XSS} Lovelace").as_str()));
     assert_eq!(email.subject, format!("Welcome, {XSS}"), "subjects are text, not HTML");
@@ -268,13 +280,13 @@ fn a_drip_email_renders_for_the_lead() {
         l.contact.first_name = None;
         l.contact.last_name = None;
     });
-    let email = cfg.templates.drip_email(&anonymous, welcome, 0, &cfg.settings).expect("renders");
+    let email = welcome.render(&anonymous, 0, &cfg.settings, UNSUBSCRIBE).expect("renders");
     assert_eq!(email.subject, "Welcome, there");
     assert_eq!(email.to.name.as_deref(), Some("ada@acme.example"));
 
-    let email = cfg.templates.drip_email(&lead, welcome, 1, &cfg.settings).expect("step 1 renders");
+    let email = welcome.render(&lead, 1, &cfg.settings, UNSUBSCRIBE).expect("step 1 renders");
     assert_eq!(email.subject, "A demo for Acme GmbH?");
-    assert!(cfg.templates.drip_email(&lead, welcome, 2, &cfg.settings).is_err(), "there is no step 2");
+    assert!(welcome.render(&lead, 2, &cfg.settings, UNSUBSCRIBE).is_err(), "there is no step 2");
 
     // The lead's odd name survives the To header.
     let bytes = to_mime(&email, "d@acme.example", now());
@@ -375,5 +387,5 @@ fn values_that_parse_but_do_not_make_sense_are_errors_too() {
     let mut src = sources();
     src.campaigns[0].1 = src.campaigns[0].1.replace("A demo for {{ lead.company }}?", "{% if %}");
     let e = error(&src).to_string();
-    assert!(e.contains("template campaign/welcome/v2/1.subject"), "{e}");
+    assert!(e.contains("campaigns/welcome.toml: steps[1].subject"), "{e}");
 }

@@ -1,0 +1,118 @@
+//! The configuration in force: the files built into the binary, with the documents applied
+//! through the admin API (campaigns, routing, scoring) in place of theirs. Every function looks
+//! at the store's documents at most every [`REFRESH_EVERY`], so an applied change reaches every
+//! function within that time; the process that applied it refreshes at once.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use leadflow_core::campaign::{Campaign, CompiledCampaign};
+use leadflow_core::config::{CompiledConfig, Overrides};
+use leadflow_core::model::Document;
+use leadflow_core::ports::{Clock, LeadStore, Ports};
+use tracing::warn;
+
+use crate::StageError;
+
+pub const REFRESH_EVERY: Duration = Duration::seconds(30);
+
+/// Document names.
+pub const ROUTING: &str = "routing";
+pub const SCORING: &str = "scoring";
+pub const CAMPAIGN_PREFIX: &str = "campaign:";
+
+pub fn campaign_document(id: &str) -> String {
+    format!("{CAMPAIGN_PREFIX}{id}")
+}
+
+/// The configuration in force, refreshed from the store's documents when the last look is older
+/// than [`REFRESH_EVERY`] (or `force`). A store that cannot be read, or a document that does not
+/// compile, leaves the configuration as it was: the pipeline keeps running on the last good one.
+pub async fn refresh<P: Ports>(ports: &P, force: bool) -> Arc<CompiledConfig> {
+    let handle = ports.config_handle();
+    let now = ports.clock().now();
+    let fresh = handle.live(|s| s.checked_at.is_some_and(|at| now - at < REFRESH_EVERY && now >= at));
+    if fresh && !force {
+        return handle.current();
+    }
+    let docs = match ports.store().latest_documents("").await {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "applied documents could not be read; keeping the configuration in force");
+            return handle.current();
+        }
+    };
+    let applied: Vec<(String, u32)> = docs.iter().map(|d| (d.name.clone(), d.version)).collect();
+    if handle.live(|s| s.applied == applied) {
+        handle.live(|s| s.checked_at = Some(now));
+        return handle.current();
+    }
+    let current = handle.current();
+    match compile(&current, &docs) {
+        Ok(next) => {
+            handle.replace(next);
+            handle.live(|s| {
+                s.applied = applied;
+                s.checked_at = Some(now);
+            });
+        }
+        Err(e) => {
+            warn!(error = %e, "an applied document does not compile; keeping the configuration in force");
+            handle.live(|s| s.checked_at = Some(now));
+        }
+    }
+    handle.current()
+}
+
+fn compile(current: &CompiledConfig, docs: &[Document]) -> Result<CompiledConfig, String> {
+    let mut overrides = Overrides::default();
+    for doc in docs {
+        let what = format!("document {} v{}", doc.name, doc.version);
+        if doc.name == ROUTING {
+            overrides.routing = Some(serde_json::from_str(&doc.body).map_err(|e| format!("{what}: {e}"))?);
+        } else if doc.name == SCORING {
+            overrides.scoring = Some(serde_json::from_str(&doc.body).map_err(|e| format!("{what}: {e}"))?);
+        } else if doc.name.starts_with(CAMPAIGN_PREFIX) {
+            overrides.campaigns.push(campaign_of(doc)?);
+        }
+    }
+    let mut next = CompiledConfig::compile_with(&current.sources, &overrides).map_err(|e| e.to_string())?;
+    next.settings.unsubscribe_secret = current.settings.unsubscribe_secret.clone();
+    Ok(next)
+}
+
+/// The campaign a document holds, with the document's version.
+pub fn campaign_of(doc: &Document) -> Result<Campaign, String> {
+    let mut c: Campaign =
+        serde_json::from_str(&doc.body).map_err(|e| format!("document {} v{}: {e}", doc.name, doc.version))?;
+    c.version = doc.version;
+    Ok(c)
+}
+
+/// Version `version` of a campaign, for a lead enrolled in it: the one in force, or an older
+/// one read from the store (and kept, since a stored version never changes). `None` when
+/// neither the configuration nor the store has it.
+pub async fn campaign_version<P: Ports>(
+    ports: &P,
+    config: &CompiledConfig,
+    id: &str,
+    version: u32,
+) -> Result<Option<Arc<CompiledCampaign>>, StageError> {
+    if let Some(c) = config.campaign(id).filter(|c| c.campaign.version == version) {
+        return Ok(Some(Arc::clone(c)));
+    }
+    let handle = ports.config_handle();
+    let key = (id.to_string(), version);
+    if let Some(c) = handle.live(|s| s.versions.get(&key).cloned()) {
+        return Ok(Some(c));
+    }
+    let Some(doc) = ports.store().document(&campaign_document(id), Some(version)).await? else {
+        return Ok(None);
+    };
+    let compiled = campaign_of(&doc)
+        .and_then(|c| c.compile().map_err(|e| e.to_string()))
+        .map_err(|e| StageError::Permanent(format!("campaign {id} v{version} cannot be used: {e}")))?;
+    let compiled = Arc::new(compiled);
+    handle.live(|s| s.versions.insert(key, Arc::clone(&compiled)));
+    Ok(Some(compiled))
+}
