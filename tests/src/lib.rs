@@ -9,9 +9,15 @@ pub fn config_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
 }
 
+/// Signs the unsubscribe links of handler tests.
+pub const UNSUBSCRIBE_SECRET: &str = "test-secret-of-the-handler-tests-0123456789";
+
 pub fn test_config() -> CompiledConfig {
     match leadflow_infra::config_files::load(Some(&config_dir())) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            c.settings.unsubscribe_secret = UNSUBSCRIBE_SECRET.into();
+            c
+        }
         Err(e) => panic!("the test configuration does not load: {e}"),
     }
 }

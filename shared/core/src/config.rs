@@ -134,6 +134,14 @@ impl CompiledConfig {
         let mut campaigns = Vec::new();
         for (file, text) in &src.campaigns {
             let c: Campaign = parse(file, text)?;
+            if c.version != 1 {
+                return Err(ConfigError::Invalid {
+                    what: format!("{file}: version"),
+                    message: "a campaign file is version 1; newer versions are applied through the admin API \
+                              (`leadflow campaign apply`)"
+                        .into(),
+                });
+            }
             let c = c.compile().map_err(|e| match e {
                 ConfigError::Invalid { what, message } => {
                     ConfigError::Invalid { what: format!("{file}: {what}"), message }

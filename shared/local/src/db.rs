@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use leadflow_core::error::{QueueError, StoreError};
+use leadflow_core::model::{Lead, SalesStatus};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -13,7 +14,8 @@ use serde::de::DeserializeOwned;
 use crate::error::LocalError;
 
 /// Bumped with every schema change; a file from a newer build is refused rather than misread.
-const SCHEMA_VERSION: i64 = 2;
+/// 3: `leads.sla_due_at` with its partial index, `suppressions`, `documents`.
+const SCHEMA_VERSION: i64 = 3;
 
 /// Only another process (an admin command on the same file) can hold the write lock against
 /// us; in-process writers queue on the mutex instead.
@@ -25,8 +27,16 @@ CREATE TABLE IF NOT EXISTS leads (
     version   INTEGER NOT NULL,
     owner_rep TEXT,
     status    TEXT NOT NULL,
-    doc       TEXT NOT NULL
+    doc       TEXT NOT NULL,
+    -- When the owner's SLA runs out, in nanoseconds since the epoch; NULL unless the lead is
+    -- valid, owned and still new, so that the partial index below holds only the leads the SLA
+    -- scan may have to re-route. Set by every write of a lead. (Files from schema 2 gain this
+    -- column by ALTER TABLE, hence its place after doc.)
+    sla_due_at INTEGER
 ) WITHOUT ROWID;
+-- A WITHOUT ROWID table's index carries its primary key: (sla_due_at, id) in order, covering.
+CREATE INDEX IF NOT EXISTS leads_sla_due ON leads (sla_due_at)
+    WHERE sla_due_at IS NOT NULL;
 -- Open leads per rep, read on every routing decision. Counting the leads there grew with the
 -- database (1.3 ms at 20,000 leads, docs/performance.md); triggers keep this count in the same
 -- transaction as every write of a lead's owner or status, whoever writes it. The statements
@@ -86,6 +96,23 @@ CREATE TABLE IF NOT EXISTS team_cursors (
     team_id TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
     doc     TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- The suppression list, by email key (a hash of the address: the list holds no address). The
+-- first entry, and its reason, stay.
+CREATE TABLE IF NOT EXISTS suppressions (
+    email_key TEXT PRIMARY KEY,
+    reason    TEXT NOT NULL,
+    doc       TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Versioned configuration documents (campaigns, routing, scoring); a stored version never
+-- changes, versions count up from 1 without gaps.
+CREATE TABLE IF NOT EXISTS documents (
+    name    TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc     TEXT NOT NULL,
+    PRIMARY KEY (name, version)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS effects (
@@ -185,6 +212,8 @@ impl Db {
         // NORMAL in WAL mode loses nothing when the process is killed, only on power loss.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(open_err)?;
+        // Erasure must not leave a lead's personal data readable in free pages of the file.
+        conn.pragma_update(None, "secure_delete", "ON").map_err(open_err)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn, path)?;
         Ok(Arc::new(Db { conn: Mutex::new(conn), path: path.to_path_buf() }))
@@ -240,6 +269,10 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
         return Err(LocalError::NewerSchema { path: path.to_path_buf(), found, known: SCHEMA_VERSION });
     }
     if found < SCHEMA_VERSION {
+        // Schema 2 → 3: the SLA column, before SCHEMA creates the index on it.
+        if table_exists(&tx, "leads").map_err(db_err)? && !has_column(&tx, "leads", "sla_due_at").map_err(db_err)? {
+            tx.execute_batch("ALTER TABLE leads ADD COLUMN sla_due_at INTEGER").map_err(db_err)?;
+        }
         tx.execute_batch(SCHEMA).map_err(db_err)?;
         // A file from before the counters: count what it holds once.
         tx.execute_batch(
@@ -247,14 +280,70 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
              WHERE owner_rep IS NOT NULL AND status NOT IN ('won', 'lost') GROUP BY owner_rep;",
         )
         .map_err(db_err)?;
+        backfill_sla_due(&tx).map_err(db_err)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
     }
     tx.commit().map_err(db_err)
 }
 
+fn table_exists(c: &Connection, table: &str) -> rusqlite::Result<bool> {
+    c.query_row("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1", [table], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n > 0)
+}
+
+fn has_column(c: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    c.query_row("SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2", [table, column], |r| r.get::<_, i64>(0))
+        .map(|n| n > 0)
+}
+
+/// Fills `leads.sla_due_at` from the documents of a file written before the column: only owned,
+/// new leads can have one. A document that cannot be read keeps NULL (reading that lead reports
+/// it as corrupt anyway); the lead id, not its data, is logged.
+fn backfill_sla_due(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let candidates: Vec<(String, String)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id, doc FROM leads WHERE owner_rep IS NOT NULL AND status = 'new' AND sla_due_at IS NULL",
+        )?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+    };
+    let mut update = tx.prepare("UPDATE leads SET sla_due_at = ?2 WHERE id = ?1")?;
+    for (id, doc) in candidates {
+        match serde_json::from_str::<Lead>(&doc) {
+            Ok(lead) => {
+                if let Some(due) = sla_due_key(&lead) {
+                    update.execute(rusqlite::params![id, due])?;
+                }
+            }
+            Err(e) => tracing::warn!(
+                lead_id = %id,
+                problem = %json_problem(&e),
+                "a stored lead could not be read while indexing SLA due times; it is left out of the SLA scan"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The `leads.sla_due_at` value of a lead: its owner's SLA due time while the lead is valid,
+/// owned and still new; `None` (out of the SLA index) otherwise.
+pub(crate) fn sla_due_key(lead: &Lead) -> Option<i64> {
+    match (&lead.owner, lead.status) {
+        (Some(owner), SalesStatus::New) if lead.is_valid() => Some(nanos(owner.sla_due_at)),
+        _ => None,
+    }
+}
+
 /// Indexed times are integer milliseconds since the epoch, UTC.
 pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
+}
+
+/// Nanoseconds since the epoch, for times compared exactly (the SLA due time); saturating
+/// outside the years 1677–2262, which keeps the order.
+pub(crate) fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX })
 }
 
 pub(crate) fn duration_millis(d: Duration) -> i64 {

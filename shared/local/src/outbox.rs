@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use leadflow_core::email::to_mime;
 use leadflow_core::error::MailError;
+use leadflow_core::model::LeadId;
 use leadflow_core::ports::{Mailer, OutgoingEmail};
 use sha2::{Digest, Sha256};
 
@@ -81,6 +82,91 @@ impl OutboxMailer {
         let _ = std::fs::remove_file(&temp);
         placed.map(|()| message_id)
     }
+
+    /// Erasure: deletes every email file (and leftover temporary file) whose key contains the
+    /// lead id, which the keys of all emails about a lead do (`assignment-<lead id>-<rep>`,
+    /// `drip-<lead id>-…`); answers how many files were deleted. The outbox keeps no index: the
+    /// file names are the keys.
+    pub fn erase_lead(&self, lead_id: LeadId) -> Result<usize, MailError> {
+        let needle = lead_id.to_string();
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| unavailable("list", &self.dir, &e))?;
+        let mut deleted = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| unavailable("list", &self.dir, &e))?;
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(stem_of_file_name) else {
+                continue;
+            };
+            let path = entry.path();
+            if !names_lead(stem, &path, &needle)? {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => deleted += 1,
+                // Gone already (a concurrent erasure, a temporary file moved on).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(unavailable("delete", &path, &e)),
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// The stem of a file the outbox writes: `<stem>.eml`, or the temporary `.<stem>.<pid>.<seq>.tmp`.
+/// Stems hold no `.` (it is encoded), so anything else is not the outbox's.
+fn stem_of_file_name(name: &str) -> Option<&str> {
+    let stem = match name.strip_prefix('.') {
+        Some(temp) => temp.strip_suffix(".tmp")?.split('.').next()?,
+        None => name.strip_suffix(".eml")?,
+    };
+    (!stem.is_empty() && !stem.contains('.')).then_some(stem)
+}
+
+/// Whether the email filed under `stem` is about the lead whose id is `needle`: its key contains
+/// the id. A shortened stem keeps only the key's beginning; when the id is not there, the file
+/// itself is searched for it.
+fn names_lead(stem: &str, path: &Path, needle: &str) -> Result<bool, MailError> {
+    let (kept, shortened) = match stem.split_once('~') {
+        Some((kept, _digest)) => (kept, true),
+        None => (stem, false),
+    };
+    if key_of_stem(kept).contains(needle) {
+        return Ok(true);
+    }
+    if !shortened {
+        return Ok(false);
+    }
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes.windows(needle.len()).any(|w| w == needle.as_bytes())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(unavailable("read", path, &e)),
+    }
+}
+
+/// The key (or, of a shortened stem, the beginning of the key) a stem encodes: the inverse of
+/// [`file_stem`]. An escape cut short by shortening stays as it is.
+fn key_of_stem(stem: &str) -> String {
+    let bytes = stem.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn unavailable(action: &str, path: &Path, e: &io::Error) -> MailError {
@@ -116,11 +202,15 @@ impl Mailer for OutboxMailer {
     async fn send(&self, email: &OutgoingEmail, now: DateTime<Utc>) -> Result<String, MailError> {
         self.send_now(email, now)
     }
+
+    async fn erase(&self, lead_id: LeadId) -> Result<usize, MailError> {
+        self.erase_lead(lead_id)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::file_stem;
+    use super::{file_stem, key_of_stem, stem_of_file_name};
 
     #[test]
     fn stems_are_safe_and_distinct() {
@@ -135,5 +225,23 @@ mod tests {
         let long_b = "x".repeat(500) + "b";
         assert!(file_stem(&long_a).len() <= super::MAX_STEM);
         assert_ne!(file_stem(&long_a), file_stem(&long_b));
+    }
+
+    #[test]
+    fn stems_decode_back_to_their_keys() {
+        for key in ["assignment-01ARZ3NDEKTSV4RRFFQ69G5FAV-rep_1", "../etc/passwd", "a%2Fb", "%", "é ~.x"] {
+            assert_eq!(key_of_stem(&file_stem(key)), key);
+        }
+        // A shortened stem decodes to the key's beginning, an escape cut in half kept as it is.
+        assert_eq!(key_of_stem("ab%2"), "ab%2");
+    }
+
+    #[test]
+    fn file_names_of_the_outbox_give_their_stems_and_others_none() {
+        assert_eq!(stem_of_file_name("drip-X-welcome-v1-0.eml"), Some("drip-X-welcome-v1-0"));
+        assert_eq!(stem_of_file_name(".drip-X-welcome-v1-0.4242.7.tmp"), Some("drip-X-welcome-v1-0"));
+        assert_eq!(stem_of_file_name("notes.txt"), None);
+        assert_eq!(stem_of_file_name("a.b.eml"), None);
+        assert_eq!(stem_of_file_name(".eml"), None);
     }
 }

@@ -7,14 +7,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use leadflow_core::error::StoreError;
-use leadflow_core::model::{Activity, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, TeamCursor};
+use leadflow_core::model::{
+    Activity, Document, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, Suppression, TeamCursor,
+};
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
-    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, IdempotencyClaim, LeadStore, WriteOutcome,
+    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, IdempotencyClaim, LeadPage, LeadStore, WriteOutcome,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::db::{Db, DbError, from_doc, from_sql_u64, millis, to_doc, to_sql_int};
+use crate::db::{Db, DbError, from_doc, from_sql_u64, millis, nanos, sla_due_key, to_doc, to_sql_int};
 use crate::error::LocalError;
 use crate::queue::SqliteQueue;
 
@@ -27,6 +29,14 @@ pub struct SqliteStore {
 const SELECT_DUE: &str = "SELECT version, doc FROM enrollments \
      WHERE next_due_at IS NOT NULL AND next_due_at <= ?1 \
      ORDER BY next_due_at, rowid LIMIT ?2";
+
+/// Reads the partial index `leads_sla_due` only (it covers `id`), in due order.
+const SELECT_DUE_SLAS: &str = "SELECT id FROM leads \
+     WHERE sla_due_at IS NOT NULL AND sla_due_at <= ?1 \
+     ORDER BY sla_due_at, id LIMIT ?2";
+
+/// One page of leads after a cursor (`''` before the first page), in id order.
+const SELECT_LEAD_PAGE: &str = "SELECT id, version, doc FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2";
 
 const SELECT_REP_LOADS: &str = "SELECT rep, open FROM rep_loads WHERE open > 0";
 
@@ -109,10 +119,17 @@ impl SqliteStore {
                     }
                 }
                 tx.prepare_cached(
-                    "INSERT INTO leads (id, version, owner_rep, status, doc) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO leads (id, version, owner_rep, status, doc, sla_due_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
-                .execute(params![row.id, row.version, row.owner_rep, row.status, row.doc])?;
+                .execute(params![
+                    row.id,
+                    row.version,
+                    row.owner_rep,
+                    row.status,
+                    row.doc,
+                    row.sla_due_at
+                ])?;
                 if let Some(key) = &key {
                     tx.prepare_cached("INSERT INTO email_keys (key, lead_id) VALUES (?1, ?2)")?
                         .execute(params![key, row.id])?;
@@ -171,14 +188,7 @@ impl SqliteStore {
                     .prepare_cached("SELECT version, doc FROM leads WHERE id = ?1")?
                     .query_row([&id_text], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
-                let Some((version, doc)) = row else {
-                    return Ok(None);
-                };
-                let what = format!("lead {id_text}");
-                let mut lead: Lead = from_doc(&what, &doc)?;
-                // The column is what conditional writes compare against: it is the truth.
-                lead.version = from_sql_u64(&what, version)?;
-                Ok(Some(lead))
+                row.map(|(version, doc)| lead_from_row(&id_text, version, &doc)).transpose()
             })
             .map_err(|e| self.db.store_error(e))
     }
@@ -411,6 +421,215 @@ impl SqliteStore {
             })
             .map_err(|e| self.db.store_error(e))
     }
+
+    /// Enrolls every enrollment not enrolled yet, in one transaction; answers how many were
+    /// created. For set-up and imports (a benchmark's million enrollments): it holds the
+    /// connection for the whole batch, so handlers use [`LeadStore::enroll`].
+    pub fn enroll_many(&self, enrollments: &[Enrollment]) -> Result<usize, StoreError> {
+        self.db
+            .write(|tx| {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO enrollments \
+                     (lead_id, campaign_id, version, next_due_at, doc) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                let mut created = 0;
+                for enrollment in enrollments {
+                    // Encoded one at a time, so a large batch is never held twice in memory.
+                    let row = EnrollmentRow::of(enrollment, enrollment.version)
+                        .map_err(|e| DbError::Corrupt(e.to_string()))?;
+                    created += stmt.execute(params![
+                        row.lead_id,
+                        enrollment.campaign_id,
+                        row.version,
+                        row.next_due_at,
+                        row.doc
+                    ])?;
+                }
+                Ok(created)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn suppress_now(&self, entry: &Suppression) -> Result<bool, StoreError> {
+        let doc = to_doc("suppression", entry)?;
+        self.db
+            .read(|c| {
+                // OR IGNORE: the first entry and its reason stay.
+                let n = c
+                    .prepare_cached("INSERT OR IGNORE INTO suppressions (email_key, reason, doc) VALUES (?1, ?2, ?3)")?
+                    .execute(params![entry.email_key, entry.reason.as_str(), doc])?;
+                Ok(n == 1)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn suppression_now(&self, email_key: &str) -> Result<Option<Suppression>, StoreError> {
+        self.db
+            .read(|c| {
+                let doc: Option<String> = c
+                    .prepare_cached("SELECT doc FROM suppressions WHERE email_key = ?1")?
+                    .query_row([email_key], |r| r.get(0))
+                    .optional()?;
+                doc.map(|d| from_doc("suppression", &d)).transpose()
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn put_document_now(&self, doc: &Document) -> Result<WriteOutcome, StoreError> {
+        let text = to_doc("document", doc)?;
+        self.db
+            .write(|tx| {
+                let latest: Option<i64> = tx
+                    .prepare_cached("SELECT MAX(version) FROM documents WHERE name = ?1")?
+                    .query_row([&doc.name], |r| r.get(0))?;
+                if i64::from(doc.version) != latest.unwrap_or(0).saturating_add(1) {
+                    return Ok(WriteOutcome::VersionConflict);
+                }
+                tx.prepare_cached("INSERT INTO documents (name, version, doc) VALUES (?1, ?2, ?3)")?
+                    .execute(params![doc.name, doc.version, text])?;
+                Ok(WriteOutcome::Written)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn document_now(&self, name: &str, version: Option<u32>) -> Result<Option<Document>, StoreError> {
+        self.db
+            .read(|c| {
+                let doc: Option<String> = match version {
+                    Some(v) => c
+                        .prepare_cached("SELECT doc FROM documents WHERE name = ?1 AND version = ?2")?
+                        .query_row(params![name, v], |r| r.get(0))
+                        .optional()?,
+                    None => c
+                        .prepare_cached("SELECT doc FROM documents WHERE name = ?1 ORDER BY version DESC LIMIT 1")?
+                        .query_row([name], |r| r.get(0))
+                        .optional()?,
+                };
+                doc.map(|d| from_doc("document", &d)).transpose()
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn latest_documents_now(&self, prefix: &str) -> Result<Vec<Document>, StoreError> {
+        self.db
+            .read(|c| {
+                // Names compare bytewise in SQLite and in Rust alike, so the names with the prefix
+                // are one run starting at the prefix: read from there and stop after the run.
+                let mut stmt =
+                    c.prepare_cached("SELECT name, doc FROM documents WHERE name >= ?1 ORDER BY name, version DESC")?;
+                let mut rows = stmt.query([prefix])?;
+                let mut out: Vec<Document> = Vec::new();
+                while let Some(row) = rows.next()? {
+                    let name: String = row.get(0)?;
+                    if !name.starts_with(prefix) {
+                        break;
+                    }
+                    if out.last().is_some_and(|d| d.name == name) {
+                        continue; // an older version
+                    }
+                    let doc: String = row.get(1)?;
+                    out.push(from_doc("document", &doc)?);
+                }
+                Ok(out)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn list_leads_now(&self, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
+        // The cursor is the id of the last lead handed out; anything else was not made here.
+        let after = match cursor {
+            None => String::new(),
+            Some(c) => c
+                .parse::<LeadId>()
+                .map_err(|_| StoreError::Corrupt("the lead listing cursor is not one this store handed out".into()))?
+                .to_string(),
+        };
+        // A page of none would hand back the same cursor for ever.
+        let limit = limit.max(1);
+        // One more than the page, to tell whether another page follows without reading it.
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        self.db
+            .read(|c| {
+                let mut stmt = c.prepare_cached(SELECT_LEAD_PAGE)?;
+                let rows = stmt.query_map(params![after, fetch], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })?;
+                let mut leads = Vec::new();
+                for row in rows {
+                    let (id, version, doc) = row?;
+                    leads.push(lead_from_row(&id, version, &doc)?);
+                }
+                let next = if leads.len() > limit {
+                    leads.truncate(limit);
+                    leads.last().map(|l| l.id.to_string())
+                } else {
+                    None
+                };
+                Ok(LeadPage { leads, next })
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn due_slas_now(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<LeadId>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .read(|c| {
+                let mut stmt = c.prepare_cached(SELECT_DUE_SLAS)?;
+                let rows = stmt.query_map(params![nanos(now), limit], |r| r.get::<_, String>(0))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    out.push(parse_lead_id("SLA index", &row?)?);
+                }
+                Ok(out)
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn erase_lead_now(&self, tombstone: &Lead, email_key: Option<&str>) -> Result<(), StoreError> {
+        let row = LeadRow::of(tombstone, tombstone.version)?;
+        self.db
+            .write(|tx| {
+                let stored: Option<i64> = tx
+                    .prepare_cached("SELECT version FROM leads WHERE id = ?1")?
+                    .query_row([&row.id], |r| r.get(0))
+                    .optional()?;
+                // A lead that is not there is not created by its erasure; the rest is deleted all
+                // the same.
+                if let Some(stored) = stored {
+                    let stored = from_sql_u64("lead", stored)?;
+                    let next = stored.saturating_add(1);
+                    // The tombstone names the stored version + 1. Should a write have come in
+                    // since it was read, the erasure still wins, one version further on, so that
+                    // the writer's conditional write fails and it reads the tombstone.
+                    let row = if to_sql_int(next) == row.version {
+                        row
+                    } else {
+                        LeadRow::of(tombstone, next).map_err(|e| DbError::Corrupt(e.to_string()))?
+                    };
+                    // The rep_loads triggers take the lead off its owner's count: the tombstone
+                    // has no owner. sla_due_at is NULL with it.
+                    update_lead_row(tx, &row, stored)?;
+                }
+                let id = tombstone.id.to_string();
+                if let Some(key) = email_key {
+                    tx.prepare_cached("DELETE FROM email_keys WHERE key = ?1 AND lead_id = ?2")?
+                        .execute(params![key, id])?;
+                }
+                tx.prepare_cached("DELETE FROM activities WHERE lead_id = ?1")?.execute([&id])?;
+                Ok(())
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+}
+
+/// A lead as read from its row: the version column is what conditional writes compare against,
+/// so it is the truth, whatever the document says.
+fn lead_from_row(id: &str, version: i64, doc: &str) -> Result<Lead, DbError> {
+    let what = format!("lead {id}");
+    let mut lead: Lead = from_doc(&what, doc)?;
+    lead.version = from_sql_u64(&what, version)?;
+    Ok(lead)
 }
 
 /// A lead as stored: the document carries the version it is stored under.
@@ -420,6 +639,7 @@ struct LeadRow {
     owner_rep: Option<String>,
     status: &'static str,
     doc: String,
+    sla_due_at: Option<i64>,
 }
 
 impl LeadRow {
@@ -436,6 +656,7 @@ impl LeadRow {
             owner_rep: lead.owner.as_ref().map(|o| o.rep_id.clone()),
             status: status_name(lead.status),
             doc,
+            sla_due_at: sla_due_key(lead),
         })
     }
 }
@@ -452,10 +673,10 @@ fn status_name(status: SalesStatus) -> &'static str {
 fn update_lead_row(c: &Connection, row: &LeadRow, expected_version: u64) -> Result<usize, DbError> {
     let expected = to_sql_int(expected_version);
     let mut stmt = c.prepare_cached(
-        "UPDATE leads SET version = ?2, owner_rep = ?3, status = ?4, doc = ?5 \
+        "UPDATE leads SET version = ?2, owner_rep = ?3, status = ?4, doc = ?5, sla_due_at = ?7 \
          WHERE id = ?1 AND version = ?6",
     )?;
-    Ok(stmt.execute(params![row.id, row.version, row.owner_rep, row.status, row.doc, expected])?)
+    Ok(stmt.execute(params![row.id, row.version, row.owner_rep, row.status, row.doc, expected, row.sla_due_at])?)
 }
 
 struct EnrollmentRow {
@@ -593,6 +814,38 @@ impl LeadStore for SqliteStore {
     ) -> Result<WriteOutcome, StoreError> {
         self.update_enrollment_now(enrollment, expected_version)
     }
+
+    async fn suppress(&self, entry: &Suppression) -> Result<bool, StoreError> {
+        self.suppress_now(entry)
+    }
+
+    async fn suppression(&self, email_key: &str) -> Result<Option<Suppression>, StoreError> {
+        self.suppression_now(email_key)
+    }
+
+    async fn put_document(&self, doc: &Document) -> Result<WriteOutcome, StoreError> {
+        self.put_document_now(doc)
+    }
+
+    async fn document(&self, name: &str, version: Option<u32>) -> Result<Option<Document>, StoreError> {
+        self.document_now(name, version)
+    }
+
+    async fn latest_documents(&self, prefix: &str) -> Result<Vec<Document>, StoreError> {
+        self.latest_documents_now(prefix)
+    }
+
+    async fn list_leads(&self, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
+        self.list_leads_now(cursor, limit)
+    }
+
+    async fn due_slas(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<LeadId>, StoreError> {
+        self.due_slas_now(now, limit)
+    }
+
+    async fn erase_lead(&self, tombstone: &Lead, email_key: Option<&str>) -> Result<(), StoreError> {
+        self.erase_lead_now(tombstone, email_key)
+    }
 }
 
 #[cfg(test)]
@@ -617,6 +870,20 @@ mod tests {
         let plan = plan(SELECT_DUE, params![0_i64, 10_i64]);
         assert!(plan.starts_with("SEARCH enrollments USING INDEX enrollments_due (next_due_at"), "{plan}");
         // Reading the index in order is what lets LIMIT stop early: no sort of all due rows.
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn the_sla_scan_reads_only_the_partial_index_in_due_order() {
+        let plan = plan(SELECT_DUE_SLAS, params![0_i64, 10_i64]);
+        assert!(plan.starts_with("SEARCH leads USING COVERING INDEX leads_sla_due (sla_due_at"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn a_lead_page_walks_the_primary_key() {
+        let plan = plan(SELECT_LEAD_PAGE, params!["", 10_i64]);
+        assert!(plan.starts_with("SEARCH leads USING PRIMARY KEY (id>?)"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 

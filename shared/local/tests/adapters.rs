@@ -1,3 +1,5 @@
+mod common;
+
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -125,4 +127,86 @@ fn the_system_clock_tells_system_time_and_the_accelerated_one_runs_faster() {
 
     assert_eq!(SystemClock::accelerated(f64::NAN).factor(), 1.0);
     assert_eq!(SystemClock::accelerated(-2.0).factor(), 1.0);
+}
+
+/// An email to `to` about lead `lead`, with the lead's address in the body too, as the
+/// assignment email to a rep has it.
+fn about(key: &str, to: &str, lead_email: &str) -> OutgoingEmail {
+    let mut e = email(key, "About a lead");
+    e.to = Mailbox { name: None, email: to.to_string() };
+    e.text = format!("The lead: {lead_email}");
+    e.html = format!("<p>The lead: {lead_email}</p>");
+    e
+}
+
+fn files_mentioning(dir: &std::path::Path, needle: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::read(p).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn erasing_a_lead_deletes_every_outbox_file_about_it_and_only_those() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox_dir = dir.path().join("outbox");
+    let mailer = OutboxMailer::open(&outbox_dir).unwrap();
+    let now = Utc::now();
+    let (ada, bob) = (common::id(1), common::id(2));
+    let ada_keys = [
+        format!("assignment-{ada}-rep_1"),
+        format!("drip-{ada}-welcome-v1-0"),
+        format!("drip-{ada}-welcome-v1-1"),
+        // A key long enough for its file name to be shortened, the lead id still at its start.
+        format!("drip-{ada}-{}-v1-0", "a-very-long-campaign-name".repeat(8)),
+    ];
+    for key in &ada_keys {
+        let to = if key.starts_with("assignment") { "rep1@leadflow.example" } else { "ada@example.com" };
+        mailer.send(&about(key, to, "ada@example.com"), now).await.unwrap();
+    }
+    // A shortened name that lost the lead id: the file itself names the lead.
+    let lost_id_key = format!("{}-{ada}", "x".repeat(300));
+    let mut lost_id = about(&lost_id_key, "ada@example.com", "ada@example.com");
+    lost_id.text = format!("https://leadflow.example/admin/leads/{ada}");
+    mailer.send(&lost_id, now).await.unwrap();
+    // The temporary file of a send that died before linking it into place.
+    let stem = mailer.path_for(&format!("drip-{ada}-welcome-v1-2")).file_stem().unwrap().to_string_lossy().into_owned();
+    std::fs::write(outbox_dir.join(format!(".{stem}.4242.0.tmp")), "To: ada@example.com\r\n").unwrap();
+
+    let bob_keys = [format!("assignment-{bob}-rep_1"), format!("drip-{bob}-welcome-v1-0")];
+    for key in &bob_keys {
+        mailer.send(&about(key, "bob@example.com", "bob@example.com"), now).await.unwrap();
+    }
+    // Not the outbox's: left alone.
+    std::fs::write(outbox_dir.join("README.txt"), "notes").unwrap();
+    assert_eq!(files_mentioning(&outbox_dir, "ada@example.com").len(), 6);
+
+    assert_eq!(mailer.erase(ada).await.unwrap(), 6);
+    assert_eq!(files_mentioning(&outbox_dir, "ada@example.com"), Vec::<String>::new());
+    let mut kept: Vec<String> = bob_keys.iter().map(|k| format!("{k}.eml")).collect();
+    kept.push("README.txt".into());
+    kept.sort();
+    assert_eq!(eml_files(&outbox_dir), kept);
+    for key in &bob_keys {
+        assert!(mailer.path_for(key).exists(), "{key}");
+    }
+    assert_eq!(mailer.erase(ada).await.unwrap(), 0, "nothing left to erase");
+    assert_eq!(mailer.erase(common::id(3)).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_recording_mailer_forgets_the_emails_about_an_erased_lead() {
+    let mailer = leadflow_memory::RecordingMailer::new();
+    let (ada, bob) = (common::id(1), common::id(2));
+    for key in
+        [format!("assignment-{ada}-rep_1"), format!("drip-{bob}-welcome-v1-0"), format!("drip-{ada}-welcome-v1-0")]
+    {
+        mailer.send(&email(&key, "s"), Utc::now()).await.unwrap();
+    }
+    assert_eq!(mailer.erase(ada).await.unwrap(), 2);
+    let left: Vec<String> = mailer.sent().into_iter().map(|e| e.key).collect();
+    assert_eq!(left, vec![format!("drip-{bob}-welcome-v1-0")]);
+    assert_eq!(mailer.erase(ada).await.unwrap(), 0);
 }

@@ -10,11 +10,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
 use leadflow_core::error::{BusError, MailError, QueueError, StoreError};
-use leadflow_core::model::{Activity, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, TeamCursor};
+use leadflow_core::model::{
+    Activity, Document, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, Suppression, TeamCursor,
+};
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
     AssignOutcome, AssignmentWrite, Clock, CreateOutcome, DomainEvent, EffectClaim, EventBus, IdempotencyClaim,
-    LeadStore, Mailer, OutgoingEmail, Stage, StageQueue, WriteOutcome,
+    LeadPage, LeadStore, Mailer, OutgoingEmail, Stage, StageQueue, WriteOutcome,
 };
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -31,6 +33,9 @@ struct Inner {
     cursors: HashMap<String, TeamCursor>,
     effects: HashMap<String, Effect>,
     enrollments: BTreeMap<(LeadId, String), Enrollment>,
+    suppressions: HashMap<String, Suppression>,
+    /// By name, then version: the last of a name's range is its latest.
+    documents: BTreeMap<(String, u32), Document>,
 }
 
 #[derive(Clone)]
@@ -270,6 +275,127 @@ impl LeadStore for MemoryStore {
             _ => WriteOutcome::VersionConflict,
         })
     }
+
+    fn suppress(&self, entry: &Suppression) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.with(|s| {
+            if let std::collections::hash_map::Entry::Vacant(slot) = s.suppressions.entry(entry.email_key.clone()) {
+                slot.insert(entry.clone());
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    fn suppression(&self, email_key: &str) -> impl Future<Output = Result<Option<Suppression>, StoreError>> + Send {
+        self.with(|s| s.suppressions.get(email_key).cloned())
+    }
+
+    fn put_document(&self, doc: &Document) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
+        self.with(|s| {
+            let latest = latest_version(&s.documents, &doc.name).unwrap_or(0);
+            if latest.checked_add(1) == Some(doc.version) {
+                s.documents.insert((doc.name.clone(), doc.version), doc.clone());
+                WriteOutcome::Written
+            } else {
+                WriteOutcome::VersionConflict
+            }
+        })
+    }
+
+    fn document(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send {
+        self.with(|s| {
+            let version = version.or_else(|| latest_version(&s.documents, name))?;
+            s.documents.get(&(name.to_string(), version)).cloned()
+        })
+    }
+
+    fn latest_documents(&self, prefix: &str) -> impl Future<Output = Result<Vec<Document>, StoreError>> + Send {
+        self.with(|s| {
+            let mut latest: BTreeMap<&str, &Document> = BTreeMap::new();
+            for ((name, _), doc) in s.documents.range((prefix.to_string(), 0)..) {
+                if !name.starts_with(prefix) {
+                    break;
+                }
+                // Versions ascend within a name: the last one seen is the latest.
+                latest.insert(name, doc);
+            }
+            latest.into_values().cloned().collect()
+        })
+    }
+
+    fn list_leads(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<LeadPage, StoreError>> + Send {
+        let after = match cursor.map(|c| c.parse::<LeadId>()).transpose() {
+            Ok(after) => after,
+            Err(_) => {
+                return ready(Err(StoreError::Corrupt(
+                    "the lead listing cursor is not one this store handed out".into(),
+                )));
+            }
+        };
+        let limit = limit.max(1);
+        self.with(|s| {
+            let mut ids: Vec<LeadId> = s.leads.keys().copied().filter(|id| after.is_none_or(|a| *id > a)).collect();
+            ids.sort_unstable();
+            // Like SQLite's pages: a cursor only when more leads follow.
+            let next = if ids.len() > limit { ids.get(limit - 1).map(LeadId::to_string) } else { None };
+            ids.truncate(limit);
+            let leads = ids.iter().filter_map(|id| s.leads.get(id).cloned()).collect();
+            LeadPage { leads, next }
+        })
+    }
+
+    fn due_slas(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<LeadId>, StoreError>> + Send {
+        self.with(|s| {
+            let mut due: Vec<(DateTime<Utc>, LeadId)> = s
+                .leads
+                .values()
+                .filter(|l| l.is_valid() && l.status == SalesStatus::New)
+                .filter_map(|l| l.owner.as_ref().map(|o| (o.sla_due_at, l.id)))
+                .filter(|(at, _)| *at <= now)
+                .collect();
+            due.sort_unstable();
+            due.into_iter().take(limit).map(|(_, id)| id).collect()
+        })
+    }
+
+    fn erase_lead(
+        &self,
+        tombstone: &Lead,
+        email_key: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.with(|s| {
+            // As in SQLite: one version past the stored one, even if a write came in since the
+            // tombstone was made; a lead that is not there is not created.
+            if let Some(stored) = s.leads.get_mut(&tombstone.id) {
+                let version = stored.version.saturating_add(1);
+                *stored = tombstone.clone();
+                stored.version = version;
+            }
+            if let Some(key) = email_key
+                && s.email_keys.get(key) == Some(&tombstone.id)
+            {
+                s.email_keys.remove(key);
+            }
+            s.activities.retain(|(lead, _), _| *lead != tombstone.id);
+        })
+    }
+}
+
+fn latest_version(documents: &BTreeMap<(String, u32), Document>, name: &str) -> Option<u32> {
+    documents.range((name.to_string(), 0)..=(name.to_string(), u32::MAX)).next_back().map(|((_, v), _)| *v)
 }
 
 /// Records what was sent per stage; tests drain it to feed the next stage.
@@ -346,6 +472,19 @@ impl Mailer for RecordingMailer {
                 }
                 Err(_) => Err(MailError::Unavailable("lock poisoned".into())),
             }
+        })
+    }
+
+    /// Drops the recorded emails whose key names the lead, as the outbox deletes their files.
+    fn erase(&self, lead_id: LeadId) -> impl Future<Output = Result<usize, MailError>> + Send {
+        let needle = lead_id.to_string();
+        ready(match self.sent.lock() {
+            Ok(mut g) => {
+                let before = g.len();
+                g.retain(|e| !e.key.contains(&needle));
+                Ok(before - g.len())
+            }
+            Err(_) => Err(MailError::Unavailable("lock poisoned".into())),
         })
     }
 }

@@ -116,3 +116,81 @@ pub async fn campaign_version<P: Ports>(
     handle.live(|s| s.versions.insert(key, Arc::clone(&compiled)));
     Ok(Some(compiled))
 }
+
+/// What applying a campaign did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Stored as this new version.
+    Version(u32),
+    /// The latest version says the same already.
+    Unchanged(u32),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Invalid(leadflow_core::error::ConfigError),
+    #[error("the campaign kept changing while it was applied; try again")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] leadflow_core::error::StoreError),
+}
+
+/// Stores `campaign` as the next version of its id, unless it says what the latest says. The
+/// first version of a campaign that came in a configuration file is that file's (version 1), so
+/// the leads enrolled in it keep finishing it. The process that applies sees it at once; other
+/// functions within [`REFRESH_EVERY`].
+pub async fn apply_campaign<P: Ports>(ports: &P, campaign: &Campaign) -> Result<Applied, ApplyError> {
+    campaign.compile().map_err(ApplyError::Invalid)?;
+    let store = ports.store();
+    let name = campaign_document(&campaign.id);
+    let config = ports.config();
+    for _ in 0..crate::WRITE_ATTEMPTS {
+        let now = ports.clock().now();
+        let latest = match store.document(&name, None).await? {
+            Some(doc) => Some(campaign_of(&doc).map_err(|e| {
+                ApplyError::Store(leadflow_core::error::StoreError::Corrupt(e))
+            })?),
+            None => match config.sources.campaigns.iter().find_map(|(_, text)| {
+                Campaign::parse(text, "toml").ok().filter(|c| c.id == campaign.id)
+            }) {
+                Some(from_file) => {
+                    let seed = Document {
+                        name: name.clone(),
+                        version: 1,
+                        body: serde_json::to_string(&Campaign { version: 1, ..from_file.clone() })
+                            .map_err(|e| ApplyError::Store(leadflow_core::error::StoreError::Corrupt(e.to_string())))?,
+                        saved_at: now,
+                    };
+                    if store.put_document(&seed).await? == leadflow_core::ports::WriteOutcome::VersionConflict {
+                        continue;
+                    }
+                    Some(Campaign { version: 1, ..from_file })
+                }
+                None => None,
+            },
+        };
+        if let Some(latest) = &latest
+            && latest.same_content(campaign)
+        {
+            return Ok(Applied::Unchanged(latest.version));
+        }
+        let version = latest.as_ref().map_or(1, |l| l.version + 1);
+        let stored = Campaign { version, ..campaign.clone() };
+        let doc = Document {
+            name: name.clone(),
+            version,
+            body: serde_json::to_string(&stored)
+                .map_err(|e| ApplyError::Store(leadflow_core::error::StoreError::Corrupt(e.to_string())))?,
+            saved_at: now,
+        };
+        match store.put_document(&doc).await? {
+            leadflow_core::ports::WriteOutcome::Written => {
+                refresh(ports, true).await;
+                return Ok(Applied::Version(version));
+            }
+            leadflow_core::ports::WriteOutcome::VersionConflict => continue,
+        }
+    }
+    Err(ApplyError::Conflict)
+}

@@ -1,0 +1,230 @@
+//! Nurture over the local stack's own adapters (SQLite store, `.eml` outbox) with a settable
+//! clock: campaigns applied as documents, send windows in each lead's zone across a DST change,
+//! racing scheduler runs, and every stop condition.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{DateTime, Duration, Utc};
+use http_body_util::BodyExt;
+use leadflow_core::campaign::Campaign;
+use leadflow_core::model::{ActivityKind, EnrollmentState, LeadId, SalesStatus};
+use leadflow_core::ports::{Adapters, Clock, ConfigHandle, LeadStore, Stage};
+use leadflow_local::{OutboxMailer, SqliteStore};
+use leadflow_memory::{MemoryQueue, RecordingBus, SettableClock};
+use leadflow_stage::BatchItem;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+type LocalPorts = Adapters<SqliteStore, MemoryQueue, OutboxMailer, RecordingBus, SettableClock>;
+
+struct Stack {
+    ports: Arc<LocalPorts>,
+    _dir: tempfile::TempDir,
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+}
+
+fn stack(now: DateTime<Utc>) -> Stack {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let store = SqliteStore::open(&dir.path().join("leadflow.db")).unwrap_or_else(|e| panic!("store: {e}"));
+    let mailer = OutboxMailer::open(&dir.path().join("outbox")).unwrap_or_else(|e| panic!("outbox: {e}"));
+    let ports = Arc::new(Adapters {
+        store,
+        queue: MemoryQueue::new(),
+        mailer,
+        bus: RecordingBus::new(),
+        clock: SettableClock::at(now),
+        config: ConfigHandle::new(leadflow_tests::test_config()),
+    });
+    Stack { ports, _dir: dir }
+}
+
+/// Marketing's campaign: three steps two days apart, weekdays 09:00–17:00 in the lead's zone.
+/// Applied as version 2 of `welcome`, it replaces the sample file's version 1.
+const OFFICE_HOURS: &str = r#"
+id: welcome
+name: Welcome, in office hours
+send_window: { days: [mon, tue, wed, thu, fri], start: "09:00", end: "17:00" }
+entry: { lifecycle: lead }
+steps:
+  - { id: hello, subject: "Hi {{ lead.first_name }}", text: "Hi {{ lead.first_name }}", html: "<p>Hi {{ lead.first_name }}</p>" }
+  - { id: case-study, wait: 2d, subject: "A case study", text: "Story", html: "<p>Story</p>" }
+  - { id: demo, wait: 2d, subject: "A demo?", text: "Demo?", html: "<p>Demo?</p>" }
+"#;
+
+async fn apply(ports: &LocalPorts, yaml: &str, version: u32) {
+    let c = Campaign::parse(yaml, "yaml").unwrap_or_else(|e| panic!("{e}"));
+    let applied = leadflow_stage::live::apply_campaign(ports, &c).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(applied, leadflow_stage::live::Applied::Version(version));
+    // Applying the same text again changes nothing.
+    let again = leadflow_stage::live::apply_campaign(ports, &c).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, leadflow_stage::live::Applied::Unchanged(version));
+}
+
+async fn capture(ports: &Arc<LocalPorts>, body: Value) -> LeadId {
+    let req = Request::post("/leads")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default();
+    let resp = leadflow_capture::router(Arc::clone(ports)).oneshot(req).await.unwrap_or_default();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    v["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no lead id in {v}"))
+}
+
+async fn pipeline(ports: &Arc<LocalPorts>) {
+    for _ in 0..3 {
+        for stage in Stage::ALL {
+            let batch: Vec<BatchItem> = ports
+                .queue
+                .drain(stage)
+                .into_iter()
+                .enumerate()
+                .map(|(i, body)| BatchItem { id: format!("m{i}"), body })
+                .collect();
+            let failed = match stage {
+                Stage::Validate => leadflow_validate::handle_batch(&**ports, batch).await,
+                Stage::Score => leadflow_score::handle_batch(&**ports, batch).await,
+                Stage::Route => leadflow_route::handle_batch(&**ports, batch).await,
+            };
+            assert!(failed.is_empty(), "{failed:?}");
+        }
+    }
+}
+
+/// When each drip email went to the lead, from its trail.
+async fn drip_times(ports: &LocalPorts, id: LeadId) -> Vec<(String, DateTime<Utc>)> {
+    let acts = ports.store.activities(id).await.unwrap_or_default();
+    acts.into_iter()
+        .filter_map(|a| match a.kind {
+            ActivityKind::EmailSent { email, .. } if email.starts_with("drip-") => {
+                Some((email.rsplit('-').next().unwrap_or_default().to_string(), a.at))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Ticks every 15 minutes of clock time until `until`.
+async fn run_until(ports: &Arc<LocalPorts>, until: DateTime<Utc>) {
+    while ports.clock.now() < until {
+        ports.clock.advance(Duration::minutes(15));
+        leadflow_nurture::tick(&**ports, 500).await.unwrap_or_else(|e| panic!("tick: {e}"));
+    }
+}
+
+fn lead_in(zone: &str, name: &str) -> Value {
+    json!({"email": format!("{}@gmail.com", name.to_lowercase()), "first_name": name, "time_zone": zone})
+}
+
+#[tokio::test]
+async fn each_step_goes_out_in_the_leads_office_hours_across_the_dst_change() {
+    // Friday 2025-03-07 20:00 UTC: 15:00 in New York, 21:00 in Berlin, 01:30 Saturday in
+    // Kolkata. The US changes to summer time on Sunday 9 March.
+    let s = stack(at("2025-03-07T20:00:00Z"));
+    apply(&s.ports, OFFICE_HOURS, 2).await;
+    let ny = capture(&s.ports, lead_in("America/New_York", "Nia")).await;
+    let berlin = capture(&s.ports, lead_in("Europe/Berlin", "Ben")).await;
+    let kolkata = capture(&s.ports, lead_in("Asia/Kolkata", "Kavya")).await;
+    pipeline(&s.ports).await;
+    leadflow_nurture::tick(&*s.ports, 500).await.unwrap_or_else(|e| panic!("{e}"));
+    run_until(&s.ports, at("2025-03-20T00:00:00Z")).await;
+    let want = |list: &[(&str, &str)]| list.iter().map(|(s, t)| (s.to_string(), at(t))).collect::<Vec<_>>();
+    // New York: at once (15:00 EST); +2d is Sunday → Monday 09:00 EDT = 13:00 UTC (one hour
+    // earlier in UTC than before the change); +2d = Wednesday 13:00 UTC.
+    assert_eq!(
+        drip_times(&s.ports, ny).await,
+        want(&[("hello", "2025-03-07T20:00:00Z"), ("study", "2025-03-10T13:00:00Z"), ("demo", "2025-03-12T13:00:00Z")])
+    );
+    // Berlin: Friday evening → Monday 09:00 CET = 08:00 UTC; then Wednesday and Friday.
+    assert_eq!(
+        drip_times(&s.ports, berlin).await,
+        want(&[("hello", "2025-03-10T08:00:00Z"), ("study", "2025-03-12T08:00:00Z"), ("demo", "2025-03-14T08:00:00Z")])
+    );
+    // Kolkata: Saturday → Monday 09:00 IST = 03:30 UTC; then Wednesday and Friday.
+    assert_eq!(
+        drip_times(&s.ports, kolkata).await,
+        want(&[("hello", "2025-03-10T03:30:00Z"), ("study", "2025-03-12T03:30:00Z"), ("demo", "2025-03-14T03:30:00Z")])
+    );
+    let files = std::fs::read_dir(s._dir.path().join("outbox")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(files, 9, "nine emails, one file each");
+}
+
+#[tokio::test]
+async fn enrolled_leads_finish_the_version_they_started() {
+    let s = stack(at("2025-03-03T10:00:00Z"));
+    apply(&s.ports, OFFICE_HOURS, 2).await;
+    let first = capture(&s.ports, json!({"email": "first@gmail.com", "time_zone": "Europe/Berlin"})).await;
+    pipeline(&s.ports).await;
+    leadflow_nurture::tick(&*s.ports, 500).await.unwrap_or_else(|e| panic!("{e}"));
+    // Marketing rewrites the campaign: one step only, new subject.
+    apply(
+        &s.ports,
+        "id: welcome\nname: Short\nentry: { lifecycle: lead }\nsteps:\n  - { id: only, subject: New, text: New, html: New }\n",
+        3,
+    )
+    .await;
+    let second = capture(&s.ports, json!({"email": "second@gmail.com", "time_zone": "Europe/Berlin"})).await;
+    pipeline(&s.ports).await;
+    run_until(&s.ports, at("2025-03-12T00:00:00Z")).await;
+    let steps = |v: Vec<(String, DateTime<Utc>)>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    assert_eq!(steps(drip_times(&s.ports, first).await), vec!["hello", "study", "demo"], "v2 to its end");
+    assert_eq!(steps(drip_times(&s.ports, second).await), vec!["only"], "v3 for the newcomer");
+    let e = s.ports.store.enrollments(second).await.unwrap_or_default();
+    assert_eq!((e[0].campaign_version, e[0].state.clone()), (3, EnrollmentState::Completed));
+}
+
+#[tokio::test]
+async fn two_scheduler_runs_racing_over_the_same_due_steps_send_each_once() {
+    let s = stack(at("2025-03-03T10:00:00Z"));
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(capture(&s.ports, json!({"email": format!("racer{i}@gmail.com"), "first_name": "R"})).await);
+    }
+    pipeline(&s.ports).await;
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(
+            tokio::spawn({
+                let p = Arc::clone(&s.ports);
+                async move { leadflow_nurture::tick(&*p, 500).await.map(|r| r.sent).unwrap_or(0) }
+            }),
+            tokio::spawn({
+                let p = Arc::clone(&s.ports);
+                async move { leadflow_nurture::tick(&*p, 500).await.map(|r| r.sent).unwrap_or(0) }
+            }),
+        );
+        let _ = (a, b);
+        s.ports.clock.advance(Duration::days(3));
+    }
+    for id in ids {
+        let sent = drip_times(&s.ports, id).await;
+        let mut steps: Vec<_> = sent.iter().map(|(s, _)| s.clone()).collect();
+        let all = steps.len();
+        steps.dedup();
+        assert_eq!(all, steps.len(), "no step twice");
+        assert_eq!(steps, vec!["hello", "study", "demo"]);
+    }
+    let files = std::fs::read_dir(s._dir.path().join("outbox")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(files, 60);
+}
+
+#[tokio::test]
+async fn marking_a_lead_won_stops_its_remaining_steps() {
+    let s = stack(at("2025-03-03T10:00:00Z"));
+    let id = capture(&s.ports, json!({"email": "winner@gmail.com", "first_name": "Win"})).await;
+    pipeline(&s.ports).await;
+    leadflow_nurture::tick(&*s.ports, 500).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(drip_times(&s.ports, id).await.len(), 1);
+    leadflow_stage::sales::mark(&*s.ports, id, SalesStatus::Won, Some("anna".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = s.ports.store.enrollments(id).await.unwrap_or_default();
+    assert!(matches!(&e[0].state, EnrollmentState::Stopped { reason } if reason.contains("won")), "{e:?}");
+    run_until(&s.ports, at("2025-03-12T00:00:00Z")).await;
+    assert_eq!(drip_times(&s.ports, id).await.len(), 1, "nothing after won");
+}
