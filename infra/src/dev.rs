@@ -148,13 +148,14 @@ impl Running {
 /// Opens the data folder, binds the address and starts the HTTP API, the stage workers and the
 /// nurture scheduler.
 pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
-    let config = config_files::load(opts.config_dir.as_deref())?;
+    let mut config = config_files::load(opts.config_dir.as_deref())?;
     leadflow_core::normalize::warm_up();
     std::fs::create_dir_all(&opts.data_dir).map_err(|source| leadflow_local::LocalError::Io {
         action: "create",
         path: opts.data_dir.clone(),
         source,
     })?;
+    config.settings.unsubscribe_secret = unsubscribe_secret(&opts.data_dir)?;
     let database = opts.data_dir.join("leadflow.db");
     let outbox = opts.data_dir.join("outbox");
     let events = opts.data_dir.join("events.jsonl");
@@ -188,6 +189,8 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .merge(leadflow_capture::router(Arc::clone(&ports)))
         .merge(leadflow_admin::router(Arc::clone(&ports), AdminAuth::Bearer(admin_token.clone().into())))
+        .merge(leadflow_unsubscribe::router(Arc::clone(&ports)))
+        .merge(ses_events_endpoint(Arc::clone(&ports), admin_token.clone()))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -231,6 +234,71 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
     }
     tasks.spawn(nurture_scheduler(Arc::clone(&ports), opts.nurture_every, stop));
     Ok(Running { addr, outbox, events, database, admin_token, ports, shutdown, tasks, stage_threads })
+}
+
+/// The secret unsubscribe links are signed with: `LEADFLOW_UNSUBSCRIBE_SECRET`, else one made up
+/// on first start and kept in the data folder, so links in emails already sent keep working
+/// after a restart.
+fn unsubscribe_secret(data_dir: &std::path::Path) -> Result<String, DevError> {
+    if let Ok(secret) = std::env::var("LEADFLOW_UNSUBSCRIBE_SECRET")
+        && !secret.trim().is_empty()
+    {
+        return Ok(secret.trim().to_string());
+    }
+    let path = data_dir.join("unsubscribe.secret");
+    let io = |action: &'static str, source: std::io::Error| {
+        DevError::Data(leadflow_local::LocalError::Io { action, path: path.clone(), source })
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("read", e)),
+        _ => {
+            let secret = format!("{}{}", random_token(), random_token());
+            std::fs::write(&path, &secret).map_err(|e| io("write", e))?;
+            Ok(secret)
+        }
+    }
+}
+
+/// `POST /dev/ses-events`: the local stand-in for SES publishing events through EventBridge.
+/// Takes the same JSON an EventBridge rule delivers (see functions/ses-events/tests/fixtures) and
+/// hands it to the same handler. Guarded by the admin token, since it can suppress addresses.
+fn ses_events_endpoint(ports: Arc<LocalPorts>, token: String) -> Router {
+    use axum::http::HeaderMap;
+    let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
+        let ports = Arc::clone(&ports);
+        let token = token.clone();
+        async move {
+            let given = headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if given != token {
+                let body = json!({ "error": { "code": "unauthorized", "message": "A valid admin bearer token is required.", "field": null } });
+                return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+            }
+            let event: serde_json::Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => {
+                    let body = json!({ "error": { "code": "malformed_json", "message": format!("The body is not JSON: {e}"), "field": null } });
+                    return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+                }
+            };
+            match leadflow_ses_events::handle_event(&*ports, &event).await {
+                Ok(outcome) => axum::Json(json!({ "outcome": format!("{outcome:?}") })).into_response(),
+                Err(leadflow_stage::StageError::Permanent(m)) => {
+                    let body = json!({ "error": { "code": "invalid_event", "message": m, "field": null } });
+                    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+                }
+                Err(leadflow_stage::StageError::Retryable(m)) => {
+                    let body = json!({ "error": { "code": "temporarily_unavailable", "message": m, "field": null } });
+                    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+                }
+            }
+        }
+    };
+    Router::new().route("/dev/ses-events", axum::routing::post(handler))
 }
 
 fn random_token() -> String {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use http_body_util::BodyExt;
 use leadflow_core::campaign::Campaign;
 use leadflow_core::model::{ActivityKind, EnrollmentState, LeadId, SalesStatus};
-use leadflow_core::ports::{Adapters, Clock, ConfigHandle, LeadStore, Stage};
+use leadflow_core::ports::{Adapters, Clock, ConfigHandle, LeadStore, Stage, StageQueue};
 use leadflow_local::{OutboxMailer, SqliteStore};
 use leadflow_memory::{MemoryQueue, RecordingBus, SettableClock};
 use leadflow_stage::BatchItem;
@@ -227,4 +227,138 @@ async fn marking_a_lead_won_stops_its_remaining_steps() {
     assert!(matches!(&e[0].state, EnrollmentState::Stopped { reason } if reason.contains("won")), "{e:?}");
     run_until(&s.ports, at("2025-03-12T00:00:00Z")).await;
     assert_eq!(drip_times(&s.ports, id).await.len(), 1, "nothing after won");
+}
+
+// ---- opt-outs, SES events ------------------------------------------------------------------
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions/ses-events/tests/fixtures/");
+
+/// A fixture of functions/ses-events, addressed to `email`.
+fn ses_event(name: &str, email: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{FIXTURES}{name}.json")).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_json::from_str(&text.replace("ada@example.com", email)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+async fn http(ports: &Arc<LocalPorts>, req: Request<Body>) -> (StatusCode, String) {
+    let resp = leadflow_unsubscribe::router(Arc::clone(ports)).oneshot(req).await.unwrap_or_default();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The unsubscribe link of the last drip email the lead got, from its `List-Unsubscribe` header.
+fn unsubscribe_path(dir: &std::path::Path, email: &str) -> String {
+    let mut found = None;
+    for entry in std::fs::read_dir(dir.join("outbox")).into_iter().flatten().flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        let Some(m) = mail_parser::MessageParser::default().parse(&bytes) else { continue };
+        let to = m.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string();
+        if to == email
+            && let Some(h) = m.header_raw("List-Unsubscribe")
+        {
+            assert_eq!(m.header_raw("List-Unsubscribe-Post").map(str::trim), Some("List-Unsubscribe=One-Click"));
+            let url = h.trim().trim_start_matches('<').trim_end_matches('>').to_string();
+            found = url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()));
+        }
+    }
+    found.unwrap_or_else(|| panic!("no drip email with List-Unsubscribe to {email}"))
+}
+
+#[tokio::test]
+async fn unsubscribe_bounce_complaint_and_won_each_stop_the_remaining_steps() {
+    let s = stack(at("2026-03-02T10:00:00Z"));
+    let names = ["getpost", "oneclick", "bounce", "complaint", "won", "stays"];
+    let mut ids = Vec::new();
+    for n in names {
+        ids.push(capture(&s.ports, json!({"email": format!("{n}@gmail.com"), "first_name": n})).await);
+    }
+    pipeline(&s.ports).await;
+    leadflow_nurture::tick(&*s.ports, 500).await.unwrap_or_else(|e| panic!("{e}"));
+    for id in &ids {
+        assert_eq!(drip_times(&s.ports, *id).await.len(), 1, "the first step went to everyone");
+    }
+    // GET shows a page and changes nothing; the page's POST unsubscribes.
+    let path = unsubscribe_path(s._dir.path(), "getpost@gmail.com");
+    let (status, page) = http(&s.ports, Request::get(&path).body(Body::empty()).unwrap_or_default()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("<form"), "{page}");
+    assert!(s.ports.store.enrollments(ids[0]).await.unwrap_or_default()[0].state == EnrollmentState::Active);
+    let (status, _) = http(&s.ports, Request::post(&path).body(Body::empty()).unwrap_or_default()).await;
+    assert_eq!(status, StatusCode::OK);
+    // RFC 8058 one-click: a POST alone, as a mail client sends it.
+    let path = unsubscribe_path(s._dir.path(), "oneclick@gmail.com");
+    let one_click = Request::post(&path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("List-Unsubscribe=One-Click"))
+        .unwrap_or_default();
+    assert_eq!(http(&s.ports, one_click).await.0, StatusCode::OK);
+    // A forged token: the lead's id with another MAC.
+    let forged = format!("/u/{}.{}", ids[5], "0".repeat(32));
+    assert_eq!(http(&s.ports, Request::post(&forged).body(Body::empty()).unwrap_or_default()).await.0, StatusCode::FORBIDDEN);
+    // SES tells of a permanent bounce and a complaint.
+    for (event, email) in [("bounce-permanent", "bounce@gmail.com"), ("complaint", "complaint@gmail.com")] {
+        leadflow_ses_events::handle_event(&*s.ports, &ses_event(event, email)).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    leadflow_stage::sales::mark(&*s.ports, ids[4], SalesStatus::Won, None).await.unwrap_or_else(|e| panic!("{e}"));
+
+    run_until(&s.ports, at("2026-03-12T00:00:00Z")).await;
+    for (n, id) in names.iter().zip(&ids) {
+        let sent = drip_times(&s.ports, *id).await.len();
+        let state = s.ports.store.enrollments(*id).await.unwrap_or_default()[0].state.clone();
+        if *n == "stays" {
+            assert_eq!((sent, state), (3, EnrollmentState::Completed), "the forged token stopped nothing");
+        } else {
+            assert_eq!(sent, 1, "{n}: nothing after the opt-out");
+            assert!(matches!(state, EnrollmentState::Stopped { .. }), "{n}: {state:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_open_and_a_click_raise_the_score_with_decay_and_a_click_over_mql_routes_the_lead() {
+    let s = stack(at("2026-03-02T09:00:00Z"));
+    // Corporate address (15) and a company (5), plus the form submission (10): 30, below MQL (40).
+    let id = capture(&s.ports, json!({"email": "ada@globex.example", "first_name": "Ada", "company": "Globex"})).await;
+    pipeline(&s.ports).await;
+    let total = |l: Option<leadflow_core::model::Lead>| l.and_then(|l| l.score).map_or(0.0, |s| s.total);
+    let before = total(s.ports.store.get_lead(id).await.ok().flatten());
+    assert!(before < 40.0, "{before}");
+    leadflow_ses_events::handle_event(&*s.ports, &ses_event("open", "ada@globex.example"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.ports.clock.advance(Duration::minutes(45)); // the open happened at 10:42
+    pipeline(&s.ports).await;
+    let lead = s.ports.store.get_lead(id).await.ok().flatten();
+    let opened = total(lead.clone());
+    let open_points = lead
+        .and_then(|l| l.score)
+        .and_then(|s| s.reasons.into_iter().find(|r| r.rule == "email_opens"))
+        .map_or(0.0, |r| r.points);
+    assert!((open_points - 2.0).abs() < 0.01, "an open is worth 2 points at first: {open_points}");
+    assert!(opened > before);
+    // A week later (the open's half-life) it is worth half as much.
+    s.ports.clock.advance(Duration::days(7));
+    let body = json!({"lead_id": id, "cause": "decay"}).to_string();
+    s.ports.queue.send(Stage::Score, &[body]).await.unwrap_or_else(|e| panic!("{e}"));
+    pipeline(&s.ports).await;
+    let decayed = s
+        .ports
+        .store
+        .get_lead(id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.score)
+        .and_then(|s| s.reasons.into_iter().find(|r| r.rule == "email_opens"))
+        .map_or(0.0, |r| r.points);
+    assert!((decayed - 1.0).abs() < 0.01, "half after one half-life: {decayed}");
+    // A fresh form submission and a click push it over MQL: it is routed.
+    capture(&s.ports, json!({"email": "ada@globex.example", "first_name": "Ada", "company": "Globex"})).await;
+    let mut click = ses_event("click", "ada@globex.example");
+    click["detail"]["click"]["timestamp"] = json!(s.ports.clock.now().to_rfc3339());
+    leadflow_ses_events::handle_event(&*s.ports, &click).await.unwrap_or_else(|e| panic!("{e}"));
+    pipeline(&s.ports).await;
+    let lead = s.ports.store.get_lead(id).await.ok().flatten().unwrap_or_else(|| panic!("lead"));
+    assert!(lead.lifecycle >= leadflow_core::model::Lifecycle::Mql, "{:?}", lead.score);
+    assert!(lead.owner.is_some(), "an MQL is routed");
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use leadflow_aws::lambda::{AwsPorts, Budget, init_tracing, ports_from_env};
+use leadflow_aws::lambda::{AwsPorts, Budget, init_tracing, ports_from_env_with_secret};
 use leadflow_nurture::{TICK_LIMIT, TickReport};
 use serde_json::{Value, json};
 use tracing::info;
@@ -17,7 +17,8 @@ const SAFETY_MARGIN: Duration = Duration::from_secs(5);
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let ports = ports_from_env(&[]).await?;
+    // Drip emails carry signed unsubscribe links: no secret, no start.
+    let ports = ports_from_env_with_secret(&[]).await?;
     // Boxed: inside the runtime's futures, the tick's future is nested past the compiler's type
     // layout depth limit.
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| Box::pin(run_ticks(&ports, event)))).await

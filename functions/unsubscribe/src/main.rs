@@ -1,1 +1,14 @@
-fn main() {}
+//! The unsubscribe function on Lambda, behind the HTTP API's public `GET/POST /u/{token}` routes.
+//! Anyone may call it: the token's signature is the authorization. It does not start without
+//! `LEADFLOW_UNSUBSCRIBE_SECRET`, since it could verify no link.
+
+use std::sync::Arc;
+
+use leadflow_aws::lambda::{init_tracing, ports_from_env_with_secret};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let ports = Arc::new(ports_from_env_with_secret(&[]).await?);
+    lambda_http::run(leadflow_unsubscribe::router(ports)).await
+}

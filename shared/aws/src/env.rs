@@ -17,6 +17,15 @@ pub const SENDER: &str = "LEADFLOW_SENDER";
 pub const ALLOWED_ORIGINS: &str = "LEADFLOW_ALLOWED_ORIGINS";
 /// Where people reach the deployment (links in emails); overrides `public_url`.
 pub const PUBLIC_URL: &str = "LEADFLOW_PUBLIC_URL";
+/// The key unsubscribe links are signed with (`Settings.unsubscribe_secret`), at least
+/// [`MIN_SECRET_LEN`] characters. Set on the functions that sign or verify links (nurture,
+/// unsubscribe, admin for previews), which start with
+/// [`ports_from_env_with_secret`](crate::lambda::ports_from_env_with_secret) and refuse to start
+/// without it; the others leave the setting empty.
+pub const UNSUBSCRIBE_SECRET: &str = "LEADFLOW_UNSUBSCRIBE_SECRET";
+
+/// The shortest unsubscribe secret accepted (the template's `MinLength`).
+pub const MIN_SECRET_LEN: usize = 32;
 
 /// A required variable that is missing: the template and the function disagree.
 #[derive(Debug, thiserror::Error)]

@@ -101,7 +101,29 @@ pub struct Environment {
 /// Reads the environment through `lookup` (so tests need not touch the process-wide
 /// environment). `sends_to` names the stage queues the function sends to: only their URLs are
 /// required, because the template gives each function the URLs it uses and no others.
+///
+/// The unsubscribe secret is optional here: `Settings.unsubscribe_secret` is empty without it
+/// (such a function signs no links). A function that signs or verifies links starts with
+/// [`environment_with_secret`] instead. Either refuses a secret shorter than
+/// [`env::MIN_SECRET_LEN`].
 pub fn environment(lookup: impl Fn(&str) -> Option<String>, sends_to: &[Stage]) -> Result<Environment, StartupError> {
+    read_environment(lookup, sends_to, false)
+}
+
+/// [`environment`] for the functions that sign or verify unsubscribe links (nurture,
+/// unsubscribe, admin): a missing `LEADFLOW_UNSUBSCRIBE_SECRET` is a start-up error.
+pub fn environment_with_secret(
+    lookup: impl Fn(&str) -> Option<String>,
+    sends_to: &[Stage],
+) -> Result<Environment, StartupError> {
+    read_environment(lookup, sends_to, true)
+}
+
+fn read_environment(
+    lookup: impl Fn(&str) -> Option<String>,
+    sends_to: &[Stage],
+    secret_required: bool,
+) -> Result<Environment, StartupError> {
     let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let required = |name: &'static str| get(name).ok_or(MissingVar(name));
     let queue_url = |stage: Stage| -> Result<String, MissingVar> {
@@ -139,14 +161,37 @@ pub fn environment(lookup: impl Fn(&str) -> Option<String>, sends_to: &[Stage]) 
     if let Some(public_url) = get(env::PUBLIC_URL) {
         settings.public_url = public_url;
     }
+    match get(env::UNSUBSCRIBE_SECRET) {
+        // The value never goes into a message.
+        Some(secret) if secret.chars().count() < env::MIN_SECRET_LEN => {
+            return Err(StartupError::InvalidVar {
+                name: env::UNSUBSCRIBE_SECRET,
+                reason: format!("shorter than {} characters", env::MIN_SECRET_LEN),
+            });
+        }
+        Some(secret) => settings.unsubscribe_secret = secret,
+        None if secret_required => return Err(MissingVar(env::UNSUBSCRIBE_SECRET).into()),
+        None => settings.unsubscribe_secret = String::new(),
+    }
     Ok(Environment { table, queue_urls, event_bus, configuration_set, config })
 }
 
 /// Builds the AWS adapters from the process environment; call once per cold start. The SDK
 /// configuration (region, credentials, `AWS_ENDPOINT_URL`) is loaded once and shared by the
 /// four clients. Logs the reason before returning an error, so it reaches CloudWatch as JSON.
+/// The unsubscribe secret is optional (see [`environment`]).
 pub async fn ports_from_env(sends_to: &[Stage]) -> Result<AwsPorts, StartupError> {
-    let env = environment(|name| std::env::var(name).ok(), sends_to).inspect_err(|e| {
+    ports_from(read_environment(|name| std::env::var(name).ok(), sends_to, false)).await
+}
+
+/// [`ports_from_env`] for the functions that sign or verify unsubscribe links (nurture,
+/// unsubscribe, admin): they do not start without `LEADFLOW_UNSUBSCRIBE_SECRET`.
+pub async fn ports_from_env_with_secret(sends_to: &[Stage]) -> Result<AwsPorts, StartupError> {
+    ports_from(read_environment(|name| std::env::var(name).ok(), sends_to, true)).await
+}
+
+async fn ports_from(env: Result<Environment, StartupError>) -> Result<AwsPorts, StartupError> {
+    let env = env.inspect_err(|e| {
         error!(error = %e, "the function cannot start");
     })?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;

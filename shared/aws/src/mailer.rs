@@ -66,6 +66,37 @@ fn category_tag(category: EmailCategory) -> &'static str {
     }
 }
 
+/// The most characters SES takes in a tag name or value.
+const MAX_TAG_LEN: usize = 256;
+/// Tag names SES reserves for itself.
+const RESERVED_TAG_PREFIX: &str = "ses:";
+
+/// The SES `EmailTags` of a send: `category`, then the email's own tags (`lead_id`, `email`),
+/// which SES hands back on every delivery, bounce, complaint, open and click event. SES refuses
+/// the whole send for a tag outside `[A-Za-z0-9_-]` (up to 256 characters), so other
+/// characters become `_` and longer tags are cut; a repeated name, an empty one or one SES
+/// reserves (`ses:`) is dropped, the first occurrence winning.
+fn message_tags(email: &OutgoingEmail) -> Vec<(String, String)> {
+    let clean = |text: &str| -> String {
+        text.chars()
+            .take(MAX_TAG_LEN)
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect()
+    };
+    let mut tags: Vec<(String, String)> = vec![("category".into(), category_tag(email.category).into())];
+    for (name, value) in &email.tags {
+        if name.is_empty() || name.starts_with(RESERVED_TAG_PREFIX) {
+            continue;
+        }
+        let name = clean(name);
+        if tags.iter().any(|(known, _)| *known == name) {
+            continue;
+        }
+        tags.push((name, clean(value)));
+    }
+    tags
+}
+
 /// SES errors by what the caller should do; the messages are redacted, since SES quotes
 /// addresses in them.
 fn mail_error(key: &str, err: &SdkError<SendEmailError>) -> MailError {
@@ -106,7 +137,10 @@ impl Mailer for SesMailer {
         };
         // Raw content rather than Simple: it keeps both parts and our headers as built.
         let raw = RawMessage::builder().data(Blob::new(mime)).build().map_err(built)?;
-        let tag = MessageTag::builder().name("category").value(category_tag(email.category)).build().map_err(built)?;
+        let mut tags = Vec::with_capacity(email.tags.len() + 1);
+        for (name, value) in message_tags(email) {
+            tags.push(MessageTag::builder().name(name).value(value).build().map_err(built)?);
+        }
         let out = self
             .client
             .send_email()
@@ -114,7 +148,7 @@ impl Mailer for SesMailer {
             .destination(Destination::builder().to_addresses(&email.to.email).build())
             .content(EmailContent::builder().raw(raw).build())
             .set_configuration_set_name(self.configuration_set.clone())
-            .email_tags(tag)
+            .set_email_tags(Some(tags))
             .send()
             .await
             .map_err(|e| mail_error(&email.key, &e))?;
@@ -134,5 +168,34 @@ mod tests {
         assert_ne!(SesMailer::message_id_for("a/b"), SesMailer::message_id_for("a=2Fb"));
         let long = SesMailer::message_id_for(&"k".repeat(500));
         assert!(long.len() <= MAX_ID_LEFT + 1 + MESSAGE_ID_DOMAIN.len(), "{long}");
+    }
+
+    #[test]
+    fn tags_are_the_category_and_the_emails_own_in_the_characters_ses_takes() {
+        let email = OutgoingEmail {
+            key: "drip-1".into(),
+            category: EmailCategory::Marketing,
+            from: leadflow_core::ports::Mailbox { name: None, email: "a@b.c".into() },
+            to: leadflow_core::ports::Mailbox { name: None, email: "d@e.f".into() },
+            subject: String::new(),
+            text: String::new(),
+            html: String::new(),
+            headers: Vec::new(),
+            tags: vec![
+                ("lead_id".into(), "01J0ABC".into()),
+                ("email".into(), "drip-01J0ABC-welcome:0".into()),
+                ("category".into(), "sneaky".into()),
+                ("ses:configuration-set".into(), "x".into()),
+                ("lead_id".into(), "again".into()),
+                ("long".into(), "v".repeat(300)),
+            ],
+        };
+        let tags = message_tags(&email);
+        let names: Vec<&str> = tags.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["category", "lead_id", "email", "long"]);
+        assert_eq!(tags[0].1, "marketing");
+        assert_eq!(tags[1].1, "01J0ABC");
+        assert_eq!(tags[2].1, "drip-01J0ABC-welcome_0");
+        assert_eq!(tags[3].1.len(), MAX_TAG_LEN);
     }
 }

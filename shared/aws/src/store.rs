@@ -2,7 +2,7 @@
 //!
 //! | item | PK | SK | attributes |
 //! |---|---|---|---|
-//! | lead | `LEAD#<ulid>` | `PROFILE` | `doc`, `version`, `owner_open` (rep id while owned and not won/lost) |
+//! | lead | `LEAD#<ulid>` | `PROFILE` | `doc`, `version`, `owner_open` (rep id while owned and not won/lost), `GSI1PK`/`GSI1SK` while its SLA runs, `erased` on a tombstone |
 //! | email key | `EMAIL#<email_key>` | `LEAD` | `lead_id` |
 //! | alias | `LEAD#<capture id>` | `ALIAS` | `into` |
 //! | activity | `LEAD#<ulid>` | `ACT#<activity id>` | `doc`, `at` (ms) |
@@ -11,6 +11,9 @@
 //! | rep load | `REPLOAD` | `<rep id>` | `open` |
 //! | idempotency key | `IDEM#<key>` | `-` | `lead_id`, `until` (ms), `expires_at` (s, the table's TTL) |
 //! | effect | `EFFECT#<key>` | `-` | `state` (`claimed`/`done`), `lease_until` (ms), `detail` |
+//! | suppression | `SUPPRESS#<email_key>` | `-` | `doc`, `reason`, `at` (ms) |
+//! | document version | `DOC#<name>` | `V#<10-digit version>` | `doc`, `version` |
+//! | latest document | `DOCS` | `<name>` | `doc` (the latest version, body included), `version` |
 //!
 //! Documents are JSON text in `doc`; the attributes beside it are the ones that conditions
 //! compare, indexes sort or counters add up. The `version` attribute, not the copy inside the
@@ -19,6 +22,16 @@
 //! Rep loads are counters kept in step with the leads' `owner_open` attribute: every write that
 //! changes a lead's `owner_open` is one transaction with the counter updates, conditioned on the
 //! `owner_open` value it replaces. So `rep_loads` is one small query instead of a scan of leads.
+//!
+//! The sparse index `due` serves two scans, in separate partitions: due enrollments
+//! (`GSI1PK = DUE#<shard>`, `GSI1SK = <ms>#<lead>#<campaign>`) and running SLAs
+//! (`GSI1PK = SLA#<shard>`, `GSI1SK = <ms of owner.sla_due_at>#<lead>`). A lead item is in the SLA
+//! partition exactly while it is owned, valid and still `new`; every lead write is a whole-item
+//! Put, so a lead that leaves that state drops the attributes and leaves the index.
+//!
+//! Erasure writes the tombstone as a closed lead: no `owner_open` (its rep's count drops) and no
+//! SLA entry, whatever owner and status the tombstone document still shows, and an `erased` flag.
+//! An erased lead is final: callers do not update tombstones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,15 +42,17 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, CancellationReason, Delete, DeleteRequest, KeysAndAttributes, Put,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use leadflow_core::error::StoreError;
-use leadflow_core::model::{Activity, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, TeamCursor};
+use leadflow_core::model::{
+    Activity, Document, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, Suppression, TeamCursor,
+};
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
-    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, IdempotencyClaim, LeadStore, WriteOutcome,
+    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, IdempotencyClaim, LeadPage, LeadStore, WriteOutcome,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -65,6 +80,8 @@ const EXPIRES_AT: &str = "expires_at";
 const STATE: &str = "state";
 const LEASE_UNTIL: &str = "lease_until";
 const DETAIL: &str = "detail";
+const REASON: &str = "reason";
+const ERASED: &str = "erased";
 
 const PROFILE: &str = "PROFILE";
 const ALIAS: &str = "ALIAS";
@@ -73,12 +90,35 @@ const REPLOAD: &str = "REPLOAD";
 const NO_SORT: &str = "-";
 const ACT_PREFIX: &str = "ACT#";
 const ENR_PREFIX: &str = "ENR#";
+const DOCS: &str = "DOCS";
+const EMAIL_SK: &str = "LEAD";
+/// Partition prefixes of the `due` index.
+const DUE_PARTITION: &str = "DUE#";
+const SLA_PARTITION: &str = "SLA#";
+/// Items one BatchWriteItem may carry.
+const BATCH_WRITE_MAX: usize = 25;
+/// Scan requests one `list_leads` page may make before it answers a short page.
+const LIST_SCAN_REQUESTS: u32 = 10;
+/// Longer than any cursor `list_leads` hands out (two keys of at most 2 KB and 1 KB, in hex).
+const MAX_CURSOR_LEN: usize = 8 * 1024;
+/// Rounds of `erase_lead` against concurrent writes to the lead.
+const ERASE_ATTEMPTS: u32 = 3;
+/// BatchWriteItem rounds for items DynamoDB left unprocessed.
+const UNPROCESSED_ATTEMPTS: u32 = 6;
 
 const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailed";
 const TRANSACTION_CONFLICT: &str = "TransactionConflict";
 
 /// A stored item as the SDK hands it over.
 type Item = HashMap<String, AttributeValue>;
+
+/// How an `erase_lead` round ended.
+enum Erasure {
+    /// The tombstone replaced the lead, with the email key in the same transaction.
+    Written,
+    /// No lead, or its tombstone was written before: only the cleanup is left.
+    NothingToWrite,
+}
 
 /// The lead store in one DynamoDB table. Cloning is cheap and shares the client.
 #[derive(Debug, Clone)]
@@ -110,33 +150,60 @@ impl DynamoStore {
 
     /// [`LeadStore::due_enrollments`] with the cost of the reads, for logs and tests.
     pub async fn due_scan(&self, now: DateTime<Utc>, limit: usize) -> Result<DueScan, StoreError> {
+        let merged = self.query_due_index(DUE_PARTITION, "due enrollments", now, limit, false).await?;
+        let mut scan = DueScan {
+            enrollments: Vec::with_capacity(merged.items.len()),
+            queries: merged.queries,
+            scanned: merged.scanned,
+            returned: merged.returned,
+        };
+        for (_, item) in &merged.items {
+            scan.enrollments.push(enrollment_of(item)?);
+        }
+        Ok(scan)
+    }
+
+    /// Queries every shard of one partition family of the `due` index up to `now`, and merges
+    /// the answers by sort key (due time first), keeping `limit`. `keys_only` projects the index
+    /// sort key alone (the SLA scan needs nothing else).
+    async fn query_due_index(
+        &self,
+        partition: &'static str,
+        op: &'static str,
+        now: DateTime<Utc>,
+        limit: usize,
+        keys_only: bool,
+    ) -> Result<ShardPage, StoreError> {
+        let mut merged = ShardPage { items: Vec::new(), queries: 0, scanned: 0, returned: 0 };
         if limit == 0 {
-            return Ok(DueScan::default());
+            return Ok(merged);
         }
         // '~' sorts after every character of a ULID and a campaign id's usual alphabet, so the
-        // bound takes every enrollment due at `now` itself.
+        // bound takes every item due at `now` itself.
         let upto = format!("{}#~", due_millis(now));
-        let page_limit = i32::try_from(limit).unwrap_or(i32::MAX);
         let mut shards = tokio::task::JoinSet::new();
         for shard in 0..DUE_SHARDS {
-            let client = self.client.clone();
-            let table = self.table.clone();
-            let upto = upto.clone();
-            shards.spawn(async move { query_due_shard(client, table, shard, upto, limit, page_limit).await });
+            let query = ShardQuery {
+                client: self.client.clone(),
+                table: self.table.clone(),
+                pk: format!("{partition}{shard}"),
+                upto: upto.clone(),
+                limit,
+                keys_only,
+                op,
+            };
+            shards.spawn(query.run());
         }
-        let mut scan = DueScan::default();
-        let mut keyed: Vec<(String, Enrollment)> = Vec::new();
         while let Some(joined) = shards.join_next().await {
-            let shard = joined.map_err(|e| StoreError::Unavailable(format!("due query task failed: {e}")))??;
-            scan.queries += shard.queries;
-            scan.scanned += shard.scanned;
-            scan.returned += shard.returned;
-            keyed.extend(shard.items);
+            let shard = joined.map_err(|e| StoreError::Unavailable(format!("{op}: query task failed: {e}")))??;
+            merged.queries += shard.queries;
+            merged.scanned += shard.scanned;
+            merged.returned += shard.returned;
+            merged.items.extend(shard.items);
         }
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        keyed.truncate(limit);
-        scan.enrollments = keyed.into_iter().map(|(_, e)| e).collect();
-        Ok(scan)
+        merged.items.sort_by(|a, b| a.0.cmp(&b.0));
+        merged.items.truncate(limit);
+        Ok(merged)
     }
 
     async fn get_item(&self, op: &'static str, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -300,51 +367,60 @@ fn is_cause(reason: &CancellationReason) -> bool {
     matches!(reason.code(), Some(code) if code != "None")
 }
 
+/// One partition's answer from the `due` index: (index sort key, item), and what it cost.
 struct ShardPage {
-    items: Vec<(String, Enrollment)>,
+    items: Vec<(String, Item)>,
     queries: u32,
     scanned: u64,
     returned: u64,
 }
 
-async fn query_due_shard(
+struct ShardQuery {
     client: Client,
     table: String,
-    shard: u32,
+    pk: String,
     upto: String,
     limit: usize,
-    page_limit: i32,
-) -> Result<ShardPage, StoreError> {
-    let mut page = ShardPage { items: Vec::new(), queries: 0, scanned: 0, returned: 0 };
-    let mut start: Option<Item> = None;
-    loop {
-        let out = client
-            .query()
-            .table_name(&table)
-            .index_name(DUE_INDEX)
-            .key_condition_expression("#pk = :pk AND #sk <= :upto")
-            .expression_attribute_names("#pk", GSI1PK)
-            .expression_attribute_names("#sk", GSI1SK)
-            .expression_attribute_values(":pk", s(format!("DUE#{shard}")))
-            .expression_attribute_values(":upto", s(&upto))
-            .scan_index_forward(true)
-            .limit(page_limit)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| unavailable("due enrollments", &e))?;
-        page.queries += 1;
-        page.scanned += u64::try_from(out.scanned_count).unwrap_or(0);
-        page.returned += u64::try_from(out.count).unwrap_or(0);
-        for item in out.items.unwrap_or_default() {
-            let sort = str_attr(&item, GSI1SK).unwrap_or_default().to_string();
-            page.items.push((sort, enrollment_of(&item)?));
-        }
-        // A page ends early only at DynamoDB's 1 MB cap; past `limit` this shard has nothing
-        // the merge could keep.
-        match out.last_evaluated_key {
-            Some(key) if page.items.len() < limit => start = Some(key),
-            _ => return Ok(page),
+    keys_only: bool,
+    op: &'static str,
+}
+
+impl ShardQuery {
+    async fn run(self) -> Result<ShardPage, StoreError> {
+        let mut page = ShardPage { items: Vec::new(), queries: 0, scanned: 0, returned: 0 };
+        let page_limit = i32::try_from(self.limit).unwrap_or(i32::MAX);
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("#pk = :pk AND #sk <= :upto")
+                .expression_attribute_names("#pk", GSI1PK)
+                .expression_attribute_names("#sk", GSI1SK)
+                .expression_attribute_values(":pk", s(&self.pk))
+                .expression_attribute_values(":upto", s(&self.upto))
+                .scan_index_forward(true)
+                .limit(page_limit)
+                .set_exclusive_start_key(start.take());
+            if self.keys_only {
+                query = query.projection_expression("#sk");
+            }
+            let out = query.send().await.map_err(|e| unavailable(self.op, &e))?;
+            page.queries += 1;
+            page.scanned += u64::try_from(out.scanned_count).unwrap_or(0);
+            page.returned += u64::try_from(out.count).unwrap_or(0);
+            for item in out.items.unwrap_or_default() {
+                let sort = str_attr(&item, GSI1SK).unwrap_or_default().to_string();
+                page.items.push((sort, item));
+            }
+            // A page ends early only at DynamoDB's 1 MB cap; past `limit` this shard has nothing
+            // the merge could keep.
+            match out.last_evaluated_key {
+                Some(key) if page.items.len() < self.limit => start = Some(key),
+                _ => return Ok(page),
+            }
         }
     }
 }
@@ -405,8 +481,8 @@ impl LeadStore for DynamoStore {
         let mut items = vec![absent().put(&self.table, item, false)?];
         if let Some(key) = &email {
             let email_item = Item::from([
-                (PK.into(), s(format!("EMAIL#{key}"))),
-                (SK.into(), s("LEAD")),
+                (PK.into(), s(email_pk(key))),
+                (SK.into(), s(EMAIL_SK)),
                 (LEAD_ID.into(), s(lead.id.to_string())),
             ]);
             items.push(absent().put(&self.table, email_item, true)?);
@@ -425,7 +501,7 @@ impl LeadStore for DynamoStore {
         if let Some(key) = email.as_ref().filter(|_| failed(1)) {
             let stored = match reasons.get(1).and_then(|r| r.item.clone()) {
                 Some(item) => Some(item),
-                None => self.get_item(OP, format!("EMAIL#{key}"), "LEAD").await?,
+                None => self.get_item(OP, email_pk(key), EMAIL_SK).await?,
             };
             if let Some(stored) = stored {
                 return Ok(CreateOutcome::EmailTaken(lead_id_attr(&stored, LEAD_ID, "email key")?));
@@ -486,14 +562,11 @@ impl LeadStore for DynamoStore {
         let Some(item) = self.get_item("get lead", lead_pk(id), PROFILE).await? else {
             return Ok(None);
         };
-        let what = format!("lead {id}");
-        let mut lead: Lead = decode(&item, &what)?;
-        lead.version = num_u64(&item, VERSION, &what)?;
-        Ok(Some(lead))
+        lead_of(&item).map(Some)
     }
 
     async fn find_by_email_key(&self, email_key: &str) -> Result<Option<LeadId>, StoreError> {
-        self.get_item("find by email key", format!("EMAIL#{email_key}"), "LEAD")
+        self.get_item("find by email key", email_pk(email_key), EMAIL_SK)
             .await?
             .map(|item| lead_id_attr(&item, LEAD_ID, "email key"))
             .transpose()
@@ -706,14 +779,256 @@ impl LeadStore for DynamoStore {
             Err(_) => WriteOutcome::VersionConflict,
         })
     }
+
+    async fn suppress(&self, entry: &Suppression) -> Result<bool, StoreError> {
+        let item = Item::from([
+            (PK.into(), s(suppress_pk(&entry.email_key))),
+            (SK.into(), s(NO_SORT)),
+            (DOC.into(), s(encode(entry, "suppression")?)),
+            (REASON.into(), s(entry.reason.as_str())),
+            (AT.into(), n(entry.at.timestamp_millis())),
+        ]);
+        // The first entry wins: its reason and time are what the list keeps.
+        let cond = Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
+        Ok(self.put_if("suppress", item, cond).await?.is_ok())
+    }
+
+    async fn suppression(&self, email_key: &str) -> Result<Option<Suppression>, StoreError> {
+        let Some(item) = self.get_item("suppression", suppress_pk(email_key), NO_SORT).await? else {
+            return Ok(None);
+        };
+        decode(&item, "suppression").map(Some)
+    }
+
+    async fn put_document(&self, doc: &Document) -> Result<WriteOutcome, StoreError> {
+        const OP: &str = "put document";
+        if doc.name.is_empty() {
+            return Err(StoreError::Corrupt(format!("{OP}: a document needs a name")));
+        }
+        // Versions count from 1: version 0 is never the next one.
+        let Some(previous) = doc.version.checked_sub(1) else {
+            return Ok(WriteOutcome::VersionConflict);
+        };
+        let body = encode(doc, "document")?;
+        let version_item = Item::from([
+            (PK.into(), s(doc_pk(&doc.name))),
+            (SK.into(), s(doc_sk(doc.version))),
+            (DOC.into(), s(&body)),
+            (VERSION.into(), n(doc.version)),
+        ]);
+        let latest_item = Item::from([
+            (PK.into(), s(DOCS)),
+            (SK.into(), s(&doc.name)),
+            (DOC.into(), s(body)),
+            (VERSION.into(), n(doc.version)),
+        ]);
+        let absent = || Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
+        let follows_latest = if previous == 0 {
+            absent()
+        } else {
+            Cond::new("#v = :previous").name("#v", VERSION).value(":previous", n(previous))
+        };
+        let items =
+            vec![absent().put(&self.table, version_item, false)?, follows_latest.put(&self.table, latest_item, false)?];
+        // Cancelled: another writer stored this version first (or is storing it right now).
+        Ok(match self.transact(OP, items).await? {
+            None => WriteOutcome::Written,
+            Some(_) => WriteOutcome::VersionConflict,
+        })
+    }
+
+    async fn document(&self, name: &str, version: Option<u32>) -> Result<Option<Document>, StoreError> {
+        const OP: &str = "document";
+        if name.is_empty() {
+            return Ok(None);
+        }
+        let found = match version {
+            None => self.get_item(OP, DOCS.to_string(), name).await?,
+            Some(v) => self.get_item(OP, doc_pk(name), &doc_sk(v)).await?,
+        };
+        found.map(|item| decode(&item, "document")).transpose()
+    }
+
+    async fn latest_documents(&self, prefix: &str) -> Result<Vec<Document>, StoreError> {
+        const OP: &str = "latest documents";
+        let mut docs = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(DOCS))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take());
+            // DynamoDB refuses an empty string as a key condition value: no prefix, no condition.
+            query = if prefix.is_empty() {
+                query.key_condition_expression("#pk = :pk")
+            } else {
+                query
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", SK)
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            let out = query.send().await.map_err(|e| unavailable(OP, &e))?;
+            // The sort key is the name: the items come in name order.
+            for item in out.items.unwrap_or_default() {
+                docs.push(decode(&item, "document")?);
+            }
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(docs),
+            }
+        }
+    }
+
+    /// A Scan filtered to lead profiles (tombstones included), resumed from the cursor. DynamoDB
+    /// counts its `Limit` before the filter, over every kind of item, so a page stops after
+    /// [`LIST_SCAN_REQUESTS`] requests however few leads it found: pages may be short, or even
+    /// empty, while `next` is `Some`. A page never holds more than `limit` leads (at least one).
+    /// The cursor is the hex of the last evaluated key (a lead's or another item's `PK`/`SK`,
+    /// which hold no personal data); a cursor this store did not hand out is an error.
+    async fn list_leads(&self, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
+        const OP: &str = "list leads";
+        let want = limit.max(1);
+        let mut start = cursor.as_deref().map(decode_cursor).transpose()?;
+        // Enough items per request that a table of mostly activities still fills a page; the
+        // 1 MB cap per request bounds it anyway.
+        let scan_limit = i32::try_from(want.clamp(100, 1000)).unwrap_or(1000);
+        let mut page = LeadPage::default();
+        for _ in 0..LIST_SCAN_REQUESTS {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#sk = :profile")
+                .projection_expression("#pk, #sk, #doc, #v")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_names("#doc", DOC)
+                .expression_attribute_names("#v", VERSION)
+                .expression_attribute_values(":profile", s(PROFILE))
+                .limit(scan_limit)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(OP, &e))?;
+            let more_after = out.last_evaluated_key.is_some();
+            let mut items = out.items.unwrap_or_default().into_iter().peekable();
+            while let Some(item) = items.next() {
+                page.leads.push(lead_of(&item)?);
+                if page.leads.len() >= want {
+                    // Full: the next page resumes right after this lead (scans resume from any
+                    // key, in the table's own order).
+                    if items.peek().is_some() || more_after {
+                        page.next = Some(encode_cursor(&key_of(&item)?)?);
+                    }
+                    return Ok(page);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(page),
+            }
+        }
+        page.next = start.as_ref().map(encode_cursor).transpose()?;
+        Ok(page)
+    }
+
+    async fn due_slas(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<LeadId>, StoreError> {
+        let merged = self.query_due_index(SLA_PARTITION, "due SLAs", now, limit, true).await?;
+        merged.items.iter().map(|(sort, _)| sla_lead(sort)).collect()
+    }
+
+    async fn erase_lead(&self, tombstone: &Lead, email_key: Option<&str>) -> Result<(), StoreError> {
+        const OP: &str = "erase lead";
+        let id = tombstone.id;
+        let Some(expected) = tombstone.version.checked_sub(1) else {
+            return Err(StoreError::Corrupt(format!(
+                "{OP} {id}: a tombstone's version is the stored one + 1, so at least 1"
+            )));
+        };
+        // The profile and the email key go in one transaction; a key that points at another
+        // lead (the address was taken over after a merge) is left alone.
+        let mut email = email_key;
+        let mut outcome = None;
+        for _ in 0..ERASE_ATTEMPTS {
+            let Some(stored) = self.get_item(OP, lead_pk(id), PROFILE).await? else {
+                // Nothing to replace; the trail and the key may still be there.
+                outcome = Some(Erasure::NothingToWrite);
+                break;
+            };
+            let version = num_u64(&stored, VERSION, "lead")?;
+            if is_erased(&stored) && version >= tombstone.version {
+                // A redelivered erasure: finish what the first one may have left.
+                outcome = Some(Erasure::NothingToWrite);
+                break;
+            }
+            if version != expected {
+                return Err(StoreError::Unavailable(format!(
+                    "{OP} {id}: the lead is at version {version}, the tombstone follows {expected}; read it again and retry"
+                )));
+            }
+            let old_open = str_attr(&stored, OWNER_OPEN).map(str::to_string);
+            let mut cond = Cond::new("#v = :expected").name("#v", VERSION).value(":expected", n(expected));
+            cond = match &old_open {
+                Some(rep) => cond.and("#o = :old_open").name("#o", OWNER_OPEN).value(":old_open", s(rep)),
+                None => cond.and("attribute_not_exists(#o)").name("#o", OWNER_OPEN),
+            };
+            let mut items = vec![cond.put(&self.table, tombstone_item(tombstone)?, false)?];
+            if let Some(key) = email {
+                items.push(email_key_delete(&self.table, key, id)?);
+            }
+            // An erased lead is closed: its rep's open count drops.
+            if let Some(rep) = &old_open {
+                items.push(load_update(&self.table, rep, -1)?);
+            }
+            let Some(reasons) = self.transact(OP, items).await? else {
+                outcome = Some(Erasure::Written);
+                break;
+            };
+            if email.is_some() && reasons.get(1).and_then(CancellationReason::code) == Some(CONDITIONAL_CHECK_FAILED) {
+                // The key belongs to another lead now: not ours to delete.
+                email = None;
+            }
+            // Otherwise the lead changed between the read and the write: read again.
+        }
+        match outcome {
+            None => {
+                return Err(StoreError::Unavailable(format!(
+                    "{OP} {id}: the lead kept changing while it was erased; retry"
+                )));
+            }
+            // The key went with the profile, or belongs to another lead.
+            Some(Erasure::Written) => {}
+            Some(Erasure::NothingToWrite) => {
+                if let Some(key) = email {
+                    self.delete_email_key_of(key, id).await?;
+                }
+            }
+        }
+        self.delete_activities(id).await
+    }
 }
 
 impl DynamoStore {
     async fn query_prefix(&self, op: &'static str, lead_id: LeadId, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_lead_items(op, lead_id, prefix, false).await
+    }
+
+    /// The lead's items whose sort key starts with `prefix`; with `keys_only`, their keys alone.
+    async fn query_lead_items(
+        &self,
+        op: &'static str,
+        lead_id: LeadId,
+        prefix: &str,
+        keys_only: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
@@ -723,16 +1038,78 @@ impl DynamoStore {
                 .expression_attribute_values(":pk", s(lead_pk(lead_id)))
                 .expression_attribute_values(":prefix", s(prefix))
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(op, &e))?;
+                .set_exclusive_start_key(start.take());
+            if keys_only {
+                query = query.projection_expression("#pk, #sk");
+            }
+            let out = query.send().await.map_err(|e| unavailable(op, &e))?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(key) => start = Some(key),
                 None => return Ok(items),
             }
         }
+    }
+
+    /// Deletes the email key if it points at `lead` (a conditional delete: a key another lead
+    /// holds stays).
+    async fn delete_email_key_of(&self, key: &str, lead: LeadId) -> Result<(), StoreError> {
+        let sent = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(email_pk(key)))
+            .key(SK, s(EMAIL_SK))
+            .condition_expression("#lead = :lead")
+            .expression_attribute_names("#lead", LEAD_ID)
+            .expression_attribute_values(":lead", s(lead.to_string()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(ctx))
+                if matches!(ctx.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable("erase email key", &e)),
+        }
+    }
+
+    /// Deletes the lead's activities in batches of 25, retrying what DynamoDB leaves unprocessed.
+    async fn delete_activities(&self, lead: LeadId) -> Result<(), StoreError> {
+        const OP: &str = "erase activities";
+        let keys = self.query_lead_items(OP, lead, ACT_PREFIX, true).await?;
+        for chunk in keys.chunks(BATCH_WRITE_MAX) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                let key = key_of(item)?;
+                let delete = DeleteRequest::builder().set_key(Some(key)).build().map_err(|e| build_failed(OP, &e))?;
+                requests.push(WriteRequest::builder().delete_request(delete).build());
+            }
+            let mut attempt: u32 = 0;
+            while !requests.is_empty() {
+                if attempt >= UNPROCESSED_ATTEMPTS {
+                    return Err(StoreError::Unavailable(format!(
+                        "{OP}: DynamoDB left {} deletes unprocessed (throttled); retry",
+                        requests.len()
+                    )));
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50u64 << attempt)).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(OP, &e))?;
+                requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+                attempt += 1;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -793,12 +1170,98 @@ fn load_update(table: &str, rep: &str, delta: i64) -> Result<TransactWriteItem, 
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
+/// A transaction Delete of the email key, if it is absent or points at `lead`.
+fn email_key_delete(table: &str, key: &str, lead: LeadId) -> Result<TransactWriteItem, StoreError> {
+    let delete = Delete::builder()
+        .table_name(table)
+        .key(PK, s(email_pk(key)))
+        .key(SK, s(EMAIL_SK))
+        .condition_expression("attribute_not_exists(#pk) OR #lead = :lead")
+        .expression_attribute_names("#pk", PK)
+        .expression_attribute_names("#lead", LEAD_ID)
+        .expression_attribute_values(":lead", s(lead.to_string()))
+        .build()
+        .map_err(|e| build_failed("email key delete", &e))?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
+}
+
 fn non_empty<K, V>(map: HashMap<K, V>) -> Option<HashMap<K, V>> {
     (!map.is_empty()).then_some(map)
 }
 
 fn lead_pk(id: LeadId) -> String {
     format!("LEAD#{id}")
+}
+
+fn email_pk(key: &str) -> String {
+    format!("EMAIL#{key}")
+}
+
+fn suppress_pk(email_key: &str) -> String {
+    format!("SUPPRESS#{email_key}")
+}
+
+fn doc_pk(name: &str) -> String {
+    format!("DOC#{name}")
+}
+
+/// Zero-padded so that text order is version order (a `u32` has at most 10 digits).
+fn doc_sk(version: u32) -> String {
+    format!("V#{version:010}")
+}
+
+fn lead_of(item: &Item) -> Result<Lead, StoreError> {
+    let mut lead: Lead = decode(item, "lead")?;
+    lead.version = num_u64(item, VERSION, &format!("lead {}", lead.id))?;
+    Ok(lead)
+}
+
+fn is_erased(item: &Item) -> bool {
+    item.get(ERASED).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
+}
+
+/// The lead id at the end of an SLA index key (`<ms>#<lead id>`).
+fn sla_lead(sort: &str) -> Result<LeadId, StoreError> {
+    sort.split_once('#')
+        .and_then(|(_, id)| id.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("due SLAs: index key {sort:?} does not end in a lead id")))
+}
+
+/// The table key (`PK`, `SK`) of an item.
+fn key_of(item: &Item) -> Result<Item, StoreError> {
+    let mut key = Item::new();
+    for name in [PK, SK] {
+        let value = item.get(name).ok_or_else(|| StoreError::Corrupt(format!("an item has no {name}")))?;
+        key.insert(name.to_string(), value.clone());
+    }
+    Ok(key)
+}
+
+/// A `list_leads` cursor: the hex of the JSON of the key's string attributes.
+fn encode_cursor(key: &Item) -> Result<String, StoreError> {
+    let mut plain = BTreeMap::new();
+    for (name, value) in key {
+        let text = value
+            .as_s()
+            .map_err(|_| StoreError::Corrupt(format!("list leads: key attribute {name} is not a string")))?;
+        plain.insert(name.as_str(), text.as_str());
+    }
+    Ok(hex::encode(encode(&plain, "cursor")?))
+}
+
+fn decode_cursor(cursor: &str) -> Result<Item, StoreError> {
+    // Not a stored item, but what the variant means to a caller: this input will never read.
+    let bad = || StoreError::Corrupt("list leads: the cursor is not one this store handed out".into());
+    if cursor.len() > MAX_CURSOR_LEN {
+        return Err(bad());
+    }
+    let bytes = hex::decode(cursor).map_err(|_| bad())?;
+    let plain: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let well_formed = plain.len() == 2 && [PK, SK].iter().all(|name| plain.get(*name).is_some_and(|v| !v.is_empty()));
+    if !well_formed {
+        return Err(bad());
+    }
+    Ok(plain.into_iter().map(|(name, value)| (name, s(value))).collect())
 }
 
 /// The rep whose open-lead count includes this lead, if any.
@@ -824,6 +1287,28 @@ fn lead_item(lead: &Lead, version: u64) -> Result<Item, StoreError> {
     if let Some(rep) = open_owner(lead) {
         item.insert(OWNER_OPEN.into(), s(rep));
     }
+    if let Some(due) = sla_due(lead) {
+        item.insert(GSI1PK.into(), s(format!("{SLA_PARTITION}{}", due_shard(lead.id))));
+        item.insert(GSI1SK.into(), s(format!("{}#{}", due_millis(due), lead.id)));
+    }
+    Ok(item)
+}
+
+/// When the lead's SLA expires, while one runs: owned, valid and not yet contacted (or closed).
+fn sla_due(lead: &Lead) -> Option<DateTime<Utc>> {
+    match (&lead.owner, lead.status) {
+        (Some(owner), SalesStatus::New) if lead.is_valid() => Some(owner.sla_due_at),
+        _ => None,
+    }
+}
+
+/// The tombstone as stored: a closed lead (no open count, no SLA) flagged as erased.
+fn tombstone_item(tombstone: &Lead) -> Result<Item, StoreError> {
+    let mut item = lead_item(tombstone, tombstone.version)?;
+    item.remove(OWNER_OPEN);
+    item.remove(GSI1PK);
+    item.remove(GSI1SK);
+    item.insert(ERASED.into(), AttributeValue::Bool(true));
     Ok(item)
 }
 
@@ -842,7 +1327,7 @@ fn enrollment_item(enrollment: &Enrollment, version: u64) -> Result<Item, StoreE
     // Only active enrollments with a due time are in the (sparse) due index, whatever time the
     // document of an ended one still holds.
     if let (EnrollmentState::Active, Some(due)) = (&enrollment.state, enrollment.next_due_at) {
-        item.insert(GSI1PK.into(), s(format!("DUE#{}", due_shard(enrollment.lead_id))));
+        item.insert(GSI1PK.into(), s(format!("{DUE_PARTITION}{}", due_shard(enrollment.lead_id))));
         item.insert(GSI1SK.into(), s(format!("{}#{}#{}", due_millis(due), enrollment.lead_id, enrollment.campaign_id)));
     }
     Ok(item)
@@ -854,7 +1339,7 @@ fn enrollment_of(item: &Item) -> Result<Enrollment, StoreError> {
     Ok(e)
 }
 
-/// The due-index partition of a lead's enrollments: stable across builds and processes (a
+/// The due-index shard of a lead's enrollments and SLA: stable across builds and processes (a
 /// digest, not `std`'s randomly seeded hasher).
 pub fn due_shard(lead: LeadId) -> u32 {
     let digest = Sha256::digest(lead.to_string().as_bytes());

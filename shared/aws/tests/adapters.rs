@@ -4,8 +4,13 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sesv2::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_sesv2::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_sesv2::error::BoxError;
+use chrono::{DateTime, Utc};
 use common::{enrollment, id, lead, owned_by, t, table, unique};
 use leadflow_aws::bus::EventBridgeBus;
 use leadflow_aws::mailer::SesMailer;
@@ -14,7 +19,8 @@ use leadflow_aws::store::{DynamoStore, due_shard};
 use leadflow_core::FieldProblem;
 use leadflow_core::error::{MailError, StoreError};
 use leadflow_core::model::{
-    Activity, ActivityKind, Enrollment, EnrollmentState, Lead, LeadId, SalesStatus, TeamCursor, Validity,
+    Activity, ActivityKind, Document, Enrollment, EnrollmentState, Lead, LeadId, SalesStatus, Suppression,
+    SuppressionReason, TeamCursor, Validity,
 };
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
@@ -27,11 +33,15 @@ fn loads(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
 }
 
 /// Open owned leads per rep, counted from the lead items themselves: what the counters must say.
+/// A tombstone (an erased lead) is closed, whatever its document still says.
 async fn true_loads(client: &aws_sdk_dynamodb::Client, table: &str) -> BTreeMap<String, u32> {
     let out = client.scan().table_name(table).consistent_read(true).send().await.expect("scan");
     let mut counts = BTreeMap::new();
     for item in out.items() {
         if item.get("SK").and_then(|v| v.as_s().ok()).map(String::as_str) != Some("PROFILE") {
+            continue;
+        }
+        if item.get("erased").is_some_and(|v| v.as_bool() == Ok(&true)) {
             continue;
         }
         let doc = item.get("doc").and_then(|v| v.as_s().ok()).expect("doc");
@@ -536,6 +546,401 @@ async fn every_store_method_makes_the_requests_it_should() {
     assert_eq!(r.take(), vec!["Query"; 8], "due_enrollments");
     store.update_enrollment(&e, 0).await.unwrap();
     assert_eq!(r.take(), ["PutItem"], "update_enrollment");
+
+    let entry = Suppression {
+        email_key: email_key("ada@example.com"),
+        reason: SuppressionReason::Bounced,
+        at: t(1),
+        lead_id: Some(id(1)),
+    };
+    store.suppress(&entry).await.unwrap();
+    assert_eq!(r.take(), ["PutItem"], "suppress");
+    store.suppression(&entry.email_key).await.unwrap();
+    assert_eq!(r.take(), ["GetItem"], "suppression");
+    store.put_document(&doc("routing", 1, "{}")).await.unwrap();
+    assert_eq!(r.take(), ["TransactWriteItems"], "put_document");
+    store.document("routing", None).await.unwrap();
+    store.document("routing", Some(1)).await.unwrap();
+    assert_eq!(r.take(), ["GetItem", "GetItem"], "document");
+    store.latest_documents("").await.unwrap();
+    assert_eq!(r.take(), ["Query"], "latest_documents");
+    store.list_leads(None, 10).await.unwrap();
+    assert_eq!(r.take(), ["Scan"], "list_leads");
+    store.due_slas(t(10), 10).await.unwrap();
+    assert_eq!(r.take(), vec!["Query"; 8], "due_slas");
+    let stored = store.get_lead(id(1)).await.unwrap().unwrap();
+    r.take();
+    store.erase_lead(&tombstone_of(&stored), Some(&email_key("ada@example.com"))).await.unwrap();
+    assert_eq!(r.take(), ["GetItem", "TransactWriteItems", "Query", "BatchWriteItem"], "erase_lead");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suppression, documents, lead listing, SLAs, erasure
+// ---------------------------------------------------------------------------------------------
+
+fn doc(name: &str, version: u32, body: &str) -> Document {
+    Document { name: name.to_string(), version, body: body.to_string(), saved_at: t(i64::from(version)) }
+}
+
+/// The lead owned by `rep`, whose SLA expires at `due`.
+fn owned_until(lead: Lead, rep: &str, due: DateTime<Utc>) -> Lead {
+    let mut owned = owned_by(lead, rep);
+    if let Some(owner) = owned.owner.as_mut() {
+        owner.sla_due_at = due;
+    }
+    owned
+}
+
+/// What an erasure leaves of a lead: no personal data, the next version; owner and status are
+/// kept (the store closes the lead whatever they say).
+fn tombstone_of(stored: &Lead) -> Lead {
+    let mut tombstone = stored.clone();
+    tombstone.version = stored.version + 1;
+    tombstone.contact.email = "erased".into();
+    tombstone.contact.email_domain = String::new();
+    tombstone.contact.first_name = None;
+    tombstone.contact.last_name = None;
+    tombstone.contact.phone = None;
+    tombstone.contact.company = None;
+    tombstone.custom.clear();
+    tombstone
+}
+
+fn opened(lead_id: LeadId, activity: &str) -> Activity {
+    Activity {
+        id: activity.to_string(),
+        lead_id,
+        at: t(5),
+        kind: ActivityKind::EmailOpened { message_id: "m".into(), email: None },
+    }
+}
+
+async fn index_attributes(db: &common::Table, lead_id: LeadId) -> (Option<String>, Option<String>) {
+    let item = db
+        .client
+        .get_item()
+        .table_name(&db.name)
+        .key("PK", AttributeValue::S(format!("LEAD#{lead_id}")))
+        .key("SK", AttributeValue::S("PROFILE".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("lead item");
+    let attr = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    (attr("GSI1PK"), attr("GSI1SK"))
+}
+
+#[tokio::test]
+async fn suppression_keeps_the_first_entry_and_its_reason() {
+    let db = table().await;
+    let store = &db.store;
+    let key = email_key("ada@example.com");
+    let first =
+        Suppression { email_key: key.clone(), reason: SuppressionReason::Unsubscribed, at: t(1), lead_id: Some(id(1)) };
+    assert_eq!(store.suppression(&key).await.unwrap(), None);
+    assert!(store.suppress(&first).await.unwrap());
+    let later = Suppression { reason: SuppressionReason::Bounced, at: t(2), lead_id: None, ..first.clone() };
+    assert!(!store.suppress(&later).await.unwrap(), "suppressed already");
+    assert_eq!(store.suppression(&key).await.unwrap(), Some(first));
+    assert_eq!(store.suppression(&email_key("bob@example.com")).await.unwrap(), None);
+
+    // The list holds keys, never addresses.
+    let out = db.client.scan().table_name(&db.name).send().await.unwrap();
+    let text = format!("{:?}", out.items());
+    assert!(text.contains(&format!("SUPPRESS#{key}")) && !text.contains("ada@"), "{text}");
+}
+
+#[tokio::test]
+async fn documents_count_up_from_one_without_gaps_and_the_latest_is_indexed() {
+    let db = table().await;
+    let store = &db.store;
+    let name = "campaign:welcome";
+    assert_eq!(store.document(name, None).await.unwrap(), None);
+    assert_eq!(store.put_document(&doc(name, 0, "{}")).await.unwrap(), WriteOutcome::VersionConflict, "no version 0");
+    assert_eq!(store.put_document(&doc(name, 2, "{}")).await.unwrap(), WriteOutcome::VersionConflict, "a gap");
+    assert_eq!(store.put_document(&doc(name, 1, r#"{"v":1}"#)).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.put_document(&doc(name, 1, r#"{"v":"other"}"#)).await.unwrap(), WriteOutcome::VersionConflict);
+    assert_eq!(store.put_document(&doc(name, 3, "{}")).await.unwrap(), WriteOutcome::VersionConflict, "a gap");
+    assert_eq!(store.put_document(&doc(name, 2, r#"{"v":2}"#)).await.unwrap(), WriteOutcome::Written);
+
+    assert_eq!(store.document(name, None).await.unwrap(), Some(doc(name, 2, r#"{"v":2}"#)));
+    assert_eq!(store.document(name, Some(1)).await.unwrap(), Some(doc(name, 1, r#"{"v":1}"#)), "kept unchanged");
+    assert_eq!(store.document(name, Some(2)).await.unwrap(), Some(doc(name, 2, r#"{"v":2}"#)));
+    assert_eq!(store.document(name, Some(3)).await.unwrap(), None);
+    assert_eq!(store.document("campaign:other", None).await.unwrap(), None);
+    assert_eq!(store.document("", None).await.unwrap(), None);
+    assert!(store.put_document(&doc("", 1, "{}")).await.is_err(), "a document needs a name");
+
+    // Two writers of the same next version: exactly one wins.
+    let mut racers = tokio::task::JoinSet::new();
+    for n in 0..4 {
+        let store = store.clone();
+        racers.spawn(async move { store.put_document(&doc(name, 3, &format!(r#"{{"writer":{n}}}"#))).await });
+    }
+    let mut written = 0;
+    while let Some(done) = racers.join_next().await {
+        if done.unwrap().unwrap() == WriteOutcome::Written {
+            written += 1;
+        }
+    }
+    assert_eq!(written, 1, "one writer of version 3");
+    let latest = store.document(name, None).await.unwrap().unwrap();
+    assert_eq!(latest.version, 3);
+    assert_eq!(
+        store.document(name, Some(3)).await.unwrap(),
+        Some(latest.clone()),
+        "the index holds the stored version"
+    );
+
+    store.put_document(&doc("campaign:alpha", 1, "{}")).await.unwrap();
+    store.put_document(&doc("routing", 1, "{}")).await.unwrap();
+    store.put_document(&doc("scoring", 1, "{}")).await.unwrap();
+    store.put_document(&doc("scoring", 2, r#"{"s":2}"#)).await.unwrap();
+    let names = |docs: Vec<Document>| docs.into_iter().map(|d| (d.name, d.version)).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.latest_documents("campaign:").await.unwrap()),
+        [("campaign:alpha".to_string(), 1), (name.to_string(), 3)]
+    );
+    let everything = store.latest_documents("").await.unwrap();
+    assert_eq!(everything.len(), 4);
+    assert_eq!(everything.last(), Some(&doc("scoring", 2, r#"{"s":2}"#)), "the latest version with its body");
+    assert_eq!(names(store.latest_documents("routing").await.unwrap()), [("routing".to_string(), 1)]);
+    assert!(store.latest_documents("nothing:").await.unwrap().is_empty());
+}
+
+/// Pages of `list_leads` with `limit` until the last: the ids in the order seen, and the pages.
+async fn all_pages(store: &DynamoStore, limit: usize) -> (Vec<LeadId>, usize) {
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store.list_leads(cursor.take(), limit).await.unwrap();
+        assert!(page.leads.len() <= limit.max(1), "a page of {} for limit {limit}", page.leads.len());
+        seen.extend(page.leads.iter().map(|l| l.id));
+        pages += 1;
+        assert!(pages <= 1000, "list_leads does not end");
+        match page.next {
+            Some(next) => {
+                assert!(!next.contains("example") && !next.is_empty(), "{next}");
+                cursor = Some(next);
+            }
+            None => return (seen, pages),
+        }
+    }
+}
+
+#[tokio::test]
+async fn list_leads_pages_cover_every_lead_exactly_once() {
+    let db = table().await;
+    let store = &db.store;
+    let empty = store.list_leads(None, 10).await.unwrap();
+    assert!(empty.leads.is_empty() && empty.next.is_none());
+
+    // 60 leads among 180 other items (email keys, activities, enrollments, an alias, counters,
+    // documents): the scan's pages are mostly not leads.
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 1..=60_u64 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let l = if n % 3 == 0 {
+                owned_by(lead(n, &format!("p{n}@example.com")), "rep-1")
+            } else {
+                lead(n, &format!("p{n}@example.com"))
+            };
+            assert_eq!(store.create_lead(&l).await.unwrap(), CreateOutcome::Created);
+            store.record_activity(&opened(id(n), "a")).await.unwrap();
+            assert!(store.enroll(&enrollment(n, "c", Some(t(10)), EnrollmentState::Active)).await.unwrap());
+        });
+        if tasks.len() >= 8 {
+            tasks.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    store.record_alias(id(100), id(1)).await.unwrap();
+    store.put_document(&doc("routing", 1, "{}")).await.unwrap();
+    let all: Vec<LeadId> = (1..=60).map(id).collect();
+
+    for limit in [0, 1, 7, 60, 1000] {
+        let (mut seen, pages) = all_pages(store, limit).await;
+        seen.sort();
+        assert_eq!(seen, all, "limit {limit}: every lead once, over {pages} pages");
+    }
+    let (_, pages) = all_pages(store, 7).await;
+    assert!(pages >= 9, "60 leads in pages of at most 7: {pages} pages");
+    let whole = store.list_leads(None, 1000).await.unwrap();
+    assert_eq!((whole.leads.len(), whole.next), (60, None));
+    let third = whole.leads.iter().find(|l| l.id == id(3)).unwrap();
+    assert_eq!(third, &owned_by(lead(3, "p3@example.com"), "rep-1"), "whole leads, with their version");
+
+    let hex = |text: &str| text.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    for bad in [
+        "not a cursor".to_string(),
+        "abc".to_string(),
+        hex("{}"),
+        hex(r#"{"PK":"LEAD#x"}"#),
+        hex(r#"{"PK":"LEAD#x","SK":""}"#),
+        hex(r#"{"PK":"LEAD#x","SK":"PROFILE","X":"y"}"#),
+        hex("[1, 2]"),
+        "0".repeat(100_000),
+    ] {
+        match store.list_leads(Some(bad.clone()), 10).await {
+            Err(StoreError::Corrupt(message)) => assert!(message.contains("cursor"), "{message}"),
+            other => panic!("cursor {bad:.40}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn due_slas_are_the_owned_new_valid_leads_whose_sla_expired_oldest_first() {
+    let db = table().await;
+    let store = &db.store;
+    // Born owned: in the index from the start.
+    store.create_lead(&owned_until(lead(1, "p1@example.com"), "rep-1", t(100))).await.unwrap();
+    for (n, due) in [(2, t(50)), (3, t(3600)), (4, t(60)), (5, t(70)), (6, t(80))] {
+        let email = format!("p{n}@example.com");
+        store.create_lead(&lead(n, &email)).await.unwrap();
+        let write = AssignmentWrite {
+            lead: owned_until(lead(n, &email), "rep-1", due),
+            expected_lead_version: 0,
+            team_cursor: None,
+        };
+        assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
+    }
+    let mut invalid = owned_until(lead(7, "bad"), "rep-2", t(10));
+    invalid.validity = Validity::Invalid { reasons: Vec::new() };
+    store.create_lead(&invalid).await.unwrap();
+    store.create_lead(&lead(8, "unowned@example.com")).await.unwrap();
+    // A due enrollment lives in the same index, in other partitions.
+    store.enroll(&enrollment(8, "c", Some(t(10)), EnrollmentState::Active)).await.unwrap();
+
+    db.requests.take();
+    assert_eq!(store.due_slas(t(200), 10).await.unwrap(), [id(2), id(4), id(5), id(6), id(1)]);
+    assert_eq!(db.requests.take(), vec!["Query"; 8], "one query per shard");
+    assert_eq!(store.due_slas(t(200), 2).await.unwrap(), [id(2), id(4)]);
+    assert_eq!(store.due_slas(t(60), 10).await.unwrap(), [id(2), id(4)], "due at `now` exactly");
+    assert_eq!(store.due_slas(t(49), 10).await.unwrap(), Vec::<LeadId>::new());
+    assert_eq!(store.due_slas(t(200), 0).await.unwrap(), Vec::<LeadId>::new());
+    assert_eq!(due_ids(store, 10).await, [id(8)], "no lead among the due enrollments");
+    assert_eq!(index_attributes(&db, id(8)).await, (None, None), "an unowned lead is not indexed");
+    assert_eq!(index_attributes(&db, id(7)).await, (None, None), "an invalid lead is not indexed");
+    let (pk, sk) = index_attributes(&db, id(1)).await;
+    assert_eq!(pk, Some(format!("SLA#{}", due_shard(id(1)))));
+    assert_eq!(sk, Some(format!("{:015}#{}", t(100).timestamp_millis(), id(1))));
+
+    // Contacted: the SLA is met. Won and lost: closed, and off their rep's count.
+    for (n, status) in [(4, SalesStatus::Contacted), (5, SalesStatus::Won), (6, SalesStatus::Lost)] {
+        let mut changed = store.get_lead(id(n)).await.unwrap().unwrap();
+        changed.status = status;
+        assert_eq!(store.update_lead(&changed, changed.version).await.unwrap(), WriteOutcome::Written);
+        assert_eq!(index_attributes(&db, id(n)).await, (None, None), "{status:?} leaves the index");
+    }
+    assert_eq!(store.due_slas(t(200), 10).await.unwrap(), [id(2), id(1)]);
+    assert_loads(&db, &[("rep-1", 4), ("rep-2", 1)], "after contacted, won and lost").await;
+
+    // A merge (any update that keeps owner and status) keeps the SLA running.
+    let mut merged = store.get_lead(id(1)).await.unwrap().unwrap();
+    merged.submissions += 1;
+    assert_eq!(store.update_lead(&merged, merged.version).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.due_slas(t(200), 10).await.unwrap(), [id(2), id(1)]);
+
+    // Re-routed after the breach: another rep, a new SLA.
+    let breached = store.get_lead(id(2)).await.unwrap().unwrap();
+    let reroute = AssignmentWrite {
+        lead: owned_until(breached.clone(), "rep-2", t(5000)),
+        expected_lead_version: breached.version,
+        team_cursor: None,
+    };
+    assert_eq!(store.assign(&reroute).await.unwrap(), AssignOutcome::Assigned);
+    assert_eq!(store.due_slas(t(200), 10).await.unwrap(), [id(1)]);
+    assert_eq!(store.due_slas(t(6000), 10).await.unwrap(), [id(1), id(3), id(2)]);
+    assert_loads(&db, &[("rep-1", 3), ("rep-2", 2)], "after re-routing").await;
+}
+
+#[tokio::test]
+async fn erase_lead_leaves_a_tombstone_and_no_email_key_trail_open_count_or_sla() {
+    let db = table().await;
+    let store = &db.store;
+    store.create_lead(&lead(1, "ada@example.com")).await.unwrap();
+    let write = AssignmentWrite {
+        lead: owned_until(lead(1, "ada@example.com"), "rep-1", t(100)),
+        expected_lead_version: 0,
+        team_cursor: None,
+    };
+    assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
+    store.create_lead(&owned_by(lead(2, "bob@example.com"), "rep-1")).await.unwrap();
+    for n in 0..30 {
+        store.record_activity(&opened(id(1), &format!("a{n:02}"))).await.unwrap();
+    }
+    store.record_activity(&opened(id(2), "kept")).await.unwrap();
+    let stopped = enrollment(1, "c", None, EnrollmentState::Stopped { reason: "erased".into() });
+    store.enroll(&stopped).await.unwrap();
+    assert_loads(&db, &[("rep-1", 2)], "before").await;
+    assert_eq!(store.due_slas(t(200), 10).await.unwrap(), [id(1)]);
+
+    let tombstone = tombstone_of(&store.get_lead(id(1)).await.unwrap().unwrap());
+    assert_eq!((tombstone.version, tombstone.status), (2, SalesStatus::New));
+    db.requests.take();
+    store.erase_lead(&tombstone, Some(&email_key("ada@example.com"))).await.unwrap();
+    assert_eq!(
+        db.requests.take(),
+        ["GetItem", "TransactWriteItems", "Query", "BatchWriteItem", "BatchWriteItem"],
+        "30 activities in two batches"
+    );
+    assert_eq!(store.get_lead(id(1)).await.unwrap(), Some(tombstone.clone()));
+    assert_eq!(store.find_by_email_key(&email_key("ada@example.com")).await.unwrap(), None);
+    assert!(store.activities(id(1)).await.unwrap().is_empty());
+    assert_eq!(store.activities(id(2)).await.unwrap().len(), 1, "other leads keep theirs");
+    assert_eq!(store.enrollments(id(1)).await.unwrap(), [stopped], "enrollments are kept");
+    assert_loads(&db, &[("rep-1", 1)], "after erasing an owned open lead").await;
+    assert_eq!(store.due_slas(t(200), 10).await.unwrap(), Vec::<LeadId>::new());
+    assert_eq!(index_attributes(&db, id(1)).await, (None, None));
+    let listed = store.list_leads(None, 100).await.unwrap();
+    assert!(listed.leads.contains(&tombstone) && !listed.leads.iter().any(|l| l.contact.email == "ada@example.com"));
+    let text = format!("{:?}", db.client.scan().table_name(&db.name).send().await.unwrap().items());
+    assert!(!text.contains("ada@example.com"), "the address is gone from the table: {text}");
+
+    // Redelivered: finishes quietly, counts nothing twice.
+    store.erase_lead(&tombstone, Some(&email_key("ada@example.com"))).await.unwrap();
+    assert_eq!(store.get_lead(id(1)).await.unwrap(), Some(tombstone));
+    assert_loads(&db, &[("rep-1", 1)], "after a redelivered erasure").await;
+
+    // A tombstone built from a stale read is refused, and nothing changes.
+    let current = store.get_lead(id(2)).await.unwrap().unwrap();
+    let stale = Lead { version: current.version + 5, ..tombstone_of(&current) };
+    assert!(matches!(store.erase_lead(&stale, None).await, Err(StoreError::Unavailable(_))));
+    assert_eq!(store.get_lead(id(2)).await.unwrap(), Some(current.clone()));
+    assert_eq!(store.activities(id(2)).await.unwrap().len(), 1);
+    assert!(
+        store.erase_lead(&Lead { version: 0, ..current.clone() }, None).await.is_err(),
+        "version 0 follows nothing"
+    );
+
+    // The key given belongs to another lead (the address was merged away): it stays.
+    store.create_lead(&lead(3, "carol@example.com")).await.unwrap();
+    store.erase_lead(&tombstone_of(&current), Some(&email_key("carol@example.com"))).await.unwrap();
+    assert_eq!(store.find_by_email_key(&email_key("carol@example.com")).await.unwrap(), Some(id(3)));
+    assert_eq!(store.find_by_email_key(&email_key("bob@example.com")).await.unwrap(), Some(id(2)), "not given");
+    assert_eq!(store.get_lead(id(2)).await.unwrap().map(|l| l.contact.email), Some("erased".to_string()));
+    assert!(store.activities(id(2)).await.unwrap().is_empty());
+    assert_loads(&db, &[], "after erasing the last open lead").await;
+
+    // A won lead's erasure counts nothing; a missing lead is nothing to erase.
+    let mut won = store.get_lead(id(3)).await.unwrap().unwrap();
+    won.status = SalesStatus::Won;
+    won.owner = owned_by(won.clone(), "rep-9").owner;
+    store.update_lead(&won, won.version).await.unwrap();
+    let won = store.get_lead(id(3)).await.unwrap().unwrap();
+    store.erase_lead(&tombstone_of(&won), Some(&email_key("carol@example.com"))).await.unwrap();
+    assert_eq!(store.find_by_email_key(&email_key("carol@example.com")).await.unwrap(), None);
+    assert_loads(&db, &[], "after erasing a won lead").await;
+    store
+        .erase_lead(&tombstone_of(&lead(9, "nobody@example.com")), Some(&email_key("nobody@example.com")))
+        .await
+        .unwrap();
+    assert_eq!(store.get_lead(id(9)).await.unwrap(), None, "erasing creates no lead");
 }
 
 #[tokio::test]
@@ -728,6 +1133,76 @@ async fn an_email_is_sent_as_raw_mime_with_both_parts() {
     assert!(mime.contains("multipart/alternative"), "{mime}");
     assert!(mime.contains(&format!("Message-ID: <{}>", SesMailer::message_id_for(&key))), "{mime}");
     assert!(mime.contains("List-Unsubscribe: <https://leadflow.test/u/token>"), "{mime}");
+}
+
+/// The JSON bodies an SES client sent, as they went over the wire to moto.
+#[derive(Debug, Clone, Default)]
+struct SentBodies(Arc<Mutex<Vec<serde_json::Value>>>);
+
+impl SentBodies {
+    fn take(&self) -> Vec<serde_json::Value> {
+        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+    }
+}
+
+impl Intercept for SentBodies {
+    fn name(&self) -> &'static str {
+        "SentBodies"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(body) = context.request().body().bytes().and_then(|b| serde_json::from_slice(b).ok())
+            && let Ok(mut sent) = self.0.lock()
+        {
+            sent.push(body);
+        }
+        Ok(())
+    }
+}
+
+/// moto keeps neither the tags nor the configuration set of a raw send (its `RawMessage` has
+/// the id, source, destinations and MIME only), so they are read from the request the SDK sent
+/// to moto, which moto then accepted.
+#[tokio::test]
+async fn an_email_carries_its_tags_and_the_configuration_set() {
+    let config = common::sdk_config().await;
+    let plain = aws_sdk_sesv2::Client::new(&config);
+    let sender = format!("{}@leadflow.test", unique("sender"));
+    plain.create_email_identity().email_identity(&sender).send().await.expect("verify sender");
+    let set = unique("set");
+    plain.create_configuration_set().configuration_set_name(&set).send().await.expect("configuration set");
+    let sent = SentBodies::default();
+    let logged = aws_sdk_sesv2::config::Builder::from(&config).interceptor(sent.clone()).build();
+    let mailer = SesMailer::new(aws_sdk_sesv2::Client::from_conf(logged), Some(set.clone()));
+
+    let key = format!("drip-{}", unique("k"));
+    let mut tagged = email(&key, &sender);
+    tagged.tags = vec![("lead_id".into(), id(1).to_string()), ("email".into(), key.clone())];
+    let message_id = mailer.send(&tagged, t(0)).await.unwrap();
+    sent_raw_message(&message_id).await;
+
+    let bodies = sent.take();
+    let [body] = bodies.as_slice() else { panic!("one SendEmail request: {bodies:?}") };
+    assert_eq!(body["ConfigurationSetName"], set.as_str());
+    let tags: Vec<(String, String)> = body["EmailTags"]
+        .as_array()
+        .expect("EmailTags")
+        .iter()
+        .map(|t| (t["Name"].as_str().unwrap().to_string(), t["Value"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            ("category".to_string(), "marketing".to_string()),
+            ("lead_id".to_string(), id(1).to_string()),
+            ("email".to_string(), key.clone()),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use lambda_http::http::StatusCode;
 use leadflow_aws::env;
 use leadflow_aws::lambda::{
     BatchError, Budget, StartupError, SystemClock, UnidentifiedRecord, batch_items, batch_response, environment,
-    handle_sqs_event,
+    environment_with_secret, handle_sqs_event,
 };
 use leadflow_core::ports::{Adapters, ConfigHandle, Stage};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer};
@@ -163,6 +163,39 @@ fn a_missing_or_unusable_variable_is_named() {
     assert!(!missing && text.contains("LEADFLOW_SENDER"), "{text}");
     let (missing, text) = message(&[(env::TABLE, "t"), (env::ALLOWED_ORIGINS, " , ")], &[]);
     assert!(!missing && text.contains("LEADFLOW_ALLOWED_ORIGINS"), "{text}");
+}
+
+#[test]
+fn the_unsubscribe_secret_is_required_where_links_are_signed_and_optional_elsewhere() {
+    let secret = "k".repeat(env::MIN_SECRET_LEN);
+    let with = [(env::TABLE, "t"), (env::UNSUBSCRIBE_SECRET, secret.as_str())];
+
+    let signing = environment_with_secret(lookup(&with), &[]).expect("table and secret");
+    assert_eq!(signing.config.settings.unsubscribe_secret, secret);
+    let other = environment(lookup(&with), &[]).expect("a function given the secret anyway");
+    assert_eq!(other.config.settings.unsubscribe_secret, secret);
+    let without = environment(lookup(&[(env::TABLE, "t")]), &[]).expect("no secret needed");
+    assert_eq!(without.config.settings.unsubscribe_secret, "");
+
+    for vars in [vec![(env::TABLE, "t")], vec![(env::TABLE, "t"), (env::UNSUBSCRIBE_SECRET, "  ")]] {
+        match environment_with_secret(lookup(&vars), &[]) {
+            Err(StartupError::MissingVar(e)) => assert!(e.to_string().contains("LEADFLOW_UNSUBSCRIBE_SECRET"), "{e}"),
+            Err(e) => panic!("{vars:?}: {e}"),
+            Ok(_) => panic!("{vars:?}: started without a secret"),
+        }
+    }
+    let short = "s3cr3t-but-short";
+    let vars = [(env::TABLE, "t"), (env::UNSUBSCRIBE_SECRET, short)];
+    for read in [environment(lookup(&vars), &[]), environment_with_secret(lookup(&vars), &[])] {
+        match read {
+            Err(e @ StartupError::InvalidVar { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("LEADFLOW_UNSUBSCRIBE_SECRET") && !text.contains(short), "{text}");
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a short secret was taken"),
+        }
+    }
 }
 
 #[test]

@@ -925,10 +925,12 @@ async fn requests_per_lead_from_capture_to_assignment() {
     // Measured on moto with this code; a measurement, not a target. A change here is a change
     // in what every lead costs: read the table printed above (--nocapture) and update the
     // numbers knowingly. Per function: capture 1 (SendMessage); validate 4 (resolve, create
-    // with the email key, trail, hand-off); score 5; route 12 (read, cursor, loads, assign,
-    // trail, and claim/send/finish for the email and for the event).
-    assert_eq!(per_function, [("capture", 1), ("validate", 4), ("score", 5), ("route", 12)], "{functions:#?}");
-    assert_eq!(sum(&functions), 22, "the functions' requests per lead");
+    // with the email key, trail, hand-off); score 6 (5, and the Query of `latest_documents` that
+    // refreshes the configuration applied through the admin API: once per cache period, and
+    // the stages share one cache here); route 12 (read, cursor, loads, assign, trail, and
+    // claim/send/finish for the email and for the event).
+    assert_eq!(per_function, [("capture", 1), ("validate", 4), ("score", 6), ("route", 12)], "{functions:#?}");
+    assert_eq!(sum(&functions), 23, "the functions' requests per lead");
     // One ReceiveMessage that finds the message and one DeleteMessageBatch per stage; on AWS
     // the pollers' empty long polls come on top, per queue and not per lead.
     assert_eq!(sum(&lambda), 6, "the event source mappings' requests per lead: {lambda:#?}");

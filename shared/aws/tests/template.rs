@@ -121,12 +121,39 @@ impl Template {
             }
         }
         for (_, f) in self.functions() {
-            for event in schedule_events(f) {
+            for event in events(f, &["ScheduleV2", "Schedule", "EventBridgeRule"]) {
                 if let Some(arn) = prop(event, "DeadLetterConfig").and_then(|d| d.get("Arn")) {
-                    out.insert(get_att(arn).expect("the schedule's DLQ Arn is a !GetAtt").0);
+                    out.insert(get_att(arn).expect("an event source's DLQ Arn is a !GetAtt").0);
                 }
             }
+            let on_failure = prop(f, "EventInvokeConfig")
+                .and_then(|c| c.get("DestinationConfig"))
+                .and_then(|d| d.get("OnFailure"))
+                .filter(|o| o.get("Type").and_then(Value::as_str) == Some("SQS"));
+            if let Some(destination) = on_failure.and_then(|o| o.get("Destination")) {
+                out.insert(get_att(destination).expect("an OnFailure destination is a !GetAtt").0);
+            }
         }
+        out
+    }
+
+    /// Every HTTP route: (function binary, method, path, the authorizer in force: the route's
+    /// own, else the API's default).
+    fn routes(&self) -> Vec<(String, String, String, Option<String>)> {
+        let default = self
+            .of_type("AWS::Serverless::HttpApi")
+            .first()
+            .and_then(|(_, api)| prop(api, "Auth")?.get("DefaultAuthorizer")?.as_str().map(str::to_string));
+        let mut out = Vec::new();
+        for (id, f) in self.functions() {
+            for event in events(f, &["HttpApi"]) {
+                let s = |k| prop(event, k).and_then(Value::as_str).unwrap_or_default().to_string();
+                let own = prop(event, "Auth").and_then(|a| a.get("Authorizer")).and_then(Value::as_str);
+                let binary = binary_of(f).unwrap_or_else(|| panic!("{id} has no binary")).to_string();
+                out.push((binary, s("Method"), s("Path"), own.map(str::to_string).or_else(|| default.clone())));
+            }
+        }
+        out.sort();
         out
     }
 }
@@ -251,6 +278,8 @@ fn valid_attributes(ty: &str) -> Option<&'static [&'static str]> {
         "AWS::Logs::LogGroup" => &["Arn"],
         "AWS::CloudWatch::Alarm" => &["Arn"],
         "AWS::SES::ConfigurationSet" => &[],
+        "AWS::SES::ConfigurationSetEventDestination" => &["Id"],
+        "AWS::SQS::QueuePolicy" => &["Id"],
         _ => return None,
     })
 }
@@ -364,7 +393,7 @@ fn functions_are_workspace_binaries_built_by_cargo_lambda() {
         built.push(binary.to_string());
     }
     built.sort();
-    assert_eq!(built, ["admin", "capture", "nurture", "route", "score", "validate"]);
+    assert_eq!(built, ["admin", "capture", "nurture", "route", "score", "ses-events", "unsubscribe", "validate"]);
 }
 
 #[test]
@@ -489,6 +518,67 @@ fn environment_is_the_contract_in_env_rs_and_matches_each_functions_permissions(
             publishes,
             "{id}: LEADFLOW_EVENT_BUS goes with events:PutEvents"
         );
+
+        // The secret goes to the functions that sign or verify unsubscribe links, and only
+        // there, from the NoEcho parameter (never a literal in the template).
+        let signs = matches!(binary_of(f), Some("nurture" | "unsubscribe" | "admin"));
+        assert_eq!(names.contains("LEADFLOW_UNSUBSCRIBE_SECRET"), signs, "{id}: LEADFLOW_UNSUBSCRIBE_SECRET");
+        if let Some(secret) = vars.get("LEADFLOW_UNSUBSCRIBE_SECRET") {
+            assert_eq!(ref_of(secret), Some("UnsubscribeSecret"), "{id}: the secret comes from the parameter");
+        }
+    }
+}
+
+#[test]
+fn the_functions_send_to_the_queues_their_work_needs() {
+    let t = Template::load();
+    let sends = |binary: &str| -> BTreeSet<String> {
+        let (_, f) = t.function(binary);
+        t.allowed(f, "sqs:SendMessage").iter().filter_map(|r| get_att(r).map(|(q, _)| q)).collect()
+    };
+    let queues = |ids: &[&str]| ids.iter().map(|q| q.to_string()).collect::<BTreeSet<_>>();
+    // Nurture re-routes leads whose SLA expired and has sends rescored.
+    assert_eq!(sends("nurture"), queues(&["RouteQueue", "ScoreQueue"]));
+    // Opens and clicks are behaviour: ses-events has the lead rescored.
+    assert_eq!(sends("ses-events"), queues(&["ScoreQueue"]));
+    assert_eq!(sends("unsubscribe"), queues(&[]));
+    // Lead search and export page through the table; no other function scans it.
+    for (id, f) in t.functions() {
+        let scans = !t.allowed(f, "dynamodb:Scan").is_empty();
+        assert_eq!(scans, binary_of(f) == Some("admin"), "{id}: dynamodb:Scan");
+    }
+}
+
+#[test]
+fn permissions_name_their_actions_and_resources() {
+    let t = Template::load();
+    for (id, f) in t.functions() {
+        for statement in t.statements(f) {
+            for action in seq(statement.get("Action")) {
+                let action = action.as_str().unwrap_or_else(|| panic!("{id}: an action is not a string"));
+                assert!(!action.contains('*'), "{id}: wildcard action {action}");
+            }
+            for resource in seq(statement.get("Resource")) {
+                assert_ne!(resource.as_str(), Some("*"), "{id}: a statement on every resource");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_function_logs_to_a_group_with_retention() {
+    let t = Template::load();
+    let groups: BTreeSet<String> = t
+        .of_type("AWS::Logs::LogGroup")
+        .into_iter()
+        .filter(|(_, g)| prop(g, "RetentionInDays").is_some())
+        .filter_map(|(_, g)| {
+            let (name, arg) = intrinsic(prop(g, "LogGroupName")?)?;
+            (name == "Fn::Sub").then(|| arg.as_str().map(str::to_string)).flatten()
+        })
+        .collect();
+    for (id, _) in t.functions() {
+        assert!(groups.contains(&format!("/aws/lambda/${{{id}}}")), "{id} has no log group with a retention");
     }
 }
 
@@ -496,7 +586,7 @@ fn environment_is_the_contract_in_env_rs_and_matches_each_functions_permissions(
 fn every_dead_letter_queue_has_an_alarm() {
     let t = Template::load();
     let dlqs = t.dead_letter_queues();
-    assert_eq!(dlqs.len(), 4, "three stage DLQs and the schedule's: {dlqs:?}");
+    assert_eq!(dlqs.len(), 5, "three stage DLQs, the schedule's and the SES events': {dlqs:?}");
     let alarmed: BTreeSet<String> = t
         .of_type("AWS::CloudWatch::Alarm")
         .into_iter()
@@ -574,7 +664,7 @@ fn table_has_the_key_design_the_store_is_written_against() {
 }
 
 #[test]
-fn http_api_routes_leads_to_capture_and_admin_behind_iam() {
+fn http_api_routes_are_iam_authorized_except_capture_and_unsubscribe() {
     let t = Template::load();
     let apis = t.of_type("AWS::Serverless::HttpApi");
     let [(api_id, api)] = apis.as_slice() else { panic!("one HttpApi") };
@@ -584,23 +674,126 @@ fn http_api_routes_leads_to_capture_and_admin_behind_iam() {
     );
     let throttling = prop(api, "DefaultRouteSettings").expect("DefaultRouteSettings");
     assert!(throttling.get("ThrottlingBurstLimit").is_some() && throttling.get("ThrottlingRateLimit").is_some());
+    let auth = prop(api, "Auth").expect("Auth");
     assert_eq!(
-        prop(api, "Auth").and_then(|a| a.get("EnableIamAuthorizer")).and_then(Value::as_bool),
+        auth.get("EnableIamAuthorizer").and_then(Value::as_bool),
         Some(true),
         "the AWS_IAM authorizer must be enabled on the API for the admin routes"
     );
+    // Closed by default: a route added later without a word about auth needs IAM.
+    assert_eq!(auth.get("DefaultAuthorizer").and_then(Value::as_str), Some("AWS_IAM"));
 
-    let route = |binary: &str| {
-        let (id, f) = t.function(binary);
-        let http = events(f, &["HttpApi"]);
-        assert_eq!(http.len(), 1, "{id}: one HTTP route");
-        let s = |k| prop(http[0], k).and_then(Value::as_str).unwrap_or_default().to_string();
-        assert_eq!(prop(http[0], "ApiId").and_then(ref_of), Some(api_id.as_str()), "{id}: on {api_id}");
-        let auth = prop(http[0], "Auth").and_then(|a| a.get("Authorizer")).and_then(Value::as_str).map(str::to_string);
-        (s("Method"), s("Path"), auth)
+    for (id, f) in t.functions() {
+        for event in events(f, &["HttpApi"]) {
+            assert_eq!(prop(event, "ApiId").and_then(ref_of), Some(api_id.as_str()), "{id}: on {api_id}");
+        }
+    }
+    let route = |binary: &str, method: &str, path: &str, auth: &str| {
+        (binary.to_string(), method.to_string(), path.to_string(), Some(auth.to_string()))
     };
-    assert_eq!(route("capture"), ("POST".into(), "/leads".into(), None));
-    assert_eq!(route("admin"), ("ANY".into(), "/admin/{proxy+}".into(), Some("AWS_IAM".into())));
+    assert_eq!(
+        t.routes(),
+        [
+            route("admin", "ANY", "/admin/{proxy+}", "AWS_IAM"),
+            route("capture", "POST", "/leads", "NONE"),
+            route("unsubscribe", "GET", "/u/{token}", "NONE"),
+            route("unsubscribe", "POST", "/u/{token}", "NONE"),
+        ]
+    );
+    // Whatever routes come: everything under /admin is IAM-authorized, and only the landing
+    // pages' endpoint and the signed links are open.
+    for (binary, method, path, auth) in t.routes() {
+        if path == "/admin" || path.starts_with("/admin/") {
+            assert_eq!(auth.as_deref(), Some("AWS_IAM"), "{method} {path}");
+        }
+        if auth.as_deref() == Some("NONE") {
+            assert!(path == "/leads" || path.starts_with("/u/"), "{binary}: {method} {path} is open");
+        }
+    }
+}
+
+/// SES event type (configuration set event destination) → the detail-type EventBridge shows.
+const SES_EVENTS: &[(&str, &str)] = &[
+    ("bounce", "Email Bounced"),
+    ("complaint", "Email Complaint Received"),
+    ("delivery", "Email Delivered"),
+    ("open", "Email Opened"),
+    ("click", "Email Clicked"),
+];
+
+#[test]
+fn ses_events_reach_the_function_through_the_default_bus_with_retries_and_a_dead_letter_queue() {
+    let t = Template::load();
+    // The configuration set publishes the five events to the default bus.
+    let destinations = t.of_type("AWS::SES::ConfigurationSetEventDestination");
+    let [(dest_id, dest)] = destinations.as_slice() else { panic!("one SES event destination") };
+    assert_eq!(prop(dest, "ConfigurationSetName").and_then(ref_of), Some("EmailConfigurationSet"), "{dest_id}");
+    let destination = prop(dest, "EventDestination").expect("EventDestination");
+    assert_eq!(destination.get("Enabled").and_then(Value::as_bool), Some(true), "{dest_id}: Enabled");
+    let types: BTreeSet<&str> =
+        seq(destination.get("MatchingEventTypes")).into_iter().filter_map(Value::as_str).collect();
+    assert_eq!(types, SES_EVENTS.iter().map(|(ty, _)| *ty).collect(), "{dest_id}: MatchingEventTypes");
+    let bus = destination.get("EventBridgeDestination").and_then(|d| d.get("EventBusArn")).expect("EventBusArn");
+    let (name, arn) = intrinsic(bus).expect("EventBusArn is a !Sub");
+    assert_eq!(name, "Fn::Sub");
+    assert_eq!(
+        arn.as_str(),
+        Some("arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"),
+        "SES publishes to the default bus only"
+    );
+
+    // One rule on the default bus takes exactly those events of this configuration set.
+    let (id, f) = t.function("ses-events");
+    let rules = events(f, &["EventBridgeRule"]);
+    let [rule] = rules.as_slice() else { panic!("{id}: one EventBridge rule") };
+    assert!(prop(rule, "EventBusName").is_none(), "{id}: the rule is on the default bus");
+    let pattern = prop(rule, "Pattern").expect("Pattern");
+    fn strings(v: Option<&Value>) -> BTreeSet<&str> {
+        seq(v).into_iter().filter_map(Value::as_str).collect()
+    }
+    assert_eq!(strings(pattern.get("source")), BTreeSet::from(["aws.ses"]));
+    assert_eq!(strings(pattern.get("detail-type")), SES_EVENTS.iter().map(|(_, detail)| *detail).collect());
+    let set = pattern
+        .get("detail")
+        .and_then(|d| d.get("mail"))
+        .and_then(|m| m.get("tags"))
+        .and_then(|tags| tags.get("ses:configuration-set"));
+    let set = seq(set);
+    assert_eq!(set.len(), 1, "{id}: the rule matches one configuration set");
+    assert_eq!(ref_of(set[0]), Some("EmailConfigurationSet"), "{id}: only this stack's emails");
+
+    // Retries, then the DLQ; the DLQ lets this rule (and no other) send to it.
+    let retry = prop(rule, "RetryPolicy").expect("RetryPolicy");
+    assert!(retry.get("MaximumRetryAttempts").is_some() && retry.get("MaximumEventAgeInSeconds").is_some());
+    let (dlq, attr) = prop(rule, "DeadLetterConfig").and_then(|d| d.get("Arn")).and_then(get_att).expect("DLQ Arn");
+    assert_eq!((t.type_of(&dlq), attr), (Some("AWS::SQS::Queue"), "Arn"));
+    let rule_name = prop(rule, "RuleName").and_then(intrinsic).and_then(|(_, v)| v.as_str()).expect("RuleName !Sub");
+    let policies = t.of_type("AWS::SQS::QueuePolicy");
+    let policy = policies
+        .iter()
+        .find(|(_, p)| seq(prop(p, "Queues")).into_iter().any(|q| ref_of(q) == Some(dlq.as_str())))
+        .unwrap_or_else(|| panic!("no queue policy on {dlq}"))
+        .1;
+    let statements = seq(prop(policy, "PolicyDocument").and_then(|d| d.get("Statement")));
+    let allows_the_rule = statements.iter().any(|s| {
+        s.get("Principal").and_then(|p| p.get("Service")).and_then(Value::as_str) == Some("events.amazonaws.com")
+            && s.get("Action").and_then(Value::as_str) == Some("sqs:SendMessage")
+            && s.get("Condition")
+                .and_then(|c| c.get("ArnEquals"))
+                .and_then(|c| c.get("aws:SourceArn"))
+                .and_then(intrinsic)
+                .and_then(|(_, v)| v.as_str())
+                .is_some_and(|arn| arn.ends_with(&format!(":rule/{rule_name}")))
+    });
+    assert!(allows_the_rule, "{dlq}'s policy must let the rule {rule_name} (only) send to it");
+    // Invocations that fail (the function errs) end there too instead of being dropped.
+    let on_failure = prop(f, "EventInvokeConfig")
+        .and_then(|c| c.get("DestinationConfig"))
+        .and_then(|d| d.get("OnFailure"))
+        .and_then(|o| o.get("Destination"))
+        .and_then(get_att);
+    assert_eq!(on_failure.map(|(q, _)| q), Some(dlq.clone()), "{id}: EventInvokeConfig OnFailure");
+    assert!(t.dead_letter_queues().contains(&dlq));
 }
 
 #[test]
@@ -613,4 +806,12 @@ fn parameters_are_the_documented_ones() {
     for optional in ["PublicUrl", "AlarmTopicArn"] {
         assert_eq!(params.get(optional).and_then(|v| v.get("Default")).and_then(Value::as_str), Some(""), "{optional}");
     }
+    // The secret is never shown by CloudFormation, has no default, and is as long as the
+    // functions require.
+    let secret = params.get("UnsubscribeSecret").expect("UnsubscribeSecret");
+    assert_eq!(ty("UnsubscribeSecret"), Some("String"));
+    assert_eq!(secret.get("NoEcho").and_then(Value::as_bool), Some(true), "UnsubscribeSecret: NoEcho");
+    assert!(secret.get("Default").is_none(), "UnsubscribeSecret has no default");
+    let min = secret.get("MinLength").map(|v| int(v, "MinLength"));
+    assert_eq!(min, Some(leadflow_aws::env::MIN_SECRET_LEN as u64), "UnsubscribeSecret: MinLength");
 }
