@@ -470,6 +470,8 @@ steps:
     let json = serde_json::to_string(&c).expect("json");
     assert_eq!(Campaign::parse(&json, "json").expect("json parses"), c);
     assert!(Campaign::parse("id: x\nname: y\nsteps: []\nbogus: 1\n", "yaml").is_err(), "unknown fields refused");
+    let example = include_str!("../../../docs/examples/campaign.yaml");
+    Campaign::parse(example, "yaml").expect("the README's example parses").compile().expect("and compiles");
     let sample = include_str!("../../../infra/config/campaigns/welcome.toml");
     Campaign::parse(sample, "toml").expect("the sample parses").compile().expect("the sample compiles");
 }
