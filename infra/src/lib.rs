@@ -1,6 +1,7 @@
 //! The `leadflow` binary's library: the local stack (`leadflow dev`) and configuration loading.
 
 pub mod cli;
+pub mod client;
 pub mod dev;
 
 pub use leadflow_stage::config_files;

@@ -418,3 +418,57 @@ async fn a_lead_below_mql_gets_its_first_drip_in_the_outbox() {
     }
     stack.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_erased_lead_leaves_no_personal_data_and_is_never_emailed_again() {
+    let stack = Stack::start().await;
+    let email = "erin.erasable@gmail.com";
+    let (_, body) = stack.post_json(&json!({"email": email, "first_name": "Erin", "phone": "+49 30 901820"})).await;
+    let id = body["lead_id"].as_str().unwrap_or_default().to_string();
+    stack.wait_for_lead(&id, |l| l["enrollments"].as_array().is_some_and(|e| !e.is_empty())).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !emls(&stack.outbox()).iter().any(|(n, _)| n.contains("drip") && n.contains(&id)) {
+        assert!(Instant::now() < deadline, "no drip email in the outbox");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events_before = std::fs::read(&stack.running.events).map(|b| b.len()).unwrap_or(0);
+
+    let resp = stack
+        .http
+        .delete(format!("{}/admin/leads/{id}", stack.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("admin answers");
+    assert!(resp.status().is_success(), "{}", resp.status());
+
+    // The store: the lead is a tombstone, the address no longer finds it.
+    let (_, lead) = stack.admin(&format!("/admin/leads/{id}")).await;
+    let shown = lead.to_string();
+    for personal in [email, "Erin", "901820"] {
+        assert!(!shown.contains(personal), "{personal} still shown: {shown}");
+    }
+    let (status, _) = stack.admin(&format!("/admin/leads?email={email}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The outbox holds no email about the lead any more.
+    for (name, bytes) in emls(&stack.outbox()) {
+        assert!(!name.contains(&id), "{name} is still in the outbox");
+        assert!(!String::from_utf8_lossy(&bytes).contains(email), "{name} still has the address");
+    }
+    // The same address comes back: accepted, stored, never emailed.
+    let (status, again) = stack.post_json(&json!({"email": email, "first_name": "Erin"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let new_id = again["lead_id"].as_str().unwrap_or_default().to_string();
+    stack.wait_for_lead(&new_id, |l| l["score"].is_object()).await;
+    tokio::time::sleep(Duration::from_millis(800)).await; // several scheduler ticks
+    for (name, bytes) in emls(&stack.outbox()) {
+        assert!(!String::from_utf8_lossy(&bytes).contains(email), "{name}: the erased address was emailed again");
+    }
+    // Events written since carry no personal data.
+    let events = std::fs::read(&stack.running.events).unwrap_or_default();
+    let new_lines = String::from_utf8_lossy(&events[events_before.min(events.len())..]).into_owned();
+    for personal in [email, "Erin", "901820"] {
+        assert!(!new_lines.contains(personal), "{personal} in a new event line: {new_lines}");
+    }
+    stack.running.shutdown().await;
+}

@@ -30,8 +30,8 @@ fn at(s: &str) -> DateTime<Utc> {
 
 fn stack(now: DateTime<Utc>) -> Stack {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-    let store = SqliteStore::open(&dir.path().join("leadflow.db")).unwrap_or_else(|e| panic!("store: {e}"));
-    let mailer = OutboxMailer::open(&dir.path().join("outbox")).unwrap_or_else(|e| panic!("outbox: {e}"));
+    let store = SqliteStore::open(dir.path().join("leadflow.db")).unwrap_or_else(|e| panic!("store: {e}"));
+    let mailer = OutboxMailer::open(dir.path().join("outbox")).unwrap_or_else(|e| panic!("outbox: {e}"));
     let ports = Arc::new(Adapters {
         store,
         queue: MemoryQueue::new(),
@@ -294,7 +294,10 @@ async fn unsubscribe_bounce_complaint_and_won_each_stop_the_remaining_steps() {
     assert_eq!(http(&s.ports, one_click).await.0, StatusCode::OK);
     // A forged token: the lead's id with another MAC.
     let forged = format!("/u/{}.{}", ids[5], "0".repeat(32));
-    assert_eq!(http(&s.ports, Request::post(&forged).body(Body::empty()).unwrap_or_default()).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        http(&s.ports, Request::post(&forged).body(Body::empty()).unwrap_or_default()).await.0,
+        StatusCode::FORBIDDEN
+    );
     // SES tells of a permanent bounce and a complaint.
     for (event, email) in [("bounce-permanent", "bounce@gmail.com"), ("complaint", "complaint@gmail.com")] {
         leadflow_ses_events::handle_event(&*s.ports, &ses_event(event, email)).await.unwrap_or_else(|e| panic!("{e}"));

@@ -128,9 +128,11 @@ async fn step<P: Ports>(
     let decision = campaign.decide(enrollment, &lead, &facts, control, config.settings.nurture.frequency_cap, now);
     match decision {
         Decision::Stop(reason) => stop(reason).await,
-        Decision::Complete(done) => {
-            Ok(if end(ports, enrollment, &done, "completed", now).await? { Outcome::Completed } else { Outcome::Nothing })
-        }
+        Decision::Complete(done) => Ok(if end(ports, enrollment, &done, "completed", now).await? {
+            Outcome::Completed
+        } else {
+            Outcome::Nothing
+        }),
         Decision::Wait(later) => {
             if later == *enrollment {
                 return Ok(Outcome::Nothing);
@@ -175,7 +177,10 @@ async fn send<P: Ports>(
                 enrollment.lead_id,
                 format!("enrollment-ended-{}", enrollment.campaign_id),
                 now,
-                ActivityKind::EnrollmentEnded { campaign_id: enrollment.campaign_id.clone(), reason: "completed".into() },
+                ActivityKind::EnrollmentEnded {
+                    campaign_id: enrollment.campaign_id.clone(),
+                    reason: "completed".into(),
+                },
             ))
             .await?;
     }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::email::sla_breach_email;
+use leadflow_core::erasure::is_erased;
 use leadflow_core::model::{ActivityKind, Assignment, LeadId, SalesStatus};
 use leadflow_core::ports::{AssignOutcome, AssignmentWrite, LeadStore, Ports};
 use leadflow_stage::{StageError, WRITE_ATTEMPTS, activity, send_once};
@@ -45,7 +46,7 @@ async fn reroute<P: Ports>(
     for _ in 0..WRITE_ATTEMPTS {
         let Some(mut lead) = store.get_lead(lead_id).await? else { return Ok(false) };
         let Some(owner) = lead.owner.clone() else { return Ok(false) };
-        if lead.status != SalesStatus::New || !lead.is_valid() || owner.sla_due_at > now {
+        if lead.status != SalesStatus::New || !lead.is_valid() || owner.sla_due_at > now || is_erased(&lead) {
             // Contacted, won or lost in the meantime, or the index was behind the lead.
             return Ok(false);
         }

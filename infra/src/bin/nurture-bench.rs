@@ -141,7 +141,8 @@ async fn run(args: &Args) -> Result<serde_json::Value, String> {
     while sent < due_count && run_started.elapsed() < deadline {
         interval.tick().await;
         loop {
-            let report = leadflow_nurture::tick(&*ports, leadflow_nurture::TICK_LIMIT).await.map_err(|e| e.to_string())?;
+            let report =
+                leadflow_nurture::tick(&*ports, leadflow_nurture::TICK_LIMIT).await.map_err(|e| e.to_string())?;
             ticks += 1;
             sent += report.sent;
             if report.due < leadflow_nurture::TICK_LIMIT || report.sent == 0 {

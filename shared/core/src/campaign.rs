@@ -325,8 +325,10 @@ impl Campaign {
         if self.steps.is_empty() {
             return Err(invalid("steps".into(), "a campaign needs at least one step".into()));
         }
-        let tz: Tz =
-            self.time_zone.parse().map_err(|_| invalid("time_zone".into(), format!("unknown time zone {}", self.time_zone)))?;
+        let tz: Tz = self
+            .time_zone
+            .parse()
+            .map_err(|_| invalid("time_zone".into(), format!("unknown time zone {}", self.time_zone)))?;
         if let Some(w) = &self.send_window {
             if w.days.is_empty() {
                 return Err(invalid("send_window.days".into(), "name at least one day".into()));
@@ -396,7 +398,9 @@ impl Campaign {
                         None => Ok(i + 1),
                         Some(id) => match index_of(id) {
                             Some(j) if j > i => Ok(j),
-                            Some(_) => Err(invalid(at(field), format!("{id} is not after this step: branches go forward"))),
+                            Some(_) => {
+                                Err(invalid(at(field), format!("{id} is not after this step: branches go forward")))
+                            }
                             None => Err(invalid(at(field), format!("there is no step {id}"))),
                         },
                     };
@@ -407,7 +411,12 @@ impl Campaign {
                     let Some(cond) = &step.condition else {
                         return Err(invalid(at("if"), "a branch step needs an `if`".into()));
                     };
-                    let given = [cond.opened.is_some(), cond.clicked.is_some(), cond.score_above.is_some(), cond.field.is_some()];
+                    let given = [
+                        cond.opened.is_some(),
+                        cond.clicked.is_some(),
+                        cond.score_above.is_some(),
+                        cond.field.is_some(),
+                    ];
                     if given.iter().filter(|g| **g).count() != 1 {
                         return Err(invalid(
                             at("if"),
@@ -703,10 +712,10 @@ impl CompiledCampaign {
         };
         let render = |part: &str| {
             let name = template_name(index, part);
-            self.templates
-                .get_template(&name)
-                .and_then(|t| t.render(&ctx))
-                .map_err(|e| RenderError { template: format!("campaign {} step {}", c.id, step.id), message: e.to_string() })
+            self.templates.get_template(&name).and_then(|t| t.render(&ctx)).map_err(|e| RenderError {
+                template: format!("campaign {} step {}", c.id, step.id),
+                message: e.to_string(),
+            })
         };
         let text_footer = format!("\n\n--\n{}\nUnsubscribe: {unsubscribe_url}\n", settings.postal_address);
         let mut footer_env = Environment::new();

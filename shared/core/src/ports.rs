@@ -4,8 +4,8 @@
 //! crate runs them.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};

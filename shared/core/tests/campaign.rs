@@ -66,15 +66,17 @@ fn active() -> Control {
 
 /// Runs the state machine the way the nurture stage does: at every due time, until `until`.
 /// Answers the instants steps were sent, with their index.
-fn run(c: &CompiledCampaign, lead: &Lead, enrolled: DateTime<Utc>, until: DateTime<Utc>) -> Vec<(usize, DateTime<Utc>)> {
+fn run(
+    c: &CompiledCampaign,
+    lead: &Lead,
+    enrolled: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<(usize, DateTime<Utc>)> {
     let mut e = c.enroll(lead, enrolled);
     let mut sent = Vec::new();
     for _ in 0..100 {
         let Some(due) = e.next_due_at.filter(|d| *d <= until) else { break };
-        let facts = Facts {
-            marketing_sends: sent.iter().map(|(_, t)| *t).collect(),
-            ..Facts::default()
-        };
+        let facts = Facts { marketing_sends: sent.iter().map(|(_, t)| *t).collect(), ..Facts::default() };
         match c.decide(&e, lead, &facts, active(), None, due) {
             Decision::Send { step, after } => {
                 sent.push((step, due));
@@ -300,10 +302,11 @@ fn branches_on_clicks_score_and_fields() {
         e.next_due_at = Some(now());
         e
     };
-    let pick = |c: &CompiledCampaign, facts: &Facts, lead: &Lead| match c.decide(&e(c), lead, facts, active(), None, now()) {
-        Decision::Send { step, .. } => c.campaign.steps[step].id.clone(),
-        other => panic!("{other:?}"),
-    };
+    let pick =
+        |c: &CompiledCampaign, facts: &Facts, lead: &Lead| match c.decide(&e(c), lead, facts, active(), None, now()) {
+            Decision::Send { step, .. } => c.campaign.steps[step].id.clone(),
+            other => panic!("{other:?}"),
+        };
     let clicked = branching(BranchIf { clicked: Some("hello".into()), ..BranchIf::default() });
     assert_eq!(pick(&clicked, &Facts { opened: ["hello".into()].into(), ..Facts::default() }, &l), "nudge");
     assert_eq!(pick(&clicked, &Facts { clicked: ["hello".into()].into(), ..Facts::default() }, &l), "engaged");
@@ -325,7 +328,10 @@ fn branches_on_clicks_score_and_fields() {
     });
     assert_eq!(pick(&score, &Facts::default(), &scored), "engaged");
     assert_eq!(pick(&score, &Facts::default(), &low), "nudge");
-    let field = branching(BranchIf { field: Some(Condition { field: "country".into(), test: Test::Equals("DE".into()) }), ..BranchIf::default() });
+    let field = branching(BranchIf {
+        field: Some(Condition { field: "country".into(), test: Test::Equals("DE".into()) }),
+        ..BranchIf::default()
+    });
     assert_eq!(pick(&field, &Facts::default(), &lead_with(|x| x.contact.country = Some("DE".into()))), "engaged");
     assert_eq!(pick(&field, &Facts::default(), &lead_with(|x| x.contact.country = Some("FR".into()))), "nudge");
 }
@@ -403,10 +409,13 @@ fn a_campaign_admits_only_leads_it_was_written_for() {
     let consenting = lead_in("UTC");
     assert!(c.admits(&consenting, now()));
     assert!(!c.admits(&lead_with(|l| l.consent = None), now()), "consent required");
-    assert!(!c.admits(&lead_with(|l| {
-        l.owner = None;
-        l.lifecycle = Lifecycle::Mql;
-    }), now()));
+    assert!(!c.admits(
+        &lead_with(|l| {
+            l.owner = None;
+            l.lifecycle = Lifecycle::Mql;
+        }),
+        now()
+    ));
     let mut by_source = campaign(&["0s"]);
     by_source.entry.sources = vec!["newsletter".into()];
     let by_source = compiled(&by_source);
@@ -415,7 +424,10 @@ fn a_campaign_admits_only_leads_it_was_written_for() {
         l.attribution.first_touch.utm.source = Some("newsletter".into());
     });
     assert!(by_source.admits(&from_newsletter, now()));
-    assert!(!by_source.admits(&lead_with(|l| l.owner = None), now()) || lead().attribution.first_touch.utm.source.as_deref() == Some("newsletter"));
+    assert!(
+        !by_source.admits(&lead_with(|l| l.owner = None), now())
+            || lead().attribution.first_touch.utm.source.as_deref() == Some("newsletter")
+    );
     let ended = compiled(&Campaign { schedule: Schedule { start: None, end: Some(now()) }, ..campaign(&["0s"]) });
     assert!(!ended.admits(&consenting, now()), "an ended campaign takes nobody");
     let paused = compiled(&Campaign { status: CampaignStatus::Paused, ..campaign(&["0s"]) });

@@ -54,7 +54,7 @@ const UNSUBSCRIBE: &str = "https://leads.acme.example/u/tok3n";
 const WELCOME: &str = r#"
 id = "welcome"
 name = "Welcome series"
-version = 2
+version = 1
 
 [entry]
 lifecycle = "lead"
@@ -236,7 +236,11 @@ fn to_mime_gives_a_message_with_both_parts_and_the_right_headers() {
 #[test]
 fn a_drip_email_carries_one_click_unsubscribe_and_the_postal_address() {
     let cfg = compile(&sources());
-    let email = cfg.campaign("welcome").expect("campaign").render(&lead(), 0, &cfg.settings, UNSUBSCRIBE).expect("drip renders");
+    let email = cfg
+        .campaign("welcome")
+        .expect("campaign")
+        .render(&lead(), 0, &cfg.settings, UNSUBSCRIBE)
+        .expect("drip renders");
     let bytes = to_mime(&email, "drip-1@acme.example", now());
     let m = parse(&bytes);
     assert_eq!(m.header_raw("List-Unsubscribe").map(str::trim), Some(format!("<{UNSUBSCRIBE}>").as_str()));
@@ -266,7 +270,7 @@ fn a_drip_email_renders_for_the_lead() {
     let lead = xss_lead();
     let email = welcome.render(&lead, 0, &cfg.settings, UNSUBSCRIBE).expect("step 0 renders");
     assert_eq!(email.category, EmailCategory::Marketing);
-    assert_eq!(email.key, format!("drip-{}-welcome-v2-hello", lead.id));
+    assert_eq!(email.key, format!("drip-{}-welcome-v1-hello", lead.id));
     assert_eq!(email.to.email, "ada@acme.example");
     assert_eq!(email.to.name.as_deref(), Some(format!("{XSS} Lovelace").as_str()));
     assert_eq!(email.subject, format!("Welcome, {XSS}"), "subjects are text, not HTML");

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use leadflow_core::erasure::is_erased;
 use leadflow_core::error::StoreError;
 use leadflow_core::model::{
     Activity, Document, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, Suppression, TeamCursor,
@@ -653,10 +654,12 @@ impl LeadRow {
         Ok(Self {
             id,
             version: to_sql_int(version),
-            owner_rep: lead.owner.as_ref().map(|o| o.rep_id.clone()),
+            // An erased lead keeps its owner for the reports, but is nobody's open lead and has
+            // no SLA running.
+            owner_rep: lead.owner.as_ref().filter(|_| !is_erased(lead)).map(|o| o.rep_id.clone()),
             status: status_name(lead.status),
             doc,
-            sla_due_at: sla_due_key(lead),
+            sla_due_at: sla_due_key(lead).filter(|_| !is_erased(lead)),
         })
     }
 }

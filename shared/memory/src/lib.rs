@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
+use leadflow_core::erasure::is_erased;
 use leadflow_core::error::{BusError, MailError, QueueError, StoreError};
 use leadflow_core::model::{
     Activity, Document, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, Suppression, TeamCursor,
@@ -165,6 +166,7 @@ impl LeadStore for MemoryStore {
             for lead in s.leads.values() {
                 if let Some(owner) = &lead.owner
                     && !matches!(lead.status, SalesStatus::Won | SalesStatus::Lost)
+                    && !is_erased(lead)
                 {
                     *loads.entry(owner.rep_id.clone()).or_insert(0) += 1;
                 }
@@ -362,7 +364,7 @@ impl LeadStore for MemoryStore {
             let mut due: Vec<(DateTime<Utc>, LeadId)> = s
                 .leads
                 .values()
-                .filter(|l| l.is_valid() && l.status == SalesStatus::New)
+                .filter(|l| l.is_valid() && l.status == SalesStatus::New && !is_erased(l))
                 .filter_map(|l| l.owner.as_ref().map(|o| (o.sla_due_at, l.id)))
                 .filter(|(at, _)| *at <= now)
                 .collect();

@@ -3,7 +3,10 @@
 //! at-least-once delivery.
 
 pub mod config_files;
+pub mod erasure;
+pub mod live;
 pub mod optout;
+pub mod sales;
 
 use chrono::{DateTime, Duration, Utc};
 use leadflow_core::error::{MailError, StoreError};

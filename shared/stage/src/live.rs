@@ -148,12 +148,15 @@ pub async fn apply_campaign<P: Ports>(ports: &P, campaign: &Campaign) -> Result<
     for _ in 0..crate::WRITE_ATTEMPTS {
         let now = ports.clock().now();
         let latest = match store.document(&name, None).await? {
-            Some(doc) => Some(campaign_of(&doc).map_err(|e| {
-                ApplyError::Store(leadflow_core::error::StoreError::Corrupt(e))
-            })?),
-            None => match config.sources.campaigns.iter().find_map(|(_, text)| {
-                Campaign::parse(text, "toml").ok().filter(|c| c.id == campaign.id)
-            }) {
+            Some(doc) => {
+                Some(campaign_of(&doc).map_err(|e| ApplyError::Store(leadflow_core::error::StoreError::Corrupt(e)))?)
+            }
+            None => match config
+                .sources
+                .campaigns
+                .iter()
+                .find_map(|(_, text)| Campaign::parse(text, "toml").ok().filter(|c| c.id == campaign.id))
+            {
                 Some(from_file) => {
                     let seed = Document {
                         name: name.clone(),

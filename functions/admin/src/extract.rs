@@ -1,0 +1,174 @@
+//! Extractors that answer in the API's error shape (axum's own answer in plain text), and the
+//! authorization check every route takes first.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use leadflow_core::model::LeadId;
+use leadflow_core::ports::Ports;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::{AdminAuth, AppState};
+
+/// Proof that the caller may use the admin API. Every handler takes it as its first argument.
+pub struct Authorized;
+
+/// Compares in time independent of where the strings differ, so the token cannot be guessed
+/// byte by byte from response times.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl<P: Ports> FromRequestParts<Arc<AppState<P>>> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<P>>) -> Result<Self, ApiError> {
+        match &state.auth {
+            AdminAuth::Upstream => Ok(Authorized),
+            AdminAuth::Bearer(token) => {
+                let given = parts
+                    .headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or("");
+                if same_secret(given.as_bytes(), token.as_bytes()) {
+                    Ok(Authorized)
+                } else {
+                    Err(ApiError::unauthorized())
+                }
+            }
+        }
+    }
+}
+
+/// The path's parameters.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| PathParams(v))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
+/// The query string.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| QueryParams(v))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// The body as bytes, with its content type.
+pub struct RawBody {
+    pub content_type: String,
+    pub bytes: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "unreadable_body", e.body_text()))?;
+        Ok(RawBody { content_type, bytes })
+    }
+}
+
+/// A JSON body, read so that an error names the field it is about.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let body = RawBody::from_request(req, state).await?;
+        if !body.content_type.is_empty() && !body.content_type.contains("json") {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send a JSON body (content-type: application/json).",
+            ));
+        }
+        from_json(&body.bytes).map(JsonBody)
+    }
+}
+
+/// Reads JSON into `T`; a type error names the field by its path (`reps[2].time_zone`).
+pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request("malformed_body", format!("The body is not valid JSON: {inner}"))
+        } else {
+            field_error(&path, &without_position(&inner.to_string()))
+        }
+    })?;
+    de.end().map_err(|e| ApiError::bad_request("malformed_body", format!("The body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Reads a JSON value into `T`, naming the field of an error.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        field_error(&path, &without_position(&e.into_inner().to_string()))
+    })
+}
+
+/// A type error at `path`; serde reports a missing field at its parent, so the field's own
+/// name is taken from the message.
+pub fn field_error(path: &str, message: &str) -> ApiError {
+    let parent = if path == "." { "" } else { path };
+    let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        Some(name) if parent.is_empty() => name.to_string(),
+        Some(name) => format!("{parent}.{name}"),
+        None if parent.is_empty() => "body".to_string(),
+        None => parent.to_string(),
+    };
+    ApiError::invalid(field, message)
+}
+
+fn without_position(message: &str) -> String {
+    match message.rsplit_once(" at line ") {
+        Some((m, _)) => m.to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// A lead id from the path.
+pub fn lead_id(raw: &str) -> Result<LeadId, ApiError> {
+    raw.parse::<LeadId>().map_err(|_| ApiError::bad_request("invalid_lead_id", "A lead id is a 26-character ULID."))
+}
+
+/// An id of a rep, team or campaign: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn config_id(field: &str, raw: &str) -> Result<String, ApiError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(ApiError::invalid(field, "an id is 1 to 64 letters, digits, `-`, `_` or `.`"))
+    }
+}
