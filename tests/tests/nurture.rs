@@ -365,3 +365,63 @@ async fn an_open_and_a_click_raise_the_score_with_decay_and_a_click_over_mql_rou
     assert!(lead.lifecycle >= leadflow_core::model::Lifecycle::Mql, "{:?}", lead.score);
     assert!(lead.owner.is_some(), "an MQL is routed");
 }
+
+// ---- SLA ------------------------------------------------------------------------------------
+
+/// Emails the outbox holds for `to`, by subject.
+fn subjects_to(dir: &std::path::Path, to: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir.join("outbox")).into_iter().flatten().flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        let Some(m) = mail_parser::MessageParser::default().parse(&bytes) else { continue };
+        if m.to().and_then(|a| a.first()).and_then(|a| a.address()) == Some(to) {
+            out.push(m.subject().unwrap_or_default().to_string());
+        }
+    }
+    out
+}
+
+fn qualified(email: &str) -> Value {
+    json!({"email": email, "first_name": "Vera", "job_title": "VP Sales", "company": "Globex", "country": "DE"})
+}
+
+#[tokio::test]
+async fn a_lead_not_contacted_within_the_sla_goes_to_another_rep_and_both_are_told() {
+    let s = stack(at("2026-03-02T10:00:00Z"));
+    let late = capture(&s.ports, qualified("vera@globex.example")).await;
+    let on_time = capture(&s.ports, qualified("otto@initech.example")).await;
+    pipeline(&s.ports).await;
+    let owner = |id| {
+        let ports = Arc::clone(&s.ports);
+        async move {
+            ports.store.get_lead(id).await.ok().flatten().and_then(|l| l.owner).map(|o| o.rep_id).unwrap_or_default()
+        }
+    };
+    let first = owner(late).await;
+    assert!(["anna", "ben"].contains(&first.as_str()), "EMEA owns it: {first}");
+    leadflow_stage::sales::mark(&*s.ports, on_time, SalesStatus::Contacted, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let on_time_owner = owner(on_time).await;
+
+    // Three hours: within the four-hour SLA, nothing moves.
+    s.ports.clock.advance(Duration::hours(3));
+    let report = leadflow_nurture::tick(&*s.ports, 500).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.sla_rerouted, owner(late).await), (0, first.clone()));
+    // Past it: the other EMEA rep gets the lead, the breach is on the trail.
+    s.ports.clock.advance(Duration::hours(1) + Duration::minutes(1));
+    let report = leadflow_nurture::tick(&*s.ports, 500).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.sla_rerouted, 1, "only the lead nobody contacted");
+    let second = owner(late).await;
+    assert!(["anna", "ben"].contains(&second.as_str()) && second != first, "{first} → {second}");
+    assert_eq!(owner(on_time).await, on_time_owner, "a contacted lead stays");
+    let trail = s.ports.store.activities(late).await.unwrap_or_default();
+    assert!(trail.iter().any(|a| matches!(&a.kind,
+        ActivityKind::SlaBreached { rep_id, rerouted_to } if *rep_id == first && rerouted_to.as_deref() == Some(second.as_str()))));
+    // Both reps are told, once: the new owner gets the assignment, the first a note.
+    let mail = |rep: &str| subjects_to(s._dir.path(), &format!("{rep}@acme.example"));
+    assert_eq!(mail(&first).iter().filter(|s| s.contains("reassigned")).count(), 1, "{:?}", mail(&first));
+    assert!(!mail(&second).is_empty(), "the new owner's assignment email");
+    let again = leadflow_nurture::tick(&*s.ports, 500).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.sla_rerouted, 0, "the new owner has a fresh SLA");
+}

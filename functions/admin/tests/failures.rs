@@ -1,95 +1,17 @@
 //! A store that fails answers 503 in the API's error shape, never a 500 or a panic.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use http_body_util::BodyExt;
 use leadflow_admin::AdminAuth;
-use leadflow_core::StoreError;
-use leadflow_core::model::{Activity, Enrollment, Lead, LeadId, RepId, TeamCursor};
-use leadflow_core::ports::{
-    Adapters, AssignOutcome, AssignmentWrite, ConfigHandle, CreateOutcome, EffectClaim, IdempotencyClaim, LeadStore,
-    WriteOutcome,
-};
+use leadflow_core::model::LeadId;
+use leadflow_core::ports::{Adapters, ConfigHandle};
 use leadflow_memory::{MemoryQueue, RecordingBus, RecordingMailer, SettableClock};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-/// Every call fails as an unreachable database would.
-struct DownStore;
-
-fn down<T>() -> Result<T, StoreError> {
-    Err(StoreError::Unavailable("connection refused".into()))
-}
-
-impl LeadStore for DownStore {
-    async fn claim_idempotency_key(
-        &self,
-        _: &str,
-        _: LeadId,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-    ) -> Result<IdempotencyClaim, StoreError> {
-        down()
-    }
-    async fn create_lead(&self, _: &Lead) -> Result<CreateOutcome, StoreError> {
-        down()
-    }
-    async fn update_lead(&self, _: &Lead, _: u64) -> Result<WriteOutcome, StoreError> {
-        down()
-    }
-    async fn record_alias(&self, _: LeadId, _: LeadId) -> Result<bool, StoreError> {
-        down()
-    }
-    async fn resolve_lead(&self, _: LeadId) -> Result<Option<LeadId>, StoreError> {
-        down()
-    }
-    async fn get_lead(&self, _: LeadId) -> Result<Option<Lead>, StoreError> {
-        down()
-    }
-    async fn find_by_email_key(&self, _: &str) -> Result<Option<LeadId>, StoreError> {
-        down()
-    }
-    async fn record_activity(&self, _: &Activity) -> Result<(), StoreError> {
-        down()
-    }
-    async fn activities(&self, _: LeadId) -> Result<Vec<Activity>, StoreError> {
-        down()
-    }
-    async fn team_cursor(&self, _: &str) -> Result<TeamCursor, StoreError> {
-        down()
-    }
-    async fn rep_loads(&self) -> Result<BTreeMap<RepId, u32>, StoreError> {
-        down()
-    }
-    async fn assign(&self, _: &AssignmentWrite) -> Result<AssignOutcome, StoreError> {
-        down()
-    }
-    async fn claim_effect(&self, _: &str, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<EffectClaim, StoreError> {
-        down()
-    }
-    async fn finish_effect(&self, _: &str, _: &str) -> Result<(), StoreError> {
-        down()
-    }
-    async fn release_effect(&self, _: &str) -> Result<(), StoreError> {
-        down()
-    }
-    async fn enroll(&self, _: &Enrollment) -> Result<bool, StoreError> {
-        down()
-    }
-    async fn enrollments(&self, _: LeadId) -> Result<Vec<Enrollment>, StoreError> {
-        down()
-    }
-    async fn due_enrollments(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<Enrollment>, StoreError> {
-        down()
-    }
-    async fn update_enrollment(&self, _: &Enrollment, _: u64) -> Result<WriteOutcome, StoreError> {
-        down()
-    }
-}
 
 #[tokio::test]
 async fn a_store_that_is_down_answers_503_on_every_route() {
@@ -98,7 +20,7 @@ async fn a_store_that_is_down_answers_503_on_every_route() {
         Err(e) => panic!("the sample configuration does not load: {e}"),
     };
     let ports = Arc::new(Adapters {
-        store: DownStore,
+        store: leadflow_memory::DownStore,
         queue: MemoryQueue::new(),
         mailer: RecordingMailer::new(),
         bus: RecordingBus::new(),

@@ -329,106 +329,11 @@ async fn without_a_secret_every_link_is_refused_as_unavailable() {
 }
 
 /// A store that is down: every call fails as an unreachable database would.
-mod down {
-    use chrono::{DateTime, Utc};
-    use leadflow_core::error::StoreError;
-    use leadflow_core::model::{Activity, Enrollment, Lead, LeadId, RepId, TeamCursor};
-    use leadflow_core::ports::{
-        AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, IdempotencyClaim, LeadStore, WriteOutcome,
-    };
-    use std::collections::BTreeMap;
-    use std::future::{Ready, ready};
-
-    pub struct DownStore;
-
-    fn down<T>() -> Ready<Result<T, StoreError>> {
-        ready(Err(StoreError::Unavailable("connection refused".into())))
-    }
-
-    impl LeadStore for DownStore {
-        fn claim_idempotency_key(
-            &self,
-            _: &str,
-            _: LeadId,
-            _: DateTime<Utc>,
-            _: DateTime<Utc>,
-        ) -> impl Future<Output = Result<IdempotencyClaim, StoreError>> + Send {
-            down()
-        }
-        fn create_lead(&self, _: &Lead) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send {
-            down()
-        }
-        fn update_lead(&self, _: &Lead, _: u64) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
-            down()
-        }
-        fn record_alias(&self, _: LeadId, _: LeadId) -> impl Future<Output = Result<bool, StoreError>> + Send {
-            down()
-        }
-        fn resolve_lead(&self, _: LeadId) -> impl Future<Output = Result<Option<LeadId>, StoreError>> + Send {
-            down()
-        }
-        fn get_lead(&self, _: LeadId) -> impl Future<Output = Result<Option<Lead>, StoreError>> + Send {
-            down()
-        }
-        fn find_by_email_key(&self, _: &str) -> impl Future<Output = Result<Option<LeadId>, StoreError>> + Send {
-            down()
-        }
-        fn record_activity(&self, _: &Activity) -> impl Future<Output = Result<(), StoreError>> + Send {
-            down()
-        }
-        fn activities(&self, _: LeadId) -> impl Future<Output = Result<Vec<Activity>, StoreError>> + Send {
-            down()
-        }
-        fn team_cursor(&self, _: &str) -> impl Future<Output = Result<TeamCursor, StoreError>> + Send {
-            down()
-        }
-        fn rep_loads(&self) -> impl Future<Output = Result<BTreeMap<RepId, u32>, StoreError>> + Send {
-            down()
-        }
-        fn assign(&self, _: &AssignmentWrite) -> impl Future<Output = Result<AssignOutcome, StoreError>> + Send {
-            down()
-        }
-        fn claim_effect(
-            &self,
-            _: &str,
-            _: DateTime<Utc>,
-            _: DateTime<Utc>,
-        ) -> impl Future<Output = Result<EffectClaim, StoreError>> + Send {
-            down()
-        }
-        fn finish_effect(&self, _: &str, _: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-            down()
-        }
-        fn release_effect(&self, _: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-            down()
-        }
-        fn enroll(&self, _: &Enrollment) -> impl Future<Output = Result<bool, StoreError>> + Send {
-            down()
-        }
-        fn enrollments(&self, _: LeadId) -> impl Future<Output = Result<Vec<Enrollment>, StoreError>> + Send {
-            down()
-        }
-        fn due_enrollments(
-            &self,
-            _: DateTime<Utc>,
-            _: usize,
-        ) -> impl Future<Output = Result<Vec<Enrollment>, StoreError>> + Send {
-            down()
-        }
-        fn update_enrollment(
-            &self,
-            _: &Enrollment,
-            _: u64,
-        ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
-            down()
-        }
-    }
-}
 
 #[tokio::test]
 async fn an_unavailable_store_answers_503_with_a_json_error() {
     let ports = Arc::new(Adapters {
-        store: down::DownStore,
+        store: leadflow_memory::DownStore,
         queue: MemoryQueue::new(),
         mailer: RecordingMailer::new(),
         bus: RecordingBus::new(),

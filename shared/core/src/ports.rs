@@ -158,38 +158,23 @@ pub trait LeadStore: Send + Sync + 'static {
 
     /// Puts the address on the suppression list; `false` when it was there already (the first
     /// entry, and its reason, are kept).
-    fn suppress(&self, entry: &Suppression) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let _ = entry;
-        async { Err(StoreError::Unavailable("suppress is not implemented by this store".into())) }
-    }
+    fn suppress(&self, entry: &Suppression) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    fn suppression(&self, email_key: &str) -> impl Future<Output = Result<Option<Suppression>, StoreError>> + Send {
-        let _ = email_key;
-        async { Err(StoreError::Unavailable("suppression is not implemented by this store".into())) }
-    }
+    fn suppression(&self, email_key: &str) -> impl Future<Output = Result<Option<Suppression>, StoreError>> + Send;
 
     /// Stores `doc` if its version is the next one of its name (1 for a new name), else
     /// `VersionConflict`.
-    fn put_document(&self, doc: &Document) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
-        let _ = doc;
-        async { Err(StoreError::Unavailable("put_document is not implemented by this store".into())) }
-    }
+    fn put_document(&self, doc: &Document) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
 
     /// One version of a document; `None` as version means the latest.
     fn document(
         &self,
         name: &str,
         version: Option<u32>,
-    ) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send {
-        let _ = (name, version);
-        async { Err(StoreError::Unavailable("document is not implemented by this store".into())) }
-    }
+    ) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send;
 
     /// The latest version of every document whose name starts with `prefix`, by name.
-    fn latest_documents(&self, prefix: &str) -> impl Future<Output = Result<Vec<Document>, StoreError>> + Send {
-        let _ = prefix;
-        async { Err(StoreError::Unavailable("latest_documents is not implemented by this store".into())) }
-    }
+    fn latest_documents(&self, prefix: &str) -> impl Future<Output = Result<Vec<Document>, StoreError>> + Send;
 
     /// One page of all leads, in no promised order, and the cursor of the next page (`None` after
     /// the last). For search, export and reports: it reads every lead, so never on the hot path.
@@ -197,10 +182,7 @@ pub trait LeadStore: Send + Sync + 'static {
         &self,
         cursor: Option<String>,
         limit: usize,
-    ) -> impl Future<Output = Result<LeadPage, StoreError>> + Send {
-        let _ = (cursor, limit);
-        async { Err(StoreError::Unavailable("list_leads is not implemented by this store".into())) }
-    }
+    ) -> impl Future<Output = Result<LeadPage, StoreError>> + Send;
 
     /// Leads that are owned, still `new` (not contacted, won or lost) and whose
     /// `owner.sla_due_at` is at or before `now`, oldest due first. The store keeps this index
@@ -209,10 +191,7 @@ pub trait LeadStore: Send + Sync + 'static {
         &self,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<LeadId>, StoreError>> + Send {
-        let _ = (now, limit);
-        async { Err(StoreError::Unavailable("due_slas is not implemented by this store".into())) }
-    }
+    ) -> impl Future<Output = Result<Vec<LeadId>, StoreError>> + Send;
 
     /// Erasure: replaces the lead with `tombstone` (no personal data; its version is the stored
     /// one + 1), deletes `email_key` if it points at this lead, and deletes the lead's
@@ -221,10 +200,7 @@ pub trait LeadStore: Send + Sync + 'static {
         &self,
         tombstone: &Lead,
         email_key: Option<&str>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (tombstone, email_key);
-        async { Err(StoreError::Unavailable("erase_lead is not implemented by this store".into())) }
-    }
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The three stage queues between the pipeline's functions.

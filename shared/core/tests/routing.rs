@@ -558,3 +558,44 @@ fn routing_reads_from_toml_with_weekdays_and_times_as_people_write_them() {
     let d = r.decide(&india, &TeamCursor::default(), &BTreeMap::new(), utc("2025-01-06T05:00:00Z"));
     assert_eq!(d.rep_id, "priya");
 }
+
+// ---- the SLA, counted in the owner's working hours ------------------------------------------
+
+#[test]
+fn the_sla_counts_only_the_owners_working_hours() {
+    let mut anna = rep("anna", "Anna");
+    anna.time_zone = "Europe/Berlin".into();
+    anna.working_hours = Some(hours(&WEEKDAYS, "09:00", "17:00"));
+    let mut night = rep("nils", "Nils");
+    night.time_zone = "Europe/Berlin".into();
+    night.working_hours = Some(hours(&WEEKDAYS, "22:00", "06:00"));
+    let r = compile(&config(vec![anna, night, rep("always", "Al")], vec![]));
+    // Friday 16:00 Berlin (15:00 UTC, winter): one hour left on Friday, three on Monday from
+    // 09:00 → Monday 12:00 Berlin = 11:00 UTC.
+    assert_eq!(r.sla_due("anna", utc("2025-01-10T15:00:00Z")), utc("2025-01-13T11:00:00Z"));
+    // Assigned on Saturday: all four hours on Monday → 13:00 Berlin.
+    assert_eq!(r.sla_due("anna", utc("2025-01-11T10:00:00Z")), utc("2025-01-13T12:00:00Z"));
+    // Inside the day: plain four hours.
+    assert_eq!(r.sla_due("anna", utc("2025-01-07T08:00:00Z")), utc("2025-01-07T12:00:00Z"));
+    // A night shift that began the evening before counts: Tuesday 01:00 Berlin + 4 h = 05:00.
+    assert_eq!(r.sla_due("nils", utc("2025-01-07T00:00:00Z")), utc("2025-01-07T04:00:00Z"));
+    // No working hours: wall-clock hours.
+    assert_eq!(r.sla_due("always", utc("2025-01-11T10:00:00Z")), utc("2025-01-11T14:00:00Z"));
+}
+
+#[test]
+fn re_routing_after_a_breach_never_picks_the_rep_who_let_it_run_out() {
+    let r = one_team(&[1, 1, 1]);
+    let l = lead();
+    for first in ["r0", "r1", "r2"] {
+        for _ in 0..10 {
+            let d = r.decide_except(&l, &TeamCursor::default(), &BTreeMap::new(), now(), Some(first));
+            assert_ne!(d.rep_id, first);
+            assert!(
+                d.explanation.iter().any(|e| e.contains("did not contact the lead within the SLA")),
+                "{:?}",
+                d.explanation
+            );
+        }
+    }
+}

@@ -540,3 +540,101 @@ impl Clock for SettableClock {
         self.0.lock().map(|g| *g).unwrap_or_default()
     }
 }
+
+/// A store every call of which fails as an unreachable database would: for tests of what the
+/// handlers answer then (503, retry later), never a 500.
+pub struct DownStore;
+
+fn down<T>() -> Result<T, StoreError> {
+    Err(StoreError::Unavailable("connection refused".into()))
+}
+
+impl LeadStore for DownStore {
+    async fn claim_idempotency_key(
+        &self,
+        _: &str,
+        _: LeadId,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        down()
+    }
+    async fn create_lead(&self, _: &Lead) -> Result<CreateOutcome, StoreError> {
+        down()
+    }
+    async fn update_lead(&self, _: &Lead, _: u64) -> Result<WriteOutcome, StoreError> {
+        down()
+    }
+    async fn record_alias(&self, _: LeadId, _: LeadId) -> Result<bool, StoreError> {
+        down()
+    }
+    async fn resolve_lead(&self, _: LeadId) -> Result<Option<LeadId>, StoreError> {
+        down()
+    }
+    async fn get_lead(&self, _: LeadId) -> Result<Option<Lead>, StoreError> {
+        down()
+    }
+    async fn find_by_email_key(&self, _: &str) -> Result<Option<LeadId>, StoreError> {
+        down()
+    }
+    async fn record_activity(&self, _: &Activity) -> Result<(), StoreError> {
+        down()
+    }
+    async fn activities(&self, _: LeadId) -> Result<Vec<Activity>, StoreError> {
+        down()
+    }
+    async fn team_cursor(&self, _: &str) -> Result<TeamCursor, StoreError> {
+        down()
+    }
+    async fn rep_loads(&self) -> Result<BTreeMap<RepId, u32>, StoreError> {
+        down()
+    }
+    async fn assign(&self, _: &AssignmentWrite) -> Result<AssignOutcome, StoreError> {
+        down()
+    }
+    async fn claim_effect(&self, _: &str, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<EffectClaim, StoreError> {
+        down()
+    }
+    async fn finish_effect(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        down()
+    }
+    async fn release_effect(&self, _: &str) -> Result<(), StoreError> {
+        down()
+    }
+    async fn enroll(&self, _: &Enrollment) -> Result<bool, StoreError> {
+        down()
+    }
+    async fn enrollments(&self, _: LeadId) -> Result<Vec<Enrollment>, StoreError> {
+        down()
+    }
+    async fn due_enrollments(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<Enrollment>, StoreError> {
+        down()
+    }
+    async fn update_enrollment(&self, _: &Enrollment, _: u64) -> Result<WriteOutcome, StoreError> {
+        down()
+    }
+    async fn suppress(&self, _: &Suppression) -> Result<bool, StoreError> {
+        down()
+    }
+    async fn suppression(&self, _: &str) -> Result<Option<Suppression>, StoreError> {
+        down()
+    }
+    async fn put_document(&self, _: &Document) -> Result<WriteOutcome, StoreError> {
+        down()
+    }
+    async fn document(&self, _: &str, _: Option<u32>) -> Result<Option<Document>, StoreError> {
+        down()
+    }
+    async fn latest_documents(&self, _: &str) -> Result<Vec<Document>, StoreError> {
+        down()
+    }
+    async fn list_leads(&self, _: Option<String>, _: usize) -> Result<LeadPage, StoreError> {
+        down()
+    }
+    async fn due_slas(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<LeadId>, StoreError> {
+        down()
+    }
+    async fn erase_lead(&self, _: &Lead, _: Option<&str>) -> Result<(), StoreError> {
+        down()
+    }
+}
