@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Duration, Utc};
 use http_body_util::BodyExt;
-use leadflow_core::campaign::Campaign;
+use leadflow_admin::AdminAuth;
 use leadflow_core::model::{ActivityKind, EnrollmentState, LeadId, SalesStatus};
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, LeadStore, Stage, StageQueue};
 use leadflow_local::{OutboxMailer, SqliteStore};
@@ -56,13 +56,22 @@ steps:
   - { id: demo, wait: 2d, subject: "A demo?", text: "Demo?", html: "<p>Demo?</p>" }
 "#;
 
-async fn apply(ports: &LocalPorts, yaml: &str, version: u32) {
-    let c = Campaign::parse(yaml, "yaml").unwrap_or_else(|e| panic!("{e}"));
-    let applied = leadflow_stage::live::apply_campaign(ports, &c).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(applied, leadflow_stage::live::Applied::Version(version));
-    // Applying the same text again changes nothing.
-    let again = leadflow_stage::live::apply_campaign(ports, &c).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(again, leadflow_stage::live::Applied::Unchanged(version));
+/// Applies a campaign as marketing does: YAML posted to the admin API.
+async fn apply(ports: &Arc<LocalPorts>, yaml: &str, version: u32) {
+    for want_unchanged in [false, true] {
+        let req = Request::post("/admin/campaigns")
+            .header("content-type", "application/yaml")
+            .body(Body::from(yaml.to_string()))
+            .unwrap_or_default();
+        let resp =
+            leadflow_admin::router(Arc::clone(ports), AdminAuth::Upstream).oneshot(req).await.unwrap_or_default();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        assert!(status.is_success(), "{status}: {v}");
+        // Applying the same text again changes nothing.
+        assert_eq!((v["version"].as_u64(), v["unchanged"].as_bool()), (Some(u64::from(version)), Some(want_unchanged)));
+    }
 }
 
 async fn capture(ports: &Arc<LocalPorts>, body: Value) -> LeadId {
