@@ -302,3 +302,24 @@ async fn a_lead_that_qualifies_later_leaves_nurture_and_is_routed() {
     let e = ports.store.enrollments(id).await.unwrap_or_default();
     assert!(matches!(&e[0].state, EnrollmentState::Stopped { reason } if reason.contains("assigned")), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_drip_step_throttled_by_the_mail_service_is_retried_later_never_recorded_as_sent() {
+    let ports = ports();
+    let (_, body) = post(&ports, json!({"email": "tia@gmail.com", "first_name": "Tia"}), None).await;
+    let id = lead_id(&body);
+    pipeline(&ports, 1).await;
+    ports.mailer.throttle_next(1);
+    let report = leadflow_nurture::tick(&*ports, 100).await.unwrap_or_default();
+    assert_eq!((report.sent, report.retry_later), (0, 1));
+    assert!(ports.mailer.sent().is_empty());
+    let trail = ports.store.activities(id).await.unwrap_or_default();
+    assert!(!trail.iter().any(|a| a.kind.name() == "email_sent"), "a throttled send is not on the trail");
+    let e = ports.store.enrollments(id).await.unwrap_or_default();
+    assert_eq!(e[0].next_step, 0, "the step stays due");
+    // The next tick sends it, once.
+    let report = leadflow_nurture::tick(&*ports, 100).await.unwrap_or_default();
+    assert_eq!(report.sent, 1);
+    assert_eq!(ports.mailer.sent().len(), 1);
+    assert_eq!(ports.store.enrollments(id).await.unwrap_or_default()[0].next_step, 1);
+}
