@@ -393,3 +393,16 @@ fn values_that_parse_but_do_not_make_sense_are_errors_too() {
     let e = error(&src).to_string();
     assert!(e.contains("campaigns/welcome.toml: steps[1].subject"), "{e}");
 }
+
+#[test]
+fn the_sla_note_escapes_the_leads_name_in_html() {
+    let cfg = compile(&sources());
+    let anna = cfg.routing.rep("anna").expect("anna");
+    let email =
+        leadflow_core::email::sla_breach_email(&xss_lead(), anna, "Sam", &cfg.settings, now()).expect("renders");
+    assert!(email.html.contains("&lt;script&gt;") && !email.html.contains("<script"), "{}", email.html);
+    assert!(email.text.contains(XSS), "text is not HTML");
+    assert!(!email.subject.contains('\n'));
+    let bytes = to_mime(&email, "s@acme.example", now());
+    assert!(parse(&bytes).header_raw("List-Unsubscribe").is_none(), "transactional");
+}
