@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::client::{AdminClient, ClientError, DEFAULT_URL, LeadFilters};
+use crate::client::{AdminClient, Auth, ClientError, DEFAULT_URL, LeadFilters, SigV4};
 use crate::dev::{DevOptions, start};
 
 #[derive(Parser)]
@@ -77,12 +77,42 @@ enum Command {
 /// Where the admin API is and how to prove who we are.
 #[derive(Args, Debug, Clone)]
 pub struct ApiArgs {
-    /// The admin API's address (plain HTTP: the local stack).
+    /// The admin API's address: http://… for the local stack (with --token), or a deployment's
+    /// https://… API Gateway address, whose requests are SigV4-signed with the AWS credentials of
+    /// the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
     #[arg(long, env = "LEADFLOW_URL", default_value = DEFAULT_URL, global = true)]
     pub url: String,
-    /// The admin bearer token (`leadflow dev` prints it at start).
+    /// The admin bearer token (`leadflow dev` prints it at start); not used with SigV4.
     #[arg(long, env = "LEADFLOW_ADMIN_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// Sign requests with AWS SigV4 (service execute-api) even over http; https addresses always are.
+    #[arg(
+        long,
+        env = "LEADFLOW_SIGV4",
+        global = true,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub sigv4: bool,
+    /// The deployment's AWS region, for SigV4; default: AWS_REGION, else AWS_DEFAULT_REGION.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+}
+
+impl ApiArgs {
+    /// Whether requests are SigV4-signed: an https address, or asked for.
+    pub fn signs(&self) -> bool {
+        self.sigv4 || self.url.trim_start().get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    }
+
+    /// How requests prove who sends them; `var` reads the environment.
+    pub fn auth(&self, var: impl Fn(&str) -> Option<String>) -> Result<Auth, ClientError> {
+        if self.signs() {
+            Ok(Auth::SigV4(SigV4::from_env(self.region.as_deref(), var)?))
+        } else {
+            Ok(Auth::Bearer(self.token.clone()))
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -399,7 +429,7 @@ fn run_api_call(api: &ApiArgs, call: ApiCall) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let client = AdminClient::new(&api.url, api.token.clone())?;
+        let client = connect(api, |name| std::env::var(name).ok())?;
         execute(&client, call).await
     });
     match outcome {
@@ -418,6 +448,12 @@ fn run_api_call(api: &ApiArgs, call: ApiCall) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The client the admin commands use: SigV4-signed for an https address (or `--sigv4`), with
+/// credentials and region read by `var` (the environment); else the bearer token.
+pub fn connect(api: &ApiArgs, var: impl Fn(&str) -> Option<String>) -> Result<AdminClient, CallError> {
+    Ok(AdminClient::with_auth(&api.url, api.auth(var)?)?)
 }
 
 /// Writes to standard output; a reader that went away (`| head`) is not an error.
@@ -649,6 +685,34 @@ mod tests {
             other => panic!("parsed as {other:?}", other = other.map(|_| ()).map_err(|e| e.to_string())),
         }
         assert!(Cli::try_parse_from(["leadflow", "lead", "mark", "x", "new"]).is_err(), "back to new is not offered");
+    }
+
+    #[test]
+    fn https_addresses_and_the_sigv4_flag_sign_requests() {
+        let api = |args: &[&str]| match Cli::try_parse_from(["leadflow", "rep", "list"].iter().chain(args)) {
+            Ok(Cli { command: Command::Rep { api, .. } }) => api,
+            Ok(_) => panic!("not a rep command"),
+            Err(e) => panic!("{e}"),
+        };
+        let keys = |name: &str| match name {
+            "AWS_ACCESS_KEY_ID" => Some("AKID".to_string()),
+            "AWS_SECRET_ACCESS_KEY" => Some("secret".to_string()),
+            _ => None,
+        };
+        let local = api(&["--url", "http://127.0.0.1:8080", "--token", "t"]);
+        assert!(!local.signs());
+        assert!(matches!(local.auth(keys), Ok(Auth::Bearer(Some(t))) if t == "t"));
+
+        let deployed = api(&["--url", "https://abc.execute-api.eu-west-1.amazonaws.com", "--region", "eu-west-1"]);
+        assert!(deployed.signs());
+        assert!(matches!(deployed.auth(keys), Ok(Auth::SigV4(_))));
+        let no_keys = deployed.auth(|_| None).err();
+        assert_eq!(no_keys.as_ref().map(ClientError::code), Some("missing_credentials"));
+
+        let forced = api(&["--url", "http://127.0.0.1:8080", "--sigv4"]);
+        assert!(forced.signs());
+        let no_region = forced.auth(keys).err();
+        assert_eq!(no_region.as_ref().map(ClientError::code), Some("missing_region"));
     }
 
     #[test]
