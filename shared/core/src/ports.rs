@@ -76,6 +76,14 @@ pub struct LeadPage {
     pub next: Option<String>,
 }
 
+/// A page of [`LeadStore::campaign_enrollments`].
+#[derive(Debug, Clone, Default)]
+pub struct EnrollmentPage {
+    pub enrollments: Vec<Enrollment>,
+    /// Opaque; pass it back for the next page. `None`: this was the last page.
+    pub next: Option<String>,
+}
+
 pub trait LeadStore: Send + Sync + 'static {
     /// Binds an idempotency key to a lead id until `expires_at`, or tells the id it is bound to.
     /// A key whose binding expired before `now` is free again.
@@ -155,6 +163,19 @@ pub trait LeadStore: Send + Sync + 'static {
         enrollment: &Enrollment,
         expected_version: u64,
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+
+    /// One page of the enrollments in a campaign (any version, any state), in no promised order,
+    /// and the cursor of the next page (`None` after the last). For migrating enrolled leads to a
+    /// new version on purpose: an admin operation that may read every enrollment, never the hot path.
+    fn campaign_enrollments(
+        &self,
+        campaign_id: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<EnrollmentPage, StoreError>> + Send {
+        let _ = (campaign_id, cursor, limit);
+        async { Err(StoreError::Unavailable("campaign_enrollments is not implemented by this store".into())) }
+    }
 
     /// Puts the address on the suppression list; `false` when it was there already (the first
     /// entry, and its reason, are kept).
