@@ -136,6 +136,14 @@ pub enum CampaignCommand {
         #[arg(long)]
         end: Option<String>,
     },
+    /// Moves leads enrolled in older versions to the latest, on purpose: each continues at the
+    /// step of the same id; leads whose next step is gone finish their own version.
+    Migrate {
+        id: String,
+        /// Only leads in this version (default: every older version).
+        #[arg(long)]
+        from_version: Option<u32>,
+    },
     /// Renders a step's email for a lead, without sending it.
     Preview {
         id: String,
@@ -523,6 +531,7 @@ pub async fn execute(client: &AdminClient, call: ApiCall) -> Result<Output, Call
                 let (start, end) = (opt_time("start", &start)?, opt_time("end", &end)?);
                 json(client.campaign_schedule(&id, start.as_deref(), end.as_deref()).await?)
             }
+            CampaignCommand::Migrate { id, from_version } => json(client.campaign_migrate(&id, from_version).await?),
             CampaignCommand::Preview { id, lead, step, version } => {
                 let version = version.map(|v| v.to_string());
                 json(client.campaign_preview(&id, &lead, &step, version.as_deref()).await?)

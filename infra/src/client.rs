@@ -406,6 +406,12 @@ impl AdminClient {
         self.json(Method::POST, self.url(&["admin", "campaigns", id, "resume"], &[]), None).await
     }
 
+    /// Moves enrolled leads of older versions (or of `from_version` only) to the latest.
+    pub async fn campaign_migrate(&self, id: &str, from_version: Option<u32>) -> Result<Value, ClientError> {
+        let body = serde_json::json!({ "from_version": from_version });
+        self.json(Method::POST, self.url(&["admin", "campaigns", id, "migrate"], &[]), Some(Body::Json(body))).await
+    }
+
     /// A new schedule (RFC 3339 times; `None`: no bound).
     pub async fn campaign_schedule(
         &self,

@@ -434,3 +434,32 @@ async fn a_lead_not_contacted_within_the_sla_goes_to_another_rep_and_both_are_to
     let again = leadflow_nurture::tick(&*s.ports, 500).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.sla_rerouted, 0, "the new owner has a fresh SLA");
 }
+
+#[tokio::test]
+async fn marketing_can_migrate_enrolled_leads_to_the_new_version_on_purpose() {
+    let s = stack(at("2025-03-03T10:00:00Z"));
+    apply(&s.ports, OFFICE_HOURS, 2).await;
+    let id = capture(&s.ports, json!({"email": "mira@gmail.com", "time_zone": "Europe/Berlin"})).await;
+    pipeline(&s.ports).await;
+    leadflow_nurture::tick(&*s.ports, 500).await.unwrap_or_else(|e| panic!("{e}"));
+    // v3 rewrites the case study and drops the demo.
+    let v3 = OFFICE_HOURS
+        .replace("subject: \"A case study\"", "subject: \"A better case study\"")
+        .replace("  - { id: demo, wait: 2d, subject: \"A demo?\", text: \"Demo?\", html: \"<p>Demo?</p>\" }\n", "");
+    apply(&s.ports, &v3, 3).await;
+    let req = Request::post("/admin/campaigns/welcome/migrate")
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap_or_default();
+    let resp = leadflow_admin::router(Arc::clone(&s.ports), AdminAuth::Upstream).oneshot(req).await.unwrap_or_default();
+    let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    assert_eq!((answer["migrated"].as_u64(), answer["to_version"].as_u64()), (Some(1), Some(3)), "{answer}");
+    let e = s.ports.store.enrollments(id).await.unwrap_or_default();
+    assert_eq!((e[0].campaign_version, e[0].next_step), (3, 1), "at the case study, in v3");
+    run_until(&s.ports, at("2025-03-12T00:00:00Z")).await;
+    let sent: Vec<_> = drip_times(&s.ports, id).await.into_iter().map(|(step, _)| step).collect();
+    assert_eq!(sent, vec!["hello", "study"], "v3's steps from where the lead was; no demo");
+    let subjects = subjects_to(s._dir.path(), "mira@gmail.com");
+    assert!(subjects.iter().any(|s| s == "A better case study"), "{subjects:?}");
+}

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use leadflow_core::campaign::{Campaign, CampaignStatus, Schedule, StepKind};
 use leadflow_core::config::ConfigSources;
 use leadflow_core::error::ConfigError;
-use leadflow_core::model::Document;
+use leadflow_core::model::{ActivityKind, Document, EnrollmentState};
 use leadflow_core::ports::{Clock, LeadStore, Ports, WriteOutcome};
 use leadflow_stage::live::{CAMPAIGN_PREFIX, campaign_document, campaign_of};
 use serde::Deserialize;
@@ -376,6 +376,80 @@ pub async fn preview<P: Ports>(
         "text": email.text,
         "html": email.html,
         "headers": email.headers,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateRequest {
+    /// Only leads in this version; all older versions when absent.
+    #[serde(default)]
+    pub from_version: Option<u32>,
+}
+
+/// `POST /admin/campaigns/{id}/migrate` `{"from_version": n}`: moves the active enrollments of
+/// older versions to the latest on purpose. Each continues at the step of the same id, due when
+/// it was due; a lead whose next step has no counterpart in the latest version finishes its own
+/// version, and is counted as kept.
+pub async fn migrate<P: Ports>(
+    _: Authorized,
+    State(st): St<P>,
+    PathParams(id): PathParams<String>,
+    JsonBody(req): JsonBody<MigrateRequest>,
+) -> ApiResult<Response> {
+    let id = config_id("id", &id)?;
+    let ports = &*st.ports;
+    let store = ports.store();
+    let config = leadflow_stage::live::refresh(ports, true).await;
+    let latest = config.campaign(&id).cloned().ok_or_else(|| not_found(&id))?;
+    let to = latest.campaign.version;
+    if req.from_version.is_some_and(|v| v == 0 || v >= to) {
+        return Err(ApiError::invalid("from_version", format!("must be a version older than the latest, {to}")));
+    }
+    let (mut migrated, mut kept, mut changed) = (0u64, 0u64, 0u64);
+    let mut cursor = None;
+    loop {
+        let page = store.campaign_enrollments(&id, cursor, 500).await?;
+        for e in page.enrollments {
+            let wanted = req.from_version.is_none_or(|v| v == e.campaign_version);
+            if e.state != EnrollmentState::Active || e.campaign_version >= to || !wanted {
+                continue;
+            }
+            let from = leadflow_stage::live::campaign_version(ports, &config, &id, e.campaign_version)
+                .await
+                .map_err(|err| ApiError::unavailable(&err.to_string()))?;
+            let Some(moved) = from.and_then(|from| latest.migrate(&e, &from)) else {
+                kept += 1;
+                continue;
+            };
+            match store.update_enrollment(&moved, e.version).await? {
+                WriteOutcome::Written => {
+                    migrated += 1;
+                    store
+                        .record_activity(&leadflow_stage::activity(
+                            e.lead_id,
+                            format!("enrolled-{id}-v{to}"),
+                            ports.clock().now(),
+                            ActivityKind::Enrolled { campaign_id: id.clone(), version: to },
+                        ))
+                        .await?;
+                }
+                // The scheduler moved it on meanwhile; running the migration again takes it.
+                WriteOutcome::VersionConflict => changed += 1,
+            }
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(axum::Json(json!({
+        "campaign": id,
+        "to_version": to,
+        "migrated": migrated,
+        "kept_on_their_version": kept,
+        "changed_meanwhile": changed,
     }))
     .into_response())
 }

@@ -71,5 +71,6 @@ pub fn router<P: Ports>(ports: Arc<P>, auth: AdminAuth) -> Router {
         .route("/admin/campaigns/{id}/resume", post(campaigns::resume::<P>))
         .route("/admin/campaigns/{id}/schedule", post(campaigns::schedule::<P>))
         .route("/admin/campaigns/{id}/preview", get(campaigns::preview::<P>))
+        .route("/admin/campaigns/{id}/migrate", post(campaigns::migrate::<P>))
         .with_state(Arc::new(AppState { ports, auth }))
 }

@@ -52,7 +52,8 @@ use leadflow_core::model::{
 };
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
-    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, IdempotencyClaim, LeadPage, LeadStore, WriteOutcome,
+    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, EnrollmentPage, IdempotencyClaim, LeadPage, LeadStore,
+    WriteOutcome,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -97,9 +98,10 @@ const DUE_PARTITION: &str = "DUE#";
 const SLA_PARTITION: &str = "SLA#";
 /// Items one BatchWriteItem may carry.
 const BATCH_WRITE_MAX: usize = 25;
-/// Scan requests one `list_leads` page may make before it answers a short page.
+/// Scan requests one `list_leads` or `campaign_enrollments` page may make before it answers a
+/// short page.
 const LIST_SCAN_REQUESTS: u32 = 10;
-/// Longer than any cursor `list_leads` hands out (two keys of at most 2 KB and 1 KB, in hex).
+/// Longer than any cursor a listing (`list_leads`, `campaign_enrollments`) hands out (two keys of at most 2 KB and 1 KB, in hex).
 const MAX_CURSOR_LEN: usize = 8 * 1024;
 /// Rounds of `erase_lead` against concurrent writes to the lead.
 const ERASE_ATTEMPTS: u32 = 3;
@@ -890,50 +892,23 @@ impl LeadStore for DynamoStore {
     /// The cursor is the hex of the last evaluated key (a lead's or another item's `PK`/`SK`,
     /// which hold no personal data); a cursor this store did not hand out is an error.
     async fn list_leads(&self, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
-        const OP: &str = "list leads";
-        let want = limit.max(1);
-        let mut start = cursor.as_deref().map(decode_cursor).transpose()?;
-        // Enough items per request that a table of mostly activities still fills a page; the
-        // 1 MB cap per request bounds it anyway.
-        let scan_limit = i32::try_from(want.clamp(100, 1000)).unwrap_or(1000);
-        let mut page = LeadPage::default();
-        for _ in 0..LIST_SCAN_REQUESTS {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("#sk = :profile")
-                .projection_expression("#pk, #sk, #doc, #v")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_names("#doc", DOC)
-                .expression_attribute_names("#v", VERSION)
-                .expression_attribute_values(":profile", s(PROFILE))
-                .limit(scan_limit)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(OP, &e))?;
-            let more_after = out.last_evaluated_key.is_some();
-            let mut items = out.items.unwrap_or_default().into_iter().peekable();
-            while let Some(item) = items.next() {
-                page.leads.push(lead_of(&item)?);
-                if page.leads.len() >= want {
-                    // Full: the next page resumes right after this lead (scans resume from any
-                    // key, in the table's own order).
-                    if items.peek().is_some() || more_after {
-                        page.next = Some(encode_cursor(&key_of(&item)?)?);
-                    }
-                    return Ok(page);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(page),
-            }
-        }
-        page.next = start.as_ref().map(encode_cursor).transpose()?;
-        Ok(page)
+        let (leads, next) = self.scan_page("list leads", PROFILE.to_string(), cursor, limit, lead_of).await?;
+        Ok(LeadPage { leads, next })
+    }
+
+    /// A Scan filtered to the campaign's enrollment items (`SK` = `ENR#<campaign>`, any lead,
+    /// version or state), resumed from the cursor, as [`Self::list_leads`] pages: a page never
+    /// holds more than `limit` enrollments (at least one), and may be short, or even empty, while
+    /// `next` is `Some`. The cursor is the hex of the last evaluated key.
+    async fn campaign_enrollments(
+        &self,
+        campaign_id: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<EnrollmentPage, StoreError> {
+        let sort = format!("{ENR_PREFIX}{campaign_id}");
+        let (enrollments, next) = self.scan_page("campaign enrollments", sort, cursor, limit, enrollment_of).await?;
+        Ok(EnrollmentPage { enrollments, next })
     }
 
     async fn due_slas(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<LeadId>, StoreError> {
@@ -1013,6 +988,68 @@ impl LeadStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// One page of a Scan filtered to the items whose sort key is `sort`, resumed from the
+    /// cursor, and the cursor of the next page. DynamoDB counts its `Limit` before the filter,
+    /// over every kind of item, so a page stops after [`LIST_SCAN_REQUESTS`] requests however
+    /// few items it found: pages may be short, or even empty, while the cursor is `Some`. A page
+    /// never holds more than `limit` items (at least one). The cursor is the hex of the last
+    /// evaluated key (`PK`/`SK`, which hold no personal data); a cursor this store did not hand
+    /// out is an error.
+    async fn scan_page<T>(
+        &self,
+        op: &'static str,
+        sort: String,
+        cursor: Option<String>,
+        limit: usize,
+        of: impl Fn(&Item) -> Result<T, StoreError>,
+    ) -> Result<(Vec<T>, Option<String>), StoreError> {
+        let want = limit.max(1);
+        let mut start = cursor.as_deref().map(|c| decode_cursor(op, c)).transpose()?;
+        // Enough items per request that a table of mostly other items still fills a page; the
+        // 1 MB cap per request bounds it anyway.
+        let scan_limit = i32::try_from(want.clamp(100, 1000)).unwrap_or(1000);
+        let mut page = Vec::new();
+        for _ in 0..LIST_SCAN_REQUESTS {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#sk = :sort")
+                .projection_expression("#pk, #sk, #doc, #v")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_names("#doc", DOC)
+                .expression_attribute_names("#v", VERSION)
+                .expression_attribute_values(":sort", s(sort.as_str()))
+                .limit(scan_limit)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(op, &e))?;
+            let more_after = out.last_evaluated_key.is_some();
+            let mut items = out.items.unwrap_or_default().into_iter().peekable();
+            while let Some(item) = items.next() {
+                page.push(of(&item)?);
+                if page.len() >= want {
+                    // Full: the next page resumes right after this item (scans resume from any
+                    // key, in the table's own order).
+                    let next = if items.peek().is_some() || more_after {
+                        Some(encode_cursor(op, &key_of(&item)?)?)
+                    } else {
+                        None
+                    };
+                    return Ok((page, next));
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok((page, None)),
+            }
+        }
+        let next = start.as_ref().map(|key| encode_cursor(op, key)).transpose()?;
+        Ok((page, next))
+    }
+
     async fn query_prefix(&self, op: &'static str, lead_id: LeadId, prefix: &str) -> Result<Vec<Item>, StoreError> {
         self.query_lead_items(op, lead_id, prefix, false).await
     }
@@ -1237,21 +1274,21 @@ fn key_of(item: &Item) -> Result<Item, StoreError> {
     Ok(key)
 }
 
-/// A `list_leads` cursor: the hex of the JSON of the key's string attributes.
-fn encode_cursor(key: &Item) -> Result<String, StoreError> {
+/// A listing cursor (`list_leads`, `campaign_enrollments`): the hex of the JSON of the key's
+/// string attributes.
+fn encode_cursor(op: &str, key: &Item) -> Result<String, StoreError> {
     let mut plain = BTreeMap::new();
     for (name, value) in key {
-        let text = value
-            .as_s()
-            .map_err(|_| StoreError::Corrupt(format!("list leads: key attribute {name} is not a string")))?;
+        let text =
+            value.as_s().map_err(|_| StoreError::Corrupt(format!("{op}: key attribute {name} is not a string")))?;
         plain.insert(name.as_str(), text.as_str());
     }
     Ok(hex::encode(encode(&plain, "cursor")?))
 }
 
-fn decode_cursor(cursor: &str) -> Result<Item, StoreError> {
+fn decode_cursor(op: &str, cursor: &str) -> Result<Item, StoreError> {
     // Not a stored item, but what the variant means to a caller: this input will never read.
-    let bad = || StoreError::Corrupt("list leads: the cursor is not one this store handed out".into());
+    let bad = || StoreError::Corrupt(format!("{op}: the cursor is not one this store handed out"));
     if cursor.len() > MAX_CURSOR_LEN {
         return Err(bad());
     }

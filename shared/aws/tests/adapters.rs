@@ -566,6 +566,8 @@ async fn every_store_method_makes_the_requests_it_should() {
     assert_eq!(r.take(), ["Query"], "latest_documents");
     store.list_leads(None, 10).await.unwrap();
     assert_eq!(r.take(), ["Scan"], "list_leads");
+    store.campaign_enrollments("c", None, 10).await.unwrap();
+    assert_eq!(r.take(), ["Scan"], "campaign_enrollments");
     store.due_slas(t(10), 10).await.unwrap();
     assert_eq!(r.take(), vec!["Query"; 8], "due_slas");
     let stored = store.get_lead(id(1)).await.unwrap().unwrap();
@@ -787,6 +789,96 @@ async fn list_leads_pages_cover_every_lead_exactly_once() {
         "0".repeat(100_000),
     ] {
         match store.list_leads(Some(bad.clone()), 10).await {
+            Err(StoreError::Corrupt(message)) => assert!(message.contains("cursor"), "{message}"),
+            other => panic!("cursor {bad:.40}: {other:?}"),
+        }
+    }
+}
+
+/// Pages of `campaign_enrollments` with `limit` until the last: the enrollments in the order
+/// seen, and the number of pages.
+async fn all_enrollment_pages(store: &DynamoStore, campaign: &str, limit: usize) -> (Vec<Enrollment>, usize) {
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store.campaign_enrollments(campaign, cursor.take(), limit).await.unwrap();
+        assert!(page.enrollments.len() <= limit.max(1), "a page of {} for limit {limit}", page.enrollments.len());
+        seen.extend(page.enrollments);
+        pages += 1;
+        assert!(pages <= 1000, "campaign_enrollments does not end");
+        match page.next {
+            Some(next) => {
+                assert!(!next.contains("example") && !next.is_empty(), "{next}");
+                cursor = Some(next);
+            }
+            None => return (seen, pages),
+        }
+    }
+}
+
+#[tokio::test]
+async fn campaign_enrollments_pages_cover_every_enrollment_of_the_campaign_once() {
+    let db = table().await;
+    let store = &db.store;
+    let empty = store.campaign_enrollments("welcome", None, 3).await.unwrap();
+    assert!(empty.enrollments.is_empty() && empty.next.is_none());
+
+    // Leads 1..=20 in "welcome" (every state, two campaign versions), the odd ones also in
+    // "winback" (a sort key that "welcome" is no prefix of, and one it shares a prefix with:
+    // "welcome-back"), among their profiles, email keys and activities.
+    let mut expected = BTreeMap::new();
+    for n in 1..=20_u64 {
+        assert_eq!(store.create_lead(&lead(n, &format!("p{n}@example.com"))).await.unwrap(), CreateOutcome::Created);
+        store.record_activity(&opened(id(n), "a")).await.unwrap();
+        let state = match n % 3 {
+            0 => EnrollmentState::Active,
+            1 => EnrollmentState::Completed,
+            _ => EnrollmentState::Stopped { reason: "unsubscribed".into() },
+        };
+        let due = (state == EnrollmentState::Active).then(|| t(i64::try_from(n).unwrap()));
+        let mut e = enrollment(n, "welcome", due, state);
+        e.campaign_version = if n <= 10 { 1 } else { 2 };
+        assert!(store.enroll(&e).await.unwrap());
+        expected.insert(e.lead_id, e);
+        if n % 2 == 1 {
+            assert!(store.enroll(&enrollment(n, "winback", Some(t(1)), EnrollmentState::Active)).await.unwrap());
+            assert!(store.enroll(&enrollment(n, "welcome-back", Some(t(1)), EnrollmentState::Active)).await.unwrap());
+        }
+    }
+    // An enrollment moved on a version comes as stored.
+    let mut moved = expected[&id(3)].clone();
+    moved.next_step = 1;
+    assert_eq!(store.update_enrollment(&moved, 0).await.unwrap(), WriteOutcome::Written);
+    moved.version = 1;
+    expected.insert(moved.lead_id, moved);
+
+    for limit in [0, 1, 3, 20, 1000] {
+        let (seen, pages) = all_enrollment_pages(store, "welcome", limit).await;
+        assert_eq!(seen.len(), 20, "limit {limit}: each enrollment of the campaign once, over {pages} pages");
+        let by_lead: BTreeMap<LeadId, Enrollment> = seen.into_iter().map(|e| (e.lead_id, e)).collect();
+        assert_eq!(by_lead, expected, "limit {limit}: those of the campaign, as stored, none of another");
+    }
+    let (_, pages) = all_enrollment_pages(store, "welcome", 3).await;
+    assert!(pages >= 7, "20 enrollments in pages of at most 3: {pages} pages");
+    let (winback, _) = all_enrollment_pages(store, "winback", 3).await;
+    let winback: Vec<LeadId> = winback.iter().map(|e| e.lead_id).collect();
+    assert_eq!(winback.len(), 10);
+    assert_eq!(winback.into_iter().collect::<BTreeSet<_>>(), (1..=20).step_by(2).map(id).collect());
+    let none = store.campaign_enrollments("nobody", None, 3).await.unwrap();
+    assert!(none.enrollments.is_empty() && none.next.is_none());
+
+    let hex = |text: &str| text.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    for bad in [
+        "not a cursor".to_string(),
+        "abc".to_string(),
+        hex("{}"),
+        hex(r#"{"PK":"LEAD#x"}"#),
+        hex(r#"{"PK":"LEAD#x","SK":""}"#),
+        hex("[1, 2]"),
+        "0".repeat(100_000),
+    ] {
+        match store.campaign_enrollments("welcome", Some(bad.clone()), 3).await {
             Err(StoreError::Corrupt(message)) => assert!(message.contains("cursor"), "{message}"),
             other => panic!("cursor {bad:.40}: {other:?}"),
         }

@@ -678,6 +678,18 @@ impl CompiledCampaign {
         t
     }
 
+    /// The enrollment moved on purpose from the version it started (`from`) to this one: it
+    /// continues at the step of the same id, due when it was due. `None` when this version has no
+    /// step of that id (the lead then finishes its own version) or the enrollment has ended.
+    pub fn migrate(&self, enrollment: &Enrollment, from: &CompiledCampaign) -> Option<Enrollment> {
+        if enrollment.state != EnrollmentState::Active || enrollment.campaign_id != self.campaign.id {
+            return None;
+        }
+        let step = from.campaign.steps.get(enrollment.next_step as usize)?;
+        let index = self.step_index(&step.id)?;
+        Some(Enrollment { campaign_version: self.campaign.version, next_step: index as u32, ..enrollment.clone() })
+    }
+
     /// The key of the email of step `index` for a lead: names the send, so it is sent once.
     pub fn email_key(&self, lead: &Lead, index: usize) -> String {
         let c = &self.campaign;

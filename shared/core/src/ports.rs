@@ -172,10 +172,7 @@ pub trait LeadStore: Send + Sync + 'static {
         campaign_id: &str,
         cursor: Option<String>,
         limit: usize,
-    ) -> impl Future<Output = Result<EnrollmentPage, StoreError>> + Send {
-        let _ = (campaign_id, cursor, limit);
-        async { Err(StoreError::Unavailable("campaign_enrollments is not implemented by this store".into())) }
-    }
+    ) -> impl Future<Output = Result<EnrollmentPage, StoreError>> + Send;
 
     /// Puts the address on the suppression list; `false` when it was there already (the first
     /// entry, and its reason, are kept).

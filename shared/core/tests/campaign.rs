@@ -496,3 +496,22 @@ fn email_keys_name_the_campaign_version_and_step() {
     let e: Enrollment = c.enroll(&l, now());
     assert_eq!((e.campaign_version, e.state.clone()), (3, EnrollmentState::Active));
 }
+
+#[test]
+fn a_migration_continues_at_the_step_of_the_same_id_when_there_is_one() {
+    let v3 = compiled(&campaign(&["0s", "1d", "1d"])); // steps s0, s1, s2
+    let mut next = campaign(&["0s", "1d", "1d"]);
+    next.version = 4;
+    next.steps.remove(0); // s1, s2
+    next.steps.push(send("s9", Some("2d")));
+    let v4 = compiled(&next);
+    let l = lead_in("UTC");
+    let mut e = v3.enroll(&l, now());
+    e.next_step = 2;
+    let moved = v4.migrate(&e, &v3).expect("s2 exists in v4");
+    assert_eq!((moved.campaign_version, moved.next_step, moved.next_due_at), (4, 1, e.next_due_at));
+    e.next_step = 0;
+    assert_eq!(v4.migrate(&e, &v3), None, "s0 is gone: the lead finishes v3");
+    let ended = leadflow_core::campaign::stopped(&e, "won");
+    assert_eq!(v4.migrate(&ended, &v3), None, "ended enrollments stay as they are");
+}

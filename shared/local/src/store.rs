@@ -13,7 +13,8 @@ use leadflow_core::model::{
 };
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
-    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, IdempotencyClaim, LeadPage, LeadStore, WriteOutcome,
+    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, EnrollmentPage, IdempotencyClaim, LeadPage, LeadStore,
+    WriteOutcome,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -38,6 +39,11 @@ const SELECT_DUE_SLAS: &str = "SELECT id FROM leads \
 
 /// One page of leads after a cursor (`''` before the first page), in id order.
 const SELECT_LEAD_PAGE: &str = "SELECT id, version, doc FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2";
+
+/// One page of a campaign's enrollments after a cursor (`''` before the first page), in lead id
+/// order: a search of `enrollments_by_campaign`.
+const SELECT_CAMPAIGN_ENROLLMENT_PAGE: &str = "SELECT lead_id, version, doc FROM enrollments \
+     WHERE campaign_id = ?1 AND lead_id > ?2 ORDER BY lead_id LIMIT ?3";
 
 const SELECT_REP_LOADS: &str = "SELECT rep, open FROM rep_loads WHERE open > 0";
 
@@ -572,6 +578,45 @@ impl SqliteStore {
             .map_err(|e| self.db.store_error(e))
     }
 
+    fn campaign_enrollments_now(
+        &self,
+        campaign_id: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<EnrollmentPage, StoreError> {
+        // The cursor is the lead id of the last enrollment handed out; anything else was not made here.
+        let after = match cursor {
+            None => String::new(),
+            Some(c) => c
+                .parse::<LeadId>()
+                .map_err(|_| {
+                    StoreError::Corrupt("the campaign enrollment cursor is not one this store handed out".into())
+                })?
+                .to_string(),
+        };
+        // A page of none would hand back the same cursor for ever.
+        let limit = limit.max(1);
+        // One more than the page, to tell whether another page follows without reading it.
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        self.db
+            .read(|c| {
+                let mut stmt = c.prepare_cached(SELECT_CAMPAIGN_ENROLLMENT_PAGE)?;
+                let rows = stmt.query_map(params![campaign_id, after, fetch], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })?;
+                let mut page = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+                let next = if page.len() > limit {
+                    page.truncate(limit);
+                    page.last().map(|(lead_id, _, _)| lead_id.clone())
+                } else {
+                    None
+                };
+                let enrollments = read_enrollments(page.into_iter().map(|(_, version, doc)| Ok((version, doc))))?;
+                Ok(EnrollmentPage { enrollments, next })
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
     fn due_slas_now(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<LeadId>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
@@ -842,6 +887,15 @@ impl LeadStore for SqliteStore {
         self.list_leads_now(cursor, limit)
     }
 
+    async fn campaign_enrollments(
+        &self,
+        campaign_id: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<EnrollmentPage, StoreError> {
+        self.campaign_enrollments_now(campaign_id, cursor, limit)
+    }
+
     async fn due_slas(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<LeadId>, StoreError> {
         self.due_slas_now(now, limit)
     }
@@ -887,6 +941,16 @@ mod tests {
     fn a_lead_page_walks_the_primary_key() {
         let plan = plan(SELECT_LEAD_PAGE, params!["", 10_i64]);
         assert!(plan.starts_with("SEARCH leads USING PRIMARY KEY (id>?)"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn a_campaign_enrollment_page_searches_the_campaign_index() {
+        let plan = plan(SELECT_CAMPAIGN_ENROLLMENT_PAGE, params!["welcome", "", 10_i64]);
+        assert!(
+            plan.starts_with("SEARCH enrollments USING INDEX enrollments_by_campaign (campaign_id=? AND lead_id>?)"),
+            "{plan}"
+        );
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 

@@ -10,8 +10,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::{enrollment, id, lead, owned_by, t};
 use leadflow_core::FieldProblem;
 use leadflow_core::model::{
-    Activity, ActivityKind, Contact, Document, DomainKind, EnrollmentState, Lead, LeadId, SalesStatus, Suppression,
-    SuppressionReason, Validity,
+    Activity, ActivityKind, Contact, Document, DomainKind, Enrollment, EnrollmentState, Lead, LeadId, SalesStatus,
+    Suppression, SuppressionReason, Validity,
 };
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{AssignOutcome, AssignmentWrite, CreateOutcome, LeadStore, WriteOutcome};
@@ -55,6 +55,7 @@ on_both_stores! {
     due_slas_are_owned_valid_new_leads_past_due_oldest_first => check_due_slas;
     erasure_replaces_the_lead_and_deletes_its_key_and_activities => check_erase_lead;
     erasure_wins_over_a_write_that_came_in_since_the_tombstone_was_made => check_erase_after_concurrent_write;
+    campaign_enrollments_pages_cover_every_enrollment_of_the_campaign_once => check_campaign_enrollments_pages;
 }
 
 fn suppression(key: &str, reason: SuppressionReason, secs: i64) -> Suppression {
@@ -583,4 +584,72 @@ async fn enroll_many_creates_the_new_enrollments_in_one_go() {
     assert_eq!(store.enrollments(id(7)).await.unwrap(), vec![batch[6].clone()]);
     assert_eq!(store.enrollments(id(3)).await.unwrap(), vec![before]);
     assert_eq!(store.due_enrollments(t(5_000), 5_000).await.unwrap().len(), 1_500);
+}
+
+/// Every enrollment of the campaign, page by page, as (lead, campaign version, enrollment version).
+async fn campaign_pages(store: &impl LeadStore, campaign: &str, limit: usize) -> Vec<Vec<Enrollment>> {
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.campaign_enrollments(campaign, cursor, limit).await.unwrap();
+        assert!(page.enrollments.len() <= limit.max(1), "a page of {} with limit {limit}", page.enrollments.len());
+        pages.push(page.enrollments);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return pages,
+        }
+        assert!(pages.len() <= 1000, "the paging does not end");
+    }
+}
+
+async fn check_campaign_enrollments_pages(store: &impl LeadStore) {
+    let empty = store.campaign_enrollments("welcome", None, 3).await.unwrap();
+    assert!(empty.enrollments.is_empty() && empty.next.is_none());
+
+    // Leads 1..=10 in "welcome", in every state and on two campaign versions; the odd ones also
+    // in "winback"; enrolled out of id order.
+    let mut expected = BTreeMap::new();
+    for n in (1..=10u64).map(|i| (i * 3) % 10 + 1) {
+        let state = match n % 3 {
+            0 => EnrollmentState::Active,
+            1 => EnrollmentState::Completed,
+            _ => EnrollmentState::Stopped { reason: "unsubscribed".into() },
+        };
+        let due = (state == EnrollmentState::Active).then(|| t(i64::try_from(n).unwrap()));
+        let mut e = enrollment(n, "welcome", due, state);
+        e.campaign_version = if n <= 5 { 1 } else { 2 };
+        assert!(store.enroll(&e).await.unwrap());
+        expected.insert(e.lead_id, e);
+        if n % 2 == 1 {
+            assert!(store.enroll(&enrollment(n, "winback", Some(t(1)), EnrollmentState::Active)).await.unwrap());
+        }
+    }
+    // Lead 11 only in "winback", and an enrollment moved on a version.
+    assert!(store.enroll(&enrollment(11, "winback", Some(t(1)), EnrollmentState::Active)).await.unwrap());
+    let mut moved = expected[&id(3)].clone();
+    moved.next_step = 1;
+    assert_eq!(store.update_enrollment(&moved, 0).await.unwrap(), WriteOutcome::Written);
+    moved.version = 1;
+    expected.insert(moved.lead_id, moved);
+
+    for limit in [0, 1, 3, 10, 100] {
+        let pages = campaign_pages(store, "welcome", limit).await;
+        let listed: Vec<&Enrollment> = pages.iter().flatten().collect();
+        assert_eq!(listed.len(), 10, "limit {limit}: each enrollment of the campaign once");
+        let by_lead: BTreeMap<LeadId, Enrollment> = listed.iter().map(|e| (e.lead_id, (*e).clone())).collect();
+        assert_eq!(by_lead, expected, "limit {limit}: those of the campaign, as stored, none of another");
+    }
+    // Pages of 3: full pages and one short last one.
+    let pages = campaign_pages(store, "welcome", 3).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3, 1]);
+
+    let winback: Vec<LeadId> = campaign_pages(store, "winback", 3).await.iter().flatten().map(|e| e.lead_id).collect();
+    assert_eq!(winback.iter().copied().collect::<BTreeSet<_>>(), [1, 3, 5, 7, 9, 11].map(id).into_iter().collect());
+    assert_eq!(winback.len(), 6);
+    let none = store.campaign_enrollments("nobody", None, 3).await.unwrap();
+    assert!(none.enrollments.is_empty() && none.next.is_none());
+
+    for garbage in ["", "not a cursor", "🦀", "01ARZ3NDEKTSV4RRFFQ69G5FAVXXXXXX", "' OR 1=1 --"] {
+        assert!(store.campaign_enrollments("welcome", Some(garbage.to_string()), 3).await.is_err(), "{garbage:?}");
+    }
 }

@@ -16,8 +16,8 @@ use leadflow_core::model::{
 };
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
-    AssignOutcome, AssignmentWrite, Clock, CreateOutcome, DomainEvent, EffectClaim, EventBus, IdempotencyClaim,
-    LeadPage, LeadStore, Mailer, OutgoingEmail, Stage, StageQueue, WriteOutcome,
+    AssignOutcome, AssignmentWrite, Clock, CreateOutcome, DomainEvent, EffectClaim, EnrollmentPage, EventBus,
+    IdempotencyClaim, LeadPage, LeadStore, Mailer, OutgoingEmail, Stage, StageQueue, WriteOutcome,
 };
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -275,6 +275,36 @@ impl LeadStore for MemoryStore {
                 WriteOutcome::Written
             }
             _ => WriteOutcome::VersionConflict,
+        })
+    }
+
+    fn campaign_enrollments(
+        &self,
+        campaign_id: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<EnrollmentPage, StoreError>> + Send {
+        let after = match cursor.map(|c| c.parse::<LeadId>()).transpose() {
+            Ok(after) => after,
+            Err(_) => {
+                return ready(Err(StoreError::Corrupt(
+                    "the campaign enrollment cursor is not one this store handed out".into(),
+                )));
+            }
+        };
+        let limit = limit.max(1);
+        self.with(|s| {
+            // Like SQLite's pages: in lead id order, a cursor only when more enrollments follow.
+            let mut page: Vec<Enrollment> = s
+                .enrollments
+                .values()
+                .filter(|e| e.campaign_id == campaign_id && after.is_none_or(|a| e.lead_id > a))
+                .cloned()
+                .collect();
+            page.sort_unstable_by_key(|e| e.lead_id);
+            let next = if page.len() > limit { page.get(limit - 1).map(|e| e.lead_id.to_string()) } else { None };
+            page.truncate(limit);
+            EnrollmentPage { enrollments: page, next }
         })
     }
 
@@ -611,6 +641,9 @@ impl LeadStore for DownStore {
         down()
     }
     async fn update_enrollment(&self, _: &Enrollment, _: u64) -> Result<WriteOutcome, StoreError> {
+        down()
+    }
+    async fn campaign_enrollments(&self, _: &str, _: Option<String>, _: usize) -> Result<EnrollmentPage, StoreError> {
         down()
     }
     async fn suppress(&self, _: &Suppression) -> Result<bool, StoreError> {
