@@ -61,6 +61,8 @@ pub enum DevError {
     Config(#[from] ConfigLoadError),
     #[error("cannot open the data folder: {0}")]
     Data(#[from] leadflow_local::LocalError),
+    #[error("cannot recover the data folder: {0}")]
+    Recover(#[from] leadflow_core::error::StoreError),
     #[error("cannot start the {stage} stage worker: {source}")]
     Runtime { stage: &'static str, source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
@@ -166,6 +168,12 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
     let recovered = sqlite_queue.recover_in_flight(Utc::now())?;
     if recovered > 0 {
         info!(recovered, "messages a previous run held in flight are delivered again");
+    }
+    // Likewise for emails and events a killed predecessor had claimed but not finished: the outbox
+    // names each file after its email's key, so one it had written already is not written twice.
+    let released = store.release_dead_claims()?;
+    if released > 0 {
+        info!(released, "emails and events a previous run had claimed are tried again now");
     }
     let queue =
         WakingQueue { inner: sqlite_queue.clone(), wake: Arc::new([Notify::new(), Notify::new(), Notify::new()]) };

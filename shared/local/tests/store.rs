@@ -286,3 +286,16 @@ fn a_file_that_is_not_a_database_is_refused_with_its_path() {
     assert!(err.starts_with("cannot open the data file"), "{err}");
     assert!(err.contains("notes.txt"), "{err}");
 }
+
+#[tokio::test]
+async fn claims_a_killed_run_left_are_given_back_at_start_and_finished_effects_stay_done() {
+    let (_dir, store) = open();
+    let lease = t(120);
+    assert_eq!(store.claim_effect("email:left-hanging", t(0), lease).await.unwrap(), EffectClaim::Claimed);
+    assert_eq!(store.claim_effect("email:done", t(0), lease).await.unwrap(), EffectClaim::Claimed);
+    store.finish_effect("email:done", "msg-1").await.unwrap();
+    assert_eq!(store.claim_effect("email:left-hanging", t(1), t(121)).await.unwrap(), EffectClaim::Busy);
+    assert_eq!(store.release_dead_claims().unwrap(), 1);
+    assert_eq!(store.claim_effect("email:left-hanging", t(1), t(121)).await.unwrap(), EffectClaim::Claimed);
+    assert_eq!(store.claim_effect("email:done", t(1), t(121)).await.unwrap(), EffectClaim::Done("msg-1".into()));
+}
