@@ -5,7 +5,7 @@ use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{ActivityKind, Assignment, Lead, Lifecycle};
 use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, DomainEvent, LeadStore, Ports};
 use leadflow_stage::{
-    BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, process_batch, publish_once, send_once,
+    BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, live, process_batch, publish_once, send_once,
 };
 use tracing::{info, warn};
 
@@ -14,6 +14,8 @@ pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Fai
 }
 
 pub async fn handle<P: Ports>(ports: &P, msg: RouteMessage) -> Result<(), StageError> {
+    // Picks up reps, teams and routing rules changed through the admin API.
+    live::refresh(ports, false).await;
     let lead = assign(ports, &msg).await?;
     let Some(lead) = lead else { return Ok(()) };
     notify(ports, &lead).await

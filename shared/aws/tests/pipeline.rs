@@ -927,7 +927,7 @@ async fn requests_per_lead_from_capture_to_assignment() {
     // numbers knowingly. Per function: capture 1 (SendMessage); validate 4 (resolve, create
     // with the email key, trail, hand-off); score 6 (5, and the Query of `latest_documents` that
     // refreshes the configuration applied through the admin API: once per cache period, and
-    // the stages share one cache here); route 12 (read, cursor, loads, assign, trail, and
+    // the stages share one cache here, so route's own refresh reads nothing); route 12 (read, cursor, loads, assign, trail, and
     // claim/send/finish for the email and for the event).
     assert_eq!(per_function, [("capture", 1), ("validate", 4), ("score", 6), ("route", 12)], "{functions:#?}");
     assert_eq!(sum(&functions), 23, "the functions' requests per lead");
