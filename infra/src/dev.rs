@@ -193,12 +193,13 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
+    let auth = AdminAuth::Bearer(admin_token.clone().into());
     let app = Router::new()
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .merge(leadflow_capture::router(Arc::clone(&ports)))
-        .merge(leadflow_admin::router(Arc::clone(&ports), AdminAuth::Bearer(admin_token.clone().into())))
+        .merge(leadflow_admin::router(Arc::clone(&ports), auth.clone()))
         .merge(leadflow_unsubscribe::router(Arc::clone(&ports)))
-        .merge(ses_events_endpoint(Arc::clone(&ports), admin_token.clone()))
+        .merge(ses_events_endpoint(Arc::clone(&ports), auth))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -271,18 +272,13 @@ fn unsubscribe_secret(data_dir: &std::path::Path) -> Result<String, DevError> {
 /// `POST /dev/ses-events`: the local stand-in for SES publishing events through EventBridge.
 /// Takes the same JSON an EventBridge rule delivers (see functions/ses-events/tests/fixtures) and
 /// hands it to the same handler. Guarded by the admin token, since it can suppress addresses.
-fn ses_events_endpoint(ports: Arc<LocalPorts>, token: String) -> Router {
+fn ses_events_endpoint(ports: Arc<LocalPorts>, auth: AdminAuth) -> Router {
     use axum::http::HeaderMap;
     let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
         let ports = Arc::clone(&ports);
-        let token = token.clone();
+        let auth = auth.clone();
         async move {
-            let given = headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            if given != token {
+            if !auth.allows(&headers) {
                 let body = json!({ "error": { "code": "unauthorized", "message": "A valid admin bearer token is required.", "field": null } });
                 return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
             }

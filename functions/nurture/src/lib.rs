@@ -91,15 +91,19 @@ async fn end<P: Ports>(
     if store.update_enrollment(ended, enrollment.version).await? == WriteOutcome::VersionConflict {
         return Ok(false);
     }
-    store
-        .record_activity(&activity(
-            enrollment.lead_id,
-            format!("enrollment-ended-{}", enrollment.campaign_id),
-            now,
-            ActivityKind::EnrollmentEnded { campaign_id: enrollment.campaign_id.clone(), reason: reason.into() },
-        ))
-        .await?;
+    record_ended(ports, enrollment, reason, now).await?;
     Ok(true)
+}
+
+async fn record_ended<P: Ports>(
+    ports: &P,
+    enrollment: &Enrollment,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StageError> {
+    let kind = ActivityKind::EnrollmentEnded { campaign_id: enrollment.campaign_id.clone(), reason: reason.into() };
+    let id = format!("enrollment-ended-{}", enrollment.campaign_id);
+    Ok(ports.store().record_activity(&activity(enrollment.lead_id, id, now, kind)).await?)
 }
 
 async fn step<P: Ports>(
@@ -171,18 +175,7 @@ async fn send<P: Ports>(
     // Another tick may have advanced it already: then its write wins and ours is dropped.
     let written = ports.store().update_enrollment(&after, enrollment.version).await? == WriteOutcome::Written;
     if written && after.state != enrollment.state {
-        ports
-            .store()
-            .record_activity(&activity(
-                enrollment.lead_id,
-                format!("enrollment-ended-{}", enrollment.campaign_id),
-                now,
-                ActivityKind::EnrollmentEnded {
-                    campaign_id: enrollment.campaign_id.clone(),
-                    reason: "completed".into(),
-                },
-            ))
-            .await?;
+        record_ended(ports, enrollment, "completed", now).await?;
     }
     match sent {
         Sent::Now(_) => {

@@ -301,6 +301,11 @@ fn is_token(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// The footer every drip email ends with, whatever its template says (CAN-SPAM, RFC 8058).
+const FOOTER: &str = "footer.html";
+const FOOTER_HTML: &str = "<hr><p style=\"color:#888;font-size:12px\">{{ postal_address }}<br>\
+                           <a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>";
+
 fn template_name(step: usize, part: &str) -> String {
     format!("{step}.{part}")
 }
@@ -344,6 +349,7 @@ impl Campaign {
         }
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        env.add_template(FOOTER, FOOTER_HTML).map_err(|e| invalid("footer".into(), e.to_string()))?;
         let index_of = |id: &str| self.steps.iter().position(|s| s.id == id);
         let mut steps = Vec::with_capacity(self.steps.len());
         for (i, step) in self.steps.iter().enumerate() {
@@ -730,23 +736,16 @@ impl CompiledCampaign {
             })
         };
         let text_footer = format!("\n\n--\n{}\nUnsubscribe: {unsubscribe_url}\n", settings.postal_address);
-        let mut footer_env = Environment::new();
-        footer_env
-            .add_template(
-                "footer.html",
-                "<hr><p style=\"color:#888;font-size:12px\">{{ postal_address }}<br>\
-                 <a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>",
-            )
-            .map_err(|e| RenderError { template: "footer.html".into(), message: e.to_string() })?;
-        let html_footer = footer_env
-            .get_template("footer.html")
+        let html_footer = self
+            .templates
+            .get_template(FOOTER)
             .and_then(|t| {
                 // Built by us from the configured public URL and a hex token: markup-free, and
                 // escaping would turn its slashes into entities that some mail clients show.
                 let url = minijinja::Value::from_safe_string(unsubscribe_url.replace('"', "%22"));
                 t.render(context! { postal_address => &settings.postal_address, unsubscribe_url => url })
             })
-            .map_err(|e| RenderError { template: "footer.html".into(), message: e.to_string() })?;
+            .map_err(|e| RenderError { template: FOOTER.into(), message: e.to_string() })?;
         let key = self.email_key(lead, index);
         Ok(OutgoingEmail {
             key: key.clone(),
