@@ -64,9 +64,9 @@ async fn the_cli_drives_leads_reps_reports_and_campaigns_over_http() {
     let mut lead = fixtures::lead(1, "ada@example.com");
     lead.contact.company = Some("=HYPERLINK(\"http://evil\")".into());
     lead.attribution.first_touch.utm.source = Some("google".into());
-    assert!(ports.store.create_lead(&lead).await.is_ok());
+    assert!(ports.store.create_lead(&lead, &[]).await.is_ok());
     let e = fixtures::enrollment(1, "welcome", Some(fixtures::t(86_400)), EnrollmentState::Active);
-    assert!(ports.store.enroll(&e).await.is_ok());
+    assert!(ports.store.enroll(&e, &[]).await.is_ok());
     let id = lead.id.to_string();
 
     let shown = run(&admin, ApiCall::Lead(LeadCommand::Show { id: id.clone() })).await;

@@ -423,18 +423,14 @@ pub async fn migrate<P: Ports>(
                 kept += 1;
                 continue;
             };
-            match store.update_enrollment(&moved, e.version).await? {
-                WriteOutcome::Written => {
-                    migrated += 1;
-                    store
-                        .record_activity(&leadflow_stage::activity(
-                            e.lead_id,
-                            format!("enrolled-{id}-v{to}"),
-                            ports.clock().now(),
-                            ActivityKind::Enrolled { campaign_id: id.clone(), version: to },
-                        ))
-                        .await?;
-                }
+            let enrolled = leadflow_stage::activity(
+                e.lead_id,
+                format!("enrolled-{id}-v{to}"),
+                ports.clock().now(),
+                ActivityKind::Enrolled { campaign_id: id.clone(), version: to },
+            );
+            match store.update_enrollment(&moved, e.version, &[enrolled]).await? {
+                WriteOutcome::Written => migrated += 1,
                 // The scheduler moved it on meanwhile; running the migration again takes it.
                 WriteOutcome::VersionConflict => changed += 1,
             }

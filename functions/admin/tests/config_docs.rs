@@ -240,7 +240,7 @@ async fn the_funnel_counts_by_source_and_by_campaign() {
     }
     for (lead, campaign) in [(3, "welcome"), (5, "welcome"), (5, "webinar")] {
         let e = enrollment(lead, campaign, None, EnrollmentState::Completed);
-        assert_eq!(ports.store.enroll(&e).await.ok(), Some(true));
+        assert_eq!(ports.store.enroll(&e, &[]).await.ok(), Some(true));
     }
     // Erased leads still count, anonymously.
     assert_eq!(delete(&ports, &format!("/admin/leads/{}", fixtures::id(2))).await.status, StatusCode::OK);

@@ -57,7 +57,7 @@ async fn marking_won_stops_every_enrollment_and_is_recorded() {
     let lead = store_lead(&ports, fixtures::lead(1, "ada@example.com")).await;
     for campaign in ["welcome", "webinar"] {
         let e = enrollment(1, campaign, Some(monday() + Duration::days(1)), EnrollmentState::Active);
-        assert_eq!(ports.store.enroll(&e).await.ok(), Some(true));
+        assert_eq!(ports.store.enroll(&e, &[]).await.ok(), Some(true));
     }
 
     let answer =
@@ -257,7 +257,7 @@ async fn erasure_removes_personal_data_and_can_be_repeated() {
     let lead = store_lead(&ports, lead).await;
     let id = lead.id;
     let active = enrollment(1, "welcome", Some(monday() + Duration::days(1)), EnrollmentState::Active);
-    assert_eq!(ports.store.enroll(&active).await.ok(), Some(true));
+    assert_eq!(ports.store.enroll(&active, &[]).await.ok(), Some(true));
     let submitted =
         activity(id, "submit".into(), monday(), ActivityKind::FormSubmission { submission_id: id, form: None });
     assert!(ports.store.record_activity(&submitted).await.is_ok());

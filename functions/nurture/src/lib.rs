@@ -87,23 +87,14 @@ async fn end<P: Ports>(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StageError> {
-    let store = ports.store();
-    if store.update_enrollment(ended, enrollment.version).await? == WriteOutcome::VersionConflict {
-        return Ok(false);
-    }
-    record_ended(ports, enrollment, reason, now).await?;
-    Ok(true)
+    let trail = [ended_entry(enrollment, reason, now)];
+    Ok(ports.store().update_enrollment(ended, enrollment.version, &trail).await? == WriteOutcome::Written)
 }
 
-async fn record_ended<P: Ports>(
-    ports: &P,
-    enrollment: &Enrollment,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StageError> {
+/// The trail entry of an enrollment's end, written with the enrollment write that ends it.
+fn ended_entry(enrollment: &Enrollment, reason: &str, now: DateTime<Utc>) -> Activity {
     let kind = ActivityKind::EnrollmentEnded { campaign_id: enrollment.campaign_id.clone(), reason: reason.into() };
-    let id = format!("enrollment-ended-{}", enrollment.campaign_id);
-    Ok(ports.store().record_activity(&activity(enrollment.lead_id, id, now, kind)).await?)
+    activity(enrollment.lead_id, format!("enrollment-ended-{}", enrollment.campaign_id), now, kind)
 }
 
 async fn step<P: Ports>(
@@ -141,7 +132,7 @@ async fn step<P: Ports>(
             if later == *enrollment {
                 return Ok(Outcome::Nothing);
             }
-            Ok(match store.update_enrollment(&later, enrollment.version).await? {
+            Ok(match store.update_enrollment(&later, enrollment.version, &[]).await? {
                 WriteOutcome::Written => Outcome::Rescheduled,
                 WriteOutcome::VersionConflict => Outcome::Nothing,
             })
@@ -172,11 +163,12 @@ async fn send<P: Ports>(
     if let Sent::Rejected(reason) = &sent {
         warn!(%reason, "drip email rejected");
     }
-    // Another tick may have advanced it already: then its write wins and ours is dropped.
-    let written = ports.store().update_enrollment(&after, enrollment.version).await? == WriteOutcome::Written;
-    if written && after.state != enrollment.state {
-        record_ended(ports, enrollment, "completed", now).await?;
-    }
+    // Another tick may have advanced it already: then its write wins and ours is dropped. A
+    // crash before this write leaves the step due: the next tick finds the email sent (its claim
+    // is done) and only advances.
+    let trail: Vec<Activity> =
+        (after.state != enrollment.state).then(|| ended_entry(enrollment, "completed", now)).into_iter().collect();
+    ports.store().update_enrollment(&after, enrollment.version, &trail).await?;
     match sent {
         Sent::Now(_) => {
             info!(step, "drip step sent");

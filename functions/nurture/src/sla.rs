@@ -72,39 +72,31 @@ async fn reroute<P: Ports>(
             via_fallback: decision.via_fallback,
         });
         lead.updated_at = now;
+        let breach = activity(
+            lead.id,
+            format!("sla-breach-{}-{}", owner.rep_id, owner.sla_due_at.timestamp_millis()),
+            now,
+            ActivityKind::SlaBreached {
+                rep_id: owner.rep_id.clone(),
+                rerouted_to: rerouted.then(|| decision.rep_id.clone()),
+            },
+        );
+        let assigned = activity(
+            lead.id,
+            leadflow_route::assigned_id(&decision.rep_id, now),
+            now,
+            ActivityKind::Assigned { rep_id: decision.rep_id.clone(), team_id: decision.team_id.clone(), explanation },
+        );
         let write = AssignmentWrite {
             lead: lead.clone(),
             expected_lead_version: version,
             team_cursor: decision.cursor.clone().filter(|_| rerouted),
+            trail: vec![breach, assigned],
         };
         if store.assign(&write).await? == AssignOutcome::Conflict {
             continue;
         }
         lead.version = version + 1;
-        let breach_id = format!("sla-breach-{}-{}", owner.rep_id, owner.sla_due_at.timestamp_millis());
-        store
-            .record_activity(&activity(
-                lead.id,
-                breach_id,
-                now,
-                ActivityKind::SlaBreached {
-                    rep_id: owner.rep_id.clone(),
-                    rerouted_to: rerouted.then(|| decision.rep_id.clone()),
-                },
-            ))
-            .await?;
-        store
-            .record_activity(&activity(
-                lead.id,
-                format!("assigned-{}", now.timestamp_millis()),
-                now,
-                ActivityKind::Assigned {
-                    rep_id: decision.rep_id.clone(),
-                    team_id: decision.team_id.clone(),
-                    explanation,
-                },
-            ))
-            .await?;
         info!(lead_id = %lead.id, from = %owner.rep_id, to = %decision.rep_id, "SLA breached; lead re-routed");
         if let Some(rep) = routing.rep(&owner.rep_id).filter(|_| rerouted) {
             let new_name = routing.rep(&decision.rep_id).map_or(decision.rep_id.clone(), |r| r.name.clone());

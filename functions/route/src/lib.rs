@@ -54,33 +54,38 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Le
             via_fallback: decision.via_fallback,
         });
         lead.updated_at = now;
+        let assigned = activity(
+            lead.id,
+            assigned_id(&decision.rep_id, now),
+            now,
+            ActivityKind::Assigned {
+                rep_id: decision.rep_id.clone(),
+                team_id: decision.team_id.clone(),
+                explanation: decision.explanation.clone(),
+            },
+        );
         let write = AssignmentWrite {
             lead: lead.clone(),
             expected_lead_version: version,
             team_cursor: decision.cursor.clone(),
+            trail: vec![assigned],
         };
         match store.assign(&write).await? {
             AssignOutcome::Conflict => continue,
             AssignOutcome::Assigned => {
                 lead.version = version + 1;
-                store
-                    .record_activity(&activity(
-                        lead.id,
-                        format!("assigned-{}", now.timestamp_millis()),
-                        now,
-                        ActivityKind::Assigned {
-                            rep_id: decision.rep_id.clone(),
-                            team_id: decision.team_id.clone(),
-                            explanation: decision.explanation,
-                        },
-                    ))
-                    .await?;
                 info!(lead_id = %lead.id, rep = %decision.rep_id, "lead assigned");
                 return Ok(Some(lead));
             }
         }
     }
     Err(StageError::Retryable("the lead or its team kept changing while routing".into()))
+}
+
+/// The trail id of an assignment: one per rep and moment, so a re-assignment (an SLA breach)
+/// adds an entry instead of replacing the first.
+pub fn assigned_id(rep_id: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("assigned-{rep_id}-{}", at.timestamp_millis())
 }
 
 /// Emails the owner and publishes `lead.assigned`, each once per assignment.

@@ -57,19 +57,23 @@ pub async fn rescore<P: Ports>(ports: &P, msg: &ScoreMessage) -> Result<Option<L
         lead.score = Some(score);
         lead.lifecycle = stage;
         lead.updated_at = now;
-        if store.update_lead(&lead, version).await? == WriteOutcome::VersionConflict {
-            continue;
-        }
-        lead.version = version + 1;
-        if stage != before {
-            store
-                .record_activity(&activity(
+        // The stage change and its trail entry are one write: a crash cannot keep one alone.
+        let trail: Vec<_> = (stage != before)
+            .then(|| {
+                activity(
                     lead.id,
                     format!("stage-{}", stage.as_str()),
                     now,
                     ActivityKind::StageChanged { from: before, to: stage },
-                ))
-                .await?;
+                )
+            })
+            .into_iter()
+            .collect();
+        if store.update_lead(&lead, version, &trail).await? == WriteOutcome::VersionConflict {
+            continue;
+        }
+        lead.version = version + 1;
+        if stage != before {
             info!(lead_id = %lead.id, stage = stage.as_str(), "lifecycle stage changed");
         }
         return Ok(Some(lead));
@@ -92,17 +96,14 @@ async fn enroll<P: Ports>(ports: &P, lead: &Lead) -> Result<(), StageError> {
         return Ok(());
     }
     let enrollment = campaign.enroll(lead, now);
-    if ports.store().enroll(&enrollment).await? {
+    let enrolled = activity(
+        lead.id,
+        format!("enrolled-{}", campaign.campaign.id),
+        now,
+        ActivityKind::Enrolled { campaign_id: campaign.campaign.id.clone(), version: campaign.campaign.version },
+    );
+    if ports.store().enroll(&enrollment, &[enrolled]).await? {
         info!(lead_id = %lead.id, campaign = %campaign.campaign.id, "enrolled in nurture");
     }
-    ports
-        .store()
-        .record_activity(&activity(
-            lead.id,
-            format!("enrolled-{}", campaign.campaign.id),
-            now,
-            ActivityKind::Enrolled { campaign_id: campaign.campaign.id.clone(), version: campaign.campaign.version },
-        ))
-        .await?;
     Ok(())
 }

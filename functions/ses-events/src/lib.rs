@@ -227,14 +227,17 @@ async fn opt_out<P: Ports>(
     let now = ports.clock().now();
     match lead_for(ports, tagged, &key).await? {
         Some(lead) => {
-            if suppress_lead(ports, &lead, reason, now).await? {
+            // The opt-out and the bounce or complaint on the trail are one write, at the
+            // event's time.
+            let told = activity(lead.id, activity_id(event), event.at(), kind);
+            if suppress_lead(ports, &lead, reason, &[told], now).await? {
                 report.newly_suppressed += 1;
             }
-            record(ports, report, &lead, event, kind).await?;
+            push_lead(report, lead.id);
         }
         None => {
             let entry = Suppression { email_key: key, reason, at: now, lead_id: None };
-            if ports.store().suppress(&entry).await? {
+            if ports.store().suppress(&entry, &[]).await? {
                 report.newly_suppressed += 1;
             }
         }

@@ -59,9 +59,12 @@ fn ports() -> Arc<MemPorts> {
 async fn with_ada() -> Arc<MemPorts> {
     let ports = ports();
     let store = &ports.store;
-    assert!(store.create_lead(&lead(1, ADA)).await.is_ok());
-    assert_eq!(store.enroll(&enrollment(1, "welcome", Some(t(3600)), EnrollmentState::Active)).await.ok(), Some(true));
-    assert_eq!(store.enroll(&enrollment(1, "old", None, EnrollmentState::Completed)).await.ok(), Some(true));
+    assert!(store.create_lead(&lead(1, ADA), &[]).await.is_ok());
+    assert_eq!(
+        store.enroll(&enrollment(1, "welcome", Some(t(3600)), EnrollmentState::Active), &[]).await.ok(),
+        Some(true)
+    );
+    assert_eq!(store.enroll(&enrollment(1, "old", None, EnrollmentState::Completed), &[]).await.ok(), Some(true));
     ports
 }
 

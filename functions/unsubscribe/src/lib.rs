@@ -89,15 +89,10 @@ pub async fn unsubscribe<P: Ports>(ports: &P, lead_id: LeadId, via: Via) -> Resu
         return Ok(Unsubscribed::NoSuchLead);
     }
     let now = ports.clock().now();
-    let fresh = suppress_lead(ports, &lead, SuppressionReason::Unsubscribed, now).await?;
-    store
-        .record_activity(&activity(
-            lead.id,
-            ACTIVITY_ID.to_string(),
-            now,
-            ActivityKind::Unsubscribed { via: via.as_str().to_string() },
-        ))
-        .await?;
+    // The opt-out and its trail entry are one write.
+    let unsubscribed =
+        activity(lead.id, ACTIVITY_ID.to_string(), now, ActivityKind::Unsubscribed { via: via.as_str().to_string() });
+    let fresh = suppress_lead(ports, &lead, SuppressionReason::Unsubscribed, &[unsubscribed], now).await?;
     Ok(if fresh { Unsubscribed::Now(lead.id) } else { Unsubscribed::Already(lead.id) })
 }
 

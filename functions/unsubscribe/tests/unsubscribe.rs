@@ -50,9 +50,12 @@ fn ports_with_secret(secret: &str) -> Arc<MemPorts> {
 async fn ports() -> Arc<MemPorts> {
     let ports = ports_with_secret(SECRET);
     let store = &ports.store;
-    assert!(store.create_lead(&lead(1, ADA)).await.is_ok());
-    assert_eq!(store.enroll(&enrollment(1, "welcome", Some(t(3600)), EnrollmentState::Active)).await.ok(), Some(true));
-    assert_eq!(store.enroll(&enrollment(1, "old", None, EnrollmentState::Completed)).await.ok(), Some(true));
+    assert!(store.create_lead(&lead(1, ADA), &[]).await.is_ok());
+    assert_eq!(
+        store.enroll(&enrollment(1, "welcome", Some(t(3600)), EnrollmentState::Active), &[]).await.ok(),
+        Some(true)
+    );
+    assert_eq!(store.enroll(&enrollment(1, "old", None, EnrollmentState::Completed), &[]).await.ok(), Some(true));
     ports
 }
 
@@ -280,9 +283,9 @@ async fn assert_nothing_happened(ports: &Arc<MemPorts>) {
 #[tokio::test]
 async fn forged_tokens_are_refused_and_suppress_nothing() {
     let ports = ports().await;
-    assert!(ports.store.create_lead(&lead(2, "bob@example.com")).await.is_ok());
+    assert!(ports.store.create_lead(&lead(2, "bob@example.com"), &[]).await.is_ok());
     assert_eq!(
-        ports.store.enroll(&enrollment(2, "welcome", Some(t(60)), EnrollmentState::Active)).await.ok(),
+        ports.store.enroll(&enrollment(2, "welcome", Some(t(60)), EnrollmentState::Active), &[]).await.ok(),
         Some(true)
     );
     let good = token(id(1));

@@ -2,7 +2,7 @@
 //! submission merges into the lead that has the address), stores it and passes it to scoring.
 
 use leadflow_core::messages::{ScoreMessage, ValidateMessage};
-use leadflow_core::model::{ActivityKind, LeadId, Submission};
+use leadflow_core::model::{ActivityKind, LeadId, Submission, Validity};
 use leadflow_core::ports::{Clock, CreateOutcome, LeadStore, Ports, Stage, StageQueue, WriteOutcome};
 use leadflow_core::validate::{build_lead, merge_into};
 use leadflow_stage::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, process_batch};
@@ -56,28 +56,23 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
         return redelivered(ports, known, sub).await;
     }
     let incoming = build_lead(sub, &config.settings.validation);
-    match store.create_lead(&incoming).await? {
-        CreateOutcome::Created => {
-            store.record_activity(&submitted(incoming.id)).await?;
-            if incoming.is_valid() {
-                info!(lead_id = %incoming.id, "lead created");
-                Ok(Outcome::Created(incoming.id))
-            } else {
-                let reasons = match &incoming.validity {
-                    leadflow_core::model::Validity::Invalid { reasons } => reasons.clone(),
-                    leadflow_core::model::Validity::Valid => Vec::new(),
-                };
-                store
-                    .record_activity(&activity(
-                        incoming.id,
-                        "validation-failed".into(),
-                        sub.received_at,
-                        ActivityKind::ValidationFailed { reasons },
-                    ))
-                    .await?;
-                Ok(Outcome::Invalid(incoming.id))
-            }
+    // The lead and its first entries are one write: a redelivery after a crash finds the lead
+    // with its whole trail, or no lead at all.
+    let mut trail = vec![submitted(incoming.id)];
+    if let Validity::Invalid { reasons } = &incoming.validity {
+        trail.push(activity(
+            incoming.id,
+            "validation-failed".into(),
+            sub.received_at,
+            ActivityKind::ValidationFailed { reasons: reasons.clone() },
+        ));
+    }
+    match store.create_lead(&incoming, &trail).await? {
+        CreateOutcome::Created if incoming.is_valid() => {
+            info!(lead_id = %incoming.id, "lead created");
+            Ok(Outcome::Created(incoming.id))
         }
+        CreateOutcome::Created => Ok(Outcome::Invalid(incoming.id)),
         CreateOutcome::AlreadyExists => redelivered(ports, incoming.id, sub).await,
         CreateOutcome::EmailTaken(existing_id) => {
             let marker = format!("submission-{}", sub.lead_id);
@@ -85,15 +80,16 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
                 let Some(existing) = store.get_lead(existing_id).await? else {
                     return Err(StageError::Retryable("the lead with this email is not readable yet".into()));
                 };
-                // A crash after the merge but before the alias was written leaves the trail
-                // entry behind: the merge happened, do not count it twice.
+                // The merge and its trail entry are one write; a crash after it but before the
+                // alias was written leaves the entry behind: the merge happened, do not count it
+                // twice.
                 let merged_before = store.activities(existing_id).await?.iter().any(|a| a.id == marker);
                 if !merged_before {
                     let merged = merge_into(&existing, &incoming, now);
-                    if store.update_lead(&merged, existing.version).await? == WriteOutcome::VersionConflict {
+                    let trail = [submitted(existing_id)];
+                    if store.update_lead(&merged, existing.version, &trail).await? == WriteOutcome::VersionConflict {
                         continue;
                     }
-                    store.record_activity(&submitted(existing_id)).await?;
                 }
                 store.record_alias(sub.lead_id, existing_id).await?;
                 info!(lead_id = %existing_id, submission = %sub.lead_id, "repeat submission merged");

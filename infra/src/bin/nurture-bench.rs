@@ -90,7 +90,7 @@ async fn run(args: &Args) -> Result<serde_json::Value, String> {
     for i in 0..due_count {
         let n = i as u64;
         let lead = fixtures::lead(n, &format!("lead{n}@bench.example"));
-        store.create_lead(&lead).await.map_err(|e| e.to_string())?;
+        store.create_lead(&lead, &[]).await.map_err(|e| e.to_string())?;
         due_at.push(start + Duration::milliseconds(spread_ms * i as i64 / due_count.max(1) as i64));
     }
     let leads_secs = t.elapsed().as_secs_f64();

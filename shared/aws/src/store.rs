@@ -285,6 +285,26 @@ impl DynamoStore {
         }
     }
 
+    /// A conditional put and the trail that tells it, in one transaction: `true` when written,
+    /// `false` when the put's condition failed (then nothing is written).
+    async fn put_with_trail(
+        &self,
+        op: &'static str,
+        item: Item,
+        cond: Cond,
+        trail: &[Activity],
+    ) -> Result<bool, StoreError> {
+        let mut items = vec![cond.put(&self.table, item, false)?];
+        items.extend(trail_puts(&self.table, trail)?);
+        let Some(reasons) = self.transact(op, items).await? else {
+            return Ok(true);
+        };
+        match reasons.first().and_then(CancellationReason::code) {
+            Some(CONDITIONAL_CHECK_FAILED) => Ok(false),
+            _ => Err(StoreError::Unavailable(format!("{op}: a concurrent write touched the same items; retry"))),
+        }
+    }
+
     /// Writes a lead item whose stored version must be `expected_version`, moving the rep-load
     /// counters when its `owner_open` changes, optionally with another conditional write (the
     /// team cursor) in the same transaction. `Ok(false)`: a condition failed for good.
@@ -299,7 +319,7 @@ impl DynamoStore {
         lead: &Lead,
         expected_version: u64,
         guess: Option<String>,
-        also: Option<TransactWriteItem>,
+        also: Vec<TransactWriteItem>,
     ) -> Result<bool, StoreError> {
         let new_version = expected_version.saturating_add(1);
         let new_open = open_owner(lead).map(str::to_string);
@@ -313,14 +333,14 @@ impl DynamoStore {
                 Some(rep) => cond.and("#o = :old_open").name("#o", OWNER_OPEN).value(":old_open", s(rep)),
                 None => cond.and("attribute_not_exists(#o)").name("#o", OWNER_OPEN),
             };
-            let stored = if also.is_none() && old_open == new_open {
+            let stored = if also.is_empty() && old_open == new_open {
                 match self.put_if(op, item, cond).await? {
                     Ok(()) => return Ok(true),
                     Err(stored) => stored,
                 }
             } else {
                 let mut items = vec![cond.put(&self.table, item, true)?];
-                items.extend(also.clone());
+                items.extend(also.iter().cloned());
                 if old_open != new_open {
                     if let Some(rep) = &old_open {
                         items.push(load_update(&self.table, rep, -1)?);
@@ -468,13 +488,13 @@ impl LeadStore for DynamoStore {
         Err(StoreError::Unavailable(format!("{OP}: the key kept changing while it was claimed")))
     }
 
-    async fn create_lead(&self, lead: &Lead) -> Result<CreateOutcome, StoreError> {
+    async fn create_lead(&self, lead: &Lead, trail: &[Activity]) -> Result<CreateOutcome, StoreError> {
         const OP: &str = "create lead";
         let item = lead_item(lead, lead.version)?;
         let absent = || Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
         let email = lead.is_valid().then(|| email_key(&lead.contact.email));
         let owner = open_owner(lead);
-        if email.is_none() && owner.is_none() {
+        if email.is_none() && owner.is_none() && trail.is_empty() {
             return Ok(match self.put_if(OP, item, absent()).await? {
                 Ok(()) => CreateOutcome::Created,
                 Err(_) => CreateOutcome::AlreadyExists,
@@ -493,6 +513,7 @@ impl LeadStore for DynamoStore {
         if let Some(rep) = owner {
             items.push(load_update(&self.table, rep, 1)?);
         }
+        items.extend(trail_puts(&self.table, trail)?);
         let Some(reasons) = self.transact(OP, items).await? else {
             return Ok(CreateOutcome::Created);
         };
@@ -513,11 +534,17 @@ impl LeadStore for DynamoStore {
         Err(StoreError::Unavailable(format!("{OP}: a concurrent write touched the same items; retry")))
     }
 
-    async fn update_lead(&self, lead: &Lead, expected_version: u64) -> Result<WriteOutcome, StoreError> {
+    async fn update_lead(
+        &self,
+        lead: &Lead,
+        expected_version: u64,
+        trail: &[Activity],
+    ) -> Result<WriteOutcome, StoreError> {
         // Most updates (scores, merges) leave the owner as it was: guessing so makes them one
-        // plain conditional put.
+        // plain conditional put, or one transaction with their trail.
         let guess = open_owner(lead).map(str::to_string);
-        Ok(match self.write_lead("update lead", lead, expected_version, guess, None).await? {
+        let trail = trail_puts(&self.table, trail)?;
+        Ok(match self.write_lead("update lead", lead, expected_version, guess, trail).await? {
             true => WriteOutcome::Written,
             false => WriteOutcome::VersionConflict,
         })
@@ -575,12 +602,7 @@ impl LeadStore for DynamoStore {
     }
 
     async fn record_activity(&self, activity: &Activity) -> Result<(), StoreError> {
-        let item = Item::from([
-            (PK.into(), s(lead_pk(activity.lead_id))),
-            (SK.into(), s(format!("{ACT_PREFIX}{}", activity.id))),
-            (DOC.into(), s(encode(activity, "activity")?)),
-            (AT.into(), n(activity.at.timestamp_millis())),
-        ]);
+        let item = activity_item(activity)?;
         let cond = Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
         // A condition failure is the activity recorded already: nothing to do.
         self.put_if("record activity", item, cond).await.map(|_| ())
@@ -661,10 +683,12 @@ impl LeadStore for DynamoStore {
             }
             None => None,
         };
+        let mut also: Vec<TransactWriteItem> = cursor.into_iter().collect();
+        also.extend(trail_puts(&self.table, &write.trail)?);
         // Route assigns leads that have no owner yet; a re-route after an expired SLA costs a
         // second attempt that moves the count from the old rep to the new one. The counters
         // follow the lead's owner (`write.lead`).
-        let assigned = self.write_lead(OP, &write.lead, write.expected_lead_version, None, cursor).await?;
+        let assigned = self.write_lead(OP, &write.lead, write.expected_lead_version, None, also).await?;
         Ok(if assigned { AssignOutcome::Assigned } else { AssignOutcome::Conflict })
     }
 
@@ -707,7 +731,8 @@ impl LeadStore for DynamoStore {
         Ok(EffectClaim::Busy)
     }
 
-    async fn finish_effect(&self, key: &str, detail: &str) -> Result<(), StoreError> {
+    async fn finish_effect(&self, key: &str, detail: &str, trail: &[Activity]) -> Result<(), StoreError> {
+        const OP: &str = "finish effect";
         // Unconditional: the effect happened, so it is remembered even if the claim was lost in
         // between (taken over, or released by mistake).
         let item = Item::from([
@@ -717,6 +742,17 @@ impl LeadStore for DynamoStore {
             (LEASE_UNTIL.into(), n(0)),
             (DETAIL.into(), s(detail)),
         ]);
+        if !trail.is_empty() {
+            let mut items = vec![plain_put(&self.table, item)?];
+            items.extend(trail_puts(&self.table, trail)?);
+            // No conditions: only a collision with a concurrent transaction cancels it.
+            return match self.transact(OP, items).await? {
+                None => Ok(()),
+                Some(_) => {
+                    Err(StoreError::Unavailable(format!("{OP}: a concurrent write touched the same items; retry")))
+                }
+            };
+        }
         self.client
             .put_item()
             .table_name(&self.table)
@@ -751,10 +787,13 @@ impl LeadStore for DynamoStore {
         }
     }
 
-    async fn enroll(&self, enrollment: &Enrollment) -> Result<bool, StoreError> {
+    async fn enroll(&self, enrollment: &Enrollment, trail: &[Activity]) -> Result<bool, StoreError> {
         let item = enrollment_item(enrollment, enrollment.version)?;
         let cond = Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
-        Ok(self.put_if("enroll", item, cond).await?.is_ok())
+        if trail.is_empty() {
+            return Ok(self.put_if("enroll", item, cond).await?.is_ok());
+        }
+        self.put_with_trail("enroll", item, cond, trail).await
     }
 
     async fn enrollments(&self, lead_id: LeadId) -> Result<Vec<Enrollment>, StoreError> {
@@ -771,18 +810,21 @@ impl LeadStore for DynamoStore {
         &self,
         enrollment: &Enrollment,
         expected_version: u64,
+        trail: &[Activity],
     ) -> Result<WriteOutcome, StoreError> {
         // A Put replaces the whole item: an enrollment that stopped drops its index attributes
         // and leaves the due index.
         let item = enrollment_item(enrollment, expected_version.saturating_add(1))?;
         let cond = Cond::new("#v = :expected").name("#v", VERSION).value(":expected", n(expected_version));
-        Ok(match self.put_if("update enrollment", item, cond).await? {
-            Ok(()) => WriteOutcome::Written,
-            Err(_) => WriteOutcome::VersionConflict,
-        })
+        let written = if trail.is_empty() {
+            self.put_if("update enrollment", item, cond).await?.is_ok()
+        } else {
+            self.put_with_trail("update enrollment", item, cond, trail).await?
+        };
+        Ok(if written { WriteOutcome::Written } else { WriteOutcome::VersionConflict })
     }
 
-    async fn suppress(&self, entry: &Suppression) -> Result<bool, StoreError> {
+    async fn suppress(&self, entry: &Suppression, trail: &[Activity]) -> Result<bool, StoreError> {
         let item = Item::from([
             (PK.into(), s(suppress_pk(&entry.email_key))),
             (SK.into(), s(NO_SORT)),
@@ -792,7 +834,20 @@ impl LeadStore for DynamoStore {
         ]);
         // The first entry wins: its reason and time are what the list keeps.
         let cond = Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
-        Ok(self.put_if("suppress", item, cond).await?.is_ok())
+        if trail.is_empty() {
+            return Ok(self.put_if("suppress", item, cond).await?.is_ok());
+        }
+        if self.put_with_trail("suppress", item, cond, trail).await? {
+            return Ok(true);
+        }
+        // Suppressed before: the trail still tells this opt-out, on its own.
+        let items = trail_puts(&self.table, trail)?;
+        match self.transact("suppress", items).await? {
+            None => Ok(false),
+            Some(_) => {
+                Err(StoreError::Unavailable("suppress: a concurrent write touched the same items; retry".into()))
+            }
+        }
     }
 
     async fn suppression(&self, email_key: &str) -> Result<Option<Suppression>, StoreError> {
@@ -1192,6 +1247,31 @@ impl Cond {
         let put = put.build().map_err(|e| build_failed("transaction put", &e))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
+}
+
+fn activity_item(activity: &Activity) -> Result<Item, StoreError> {
+    Ok(Item::from([
+        (PK.into(), s(lead_pk(activity.lead_id))),
+        (SK.into(), s(format!("{ACT_PREFIX}{}", activity.id))),
+        (DOC.into(), s(encode(activity, "activity")?)),
+        (AT.into(), n(activity.at.timestamp_millis())),
+    ]))
+}
+
+fn plain_put(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| build_failed("transaction put", &e))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// A trail's entries as unconditional puts inside the transaction of the change they tell: an
+/// entry replaces one of the same id (see `LeadStore` on trails). A condition here would cancel
+/// the change itself.
+fn trail_puts(table: &str, trail: &[Activity]) -> Result<Vec<TransactWriteItem>, StoreError> {
+    trail.iter().map(|a| plain_put(table, activity_item(a)?)).collect()
 }
 
 fn load_update(table: &str, rep: &str, delta: i64) -> Result<TransactWriteItem, StoreError> {

@@ -70,11 +70,11 @@ async fn a_redelivered_create_is_already_exists_and_a_second_lead_with_the_email
     let db = table().await;
     let store = &db.store;
     let first = lead(1, "ada@example.com");
-    assert_eq!(store.create_lead(&first).await.unwrap(), CreateOutcome::Created);
-    assert_eq!(store.create_lead(&first).await.unwrap(), CreateOutcome::AlreadyExists);
+    assert_eq!(store.create_lead(&first, &[]).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(store.create_lead(&first, &[]).await.unwrap(), CreateOutcome::AlreadyExists);
 
     let same_person = lead(2, "ada@example.com");
-    assert_eq!(store.create_lead(&same_person).await.unwrap(), CreateOutcome::EmailTaken(id(1)));
+    assert_eq!(store.create_lead(&same_person, &[]).await.unwrap(), CreateOutcome::EmailTaken(id(1)));
     assert_eq!(store.get_lead(id(2)).await.unwrap(), None, "a lead whose email is taken is not stored");
     assert_eq!(store.find_by_email_key(&email_key("ada@example.com")).await.unwrap(), Some(id(1)));
     assert_eq!(store.find_by_email_key(&email_key("nobody@example.com")).await.unwrap(), None);
@@ -90,10 +90,10 @@ async fn invalid_leads_are_kept_without_claiming_their_email() {
     let mut invalid = lead(1, "ada@example.com");
     invalid.validity =
         Validity::Invalid { reasons: vec![FieldProblem::new("consent", "required", "Consent is required.")] };
-    assert_eq!(store.create_lead(&invalid).await.unwrap(), CreateOutcome::Created);
-    assert_eq!(store.create_lead(&invalid).await.unwrap(), CreateOutcome::AlreadyExists);
+    assert_eq!(store.create_lead(&invalid, &[]).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(store.create_lead(&invalid, &[]).await.unwrap(), CreateOutcome::AlreadyExists);
     assert_eq!(store.find_by_email_key(&email_key("ada@example.com")).await.unwrap(), None);
-    assert_eq!(store.create_lead(&lead(2, "ada@example.com")).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(store.create_lead(&lead(2, "ada@example.com"), &[]).await.unwrap(), CreateOutcome::Created);
     assert_eq!(store.find_by_email_key(&email_key("ada@example.com")).await.unwrap(), Some(id(2)));
     assert_eq!(store.get_lead(id(1)).await.unwrap(), Some(invalid));
 }
@@ -103,19 +103,19 @@ async fn updates_are_conditional_on_the_version_read() {
     let db = table().await;
     let store = &db.store;
     let mut l = lead(1, "ada@example.com");
-    store.create_lead(&l).await.unwrap();
+    store.create_lead(&l, &[]).await.unwrap();
 
     l.submissions = 2;
-    assert_eq!(store.update_lead(&l, 0).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&l, 0, &[]).await.unwrap(), WriteOutcome::Written);
     let stored = store.get_lead(id(1)).await.unwrap().unwrap();
     assert_eq!((stored.version, stored.submissions), (1, 2));
 
     l.submissions = 99;
-    assert_eq!(store.update_lead(&l, 0).await.unwrap(), WriteOutcome::VersionConflict);
+    assert_eq!(store.update_lead(&l, 0, &[]).await.unwrap(), WriteOutcome::VersionConflict);
     assert_eq!(store.get_lead(id(1)).await.unwrap().unwrap().submissions, 2);
 
     assert_eq!(
-        store.update_lead(&lead(7, "x@example.com"), 0).await.unwrap(),
+        store.update_lead(&lead(7, "x@example.com"), 0, &[]).await.unwrap(),
         WriteOutcome::VersionConflict,
         "missing lead"
     );
@@ -154,7 +154,7 @@ async fn idempotency_keys_bind_until_they_expire_and_carry_a_ttl() {
 async fn aliases_resolve_to_the_lead_merged_into() {
     let db = table().await;
     let store = &db.store;
-    store.create_lead(&lead(1, "ada@example.com")).await.unwrap();
+    store.create_lead(&lead(1, "ada@example.com"), &[]).await.unwrap();
     assert!(store.record_alias(id(2), id(1)).await.unwrap());
     assert!(!store.record_alias(id(2), id(1)).await.unwrap(), "recorded already");
     assert_eq!(store.resolve_lead(id(1)).await.unwrap(), Some(id(1)));
@@ -173,8 +173,8 @@ async fn activities_are_stored_once_and_read_oldest_first() {
         at: t(secs),
         kind: ActivityKind::EmailOpened { message_id: "m".into(), email: None },
     };
-    store.create_lead(&lead(1, "ada@example.com")).await.unwrap();
-    store.enroll(&enrollment(1, "welcome", Some(t(10)), EnrollmentState::Active)).await.unwrap();
+    store.create_lead(&lead(1, "ada@example.com"), &[]).await.unwrap();
+    store.enroll(&enrollment(1, "welcome", Some(t(10)), EnrollmentState::Active), &[]).await.unwrap();
     store.record_activity(&act("late", 30)).await.unwrap();
     store.record_activity(&act("b-early", 10)).await.unwrap();
     store.record_activity(&act("a-early", 10)).await.unwrap();
@@ -190,8 +190,8 @@ async fn activities_are_stored_once_and_read_oldest_first() {
 async fn assign_moves_lead_cursor_and_counter_together_or_not_at_all() {
     let db = table().await;
     let store = &db.store;
-    store.create_lead(&lead(1, "a@example.com")).await.unwrap();
-    store.create_lead(&lead(2, "b@example.com")).await.unwrap();
+    store.create_lead(&lead(1, "a@example.com"), &[]).await.unwrap();
+    store.create_lead(&lead(2, "b@example.com"), &[]).await.unwrap();
 
     let cursor = store.team_cursor("emea").await.unwrap();
     assert_eq!(cursor, TeamCursor::default());
@@ -201,6 +201,7 @@ async fn assign_moves_lead_cursor_and_counter_together_or_not_at_all() {
         lead: owned_by(lead(1, "a@example.com"), "rep-1"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), advanced.clone())),
+        trail: Vec::new(),
     };
     db.requests.take();
     assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
@@ -215,6 +216,7 @@ async fn assign_moves_lead_cursor_and_counter_together_or_not_at_all() {
         lead: owned_by(lead(2, "b@example.com"), "rep-1"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), advanced)),
+        trail: Vec::new(),
     };
     assert_eq!(store.assign(&stale).await.unwrap(), AssignOutcome::Conflict);
     let untouched = store.get_lead(id(2)).await.unwrap().unwrap();
@@ -227,6 +229,7 @@ async fn assign_moves_lead_cursor_and_counter_together_or_not_at_all() {
         lead: owned_by(lead(1, "a@example.com"), "rep-2"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), stored_cursor.clone())),
+        trail: Vec::new(),
     };
     assert_eq!(store.assign(&stale_lead).await.unwrap(), AssignOutcome::Conflict);
     assert_eq!(store.team_cursor("emea").await.unwrap(), stored_cursor);
@@ -238,6 +241,7 @@ async fn assign_moves_lead_cursor_and_counter_together_or_not_at_all() {
         lead: owned_by(lead(2, "b@example.com"), "rep-2"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), stored_cursor)),
+        trail: Vec::new(),
     };
     assert_eq!(store.assign(&fresh).await.unwrap(), AssignOutcome::Assigned);
     assert_eq!(store.team_cursor("emea").await.unwrap().version, 2);
@@ -248,11 +252,12 @@ async fn assign_moves_lead_cursor_and_counter_together_or_not_at_all() {
     assert_loads(&db, &[("rep-1", 1), ("rep-2", 1)], "after a redelivered assignment").await;
 
     // An assignment without a team (fallback owner) and a missing lead.
-    store.create_lead(&lead(3, "c@example.com")).await.unwrap();
+    store.create_lead(&lead(3, "c@example.com"), &[]).await.unwrap();
     let fallback = AssignmentWrite {
         lead: owned_by(lead(3, "c@example.com"), "rep-3"),
         expected_lead_version: 0,
         team_cursor: None,
+        trail: Vec::new(),
     };
     assert_eq!(store.assign(&fallback).await.unwrap(), AssignOutcome::Assigned);
     let missing = AssignmentWrite { lead: owned_by(lead(9, "z@example.com"), "rep-3"), ..fallback };
@@ -266,11 +271,11 @@ async fn rep_load_counters_follow_assignments_status_changes_and_redeliveries() 
     let db = table().await;
     let store = &db.store;
     for n in 1..=3 {
-        store.create_lead(&lead(n, &format!("p{n}@example.com"))).await.unwrap();
+        store.create_lead(&lead(n, &format!("p{n}@example.com")), &[]).await.unwrap();
     }
     // Born owned (an import): counted from the start.
-    store.create_lead(&owned_by(lead(4, "p4@example.com"), "rep-2")).await.unwrap();
-    store.create_lead(&lead(5, "unowned@example.com")).await.unwrap();
+    store.create_lead(&owned_by(lead(4, "p4@example.com"), "rep-2"), &[]).await.unwrap();
+    store.create_lead(&lead(5, "unowned@example.com"), &[]).await.unwrap();
     assert_loads(&db, &[("rep-2", 1)], "after creating").await;
 
     for n in 1..=3 {
@@ -278,6 +283,7 @@ async fn rep_load_counters_follow_assignments_status_changes_and_redeliveries() 
             lead: owned_by(lead(n, &format!("p{n}@example.com")), "rep-1"),
             expected_lead_version: 0,
             team_cursor: None,
+            trail: Vec::new(),
         };
         assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
     }
@@ -288,13 +294,13 @@ async fn rep_load_counters_follow_assignments_status_changes_and_redeliveries() 
     let mut won = store.get_lead(id(1)).await.unwrap().unwrap();
     won.status = SalesStatus::Won;
     db.requests.take();
-    assert_eq!(store.update_lead(&won, won.version).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&won, won.version, &[]).await.unwrap(), WriteOutcome::Written);
     assert_eq!(db.requests.take(), ["PutItem", "TransactWriteItems"]);
     assert_loads(&db, &[("rep-1", 2), ("rep-2", 1)], "after won").await;
 
     // The same update redelivered: a version conflict, no second decrement.
     db.requests.take();
-    assert_eq!(store.update_lead(&won, won.version).await.unwrap(), WriteOutcome::VersionConflict);
+    assert_eq!(store.update_lead(&won, won.version, &[]).await.unwrap(), WriteOutcome::VersionConflict);
     assert_eq!(db.requests.take(), ["PutItem"]);
     assert_loads(&db, &[("rep-1", 2), ("rep-2", 1)], "after a redelivered won").await;
 
@@ -302,23 +308,23 @@ async fn rep_load_counters_follow_assignments_status_changes_and_redeliveries() 
     let mut rescored = store.get_lead(id(1)).await.unwrap().unwrap();
     rescored.submissions += 1;
     db.requests.take();
-    assert_eq!(store.update_lead(&rescored, rescored.version).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&rescored, rescored.version, &[]).await.unwrap(), WriteOutcome::Written);
     assert_eq!(db.requests.take(), ["PutItem"], "no owner change: one plain put");
     assert_loads(&db, &[("rep-1", 2), ("rep-2", 1)], "after updating a won lead").await;
 
     // Contacted keeps it open; lost closes it.
     let mut contacted = store.get_lead(id(2)).await.unwrap().unwrap();
     contacted.status = SalesStatus::Contacted;
-    assert_eq!(store.update_lead(&contacted, contacted.version).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&contacted, contacted.version, &[]).await.unwrap(), WriteOutcome::Written);
     let mut lost = store.get_lead(id(4)).await.unwrap().unwrap();
     lost.status = SalesStatus::Lost;
-    assert_eq!(store.update_lead(&lost, lost.version).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&lost, lost.version, &[]).await.unwrap(), WriteOutcome::Written);
     assert_loads(&db, &[("rep-1", 2)], "after contacted and lost").await;
 
     // Reopened (a won lead back to contacted): counted again.
     let mut reopened = store.get_lead(id(1)).await.unwrap().unwrap();
     reopened.status = SalesStatus::Contacted;
-    assert_eq!(store.update_lead(&reopened, reopened.version).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&reopened, reopened.version, &[]).await.unwrap(), WriteOutcome::Written);
     assert_loads(&db, &[("rep-1", 3)], "after reopening").await;
 
     // Re-routed after an expired SLA: the count moves from the old rep to the new one.
@@ -327,6 +333,7 @@ async fn rep_load_counters_follow_assignments_status_changes_and_redeliveries() 
         lead: owned_by(before.clone(), "rep-2"),
         expected_lead_version: before.version,
         team_cursor: None,
+        trail: Vec::new(),
     };
     db.requests.take();
     assert_eq!(store.assign(&reroute).await.unwrap(), AssignOutcome::Assigned);
@@ -338,7 +345,7 @@ async fn rep_load_counters_follow_assignments_status_changes_and_redeliveries() 
     // An owner removed by an update (an admin unassigning): uncounted.
     let mut unowned = store.get_lead(id(2)).await.unwrap().unwrap();
     unowned.owner = None;
-    assert_eq!(store.update_lead(&unowned, unowned.version).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&unowned, unowned.version, &[]).await.unwrap(), WriteOutcome::Written);
     assert_loads(&db, &[("rep-1", 1), ("rep-2", 1)], "after unassigning").await;
 }
 
@@ -352,7 +359,7 @@ async fn effects_are_claimed_once_busy_while_leased_taken_over_after_and_remembe
     // The first claimant died: after its lease another takes over.
     assert_eq!(store.claim_effect(key, t(31), t(61)).await.unwrap(), EffectClaim::Claimed);
     assert_eq!(store.claim_effect(key, t(32), t(62)).await.unwrap(), EffectClaim::Busy);
-    store.finish_effect(key, "msg-1@leadflow").await.unwrap();
+    store.finish_effect(key, "msg-1@leadflow", &[]).await.unwrap();
     assert_eq!(store.claim_effect(key, t(1000), t(1030)).await.unwrap(), EffectClaim::Done("msg-1@leadflow".into()));
     // Releasing a finished effect does not forget it.
     store.release_effect(key).await.unwrap();
@@ -371,9 +378,9 @@ async fn enrollments_are_created_once_and_updated_conditionally() {
     let db = table().await;
     let store = &db.store;
     let e = enrollment(1, "welcome", Some(t(100)), EnrollmentState::Active);
-    assert!(store.enroll(&e).await.unwrap());
-    assert!(!store.enroll(&e).await.unwrap(), "enrolled already");
-    assert!(store.enroll(&enrollment(1, "webinar", Some(t(100)), EnrollmentState::Active)).await.unwrap());
+    assert!(store.enroll(&e, &[]).await.unwrap());
+    assert!(!store.enroll(&e, &[]).await.unwrap(), "enrolled already");
+    assert!(store.enroll(&enrollment(1, "webinar", Some(t(100)), EnrollmentState::Active), &[]).await.unwrap());
     store
         .record_activity(&Activity {
             id: "a".into(),
@@ -387,12 +394,12 @@ async fn enrollments_are_created_once_and_updated_conditionally() {
     assert_eq!(campaigns, vec!["webinar".to_string(), "welcome".to_string()]);
 
     let next = Enrollment { next_step: 1, next_due_at: Some(t(200)), ..e.clone() };
-    assert_eq!(store.update_enrollment(&next, 0).await.unwrap(), WriteOutcome::Written);
-    assert_eq!(store.update_enrollment(&next, 0).await.unwrap(), WriteOutcome::VersionConflict);
+    assert_eq!(store.update_enrollment(&next, 0, &[]).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_enrollment(&next, 0, &[]).await.unwrap(), WriteOutcome::VersionConflict);
     let stored = store.enrollments(id(1)).await.unwrap().into_iter().find(|e| e.campaign_id == "welcome").unwrap();
     assert_eq!((stored.version, stored.next_step, stored.next_due_at), (1, 1, Some(t(200))));
     let missing = enrollment(2, "welcome", Some(t(100)), EnrollmentState::Active);
-    assert_eq!(store.update_enrollment(&missing, 0).await.unwrap(), WriteOutcome::VersionConflict);
+    assert_eq!(store.update_enrollment(&missing, 0, &[]).await.unwrap(), WriteOutcome::VersionConflict);
 }
 
 async fn due_ids(store: &DynamoStore, limit: usize) -> Vec<LeadId> {
@@ -403,17 +410,17 @@ async fn due_ids(store: &DynamoStore, limit: usize) -> Vec<LeadId> {
 async fn due_enrollments_are_the_active_due_ones_oldest_due_first() {
     let db = table().await;
     let store = &db.store;
-    store.enroll(&enrollment(1, "c", Some(t(30)), EnrollmentState::Active)).await.unwrap();
-    store.enroll(&enrollment(2, "c", Some(t(10)), EnrollmentState::Active)).await.unwrap();
-    store.enroll(&enrollment(3, "c", Some(t(20)), EnrollmentState::Active)).await.unwrap();
-    store.enroll(&enrollment(3, "d", Some(t(100)), EnrollmentState::Active)).await.unwrap(); // due at `now` exactly
-    store.enroll(&enrollment(4, "c", Some(t(500)), EnrollmentState::Active)).await.unwrap(); // not due yet
+    store.enroll(&enrollment(1, "c", Some(t(30)), EnrollmentState::Active), &[]).await.unwrap();
+    store.enroll(&enrollment(2, "c", Some(t(10)), EnrollmentState::Active), &[]).await.unwrap();
+    store.enroll(&enrollment(3, "c", Some(t(20)), EnrollmentState::Active), &[]).await.unwrap();
+    store.enroll(&enrollment(3, "d", Some(t(100)), EnrollmentState::Active), &[]).await.unwrap(); // due at `now` exactly
+    store.enroll(&enrollment(4, "c", Some(t(500)), EnrollmentState::Active), &[]).await.unwrap(); // not due yet
     store
-        .enroll(&enrollment(5, "c", Some(t(5)), EnrollmentState::Stopped { reason: "unsubscribed".into() }))
+        .enroll(&enrollment(5, "c", Some(t(5)), EnrollmentState::Stopped { reason: "unsubscribed".into() }), &[])
         .await
         .unwrap();
-    store.enroll(&enrollment(6, "c", Some(t(5)), EnrollmentState::Completed)).await.unwrap();
-    store.enroll(&enrollment(7, "c", None, EnrollmentState::Active)).await.unwrap();
+    store.enroll(&enrollment(6, "c", Some(t(5)), EnrollmentState::Completed), &[]).await.unwrap();
+    store.enroll(&enrollment(7, "c", None, EnrollmentState::Active), &[]).await.unwrap();
 
     assert_eq!(due_ids(store, 10).await, vec![id(2), id(3), id(1), id(3)]);
     assert_eq!(due_ids(store, 2).await, vec![id(2), id(3)]);
@@ -424,7 +431,7 @@ async fn due_enrollments_are_the_active_due_ones_oldest_due_first() {
     // Stopping an enrollment takes it out of the index even though its document keeps a time.
     let mut stopping = store.enrollments(id(2)).await.unwrap().remove(0);
     stopping.state = EnrollmentState::Stopped { reason: "bounced".into() };
-    store.update_enrollment(&stopping, stopping.version).await.unwrap();
+    store.update_enrollment(&stopping, stopping.version, &[]).await.unwrap();
     assert_eq!(due_ids(store, 10).await, vec![id(3), id(1), id(3)]);
     let item = db
         .client
@@ -442,7 +449,7 @@ async fn due_enrollments_are_the_active_due_ones_oldest_due_first() {
     // Advancing one moves it in the order.
     let mut advanced = store.enrollments(id(1)).await.unwrap().remove(0);
     advanced.next_due_at = Some(t(1));
-    store.update_enrollment(&advanced, advanced.version).await.unwrap();
+    store.update_enrollment(&advanced, advanced.version, &[]).await.unwrap();
     assert_eq!(due_ids(store, 10).await, vec![id(1), id(3), id(3)]);
 }
 
@@ -454,7 +461,9 @@ async fn the_due_query_reads_only_the_due_enrollments() {
         let store = db.store.clone();
         // Five due (at 0..4 s), the other 195 due in the future.
         let due = if n % 40 == 0 { t(i64::try_from(n / 40).unwrap()) } else { t(1000 + i64::try_from(n).unwrap()) };
-        tasks.spawn(async move { store.enroll(&enrollment(n + 1, "drip", Some(due), EnrollmentState::Active)).await });
+        tasks.spawn(
+            async move { store.enroll(&enrollment(n + 1, "drip", Some(due), EnrollmentState::Active), &[]).await },
+        );
         if tasks.len() >= 16 {
             assert!(tasks.join_next().await.unwrap().unwrap().unwrap());
         }
@@ -488,19 +497,19 @@ async fn every_store_method_makes_the_requests_it_should() {
     assert_eq!(store.claim_idempotency_key("k", id(2), t(1), t(100)).await.unwrap(), IdempotencyClaim::Seen(id(1)));
     assert_eq!(r.take(), ["PutItem"], "claim_idempotency_key, seen (the old item comes with the failure)");
 
-    store.create_lead(&lead(1, "ada@example.com")).await.unwrap();
+    store.create_lead(&lead(1, "ada@example.com"), &[]).await.unwrap();
     assert_eq!(r.take(), ["TransactWriteItems"], "create_lead");
-    assert_eq!(store.create_lead(&lead(2, "ada@example.com")).await.unwrap(), CreateOutcome::EmailTaken(id(1)));
+    assert_eq!(store.create_lead(&lead(2, "ada@example.com"), &[]).await.unwrap(), CreateOutcome::EmailTaken(id(1)));
     assert_eq!(r.take(), ["TransactWriteItems"], "create_lead, email taken");
     let mut invalid = lead(3, "bad");
     invalid.validity = Validity::Invalid { reasons: Vec::new() };
-    store.create_lead(&invalid).await.unwrap();
+    store.create_lead(&invalid, &[]).await.unwrap();
     assert_eq!(r.take(), ["PutItem"], "create_lead, invalid and unowned");
 
     let mut l = store.get_lead(id(1)).await.unwrap().unwrap();
     assert_eq!(r.take(), ["GetItem"], "get_lead");
     l.submissions = 2;
-    store.update_lead(&l, 0).await.unwrap();
+    store.update_lead(&l, 0, &[]).await.unwrap();
     assert_eq!(r.take(), ["PutItem"], "update_lead");
     store.record_alias(id(9), id(1)).await.unwrap();
     assert_eq!(r.take(), ["PutItem"], "record_alias");
@@ -527,24 +536,25 @@ async fn every_store_method_makes_the_requests_it_should() {
         lead: owned_by(l.clone(), "rep-1"),
         expected_lead_version: 1,
         team_cursor: Some(("emea".into(), TeamCursor::default())),
+        trail: Vec::new(),
     };
     store.assign(&write).await.unwrap();
     assert_eq!(r.take(), ["TransactWriteItems"], "assign");
     store.claim_effect("e", t(0), t(30)).await.unwrap();
     store.claim_effect("e", t(1), t(31)).await.unwrap();
     assert_eq!(r.take(), ["PutItem", "PutItem"], "claim_effect");
-    store.finish_effect("e", "d").await.unwrap();
+    store.finish_effect("e", "d", &[]).await.unwrap();
     assert_eq!(r.take(), ["PutItem"], "finish_effect");
     store.release_effect("e").await.unwrap();
     assert_eq!(r.take(), ["DeleteItem"], "release_effect");
     let e = enrollment(1, "c", Some(t(5)), EnrollmentState::Active);
-    store.enroll(&e).await.unwrap();
+    store.enroll(&e, &[]).await.unwrap();
     assert_eq!(r.take(), ["PutItem"], "enroll");
     store.enrollments(id(1)).await.unwrap();
     assert_eq!(r.take(), ["Query"], "enrollments");
     store.due_enrollments(t(10), 10).await.unwrap();
     assert_eq!(r.take(), vec!["Query"; 8], "due_enrollments");
-    store.update_enrollment(&e, 0).await.unwrap();
+    store.update_enrollment(&e, 0, &[]).await.unwrap();
     assert_eq!(r.take(), ["PutItem"], "update_enrollment");
 
     let entry = Suppression {
@@ -553,7 +563,7 @@ async fn every_store_method_makes_the_requests_it_should() {
         at: t(1),
         lead_id: Some(id(1)),
     };
-    store.suppress(&entry).await.unwrap();
+    store.suppress(&entry, &[]).await.unwrap();
     assert_eq!(r.take(), ["PutItem"], "suppress");
     store.suppression(&entry.email_key).await.unwrap();
     assert_eq!(r.take(), ["GetItem"], "suppression");
@@ -641,9 +651,9 @@ async fn suppression_keeps_the_first_entry_and_its_reason() {
     let first =
         Suppression { email_key: key.clone(), reason: SuppressionReason::Unsubscribed, at: t(1), lead_id: Some(id(1)) };
     assert_eq!(store.suppression(&key).await.unwrap(), None);
-    assert!(store.suppress(&first).await.unwrap());
+    assert!(store.suppress(&first, &[]).await.unwrap());
     let later = Suppression { reason: SuppressionReason::Bounced, at: t(2), lead_id: None, ..first.clone() };
-    assert!(!store.suppress(&later).await.unwrap(), "suppressed already");
+    assert!(!store.suppress(&later, &[]).await.unwrap(), "suppressed already");
     assert_eq!(store.suppression(&key).await.unwrap(), Some(first));
     assert_eq!(store.suppression(&email_key("bob@example.com")).await.unwrap(), None);
 
@@ -750,9 +760,9 @@ async fn list_leads_pages_cover_every_lead_exactly_once() {
             } else {
                 lead(n, &format!("p{n}@example.com"))
             };
-            assert_eq!(store.create_lead(&l).await.unwrap(), CreateOutcome::Created);
+            assert_eq!(store.create_lead(&l, &[]).await.unwrap(), CreateOutcome::Created);
             store.record_activity(&opened(id(n), "a")).await.unwrap();
-            assert!(store.enroll(&enrollment(n, "c", Some(t(10)), EnrollmentState::Active)).await.unwrap());
+            assert!(store.enroll(&enrollment(n, "c", Some(t(10)), EnrollmentState::Active), &[]).await.unwrap());
         });
         if tasks.len() >= 8 {
             tasks.join_next().await.unwrap().unwrap();
@@ -829,7 +839,10 @@ async fn campaign_enrollments_pages_cover_every_enrollment_of_the_campaign_once(
     // "welcome-back"), among their profiles, email keys and activities.
     let mut expected = BTreeMap::new();
     for n in 1..=20_u64 {
-        assert_eq!(store.create_lead(&lead(n, &format!("p{n}@example.com"))).await.unwrap(), CreateOutcome::Created);
+        assert_eq!(
+            store.create_lead(&lead(n, &format!("p{n}@example.com")), &[]).await.unwrap(),
+            CreateOutcome::Created
+        );
         store.record_activity(&opened(id(n), "a")).await.unwrap();
         let state = match n % 3 {
             0 => EnrollmentState::Active,
@@ -839,17 +852,19 @@ async fn campaign_enrollments_pages_cover_every_enrollment_of_the_campaign_once(
         let due = (state == EnrollmentState::Active).then(|| t(i64::try_from(n).unwrap()));
         let mut e = enrollment(n, "welcome", due, state);
         e.campaign_version = if n <= 10 { 1 } else { 2 };
-        assert!(store.enroll(&e).await.unwrap());
+        assert!(store.enroll(&e, &[]).await.unwrap());
         expected.insert(e.lead_id, e);
         if n % 2 == 1 {
-            assert!(store.enroll(&enrollment(n, "winback", Some(t(1)), EnrollmentState::Active)).await.unwrap());
-            assert!(store.enroll(&enrollment(n, "welcome-back", Some(t(1)), EnrollmentState::Active)).await.unwrap());
+            assert!(store.enroll(&enrollment(n, "winback", Some(t(1)), EnrollmentState::Active), &[]).await.unwrap());
+            assert!(
+                store.enroll(&enrollment(n, "welcome-back", Some(t(1)), EnrollmentState::Active), &[]).await.unwrap()
+            );
         }
     }
     // An enrollment moved on a version comes as stored.
     let mut moved = expected[&id(3)].clone();
     moved.next_step = 1;
-    assert_eq!(store.update_enrollment(&moved, 0).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_enrollment(&moved, 0, &[]).await.unwrap(), WriteOutcome::Written);
     moved.version = 1;
     expected.insert(moved.lead_id, moved);
 
@@ -890,23 +905,24 @@ async fn due_slas_are_the_owned_new_valid_leads_whose_sla_expired_oldest_first()
     let db = table().await;
     let store = &db.store;
     // Born owned: in the index from the start.
-    store.create_lead(&owned_until(lead(1, "p1@example.com"), "rep-1", t(100))).await.unwrap();
+    store.create_lead(&owned_until(lead(1, "p1@example.com"), "rep-1", t(100)), &[]).await.unwrap();
     for (n, due) in [(2, t(50)), (3, t(3600)), (4, t(60)), (5, t(70)), (6, t(80))] {
         let email = format!("p{n}@example.com");
-        store.create_lead(&lead(n, &email)).await.unwrap();
+        store.create_lead(&lead(n, &email), &[]).await.unwrap();
         let write = AssignmentWrite {
             lead: owned_until(lead(n, &email), "rep-1", due),
             expected_lead_version: 0,
             team_cursor: None,
+            trail: Vec::new(),
         };
         assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
     }
     let mut invalid = owned_until(lead(7, "bad"), "rep-2", t(10));
     invalid.validity = Validity::Invalid { reasons: Vec::new() };
-    store.create_lead(&invalid).await.unwrap();
-    store.create_lead(&lead(8, "unowned@example.com")).await.unwrap();
+    store.create_lead(&invalid, &[]).await.unwrap();
+    store.create_lead(&lead(8, "unowned@example.com"), &[]).await.unwrap();
     // A due enrollment lives in the same index, in other partitions.
-    store.enroll(&enrollment(8, "c", Some(t(10)), EnrollmentState::Active)).await.unwrap();
+    store.enroll(&enrollment(8, "c", Some(t(10)), EnrollmentState::Active), &[]).await.unwrap();
 
     db.requests.take();
     assert_eq!(store.due_slas(t(200), 10).await.unwrap(), [id(2), id(4), id(5), id(6), id(1)]);
@@ -926,7 +942,7 @@ async fn due_slas_are_the_owned_new_valid_leads_whose_sla_expired_oldest_first()
     for (n, status) in [(4, SalesStatus::Contacted), (5, SalesStatus::Won), (6, SalesStatus::Lost)] {
         let mut changed = store.get_lead(id(n)).await.unwrap().unwrap();
         changed.status = status;
-        assert_eq!(store.update_lead(&changed, changed.version).await.unwrap(), WriteOutcome::Written);
+        assert_eq!(store.update_lead(&changed, changed.version, &[]).await.unwrap(), WriteOutcome::Written);
         assert_eq!(index_attributes(&db, id(n)).await, (None, None), "{status:?} leaves the index");
     }
     assert_eq!(store.due_slas(t(200), 10).await.unwrap(), [id(2), id(1)]);
@@ -935,7 +951,7 @@ async fn due_slas_are_the_owned_new_valid_leads_whose_sla_expired_oldest_first()
     // A merge (any update that keeps owner and status) keeps the SLA running.
     let mut merged = store.get_lead(id(1)).await.unwrap().unwrap();
     merged.submissions += 1;
-    assert_eq!(store.update_lead(&merged, merged.version).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&merged, merged.version, &[]).await.unwrap(), WriteOutcome::Written);
     assert_eq!(store.due_slas(t(200), 10).await.unwrap(), [id(2), id(1)]);
 
     // Re-routed after the breach: another rep, a new SLA.
@@ -944,6 +960,7 @@ async fn due_slas_are_the_owned_new_valid_leads_whose_sla_expired_oldest_first()
         lead: owned_until(breached.clone(), "rep-2", t(5000)),
         expected_lead_version: breached.version,
         team_cursor: None,
+        trail: Vec::new(),
     };
     assert_eq!(store.assign(&reroute).await.unwrap(), AssignOutcome::Assigned);
     assert_eq!(store.due_slas(t(200), 10).await.unwrap(), [id(1)]);
@@ -955,20 +972,21 @@ async fn due_slas_are_the_owned_new_valid_leads_whose_sla_expired_oldest_first()
 async fn erase_lead_leaves_a_tombstone_and_no_email_key_trail_open_count_or_sla() {
     let db = table().await;
     let store = &db.store;
-    store.create_lead(&lead(1, "ada@example.com")).await.unwrap();
+    store.create_lead(&lead(1, "ada@example.com"), &[]).await.unwrap();
     let write = AssignmentWrite {
         lead: owned_until(lead(1, "ada@example.com"), "rep-1", t(100)),
         expected_lead_version: 0,
         team_cursor: None,
+        trail: Vec::new(),
     };
     assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
-    store.create_lead(&owned_by(lead(2, "bob@example.com"), "rep-1")).await.unwrap();
+    store.create_lead(&owned_by(lead(2, "bob@example.com"), "rep-1"), &[]).await.unwrap();
     for n in 0..30 {
         store.record_activity(&opened(id(1), &format!("a{n:02}"))).await.unwrap();
     }
     store.record_activity(&opened(id(2), "kept")).await.unwrap();
     let stopped = enrollment(1, "c", None, EnrollmentState::Stopped { reason: "erased".into() });
-    store.enroll(&stopped).await.unwrap();
+    store.enroll(&stopped, &[]).await.unwrap();
     assert_loads(&db, &[("rep-1", 2)], "before").await;
     assert_eq!(store.due_slas(t(200), 10).await.unwrap(), [id(1)]);
 
@@ -1011,7 +1029,7 @@ async fn erase_lead_leaves_a_tombstone_and_no_email_key_trail_open_count_or_sla(
     );
 
     // The key given belongs to another lead (the address was merged away): it stays.
-    store.create_lead(&lead(3, "carol@example.com")).await.unwrap();
+    store.create_lead(&lead(3, "carol@example.com"), &[]).await.unwrap();
     store.erase_lead(&tombstone_of(&current), Some(&email_key("carol@example.com"))).await.unwrap();
     assert_eq!(store.find_by_email_key(&email_key("carol@example.com")).await.unwrap(), Some(id(3)));
     assert_eq!(store.find_by_email_key(&email_key("bob@example.com")).await.unwrap(), Some(id(2)), "not given");
@@ -1023,7 +1041,7 @@ async fn erase_lead_leaves_a_tombstone_and_no_email_key_trail_open_count_or_sla(
     let mut won = store.get_lead(id(3)).await.unwrap().unwrap();
     won.status = SalesStatus::Won;
     won.owner = owned_by(won.clone(), "rep-9").owner;
-    store.update_lead(&won, won.version).await.unwrap();
+    store.update_lead(&won, won.version, &[]).await.unwrap();
     let won = store.get_lead(id(3)).await.unwrap().unwrap();
     store.erase_lead(&tombstone_of(&won), Some(&email_key("carol@example.com"))).await.unwrap();
     assert_eq!(store.find_by_email_key(&email_key("carol@example.com")).await.unwrap(), None);
@@ -1078,15 +1096,16 @@ async fn the_adapters_work_on_the_resources_the_template_defines() {
         .await
         .expect("provision from the template");
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &made.table);
-    store.create_lead(&lead(1, "ada@example.com")).await.unwrap();
+    store.create_lead(&lead(1, "ada@example.com"), &[]).await.unwrap();
     let write = AssignmentWrite {
         lead: owned_by(lead(1, "ada@example.com"), "rep-1"),
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), TeamCursor::default())),
+        trail: Vec::new(),
     };
     assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
     assert_eq!(store.rep_loads().await.unwrap(), loads(&[("rep-1", 1)]));
-    store.enroll(&enrollment(1, "c", Some(t(10)), EnrollmentState::Active)).await.unwrap();
+    store.enroll(&enrollment(1, "c", Some(t(10)), EnrollmentState::Active), &[]).await.unwrap();
     assert_eq!(due_ids(&store, 10).await, vec![id(1)]);
     assert_eq!(store.claim_idempotency_key("k", id(1), t(0), t(10)).await.unwrap(), IdempotencyClaim::Claimed);
 

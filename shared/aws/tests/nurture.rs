@@ -90,10 +90,10 @@ impl Drip {
         for n in 1..=LEADS {
             let email = format!("reader{n}@analytical-engines.example");
             let lead = common::lead(n, &email);
-            assert_eq!(ports.store.create_lead(&lead).await.expect("create lead"), CreateOutcome::Created);
+            assert_eq!(ports.store.create_lead(&lead, &[]).await.expect("create lead"), CreateOutcome::Created);
             let mut enrollment = common::enrollment(n, CAMPAIGN, Some(start), EnrollmentState::Active);
             enrollment.enrolled_at = start;
-            assert!(ports.store.enroll(&enrollment).await.expect("enroll"), "lead {n} enrolled once");
+            assert!(ports.store.enroll(&enrollment, &[]).await.expect("enroll"), "lead {n} enrolled once");
             leads.push((lead.id, email));
         }
         Self { ports: Arc::new(ports), sender, start, leads }

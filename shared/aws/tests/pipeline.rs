@@ -751,6 +751,11 @@ async fn a_qualified_lead_goes_from_the_http_api_to_its_rep_and_the_event_bus() 
         assert!(email.text.contains(line.as_str()), "routing explanation {line:?} missing:\n{}", email.text);
     }
 
+    // The whole trail, each entry written with the change it tells.
+    let trail = p.inspect().activities(lead_id).await.expect("the trail");
+    let kinds: Vec<&str> = trail.iter().map(|a| a.kind.name()).collect();
+    assert_eq!(kinds, ["form_submission", "stage_changed", "assigned", "email_sent"], "{trail:?}");
+
     let events = p.tap.events_for(&p.setup.sqs, lead_id, 1).await;
     assert_eq!(events.len(), 1, "{events:?}");
     let event = &events[0];

@@ -60,12 +60,14 @@ pub enum AssignOutcome {
 }
 
 /// An assignment to commit atomically: the lead with its new owner (`lead.owner`), the team
-/// cursor advanced, the owner's open-lead count incremented.
+/// cursor advanced, the owner's open-lead count incremented, and the trail entries that tell it.
 #[derive(Debug, Clone)]
 pub struct AssignmentWrite {
     pub lead: Lead,
     pub expected_lead_version: u64,
     pub team_cursor: Option<(TeamId, TeamCursor)>,
+    /// Written in the same transaction as the assignment (see [`LeadStore`] on trails).
+    pub trail: Vec<Activity>,
 }
 
 /// A page of [`LeadStore::list_leads`].
@@ -84,6 +86,15 @@ pub struct EnrollmentPage {
     pub next: Option<String>,
 }
 
+/// The store of leads and everything about them.
+///
+/// **Trails.** A write that changes what a lead is or has (created, rescored, assigned, an email
+/// sent, an enrollment advanced or ended, an address suppressed) takes the trail entries that
+/// tell it (`trail`) and stores them in the same transaction: the change and its entries are
+/// one outcome, whenever the process dies. A trail entry replaces an entry of the same lead with
+/// the same id (a write is conditional, so that happens only when the same fact is written
+/// again, such as an effect finished twice after its lease ran out). Activity ids are unique per
+/// lead, not across leads.
 pub trait LeadStore: Send + Sync + 'static {
     /// Binds an idempotency key to a lead id until `expires_at`, or tells the id it is bound to.
     /// A key whose binding expired before `now` is free again.
@@ -95,15 +106,21 @@ pub trait LeadStore: Send + Sync + 'static {
         expires_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<IdempotencyClaim, StoreError>> + Send;
 
-    /// Creates the lead and, when it is valid, its email key, in one atomic write.
-    fn create_lead(&self, lead: &Lead) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+    /// Creates the lead, its email key when it is valid, and `trail`, in one atomic write; writes
+    /// nothing unless the answer is `Created`.
+    fn create_lead(
+        &self,
+        lead: &Lead,
+        trail: &[Activity],
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
 
-    /// Writes `lead` if the stored version is `expected_version`; the stored version becomes
-    /// `expected_version + 1`.
+    /// Writes `lead` and `trail` if the stored version is `expected_version`; the stored version
+    /// becomes `expected_version + 1`. On a conflict nothing is written.
     fn update_lead(
         &self,
         lead: &Lead,
         expected_version: u64,
+        trail: &[Activity],
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
 
     /// Records that the submission captured as `alias` was merged into `into`; `false` when the
@@ -117,7 +134,8 @@ pub trait LeadStore: Send + Sync + 'static {
 
     fn find_by_email_key(&self, email_key: &str) -> impl Future<Output = Result<Option<LeadId>, StoreError>> + Send;
 
-    /// Stores the activity unless one with its id is stored already.
+    /// Stores a fact that changes nothing else (an email opened, a delivery), unless the lead has
+    /// an activity with its id already.
     fn record_activity(&self, activity: &Activity) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The lead's activities, oldest first.
@@ -139,13 +157,24 @@ pub trait LeadStore: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
     ) -> impl Future<Output = Result<EffectClaim, StoreError>> + Send;
 
-    fn finish_effect(&self, key: &str, detail: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Marks the effect done with `detail`, and stores `trail`, in one atomic write.
+    fn finish_effect(
+        &self,
+        key: &str,
+        detail: &str,
+        trail: &[Activity],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Gives a claim back after the effect failed, so that a retry may claim it at once.
     fn release_effect(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Creates the enrollment unless the lead is enrolled in that campaign already; `true` if created.
-    fn enroll(&self, enrollment: &Enrollment) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Creates the enrollment, with `trail`, unless the lead is enrolled in that campaign already
+    /// (then nothing is written); `true` if created.
+    fn enroll(
+        &self,
+        enrollment: &Enrollment,
+        trail: &[Activity],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     fn enrollments(&self, lead_id: LeadId) -> impl Future<Output = Result<Vec<Enrollment>, StoreError>> + Send;
 
@@ -157,11 +186,12 @@ pub trait LeadStore: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Enrollment>, StoreError>> + Send;
 
-    /// Writes the enrollment if the stored version is `expected_version`.
+    /// Writes the enrollment and `trail` if the stored version is `expected_version`.
     fn update_enrollment(
         &self,
         enrollment: &Enrollment,
         expected_version: u64,
+        trail: &[Activity],
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
 
     /// One page of the enrollments in a campaign (any version, any state), in no promised order,
@@ -175,8 +205,13 @@ pub trait LeadStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<EnrollmentPage, StoreError>> + Send;
 
     /// Puts the address on the suppression list; `false` when it was there already (the first
-    /// entry, and its reason, are kept).
-    fn suppress(&self, entry: &Suppression) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// entry, and its reason, are kept). `trail` is stored in either case, in the same atomic
+    /// write as a new entry.
+    fn suppress(
+        &self,
+        entry: &Suppression,
+        trail: &[Activity],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     fn suppression(&self, email_key: &str) -> impl Future<Output = Result<Option<Suppression>, StoreError>> + Send;
 

@@ -15,7 +15,8 @@ use crate::error::LocalError;
 
 /// Bumped with every schema change; a file from a newer build is refused rather than misread.
 /// 3: `leads.sla_due_at` with its partial index, `suppressions`, `documents`.
-const SCHEMA_VERSION: i64 = 3;
+/// 4: activities keyed by (lead, id): an id is unique within its lead only.
+const SCHEMA_VERSION: i64 = 4;
 
 /// Only another process (an admin command on the same file) can hold the write lock against
 /// us; in-process writers queue on the mutex instead.
@@ -84,13 +85,15 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- A lead's trail. Ids are unique within a lead (`stage-mql`, `sent-<email key>`), so the key is
+-- the pair; the rows of a lead lie together, and the few of them are put in time order on reading.
 CREATE TABLE IF NOT EXISTS activities (
-    id      TEXT PRIMARY KEY,
     lead_id TEXT NOT NULL,
+    id      TEXT NOT NULL,
     at      INTEGER NOT NULL,
-    doc     TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS activities_by_lead ON activities (lead_id, at, id);
+    doc     TEXT NOT NULL,
+    PRIMARY KEY (lead_id, id)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS team_cursors (
     team_id TEXT PRIMARY KEY,
@@ -277,6 +280,13 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
         if table_exists(&tx, "leads").map_err(db_err)? && !has_column(&tx, "leads", "sla_due_at").map_err(db_err)? {
             tx.execute_batch("ALTER TABLE leads ADD COLUMN sla_due_at INTEGER").map_err(db_err)?;
         }
+        // Schema 3 → 4: activities keyed by their lead too. Every row is kept; the entries that
+        // the old key dropped (a second lead's `stage-mql`) were never stored and cannot be.
+        if table_exists(&tx, "activities").map_err(db_err)?
+            && !is_key_column(&tx, "activities", "lead_id").map_err(db_err)?
+        {
+            tx.execute_batch(REKEY_ACTIVITIES).map_err(db_err)?;
+        }
         tx.execute_batch(SCHEMA).map_err(db_err)?;
         // A file from before the counters: count what it holds once.
         tx.execute_batch(
@@ -292,6 +302,30 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
 
 fn table_exists(c: &Connection, table: &str) -> rusqlite::Result<bool> {
     c.query_row("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1", [table], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n > 0)
+}
+
+/// Schema 3 → 4, before SCHEMA: the activities move into a table keyed by (lead, id), and the
+/// old table goes with its index.
+const REKEY_ACTIVITIES: &str = r#"
+CREATE TABLE activities_by_lead_and_id (
+    lead_id TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    doc     TEXT NOT NULL,
+    PRIMARY KEY (lead_id, id)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO activities_by_lead_and_id (lead_id, id, at, doc)
+    SELECT lead_id, id, at, doc FROM activities;
+DROP TABLE activities;
+ALTER TABLE activities_by_lead_and_id RENAME TO activities;
+"#;
+
+/// Whether `column` is part of `table`'s primary key.
+fn is_key_column(c: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    c.query_row("SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2 AND pk > 0", [table, column], |r| {
         r.get::<_, i64>(0)
     })
     .map(|n| n > 0)

@@ -29,7 +29,9 @@ pub struct OutboxMailer {
 }
 
 impl OutboxMailer {
-    /// Uses the folder `dir`, creating it if need be.
+    /// Uses the folder `dir`, creating it if need be, and deletes the temporary files a killed
+    /// predecessor left half-written there (only names this mailer writes). The folder is the
+    /// process's own, like its data file: no other process writes to it meanwhile.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, LocalError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|source| LocalError::Io {
@@ -37,6 +39,7 @@ impl OutboxMailer {
             path: dir.clone(),
             source,
         })?;
+        remove_orphaned_temp_files(&dir)?;
         Ok(Self { dir, temp_seq: AtomicU64::new(0) })
     }
 
@@ -110,6 +113,40 @@ impl OutboxMailer {
         }
         Ok(deleted)
     }
+}
+
+/// Deletes every `.<stem>.<pid>.<seq>.tmp` in `dir`: a write that never got linked into place, so
+/// an email that was not sent (its send is retried and writes a whole file).
+fn remove_orphaned_temp_files(dir: &Path) -> Result<usize, LocalError> {
+    let io = |action, path: &Path, source| LocalError::Io { action, path: path.to_path_buf(), source };
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| io("list the outbox folder", dir, e))? {
+        let entry = entry.map_err(|e| io("list the outbox folder", dir, e))?;
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(is_temp_file_name) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("delete a leftover temporary file", &path, e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether `name` is a temporary file this mailer writes: `.<stem>.<pid>.<seq>.tmp`.
+fn is_temp_file_name(name: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    let mut parts = inner.split('.');
+    let (Some(stem), Some(pid), Some(seq), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    stem_of_file_name(&format!("{stem}.eml")).is_some() && number(pid) && number(seq)
 }
 
 /// The stem of a file the outbox writes: `<stem>.eml`, or the temporary `.<stem>.<pid>.<seq>.tmp`.
@@ -210,7 +247,7 @@ impl Mailer for OutboxMailer {
 
 #[cfg(test)]
 mod tests {
-    use super::{file_stem, key_of_stem, stem_of_file_name};
+    use super::{file_stem, is_temp_file_name, key_of_stem, stem_of_file_name};
 
     #[test]
     fn stems_are_safe_and_distinct() {
@@ -243,5 +280,23 @@ mod tests {
         assert_eq!(stem_of_file_name("notes.txt"), None);
         assert_eq!(stem_of_file_name("a.b.eml"), None);
         assert_eq!(stem_of_file_name(".eml"), None);
+    }
+
+    #[test]
+    fn only_the_mailers_own_temporary_names_count_as_temporary() {
+        assert!(is_temp_file_name(".assignment-01ARZ3NDEKTSV4RRFFQ69G5FAV-ben.4242.0.tmp"));
+        assert!(is_temp_file_name(".drip-X-welcome-v1-0.1.17.tmp"));
+        for other in [
+            "assignment-01ARZ3NDEKTSV4RRFFQ69G5FAV-ben.eml",
+            ".notes.tmp",
+            ".notes.x.1.tmp",
+            ".stem.1.tmp",
+            ".stem.1.2.3.tmp",
+            ".stem.pid.1.tmp",
+            "stem.1.2.tmp",
+            ".a.b.1.2.tmp",
+        ] {
+            assert!(!is_temp_file_name(other), "{other}");
+        }
     }
 }

@@ -45,6 +45,9 @@ const SELECT_LEAD_PAGE: &str = "SELECT id, version, doc FROM leads WHERE id > ?1
 const SELECT_CAMPAIGN_ENROLLMENT_PAGE: &str = "SELECT lead_id, version, doc FROM enrollments \
      WHERE campaign_id = ?1 AND lead_id > ?2 ORDER BY lead_id LIMIT ?3";
 
+/// A lead's trail: its own range of the primary key, put in time order (a lead has few entries).
+const SELECT_TRAIL: &str = "SELECT id, doc FROM activities WHERE lead_id = ?1 ORDER BY at, id";
+
 const SELECT_REP_LOADS: &str = "SELECT rep, open FROM rep_loads WHERE open > 0";
 
 impl SqliteStore {
@@ -102,10 +105,11 @@ impl SqliteStore {
             .map_err(|e| self.db.store_error(e))
     }
 
-    fn create_lead_now(&self, lead: &Lead) -> Result<CreateOutcome, StoreError> {
+    fn create_lead_now(&self, lead: &Lead, trail: &[Activity]) -> Result<CreateOutcome, StoreError> {
         // Computed before the lock is taken: should it panic, the connection stays usable.
         let key = lead.is_valid().then(|| email_key(&lead.contact.email));
         let row = LeadRow::of(lead, lead.version)?;
+        let trail = ActivityRow::all(trail)?;
         self.db
             .write(|tx| {
                 let exists = tx
@@ -141,17 +145,27 @@ impl SqliteStore {
                     tx.prepare_cached("INSERT INTO email_keys (key, lead_id) VALUES (?1, ?2)")?
                         .execute(params![key, row.id])?;
                 }
+                write_trail(tx, &trail)?;
                 Ok(CreateOutcome::Created)
             })
             .map_err(|e| self.db.store_error(e))
     }
 
-    fn update_lead_now(&self, lead: &Lead, expected_version: u64) -> Result<WriteOutcome, StoreError> {
+    fn update_lead_now(
+        &self,
+        lead: &Lead,
+        expected_version: u64,
+        trail: &[Activity],
+    ) -> Result<WriteOutcome, StoreError> {
         let row = LeadRow::of(lead, expected_version.saturating_add(1))?;
+        let trail = ActivityRow::all(trail)?;
         self.db
-            .read(|c| {
-                let n = update_lead_row(c, &row, expected_version)?;
-                Ok(if n == 1 { WriteOutcome::Written } else { WriteOutcome::VersionConflict })
+            .write(|tx| {
+                if update_lead_row(tx, &row, expected_version)? != 1 {
+                    return Ok(WriteOutcome::VersionConflict);
+                }
+                write_trail(tx, &trail)?;
+                Ok(WriteOutcome::Written)
             })
             .map_err(|e| self.db.store_error(e))
     }
@@ -213,12 +227,11 @@ impl SqliteStore {
     }
 
     fn record_activity_now(&self, activity: &Activity) -> Result<(), StoreError> {
-        let doc = to_doc("activity", activity)?;
+        let row = ActivityRow::of(activity)?;
         self.db
             .read(|c| {
-                let lead_id = activity.lead_id.to_string();
-                c.prepare_cached("INSERT OR IGNORE INTO activities (id, lead_id, at, doc) VALUES (?1, ?2, ?3, ?4)")?
-                    .execute(params![activity.id, lead_id, millis(activity.at), doc])?;
+                c.prepare_cached("INSERT OR IGNORE INTO activities (lead_id, id, at, doc) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(params![row.lead_id, row.id, row.at, row.doc])?;
                 Ok(())
             })
             .map_err(|e| self.db.store_error(e))
@@ -227,7 +240,7 @@ impl SqliteStore {
     fn activities_now(&self, lead_id: LeadId) -> Result<Vec<Activity>, StoreError> {
         self.db
             .read(|c| {
-                let mut stmt = c.prepare_cached("SELECT id, doc FROM activities WHERE lead_id = ?1 ORDER BY at, id")?;
+                let mut stmt = c.prepare_cached(SELECT_TRAIL)?;
                 let rows =
                     stmt.query_map([lead_id.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
                 let mut out = Vec::new();
@@ -282,6 +295,7 @@ impl SqliteStore {
             }
             None => None,
         };
+        let trail = ActivityRow::all(&write.trail)?;
         self.db
             .write(|tx| {
                 // Every check comes before the first write, so a conflict leaves nothing to undo.
@@ -306,6 +320,7 @@ impl SqliteStore {
                     )?
                     .execute(params![team_id, version, doc])?;
                 }
+                write_trail(tx, &trail)?;
                 Ok(AssignOutcome::Assigned)
             })
             .map_err(|e| self.db.store_error(e))
@@ -342,17 +357,19 @@ impl SqliteStore {
             .map_err(|e| self.db.store_error(e))
     }
 
-    fn finish_effect_now(&self, key: &str, detail: &str) -> Result<(), StoreError> {
+    fn finish_effect_now(&self, key: &str, detail: &str, trail: &[Activity]) -> Result<(), StoreError> {
+        let trail = ActivityRow::all(trail)?;
         self.db
-            .read(|c| {
+            .write(|tx| {
                 // An upsert, not an update: the effect happened, so it must be remembered even if
                 // the claim was lost in between (taken over, or released by mistake).
-                c.prepare_cached(
+                tx.prepare_cached(
                     "INSERT INTO effects (key, state, lease_until, detail) \
                      VALUES (?1, 'done', 0, ?2) \
                      ON CONFLICT (key) DO UPDATE SET state = 'done', detail = excluded.detail",
                 )?
                 .execute(params![key, detail])?;
+                write_trail(tx, &trail)?;
                 Ok(())
             })
             .map_err(|e| self.db.store_error(e))
@@ -377,17 +394,21 @@ impl SqliteStore {
             .map_err(|e| self.db.store_error(e))
     }
 
-    fn enroll_now(&self, enrollment: &Enrollment) -> Result<bool, StoreError> {
+    fn enroll_now(&self, enrollment: &Enrollment, trail: &[Activity]) -> Result<bool, StoreError> {
         let row = EnrollmentRow::of(enrollment, enrollment.version)?;
+        let trail = ActivityRow::all(trail)?;
         self.db
-            .read(|c| {
-                let n = c
+            .write(|tx| {
+                let n = tx
                     .prepare_cached(
                         "INSERT OR IGNORE INTO enrollments \
                          (lead_id, campaign_id, version, next_due_at, doc) \
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
                     .execute(params![row.lead_id, enrollment.campaign_id, row.version, row.next_due_at, row.doc])?;
+                if n == 1 {
+                    write_trail(tx, &trail)?;
+                }
                 Ok(n == 1)
             })
             .map_err(|e| self.db.store_error(e))
@@ -417,11 +438,13 @@ impl SqliteStore {
         &self,
         enrollment: &Enrollment,
         expected_version: u64,
+        trail: &[Activity],
     ) -> Result<WriteOutcome, StoreError> {
         let row = EnrollmentRow::of(enrollment, expected_version.saturating_add(1))?;
+        let trail = ActivityRow::all(trail)?;
         self.db
-            .read(|c| {
-                let n = c
+            .write(|tx| {
+                let n = tx
                     .prepare_cached(
                         "UPDATE enrollments SET version = ?3, next_due_at = ?4, doc = ?5 \
                          WHERE lead_id = ?1 AND campaign_id = ?2 AND version = ?6",
@@ -434,7 +457,11 @@ impl SqliteStore {
                         row.doc,
                         to_sql_int(expected_version)
                     ])?;
-                Ok(if n == 1 { WriteOutcome::Written } else { WriteOutcome::VersionConflict })
+                if n != 1 {
+                    return Ok(WriteOutcome::VersionConflict);
+                }
+                write_trail(tx, &trail)?;
+                Ok(WriteOutcome::Written)
             })
             .map_err(|e| self.db.store_error(e))
     }
@@ -468,14 +495,16 @@ impl SqliteStore {
             .map_err(|e| self.db.store_error(e))
     }
 
-    fn suppress_now(&self, entry: &Suppression) -> Result<bool, StoreError> {
+    fn suppress_now(&self, entry: &Suppression, trail: &[Activity]) -> Result<bool, StoreError> {
         let doc = to_doc("suppression", entry)?;
+        let trail = ActivityRow::all(trail)?;
         self.db
-            .read(|c| {
+            .write(|tx| {
                 // OR IGNORE: the first entry and its reason stay.
-                let n = c
+                let n = tx
                     .prepare_cached("INSERT OR IGNORE INTO suppressions (email_key, reason, doc) VALUES (?1, ?2, ?3)")?
                     .execute(params![entry.email_key, entry.reason.as_str(), doc])?;
+                write_trail(tx, &trail)?;
                 Ok(n == 1)
             })
             .map_err(|e| self.db.store_error(e))
@@ -719,6 +748,43 @@ impl LeadRow {
     }
 }
 
+/// An activity as stored: keyed by its lead and its id, which is unique within the lead only.
+struct ActivityRow {
+    lead_id: String,
+    id: String,
+    at: i64,
+    doc: String,
+}
+
+impl ActivityRow {
+    fn of(activity: &Activity) -> Result<Self, StoreError> {
+        Ok(Self {
+            lead_id: activity.lead_id.to_string(),
+            id: activity.id.clone(),
+            at: millis(activity.at),
+            doc: to_doc("activity", activity)?,
+        })
+    }
+
+    fn all(trail: &[Activity]) -> Result<Vec<Self>, StoreError> {
+        trail.iter().map(Self::of).collect()
+    }
+}
+
+/// Writes a trail inside the transaction of the change it tells; an entry replaces one with the
+/// same lead and id (see `LeadStore` on trails).
+fn write_trail(c: &Connection, trail: &[ActivityRow]) -> Result<(), DbError> {
+    if trail.is_empty() {
+        return Ok(());
+    }
+    let mut stmt =
+        c.prepare_cached("INSERT OR REPLACE INTO activities (lead_id, id, at, doc) VALUES (?1, ?2, ?3, ?4)")?;
+    for row in trail {
+        stmt.execute(params![row.lead_id, row.id, row.at, row.doc])?;
+    }
+    Ok(())
+}
+
 fn status_name(status: SalesStatus) -> &'static str {
     match status {
         SalesStatus::New => "new",
@@ -792,12 +858,17 @@ impl LeadStore for SqliteStore {
         self.claim_idempotency_key_now(key, lead_id, now, expires_at)
     }
 
-    async fn create_lead(&self, lead: &Lead) -> Result<CreateOutcome, StoreError> {
-        self.create_lead_now(lead)
+    async fn create_lead(&self, lead: &Lead, trail: &[Activity]) -> Result<CreateOutcome, StoreError> {
+        self.create_lead_now(lead, trail)
     }
 
-    async fn update_lead(&self, lead: &Lead, expected_version: u64) -> Result<WriteOutcome, StoreError> {
-        self.update_lead_now(lead, expected_version)
+    async fn update_lead(
+        &self,
+        lead: &Lead,
+        expected_version: u64,
+        trail: &[Activity],
+    ) -> Result<WriteOutcome, StoreError> {
+        self.update_lead_now(lead, expected_version, trail)
     }
 
     async fn record_alias(&self, alias: LeadId, into: LeadId) -> Result<bool, StoreError> {
@@ -845,16 +916,16 @@ impl LeadStore for SqliteStore {
         self.claim_effect_now(key, now, lease_until)
     }
 
-    async fn finish_effect(&self, key: &str, detail: &str) -> Result<(), StoreError> {
-        self.finish_effect_now(key, detail)
+    async fn finish_effect(&self, key: &str, detail: &str, trail: &[Activity]) -> Result<(), StoreError> {
+        self.finish_effect_now(key, detail, trail)
     }
 
     async fn release_effect(&self, key: &str) -> Result<(), StoreError> {
         self.release_effect_now(key)
     }
 
-    async fn enroll(&self, enrollment: &Enrollment) -> Result<bool, StoreError> {
-        self.enroll_now(enrollment)
+    async fn enroll(&self, enrollment: &Enrollment, trail: &[Activity]) -> Result<bool, StoreError> {
+        self.enroll_now(enrollment, trail)
     }
 
     async fn enrollments(&self, lead_id: LeadId) -> Result<Vec<Enrollment>, StoreError> {
@@ -869,12 +940,13 @@ impl LeadStore for SqliteStore {
         &self,
         enrollment: &Enrollment,
         expected_version: u64,
+        trail: &[Activity],
     ) -> Result<WriteOutcome, StoreError> {
-        self.update_enrollment_now(enrollment, expected_version)
+        self.update_enrollment_now(enrollment, expected_version, trail)
     }
 
-    async fn suppress(&self, entry: &Suppression) -> Result<bool, StoreError> {
-        self.suppress_now(entry)
+    async fn suppress(&self, entry: &Suppression, trail: &[Activity]) -> Result<bool, StoreError> {
+        self.suppress_now(entry, trail)
     }
 
     async fn suppression(&self, email_key: &str) -> Result<Option<Suppression>, StoreError> {
@@ -962,6 +1034,12 @@ mod tests {
             "{plan}"
         );
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn a_trail_is_read_from_its_leads_range_of_the_key() {
+        let plan = plan(SELECT_TRAIL, params!["01ARZ3NDEKTSV4RRFFQ69G5FAV"]);
+        assert!(plan.starts_with("SEARCH activities USING PRIMARY KEY (lead_id=?)"), "{plan}");
     }
 
     #[test]

@@ -210,3 +210,39 @@ async fn the_recording_mailer_forgets_the_emails_about_an_erased_lead() {
     assert_eq!(left, vec![format!("drip-{bob}-welcome-v1-0")]);
     assert_eq!(mailer.erase(ada).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_restarted_outbox_deletes_the_temporary_files_a_killed_send_left_and_only_those() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox_dir = dir.path().join("outbox");
+    let lead = common::id(1);
+    let key = format!("assignment-{lead}-ben");
+    {
+        let mailer = OutboxMailer::open(&outbox_dir).unwrap();
+        mailer
+            .send(&about(&format!("assignment-{}-ana", common::id(2)), "ana@x.example", "b@x.example"), Utc::now())
+            .await
+            .unwrap();
+        // What a kill -9 in the middle of a write leaves: the temporary file, empty or half
+        // written, and no .eml.
+        let stem = mailer.path_for(&key).file_stem().unwrap().to_string_lossy().into_owned();
+        std::fs::write(outbox_dir.join(format!(".{stem}.4242.0.tmp")), "").unwrap();
+        std::fs::write(outbox_dir.join(format!(".{stem}.4242.1.tmp")), "To: ben@").unwrap();
+    }
+    // Not the outbox's names: a user's notes stay.
+    std::fs::write(outbox_dir.join(".notes.tmp"), "mine").unwrap();
+    std::fs::write(outbox_dir.join("README.txt"), "notes").unwrap();
+
+    let mailer = OutboxMailer::open(&outbox_dir).unwrap();
+    let mut expected =
+        vec![".notes.tmp".to_string(), "README.txt".into(), format!("assignment-{}-ana.eml", common::id(2))];
+    expected.sort();
+    assert_eq!(eml_files(&outbox_dir), expected);
+
+    // The retried send writes the whole email, once.
+    mailer.send(&about(&key, "ben@x.example", "b@x.example"), Utc::now()).await.unwrap();
+    let assignment_files = eml_files(&outbox_dir).into_iter().filter(|n| n.contains("assignment")).count();
+    assert_eq!(assignment_files, 2);
+    let written = std::fs::read(mailer.path_for(&key)).unwrap();
+    assert!(MessageParser::default().parse(&written).is_some_and(|m| m.subject() == Some("About a lead")));
+}

@@ -14,7 +14,7 @@ async fn concurrent_submissions_of_one_email_create_one_lead() {
     let tasks: Vec<_> = (1..=16)
         .map(|n| {
             let store = store.clone();
-            tokio::spawn(async move { store.create_lead(&lead(n, "ada@example.com")).await.unwrap() })
+            tokio::spawn(async move { store.create_lead(&lead(n, "ada@example.com"), &[]).await.unwrap() })
         })
         .collect();
     let mut outcomes = Vec::new();

@@ -67,15 +67,15 @@ async fn check_suppression_first_entry_wins(store: &impl LeadStore) {
     assert_eq!(store.suppression(&key).await.unwrap(), None);
 
     let first = suppression(&key, SuppressionReason::Bounced, 10);
-    assert!(store.suppress(&first).await.unwrap());
-    assert!(!store.suppress(&suppression(&key, SuppressionReason::Unsubscribed, 20)).await.unwrap());
-    assert!(!store.suppress(&first).await.unwrap(), "a repeat is no new entry");
+    assert!(store.suppress(&first, &[]).await.unwrap());
+    assert!(!store.suppress(&suppression(&key, SuppressionReason::Unsubscribed, 20), &[]).await.unwrap());
+    assert!(!store.suppress(&first, &[]).await.unwrap(), "a repeat is no new entry");
     assert_eq!(store.suppression(&key).await.unwrap(), Some(first));
 
     // Another address is its own entry.
     let other =
         Suppression { lead_id: None, ..suppression(&email_key("bob@example.com"), SuppressionReason::Erased, 5) };
-    assert!(store.suppress(&other).await.unwrap());
+    assert!(store.suppress(&other, &[]).await.unwrap());
     assert_eq!(store.suppression(&other.email_key).await.unwrap(), Some(other));
     assert_eq!(store.suppression(&email_key("carol@example.com")).await.unwrap(), None);
 }
@@ -198,12 +198,12 @@ async fn check_list_leads_pages(store: &impl LeadStore) {
     let ns: Vec<u64> = (1..=23).map(|i| (i * 7) % 23 + 1).collect();
     assert_eq!(ns.iter().collect::<BTreeSet<_>>().len(), 23);
     for &n in &ns {
-        assert_eq!(store.create_lead(&assorted_lead(n)).await.unwrap(), CreateOutcome::Created);
+        assert_eq!(store.create_lead(&assorted_lead(n), &[]).await.unwrap(), CreateOutcome::Created);
     }
     // One lead moved on a version: the listing shows what get_lead shows.
     let mut updated = store.get_lead(id(5)).await.unwrap().unwrap();
     updated.submissions = 3;
-    assert_eq!(store.update_lead(&updated, 0).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&updated, 0, &[]).await.unwrap(), WriteOutcome::Written);
 
     for limit in [1, 5, 7, 23, 100] {
         let pages = all_pages(store, limit).await;
@@ -221,7 +221,7 @@ async fn check_list_leads_pages(store: &impl LeadStore) {
 
     // Leads created after the first page was read still come, in a later page.
     let first = store.list_leads(None, 10).await.unwrap();
-    store.create_lead(&assorted_lead(50)).await.unwrap();
+    store.create_lead(&assorted_lead(50), &[]).await.unwrap();
     let mut seen: Vec<LeadId> = first.leads.iter().map(|l| l.id).collect();
     let mut cursor = first.next;
     while let Some(c) = cursor {
@@ -234,7 +234,7 @@ async fn check_list_leads_pages(store: &impl LeadStore) {
 }
 
 async fn check_garbage_cursor(store: &impl LeadStore) {
-    store.create_lead(&lead(1, "ada@example.com")).await.unwrap();
+    store.create_lead(&lead(1, "ada@example.com"), &[]).await.unwrap();
     for garbage in ["", "not a cursor", "🦀", "01ARZ3NDEKTSV4RRFFQ69G5FAVXXXXXX", "' OR 1=1 --"] {
         assert!(store.list_leads(Some(garbage.to_string()), 10).await.is_err(), "{garbage:?}");
     }
@@ -256,24 +256,24 @@ async fn check_due_slas(store: &impl LeadStore) {
     let now = t(200);
     assert!(store.due_slas(now, 10).await.unwrap().is_empty());
 
-    store.create_lead(&owned_due(1, "rep-1", t(100))).await.unwrap();
-    store.create_lead(&owned_due(2, "rep-1", t(50))).await.unwrap();
+    store.create_lead(&owned_due(1, "rep-1", t(100)), &[]).await.unwrap();
+    store.create_lead(&owned_due(2, "rep-1", t(50)), &[]).await.unwrap();
     let mut contacted = owned_due(3, "rep-1", t(10));
     contacted.status = SalesStatus::Contacted;
-    store.create_lead(&contacted).await.unwrap();
+    store.create_lead(&contacted, &[]).await.unwrap();
     let mut won = owned_due(4, "rep-2", t(10));
     won.status = SalesStatus::Won;
-    store.create_lead(&won).await.unwrap();
+    store.create_lead(&won, &[]).await.unwrap();
     let mut lost = owned_due(5, "rep-2", t(10));
     lost.status = SalesStatus::Lost;
-    store.create_lead(&lost).await.unwrap();
-    store.create_lead(&owned_due(6, "rep-2", t(500))).await.unwrap(); // not due yet
-    store.create_lead(&owned_due(6_000, "rep-2", now + TimeDelta::nanoseconds(1))).await.unwrap(); // nor this
-    store.create_lead(&lead(7, "p7@example.com")).await.unwrap(); // unowned
+    store.create_lead(&lost, &[]).await.unwrap();
+    store.create_lead(&owned_due(6, "rep-2", t(500)), &[]).await.unwrap(); // not due yet
+    store.create_lead(&owned_due(6_000, "rep-2", now + TimeDelta::nanoseconds(1)), &[]).await.unwrap(); // nor this
+    store.create_lead(&lead(7, "p7@example.com"), &[]).await.unwrap(); // unowned
     let mut invalid = owned_due(8, "rep-2", t(10));
     invalid.validity = Validity::Invalid { reasons: vec![FieldProblem::new("consent", "required", "Required.")] };
-    store.create_lead(&invalid).await.unwrap();
-    store.create_lead(&owned_due(9, "rep-1", now)).await.unwrap(); // due exactly now
+    store.create_lead(&invalid, &[]).await.unwrap();
+    store.create_lead(&owned_due(9, "rep-1", now), &[]).await.unwrap(); // due exactly now
 
     assert_eq!(store.due_slas(now, 10).await.unwrap(), vec![id(2), id(1), id(9)]);
     assert_eq!(store.due_slas(now, 2).await.unwrap(), vec![id(2), id(1)]);
@@ -284,23 +284,24 @@ async fn check_due_slas(store: &impl LeadStore) {
     // The index follows every write of a lead. update_lead: contacted, out.
     let mut two = store.get_lead(id(2)).await.unwrap().unwrap();
     two.status = SalesStatus::Contacted;
-    assert_eq!(store.update_lead(&two, two.version).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&two, two.version, &[]).await.unwrap(), WriteOutcome::Written);
     // update_lead: a later SLA moves the lead back in the order.
     let mut one = store.get_lead(id(1)).await.unwrap().unwrap();
     if let Some(owner) = one.owner.as_mut() {
         owner.sla_due_at = t(150);
     }
-    assert_eq!(store.update_lead(&one, one.version).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&one, one.version, &[]).await.unwrap(), WriteOutcome::Written);
     // update_lead: contacted back to new (sales undid it), in again.
     let mut three = store.get_lead(id(3)).await.unwrap().unwrap();
     three.status = SalesStatus::New;
-    assert_eq!(store.update_lead(&three, three.version).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&three, three.version, &[]).await.unwrap(), WriteOutcome::Written);
     // assign: the unowned lead gets an owner whose SLA has passed.
     let seven = store.get_lead(id(7)).await.unwrap().unwrap();
     let write = AssignmentWrite {
         lead: Lead { owner: owned_due(7, "rep-3", t(20)).owner, ..seven },
         expected_lead_version: 0,
         team_cursor: None,
+        trail: Vec::new(),
     };
     assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
     assert_eq!(store.due_slas(now, 10).await.unwrap(), vec![id(3), id(7), id(1), id(9)]);
@@ -308,7 +309,7 @@ async fn check_due_slas(store: &impl LeadStore) {
     // A conflicting write changes nothing in the index.
     let mut stale = store.get_lead(id(9)).await.unwrap().unwrap();
     stale.status = SalesStatus::Won;
-    assert_eq!(store.update_lead(&stale, stale.version + 5).await.unwrap(), WriteOutcome::VersionConflict);
+    assert_eq!(store.update_lead(&stale, stale.version + 5, &[]).await.unwrap(), WriteOutcome::VersionConflict);
     // erase_lead: the tombstone has no owner.
     let one = store.get_lead(id(1)).await.unwrap().unwrap();
     store.erase_lead(&tombstone_of(&one), None).await.unwrap();
@@ -351,18 +352,18 @@ fn activity(aid: &str, lead: LeadId, secs: i64) -> Activity {
 
 async fn check_erase_lead(store: &impl LeadStore) {
     let ada = owned_by(lead(1, "ada@example.com"), "rep-1");
-    store.create_lead(&ada).await.unwrap();
-    store.create_lead(&owned_by(lead(2, "bob@example.com"), "rep-1")).await.unwrap();
+    store.create_lead(&ada, &[]).await.unwrap();
+    store.create_lead(&owned_by(lead(2, "bob@example.com"), "rep-1"), &[]).await.unwrap();
     let mut invalid = lead(3, "bob@example.com");
     invalid.validity = Validity::Invalid { reasons: vec![FieldProblem::new("consent", "required", "Required.")] };
-    store.create_lead(&invalid).await.unwrap();
+    store.create_lead(&invalid, &[]).await.unwrap();
     for (aid, secs) in [("a1", 1), ("a2", 2), ("a3", 3)] {
         store.record_activity(&activity(aid, id(1), secs)).await.unwrap();
     }
     store.record_activity(&activity("b1", id(2), 1)).await.unwrap();
     let mut ada = store.get_lead(id(1)).await.unwrap().unwrap();
     ada.submissions = 2;
-    store.update_lead(&ada, 0).await.unwrap();
+    store.update_lead(&ada, 0, &[]).await.unwrap();
     assert_eq!(store.rep_loads().await.unwrap(), BTreeMap::from([("rep-1".to_string(), 2)]));
 
     let stored = store.get_lead(id(1)).await.unwrap().unwrap();
@@ -383,9 +384,9 @@ async fn check_erase_lead(store: &impl LeadStore) {
     let listed = store.list_leads(None, 100).await.unwrap().leads;
     assert!(listed.iter().all(|l| l.contact.email != "ada@example.com"));
     // A writer that read the lead before the erasure cannot bring the data back.
-    assert_eq!(store.update_lead(&stored, stored.version).await.unwrap(), WriteOutcome::VersionConflict);
+    assert_eq!(store.update_lead(&stored, stored.version, &[]).await.unwrap(), WriteOutcome::VersionConflict);
     // The address is free: the person may sign up again as a new lead.
-    assert_eq!(store.create_lead(&lead(4, "ada@example.com")).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(store.create_lead(&lead(4, "ada@example.com"), &[]).await.unwrap(), CreateOutcome::Created);
 
     // An email key that belongs to another lead is not deleted with this one.
     let stored3 = store.get_lead(id(3)).await.unwrap().unwrap();
@@ -406,19 +407,19 @@ async fn check_erase_lead(store: &impl LeadStore) {
 
 async fn check_erase_after_concurrent_write(store: &impl LeadStore) {
     let ada = owned_by(lead(1, "ada@example.com"), "rep-1");
-    store.create_lead(&ada).await.unwrap();
+    store.create_lead(&ada, &[]).await.unwrap();
     let read = store.get_lead(id(1)).await.unwrap().unwrap();
     let tombstone = tombstone_of(&read); // version 1
     // A merge writes version 1 between the admin's read and the erasure.
     let mut merged = read.clone();
     merged.submissions = 2;
-    assert_eq!(store.update_lead(&merged, 0).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_lead(&merged, 0, &[]).await.unwrap(), WriteOutcome::Written);
 
     store.erase_lead(&tombstone, Some(&email_key("ada@example.com"))).await.unwrap();
     let after = store.get_lead(id(1)).await.unwrap().unwrap();
     assert_eq!(after, Lead { version: 2, ..tombstone });
     // The merge's next write, based on version 1, fails rather than restoring the data.
-    assert_eq!(store.update_lead(&merged, 1).await.unwrap(), WriteOutcome::VersionConflict);
+    assert_eq!(store.update_lead(&merged, 1, &[]).await.unwrap(), WriteOutcome::VersionConflict);
     assert_eq!(store.rep_loads().await.unwrap(), BTreeMap::new(), "the erased lead counts for nobody");
 }
 
@@ -431,16 +432,16 @@ async fn suppressions_documents_and_the_sla_index_survive_reopening() {
     let entry = suppression(&email_key("ada@example.com"), SuppressionReason::Complained, 3);
     {
         let store = SqliteStore::open(&path).unwrap();
-        assert!(store.suppress(&entry).await.unwrap());
+        assert!(store.suppress(&entry, &[]).await.unwrap());
         put_versions(&store, "campaign:welcome", 2).await;
-        store.create_lead(&owned_due(1, "rep-1", t(100))).await.unwrap();
-        store.create_lead(&owned_due(2, "rep-1", t(50))).await.unwrap();
-        store.create_lead(&lead(3, "c@example.com")).await.unwrap();
+        store.create_lead(&owned_due(1, "rep-1", t(100)), &[]).await.unwrap();
+        store.create_lead(&owned_due(2, "rep-1", t(50)), &[]).await.unwrap();
+        store.create_lead(&lead(3, "c@example.com"), &[]).await.unwrap();
         store.record_activity(&activity("a1", id(3), 1)).await.unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.suppression(&entry.email_key).await.unwrap(), Some(entry.clone()));
-    assert!(!store.suppress(&suppression(&entry.email_key, SuppressionReason::Bounced, 9)).await.unwrap());
+    assert!(!store.suppress(&suppression(&entry.email_key, SuppressionReason::Bounced, 9), &[]).await.unwrap());
     assert_eq!(store.document("campaign:welcome", None).await.unwrap().map(|d| d.version), Some(2));
     assert_eq!(
         store.put_document(&doc("campaign:welcome", 2, "{}")).await.unwrap(),
@@ -513,15 +514,15 @@ async fn a_schema_2_file_is_migrated_and_its_owned_leads_indexed() {
         "counted once on migration"
     );
     // The new tables are there, and new writes index their leads.
-    assert!(store.suppress(&suppression("k", SuppressionReason::Bounced, 1)).await.unwrap());
+    assert!(store.suppress(&suppression("k", SuppressionReason::Bounced, 1), &[]).await.unwrap());
     put_versions(&store, "routing", 1).await;
-    store.create_lead(&owned_due(6, "rep-1", t(1))).await.unwrap();
+    store.create_lead(&owned_due(6, "rep-1", t(1)), &[]).await.unwrap();
     assert_eq!(store.due_slas(t(200), 10).await.unwrap(), vec![id(6), id(2), id(1)]);
     drop(store);
 
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     // Opening a migrated file again changes nothing.
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.due_slas(t(200), 10).await.unwrap(), vec![id(6), id(2), id(1)]);
@@ -531,32 +532,33 @@ async fn a_schema_2_file_is_migrated_and_its_owned_leads_indexed() {
 #[tokio::test]
 async fn won_and_lost_leads_stop_counting_and_reopened_ones_count_again() {
     let (_dir, store) = open();
-    store.create_lead(&owned_by(lead(1, "a@example.com"), "rep-1")).await.unwrap();
-    store.create_lead(&owned_by(lead(2, "b@example.com"), "rep-1")).await.unwrap();
+    store.create_lead(&owned_by(lead(1, "a@example.com"), "rep-1"), &[]).await.unwrap();
+    store.create_lead(&owned_by(lead(2, "b@example.com"), "rep-1"), &[]).await.unwrap();
     let loads = |n: u32| BTreeMap::from([("rep-1".to_string(), n)]);
     assert_eq!(store.rep_loads().await.unwrap(), loads(2));
 
     let mut one = store.get_lead(id(1)).await.unwrap().unwrap();
     one.status = SalesStatus::Won;
-    store.update_lead(&one, 0).await.unwrap();
+    store.update_lead(&one, 0, &[]).await.unwrap();
     assert_eq!(store.rep_loads().await.unwrap(), loads(1));
     // An unrelated write of a won lead does not count it again.
     one.submissions = 5;
-    store.update_lead(&one, 1).await.unwrap();
+    store.update_lead(&one, 1, &[]).await.unwrap();
     assert_eq!(store.rep_loads().await.unwrap(), loads(1));
     // Sales reopens it.
     one.status = SalesStatus::Contacted;
-    store.update_lead(&one, 2).await.unwrap();
+    store.update_lead(&one, 2, &[]).await.unwrap();
     assert_eq!(store.rep_loads().await.unwrap(), loads(2));
 
     let mut two = store.get_lead(id(2)).await.unwrap().unwrap();
     two.status = SalesStatus::Lost;
-    store.update_lead(&two, 0).await.unwrap();
+    store.update_lead(&two, 0, &[]).await.unwrap();
     // A lost lead reassigned to another rep counts for nobody.
     let reassigned = AssignmentWrite {
         lead: owned_by(Lead { status: SalesStatus::Lost, ..lead(2, "b@example.com") }, "rep-2"),
         expected_lead_version: 1,
         team_cursor: None,
+        trail: Vec::new(),
     };
     assert_eq!(store.assign(&reassigned).await.unwrap(), AssignOutcome::Assigned);
     assert_eq!(store.rep_loads().await.unwrap(), loads(1));
@@ -566,7 +568,7 @@ async fn won_and_lost_leads_stop_counting_and_reopened_ones_count_again() {
 async fn enroll_many_creates_the_new_enrollments_in_one_go() {
     let (_dir, store) = open();
     let before = enrollment(3, "welcome", Some(t(2_500)), EnrollmentState::Active);
-    assert!(store.enroll(&before).await.unwrap());
+    assert!(store.enroll(&before, &[]).await.unwrap());
     let batch: Vec<_> = (1..=2_000)
         .map(|n| {
             let state = if n % 4 == 0 { EnrollmentState::Completed } else { EnrollmentState::Active };
@@ -618,17 +620,17 @@ async fn check_campaign_enrollments_pages(store: &impl LeadStore) {
         let due = (state == EnrollmentState::Active).then(|| t(i64::try_from(n).unwrap()));
         let mut e = enrollment(n, "welcome", due, state);
         e.campaign_version = if n <= 5 { 1 } else { 2 };
-        assert!(store.enroll(&e).await.unwrap());
+        assert!(store.enroll(&e, &[]).await.unwrap());
         expected.insert(e.lead_id, e);
         if n % 2 == 1 {
-            assert!(store.enroll(&enrollment(n, "winback", Some(t(1)), EnrollmentState::Active)).await.unwrap());
+            assert!(store.enroll(&enrollment(n, "winback", Some(t(1)), EnrollmentState::Active), &[]).await.unwrap());
         }
     }
     // Lead 11 only in "winback", and an enrollment moved on a version.
-    assert!(store.enroll(&enrollment(11, "winback", Some(t(1)), EnrollmentState::Active)).await.unwrap());
+    assert!(store.enroll(&enrollment(11, "winback", Some(t(1)), EnrollmentState::Active), &[]).await.unwrap());
     let mut moved = expected[&id(3)].clone();
     moved.next_step = 1;
-    assert_eq!(store.update_enrollment(&moved, 0).await.unwrap(), WriteOutcome::Written);
+    assert_eq!(store.update_enrollment(&moved, 0, &[]).await.unwrap(), WriteOutcome::Written);
     moved.version = 1;
     expected.insert(moved.lead_id, moved);
 

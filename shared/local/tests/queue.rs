@@ -139,7 +139,7 @@ async fn crash_child() {
         return;
     };
     let store = SqliteStore::open(path).unwrap();
-    store.create_lead(&lead(1, "ada@example.com")).await.unwrap();
+    store.create_lead(&lead(1, "ada@example.com"), &[]).await.unwrap();
     let queue = store.queue();
     queue.send(Stage::Score, &bodies(&["acked", "in flight", "waiting"])).await.unwrap();
     let got = queue.receive(Stage::Score, 2, VISIBILITY, t(0)).unwrap();

@@ -1,7 +1,10 @@
 //! In-memory adapters: the fakes that handler tests run on. They keep the same conditional-write
 //! semantics as the real stores, so a test of a handler's idempotency means something.
 
+pub mod faulty;
 pub mod fixtures;
+
+pub use faulty::{Crash, FaultyStore};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::{Ready, ready};
@@ -37,6 +40,16 @@ struct Inner {
     suppressions: HashMap<String, Suppression>,
     /// By name, then version: the last of a name's range is its latest.
     documents: BTreeMap<(String, u32), Document>,
+}
+
+impl Inner {
+    /// Trail entries ride along with a write and replace an entry of the same id, as in the real
+    /// stores.
+    fn write_trail(&mut self, trail: &[Activity]) {
+        for a in trail {
+            self.activities.insert((a.lead_id, a.id.clone()), a.clone());
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -86,7 +99,11 @@ impl LeadStore for MemoryStore {
         })
     }
 
-    fn create_lead(&self, lead: &Lead) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send {
+    fn create_lead(
+        &self,
+        lead: &Lead,
+        trail: &[Activity],
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send {
         self.with(|s| {
             if s.leads.contains_key(&lead.id) {
                 return CreateOutcome::AlreadyExists;
@@ -99,15 +116,22 @@ impl LeadStore for MemoryStore {
                 s.email_keys.insert(key, lead.id);
             }
             s.leads.insert(lead.id, lead.clone());
+            s.write_trail(trail);
             CreateOutcome::Created
         })
     }
 
-    fn update_lead(&self, lead: &Lead, expected: u64) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
+    fn update_lead(
+        &self,
+        lead: &Lead,
+        expected: u64,
+        trail: &[Activity],
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
         self.with(|s| match s.leads.get_mut(&lead.id) {
             Some(stored) if stored.version == expected => {
                 *stored = lead.clone();
                 stored.version = expected + 1;
+                s.write_trail(trail);
                 WriteOutcome::Written
             }
             _ => WriteOutcome::VersionConflict,
@@ -193,6 +217,7 @@ impl LeadStore for MemoryStore {
                 c.version += 1;
                 s.cursors.insert(team.clone(), c);
             }
+            s.write_trail(&w.trail);
             AssignOutcome::Assigned
         })
     }
@@ -214,9 +239,15 @@ impl LeadStore for MemoryStore {
         })
     }
 
-    fn finish_effect(&self, key: &str, detail: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn finish_effect(
+        &self,
+        key: &str,
+        detail: &str,
+        trail: &[Activity],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.with(|s| {
             s.effects.insert(key.to_string(), Effect::Done(detail.to_string()));
+            s.write_trail(trail);
         })
     }
 
@@ -228,12 +259,13 @@ impl LeadStore for MemoryStore {
         })
     }
 
-    fn enroll(&self, e: &Enrollment) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    fn enroll(&self, e: &Enrollment, trail: &[Activity]) -> impl Future<Output = Result<bool, StoreError>> + Send {
         self.with(|s| {
             if let std::collections::btree_map::Entry::Vacant(slot) =
                 s.enrollments.entry((e.lead_id, e.campaign_id.clone()))
             {
                 slot.insert(e.clone());
+                s.write_trail(trail);
                 true
             } else {
                 false
@@ -267,11 +299,13 @@ impl LeadStore for MemoryStore {
         &self,
         e: &Enrollment,
         expected: u64,
+        trail: &[Activity],
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
         self.with(|s| match s.enrollments.get_mut(&(e.lead_id, e.campaign_id.clone())) {
             Some(stored) if stored.version == expected => {
                 *stored = e.clone();
                 stored.version = expected + 1;
+                s.write_trail(trail);
                 WriteOutcome::Written
             }
             _ => WriteOutcome::VersionConflict,
@@ -308,14 +342,22 @@ impl LeadStore for MemoryStore {
         })
     }
 
-    fn suppress(&self, entry: &Suppression) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    fn suppress(
+        &self,
+        entry: &Suppression,
+        trail: &[Activity],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         self.with(|s| {
-            if let std::collections::hash_map::Entry::Vacant(slot) = s.suppressions.entry(entry.email_key.clone()) {
+            let fresh = if let std::collections::hash_map::Entry::Vacant(slot) =
+                s.suppressions.entry(entry.email_key.clone())
+            {
                 slot.insert(entry.clone());
                 true
             } else {
                 false
-            }
+            };
+            s.write_trail(trail);
+            fresh
         })
     }
 
@@ -589,10 +631,10 @@ impl LeadStore for DownStore {
     ) -> Result<IdempotencyClaim, StoreError> {
         down()
     }
-    async fn create_lead(&self, _: &Lead) -> Result<CreateOutcome, StoreError> {
+    async fn create_lead(&self, _: &Lead, _: &[Activity]) -> Result<CreateOutcome, StoreError> {
         down()
     }
-    async fn update_lead(&self, _: &Lead, _: u64) -> Result<WriteOutcome, StoreError> {
+    async fn update_lead(&self, _: &Lead, _: u64, _: &[Activity]) -> Result<WriteOutcome, StoreError> {
         down()
     }
     async fn record_alias(&self, _: LeadId, _: LeadId) -> Result<bool, StoreError> {
@@ -625,13 +667,13 @@ impl LeadStore for DownStore {
     async fn claim_effect(&self, _: &str, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<EffectClaim, StoreError> {
         down()
     }
-    async fn finish_effect(&self, _: &str, _: &str) -> Result<(), StoreError> {
+    async fn finish_effect(&self, _: &str, _: &str, _: &[Activity]) -> Result<(), StoreError> {
         down()
     }
     async fn release_effect(&self, _: &str) -> Result<(), StoreError> {
         down()
     }
-    async fn enroll(&self, _: &Enrollment) -> Result<bool, StoreError> {
+    async fn enroll(&self, _: &Enrollment, _: &[Activity]) -> Result<bool, StoreError> {
         down()
     }
     async fn enrollments(&self, _: LeadId) -> Result<Vec<Enrollment>, StoreError> {
@@ -640,13 +682,13 @@ impl LeadStore for DownStore {
     async fn due_enrollments(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<Enrollment>, StoreError> {
         down()
     }
-    async fn update_enrollment(&self, _: &Enrollment, _: u64) -> Result<WriteOutcome, StoreError> {
+    async fn update_enrollment(&self, _: &Enrollment, _: u64, _: &[Activity]) -> Result<WriteOutcome, StoreError> {
         down()
     }
     async fn campaign_enrollments(&self, _: &str, _: Option<String>, _: usize) -> Result<EnrollmentPage, StoreError> {
         down()
     }
-    async fn suppress(&self, _: &Suppression) -> Result<bool, StoreError> {
+    async fn suppress(&self, _: &Suppression, _: &[Activity]) -> Result<bool, StoreError> {
         down()
     }
     async fn suppression(&self, _: &str) -> Result<Option<Suppression>, StoreError> {

@@ -43,12 +43,16 @@ pub async fn erase<P: Ports>(ports: &P, lead_id: LeadId) -> Result<Option<Erased
     if !already {
         if let Some(key) = &key {
             store
-                .suppress(&Suppression {
-                    email_key: key.clone(),
-                    reason: SuppressionReason::Erased,
-                    at: now,
-                    lead_id: Some(lead_id),
-                })
+                .suppress(
+                    &Suppression {
+                        email_key: key.clone(),
+                        reason: SuppressionReason::Erased,
+                        at: now,
+                        lead_id: Some(lead_id),
+                        // Nothing to tell: the trail is deleted with the lead.
+                    },
+                    &[],
+                )
                 .await?;
         }
         stopped = stop_enrollments(ports, lead_id, "lead was erased", now).await?;

@@ -106,9 +106,10 @@ pub enum Sent {
 
 /// Sends `email` unless it was sent already, recording the send on the lead's trail.
 ///
-/// The claim is written before the send and the message id after it. The window that remains
-/// is a crash between the provider accepting the message and `finish_effect`: after the lease
-/// runs out the email is sent again. We chose that side (at least once) because a lost
+/// The claim is written before the send; the message id and the trail's `email_sent` entry
+/// after it, in one write, so a send that is done is always on the trail. The window that
+/// remains is a crash between the provider accepting the message and `finish_effect`: after the
+/// lease runs out the email is sent again. We chose that side (at least once) because a lost
 /// assignment email loses a lead; the outbox adapter closes the window entirely by naming files
 /// after the email's key.
 pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEmail) -> Result<Sent, StageError> {
@@ -122,23 +123,21 @@ pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEma
     }
     match ports.mailer().send(email, now).await {
         Ok(message_id) => {
-            store.finish_effect(&key, &message_id).await?;
-            store
-                .record_activity(&activity(
-                    lead_id,
-                    format!("sent-{}", email.key),
-                    now,
-                    ActivityKind::EmailSent {
-                        email: email.key.clone(),
-                        message_id: message_id.clone(),
-                        subject: email.subject.clone(),
-                    },
-                ))
-                .await?;
+            let sent = activity(
+                lead_id,
+                format!("sent-{}", email.key),
+                now,
+                ActivityKind::EmailSent {
+                    email: email.key.clone(),
+                    message_id: message_id.clone(),
+                    subject: email.subject.clone(),
+                },
+            );
+            store.finish_effect(&key, &message_id, &[sent]).await?;
             Ok(Sent::Now(message_id))
         }
         Err(MailError::Rejected(reason)) => {
-            store.finish_effect(&key, &format!("rejected: {reason}")).await?;
+            store.finish_effect(&key, &format!("rejected: {reason}"), &[]).await?;
             Ok(Sent::Rejected(reason))
         }
         Err(e @ (MailError::Throttled(_) | MailError::Unavailable(_))) => {
@@ -157,7 +156,7 @@ pub async fn publish_once<P: Ports>(ports: &P, event: DomainEvent) -> Result<(),
         EffectClaim::Done(_) => Ok(()),
         EffectClaim::Busy => Err(StageError::Retryable("the event is being published by another worker".into())),
         EffectClaim::Claimed => match ports.bus().publish(std::slice::from_ref(&event)).await {
-            Ok(()) => Ok(ports.store().finish_effect(&key, "published").await?),
+            Ok(()) => Ok(ports.store().finish_effect(&key, "published", &[]).await?),
             Err(e) => {
                 ports.store().release_effect(&key).await?;
                 Err(StageError::Retryable(e.to_string()))

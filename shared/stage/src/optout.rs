@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use leadflow_core::campaign::stopped;
-use leadflow_core::model::{ActivityKind, EnrollmentState, Lead, LeadId, Suppression, SuppressionReason};
+use leadflow_core::model::{Activity, ActivityKind, EnrollmentState, Lead, LeadId, Suppression, SuppressionReason};
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{LeadStore, Ports, WriteOutcome};
 
@@ -29,18 +29,14 @@ pub async fn stop_enrollments<P: Ports>(
         let mut raced = false;
         for e in active {
             let done = stopped(&e, reason);
-            match store.update_enrollment(&done, e.version).await? {
-                WriteOutcome::Written => {
-                    stopped_now += 1;
-                    store
-                        .record_activity(&activity(
-                            lead_id,
-                            format!("enrollment-ended-{}", e.campaign_id),
-                            now,
-                            ActivityKind::EnrollmentEnded { campaign_id: e.campaign_id.clone(), reason: reason.into() },
-                        ))
-                        .await?;
-                }
+            let ended = activity(
+                lead_id,
+                format!("enrollment-ended-{}", e.campaign_id),
+                now,
+                ActivityKind::EnrollmentEnded { campaign_id: e.campaign_id.clone(), reason: reason.into() },
+            );
+            match store.update_enrollment(&done, e.version, &[ended]).await? {
+                WriteOutcome::Written => stopped_now += 1,
                 WriteOutcome::VersionConflict => raced = true,
             }
         }
@@ -51,16 +47,20 @@ pub async fn stop_enrollments<P: Ports>(
     Err(StageError::Retryable("the lead's enrollments kept changing while being stopped".into()))
 }
 
-/// Puts the lead's address on the suppression list, then stops its enrollments. Answers whether
-/// the address was newly suppressed.
+/// Puts the lead's address on the suppression list, with `trail` (what made it opt out) in the
+/// same write, then stops its enrollments. Answers whether the address was newly suppressed.
+///
+/// Should the process die before the enrollments are stopped, the nurture stage stops them at
+/// their next step, as it finds the address suppressed.
 pub async fn suppress_lead<P: Ports>(
     ports: &P,
     lead: &Lead,
     reason: SuppressionReason,
+    trail: &[Activity],
     now: DateTime<Utc>,
 ) -> Result<bool, StageError> {
     let entry = Suppression { email_key: email_key(&lead.contact.email), reason, at: now, lead_id: Some(lead.id) };
-    let fresh = ports.store().suppress(&entry).await?;
+    let fresh = ports.store().suppress(&entry, trail).await?;
     stop_enrollments(ports, lead.id, reason.as_str(), now).await?;
     Ok(fresh)
 }

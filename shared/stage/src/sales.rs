@@ -64,12 +64,12 @@ pub fn transition(from: SalesStatus, to: SalesStatus) -> Result<(), MarkError> {
 }
 
 /// Marks the lead `status`, on behalf of `by`. Updates the lead optimistically (re-reading on a
-/// version conflict), records a `StatusChanged` activity with a deterministic id, and, for won
-/// and lost, stops every active enrollment.
+/// version conflict) together with a `StatusChanged` trail entry, and, for won and lost, stops
+/// every active enrollment.
 ///
-/// Safe to repeat: the activity is recorded before the lead is written, under an id made of the
-/// two statuses, so a retry after a failure in between neither loses nor doubles it; a repeat of
-/// a change already made records nothing and only makes sure the enrollments are stopped.
+/// Safe to repeat: the change and its entry are one write, so neither is kept without the other;
+/// a repeat of a change already made records nothing and only makes sure the enrollments are
+/// stopped.
 pub async fn mark<P: Ports>(
     ports: &P,
     lead_id: LeadId,
@@ -91,18 +91,16 @@ pub async fn mark<P: Ports>(
             let stopped = stop_if_closed(ports, lead_id, status, now).await?;
             return Ok(Marked { lead, from, changed: false, stopped });
         }
-        store
-            .record_activity(&activity(
-                lead_id,
-                format!("status-{}-{}", status_name(from), status_name(status)),
-                now,
-                ActivityKind::StatusChanged { from, to: status, by: by.clone() },
-            ))
-            .await?;
+        let changed = activity(
+            lead_id,
+            format!("status-{}-{}", status_name(from), status_name(status)),
+            now,
+            ActivityKind::StatusChanged { from, to: status, by: by.clone() },
+        );
         let mut next = lead.clone();
         next.status = status;
         next.updated_at = now;
-        match store.update_lead(&next, lead.version).await? {
+        match store.update_lead(&next, lead.version, &[changed]).await? {
             WriteOutcome::Written => {
                 next.version = lead.version + 1;
                 let stopped = stop_if_closed(ports, lead_id, status, now).await?;

@@ -112,7 +112,7 @@ pub async fn delete(ports: &Arc<MemPorts>, uri: &str) -> Answer {
 }
 
 pub async fn store_lead(ports: &Arc<MemPorts>, lead: Lead) -> Lead {
-    match ports.store.create_lead(&lead).await {
+    match ports.store.create_lead(&lead, &[]).await {
         Ok(_) => lead,
         Err(e) => panic!("cannot store the lead: {e}"),
     }
