@@ -929,13 +929,15 @@ async fn requests_per_lead_from_capture_to_assignment() {
     );
     // Measured on moto with this code; a measurement, not a target. A change here is a change
     // in what every lead costs: read the table printed above (--nocapture) and update the
-    // numbers knowingly. Per function: capture 1 (SendMessage); validate 4 (resolve, create
-    // with the email key, trail, hand-off); score 6 (5, and the Query of `latest_documents` that
-    // refreshes the configuration applied through the admin API: once per cache period, and
-    // the stages share one cache here, so route's own refresh reads nothing); route 12 (read, cursor, loads, assign, trail, and
-    // claim/send/finish for the email and for the event).
-    assert_eq!(per_function, [("capture", 1), ("validate", 4), ("score", 6), ("route", 12)], "{functions:#?}");
-    assert_eq!(sum(&functions), 23, "the functions' requests per lead");
+    // numbers knowingly. Per function: capture 1 (SendMessage); validate 3 (resolve, create
+    // with the email key and the trail, hand-off); score 5 (read, trail, the rescore with its
+    // trail entry, hand-off, and the Query of `latest_documents` that refreshes the configuration
+    // applied through the admin API: once per cache period, and the stages share one cache
+    // here, so route's own refresh reads nothing); route 10 (read, cursor, loads, the
+    // assignment with its trail entry, and claim/send/finish for the email, whose finish
+    // carries the email_sent entry, and for the event).
+    assert_eq!(per_function, [("capture", 1), ("validate", 3), ("score", 5), ("route", 10)], "{functions:#?}");
+    assert_eq!(sum(&functions), 19, "the functions' requests per lead");
     // One ReceiveMessage that finds the message and one DeleteMessageBatch per stage; on AWS
     // the pollers' empty long polls come on top, per queue and not per lead.
     assert_eq!(sum(&lambda), 6, "the event source mappings' requests per lead: {lambda:#?}");
