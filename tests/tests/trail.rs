@@ -1,7 +1,8 @@
 //! The audit trail holds every stage and every send, whatever moment the process dies.
 //!
 //! A scenario (a qualified lead routed and emailed, a lead below MQL enrolled and sent its first
-//! drip, then unsubscribed) runs once for every write it makes, with that one write failing:
+//! drip, then unsubscribed, and the first lead moved to another rep when its SLA ran out) runs
+//! once for every write it makes, with that one write failing:
 //! either before it reaches the store, or after it was stored (a process killed right after its
 //! commit). Messages that failed are delivered again, as the queue does, and the clock moves past
 //! the effect lease, as it has by the time a dead worker's claim may be taken over. Then every
@@ -132,6 +133,10 @@ async fn scenario<S: LeadStore>(ports: &Arc<Ports<S>>) -> (LeadId, LeadId) {
     unsubscribe_until_done(ports, joe).await;
     // The tick that finds the address suppressed stops what the unsubscribe did not.
     leadflow_nurture::tick(&**ports, 500).await.unwrap_or_else(|e| panic!("tick: {e}"));
+    // Nobody contacted Ana: a day later the tick hands her to route, which moves her.
+    ports.clock.advance(Duration::days(1));
+    leadflow_nurture::tick(&**ports, 500).await.unwrap_or_else(|e| panic!("tick: {e}"));
+    settle(ports).await;
     (ana, joe)
 }
 
@@ -147,7 +152,7 @@ async fn check<S: LeadStore>(ports: &Arc<Ports<S>>, (ana, joe): (LeadId, LeadId)
     assert!(lead.lifecycle >= Lifecycle::Mql, "{what}");
     let trail = store.activities(ana).await.unwrap();
     let k = kinds(&trail);
-    for want in ["form_submission", "stage_changed", "assigned", "email_sent"] {
+    for want in ["form_submission", "stage_changed", "assigned", "email_sent", "sla_breached"] {
         assert!(k.contains(&want), "{what}: Ana's trail has no {want}: {k:?}");
     }
     let assigned: Vec<_> = trail
@@ -157,12 +162,20 @@ async fn check<S: LeadStore>(ports: &Arc<Ports<S>>, (ana, joe): (LeadId, LeadId)
             _ => None,
         })
         .collect();
-    assert_eq!(assigned, vec![owner.rep_id.clone()], "{what}: one assignment, to the owner");
-    let sent_entry = trail.iter().any(|a| {
-        matches!(&a.kind, ActivityKind::EmailSent { email, .. }
-        if email.starts_with("assignment-"))
-    });
-    assert!(sent_entry, "{what}: the assignment email is on the trail");
+    assert_eq!(assigned.len(), 2, "{what}: assigned, then moved once: {assigned:?}");
+    assert!(assigned[0] != assigned[1] && assigned[1] == owner.rep_id, "{what}: {assigned:?}, owner {owner:?}");
+    let sends: Vec<&str> = trail
+        .iter()
+        .filter_map(|a| match &a.kind {
+            ActivityKind::EmailSent { email, .. } => Some(email.as_str()),
+            _ => None,
+        })
+        .collect();
+    let to_first = format!("assignment-{ana}-{}", assigned[0]);
+    let to_second = format!("assignment-{ana}-{}", assigned[1]);
+    for want in [to_first.as_str(), to_second.as_str(), "sla-breach-"] {
+        assert!(sends.iter().any(|s| s.starts_with(want)), "{what}: no {want} on the trail: {sends:?}");
+    }
 
     let trail = store.activities(joe).await.unwrap();
     let k = kinds(&trail);
@@ -187,7 +200,7 @@ async fn check<S: LeadStore>(ports: &Arc<Ports<S>>, (ana, joe): (LeadId, LeadId)
     let resent = before - keys.len();
     let window = store.failed() == Some("finish_effect");
     assert!(resent == 0 || (window && resent == 1), "{what}: {resent} emails sent twice: {keys:?}");
-    assert_eq!(keys.len(), 2, "{what}: the assignment email and the first drip: {keys:?}");
+    assert_eq!(keys.len(), 4, "{what}: two assignment emails, the first rep's note, the first drip: {keys:?}");
 }
 
 async fn crash_at_every_write<S: LeadStore>(open: impl Fn() -> S) {

@@ -1,7 +1,7 @@
 //! Nurture: on every scheduler tick, finds the enrollments whose next step is due and runs the
 //! drip state machine on each: stop (opt-out, bounce, complaint, won, lost, erasure, …), wait
 //! for the send window or the frequency cap, take branches, or send the step once. Then it
-//! re-routes the leads whose owner let the SLA run out.
+//! hands the leads whose owner let the SLA run out to route.
 
 pub mod sla;
 
@@ -28,8 +28,8 @@ pub struct TickReport {
     pub rescheduled: usize,
     /// Steps left due, to be tried on a later tick (throttling, a store hiccup).
     pub retry_later: usize,
-    /// Leads re-routed because their owner did not contact them within the SLA.
-    pub sla_rerouted: usize,
+    /// Leads whose owner did not contact them within the SLA, handed to route to move.
+    pub sla_breaches: usize,
 }
 
 impl TickReport {
@@ -40,7 +40,7 @@ impl TickReport {
         self.completed += other.completed;
         self.rescheduled += other.rescheduled;
         self.retry_later += other.retry_later;
-        self.sla_rerouted += other.sla_rerouted;
+        self.sla_breaches += other.sla_breaches;
     }
 }
 
@@ -67,7 +67,7 @@ pub async fn tick<P: Ports>(ports: &P, limit: usize) -> Result<TickReport, Stage
             }
         }
     }
-    report.sla_rerouted = sla::reroute_due(ports, &config, now, limit).await?;
+    report.sla_breaches = sla::hand_over_due(ports, now, limit).await;
     Ok(report)
 }
 

@@ -34,23 +34,14 @@ async fn run_ticks(ports: &AwsPorts, event: LambdaEvent<Value>) -> Result<Value,
         let started = Instant::now();
         let report = leadflow_nurture::tick(ports, TICK_LIMIT).await?;
         ticks += 1;
-        total.due += report.due;
-        total.sent += report.sent;
-        total.stopped += report.stopped;
-        total.retry_later += report.retry_later;
+        total.add(&report);
         // A full tick that moved nothing (everything throttled, say) would only repeat itself.
         let backlog = report.due >= TICK_LIMIT && report.sent + report.stopped > 0;
         if !backlog || !budget.fits(SystemTime::now(), started.elapsed()) {
             break;
         }
     }
-    let summary = json!({
-        "ticks": ticks,
-        "due": total.due,
-        "sent": total.sent,
-        "stopped": total.stopped,
-        "retry_later": total.retry_later,
-    });
+    let summary = json!({ "ticks": ticks, "total": total });
     info!(%summary, "nurture run done");
     Ok(summary)
 }

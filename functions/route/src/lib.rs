@@ -1,5 +1,8 @@
 //! Route: picks the team and the rep for a qualified lead, records the decision with its
-//! explanation, emails the rep and announces `lead.assigned`.
+//! explanation, emails the rep and announces `lead.assigned`. It also moves the leads whose
+//! owner let the SLA run out (`sla`).
+
+pub mod sla;
 
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{ActivityKind, Assignment, Lead, Lifecycle};
@@ -16,6 +19,9 @@ pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Fai
 pub async fn handle<P: Ports>(ports: &P, msg: RouteMessage) -> Result<(), StageError> {
     // Picks up reps, teams and routing rules changed through the admin API.
     live::refresh(ports, false).await;
+    if let Some(breach) = &msg.sla_breach {
+        return sla::handle_breach(ports, msg.lead_id, breach).await;
+    }
     let lead = assign(ports, &msg).await?;
     let Some(lead) = lead else { return Ok(()) };
     notify(ports, &lead).await

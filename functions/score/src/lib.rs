@@ -19,7 +19,7 @@ pub async fn handle<P: Ports>(ports: &P, msg: ScoreMessage) -> Result<(), StageE
     };
     if lead.lifecycle >= Lifecycle::Mql {
         if lead.owner.is_none() {
-            let body = serde_json::to_string(&RouteMessage { lead_id: lead.id })
+            let body = serde_json::to_string(&RouteMessage { lead_id: lead.id, sla_breach: None })
                 .map_err(|e| StageError::Permanent(e.to_string()))?;
             ports.queue().send(Stage::Route, &[body]).await?;
         }

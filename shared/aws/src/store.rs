@@ -840,14 +840,12 @@ impl LeadStore for DynamoStore {
         if self.put_with_trail("suppress", item, cond, trail).await? {
             return Ok(true);
         }
-        // Suppressed before: the trail still tells this opt-out, on its own.
-        let items = trail_puts(&self.table, trail)?;
-        match self.transact("suppress", items).await? {
-            None => Ok(false),
-            Some(_) => {
-                Err(StoreError::Unavailable("suppress: a concurrent write touched the same items; retry".into()))
-            }
+        // Suppressed before: the trail still tells this opt-out, on its own, and an entry the
+        // lead has already stays as it was.
+        for a in trail {
+            self.record_activity(a).await?;
         }
+        Ok(false)
     }
 
     async fn suppression(&self, email_key: &str) -> Result<Option<Suppression>, StoreError> {

@@ -159,6 +159,11 @@ pub async fn a_suppression_writes_its_trail_whether_or_not_the_address_was_new<S
     let unsubscribed = [entry(a.id, "unsubscribed", t(2))];
     assert_eq!(store.suppress(&entry_of(SuppressionReason::Unsubscribed, 2), &unsubscribed).await.ok(), Some(false));
     assert_eq!(ids(store, a.id).await, ["ses-bounce", "unsubscribed"]);
+    // The same opt-out again (a replayed one-click): the trail keeps the first telling of it.
+    let replay = [entry(a.id, "unsubscribed", t(3))];
+    assert_eq!(store.suppress(&entry_of(SuppressionReason::Unsubscribed, 3), &replay).await.ok(), Some(false));
+    let trail = store.activities(a.id).await.unwrap_or_default();
+    assert_eq!(trail.iter().map(|x| x.at).collect::<Vec<_>>(), [t(1), t(2)]);
     let kept = store.suppression(&key).await.ok().flatten().map(|s| s.reason);
     assert_eq!(kept, Some(SuppressionReason::Bounced));
 }

@@ -1,9 +1,10 @@
 //! What the stage queues carry. Messages are small: ids, and the submission where there is no
 //! stored lead yet.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{LeadId, Submission};
+use crate::model::{LeadId, RepId, Submission};
 
 /// The validate queue carries the submission itself.
 pub type ValidateMessage = Submission;
@@ -18,4 +19,15 @@ pub struct ScoreMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteMessage {
     pub lead_id: LeadId,
+    /// Set by the nurture stage's SLA scan: the lead's owner let its SLA run out, so route moves
+    /// it to another rep of the team (unless that happened already) and tells both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla_breach: Option<SlaBreach>,
+}
+
+/// Which owner let which SLA run out: a breach is handled once, however often it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaBreach {
+    pub rep_id: RepId,
+    pub sla_due_at: DateTime<Utc>,
 }

@@ -206,7 +206,8 @@ pub trait LeadStore: Send + Sync + 'static {
 
     /// Puts the address on the suppression list; `false` when it was there already (the first
     /// entry, and its reason, are kept). `trail` is stored in either case, in the same atomic
-    /// write as a new entry.
+    /// write as a new entry; unlike other trails, an entry whose id the lead has already is kept
+    /// as it was, as by `record_activity` (a repeated opt-out tells nothing new).
     fn suppress(
         &self,
         entry: &Suppression,

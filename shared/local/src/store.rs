@@ -504,7 +504,13 @@ impl SqliteStore {
                 let n = tx
                     .prepare_cached("INSERT OR IGNORE INTO suppressions (email_key, reason, doc) VALUES (?1, ?2, ?3)")?
                     .execute(params![entry.email_key, entry.reason.as_str(), doc])?;
-                write_trail(tx, &trail)?;
+                // The first entry of an id stays, as with record_activity.
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO activities (lead_id, id, at, doc) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for row in &trail {
+                    stmt.execute(params![row.lead_id, row.id, row.at, row.doc])?;
+                }
                 Ok(n == 1)
             })
             .map_err(|e| self.db.store_error(e))

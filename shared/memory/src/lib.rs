@@ -356,7 +356,9 @@ impl LeadStore for MemoryStore {
             } else {
                 false
             };
-            s.write_trail(trail);
+            for a in trail {
+                s.activities.entry((a.lead_id, a.id.clone())).or_insert_with(|| a.clone());
+            }
             fresh
         })
     }
