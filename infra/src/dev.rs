@@ -198,6 +198,7 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .merge(leadflow_capture::router(Arc::clone(&ports)))
         .merge(leadflow_admin::router(Arc::clone(&ports), auth.clone()))
+        .merge(leadflow_admin::console::public_router(Arc::clone(&ports)))
         .merge(leadflow_unsubscribe::router(Arc::clone(&ports)))
         .merge(ses_events_endpoint(Arc::clone(&ports), auth))
         .fallback(|| async {

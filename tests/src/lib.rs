@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end and handler tests.
 
+pub mod browser;
+
 use std::path::PathBuf;
 
 use leadflow_core::config::CompiledConfig;

@@ -229,7 +229,7 @@ async fn marking_a_lead_won_stops_its_remaining_steps() {
     pipeline(&s.ports).await;
     leadflow_nurture::tick(&*s.ports, 500).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(drip_times(&s.ports, id).await.len(), 1);
-    leadflow_stage::sales::mark(&*s.ports, id, SalesStatus::Won, Some("anna".into()))
+    leadflow_stage::sales::mark(&*s.ports, id, SalesStatus::Won, Some("anna".into()), None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let e = s.ports.store.enrollments(id).await.unwrap_or_default();
@@ -311,7 +311,9 @@ async fn unsubscribe_bounce_complaint_and_won_each_stop_the_remaining_steps() {
     for (event, email) in [("bounce-permanent", "bounce@gmail.com"), ("complaint", "complaint@gmail.com")] {
         leadflow_ses_events::handle_event(&*s.ports, &ses_event(event, email)).await.unwrap_or_else(|e| panic!("{e}"));
     }
-    leadflow_stage::sales::mark(&*s.ports, ids[4], SalesStatus::Won, None).await.unwrap_or_else(|e| panic!("{e}"));
+    leadflow_stage::sales::mark(&*s.ports, ids[4], SalesStatus::Won, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     run_until(&s.ports, at("2026-03-12T00:00:00Z")).await;
     for (n, id) in names.iter().zip(&ids) {
@@ -408,7 +410,7 @@ async fn a_lead_not_contacted_within_the_sla_goes_to_another_rep_and_both_are_to
     };
     let first = owner(late).await;
     assert!(["anna", "ben"].contains(&first.as_str()), "EMEA owns it: {first}");
-    leadflow_stage::sales::mark(&*s.ports, on_time, SalesStatus::Contacted, None)
+    leadflow_stage::sales::mark(&*s.ports, on_time, SalesStatus::Contacted, None, None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let on_time_owner = owner(on_time).await;

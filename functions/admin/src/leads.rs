@@ -320,8 +320,7 @@ pub struct StatusBody {
     /// Who made the change: a rep id or name.
     #[serde(default)]
     pub by: Option<String>,
-    /// Accepted and checked, not yet kept: the trail's `status_changed` activity has no place
-    /// for a note.
+    /// Kept on the trail with the change.
     #[serde(default)]
     pub note: Option<String>,
 }
@@ -348,8 +347,9 @@ pub async fn set_status<P: Ports>(
     if body.note.as_ref().is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS) {
         return Err(ApiError::invalid("note", format!("at most {MAX_NOTE_CHARS} characters")));
     }
+    let note = body.note.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
     let id = resolve(&*st.ports, &id).await?;
-    match leadflow_stage::sales::mark(&*st.ports, id, status, by).await {
+    match leadflow_stage::sales::mark(&*st.ports, id, status, by, note).await {
         Ok(m) => Ok(axum::Json(json!({
             "lead_id": id,
             "from": m.from,

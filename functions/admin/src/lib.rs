@@ -22,6 +22,7 @@
 
 pub mod campaigns;
 pub mod config_docs;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod leads;

@@ -1,5 +1,6 @@
-//! The admin function on Lambda. API Gateway authorizes every request with IAM before it gets
-//! here, so the router does no authorization of its own.
+//! The admin function on Lambda. API Gateway authorizes every `/admin` request with IAM before it
+//! gets here, so that router does no authorization of its own; the console's one-click actions
+//! are public routes whose signed link is the credential.
 
 use std::sync::Arc;
 
@@ -10,5 +11,7 @@ use leadflow_aws::lambda::{init_tracing, ports_from_env_with_secret};
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let ports = Arc::new(ports_from_env_with_secret(&[]).await?);
-    lambda_http::run(leadflow_admin::router(ports, AdminAuth::Upstream)).await
+    let app = leadflow_admin::router(Arc::clone(&ports), AdminAuth::Upstream)
+        .merge(leadflow_admin::console::public_router(ports));
+    lambda_http::run(app).await
 }

@@ -79,7 +79,12 @@ async fn marking_won_stops_every_enrollment_and_is_recorded() {
         .collect();
     assert_eq!(
         changes,
-        vec![ActivityKind::StatusChanged { from: SalesStatus::New, to: SalesStatus::Won, by: Some("anna".into()) }]
+        vec![ActivityKind::StatusChanged {
+            from: SalesStatus::New,
+            to: SalesStatus::Won,
+            by: Some("anna".into()),
+            note: None
+        }]
     );
 
     // Marking it again is harmless: nothing changes, nothing is recorded twice.

@@ -519,9 +519,10 @@ fn environment_is_the_contract_in_env_rs_and_matches_each_functions_permissions(
             "{id}: LEADFLOW_EVENT_BUS goes with events:PutEvents"
         );
 
-        // The secret goes to the functions that sign or verify unsubscribe links, and only
-        // there, from the NoEcho parameter (never a literal in the template).
-        let signs = matches!(binary_of(f), Some("nurture" | "unsubscribe" | "admin"));
+        // The secret goes to the functions that sign or verify unsubscribe links or the
+        // assignment email's one-click actions, and only there, from the NoEcho parameter
+        // (never a literal in the template).
+        let signs = matches!(binary_of(f), Some("route" | "nurture" | "unsubscribe" | "admin"));
         assert_eq!(names.contains("LEADFLOW_UNSUBSCRIBE_SECRET"), signs, "{id}: LEADFLOW_UNSUBSCRIBE_SECRET");
         if let Some(secret) = vars.get("LEADFLOW_UNSUBSCRIBE_SECRET") {
             assert_eq!(ref_of(secret), Some("UnsubscribeSecret"), "{id}: the secret comes from the parameter");
@@ -664,7 +665,7 @@ fn table_has_the_key_design_the_store_is_written_against() {
 }
 
 #[test]
-fn http_api_routes_are_iam_authorized_except_capture_and_unsubscribe() {
+fn http_api_routes_are_iam_authorized_except_capture_unsubscribe_and_one_click_actions() {
     let t = Template::load();
     let apis = t.of_type("AWS::Serverless::HttpApi");
     let [(api_id, api)] = apis.as_slice() else { panic!("one HttpApi") };
@@ -695,6 +696,9 @@ fn http_api_routes_are_iam_authorized_except_capture_and_unsubscribe() {
         t.routes(),
         [
             route("admin", "ANY", "/admin/{proxy+}", "AWS_IAM"),
+            // The assignment email's one-click actions: the signed link is the credential.
+            route("admin", "GET", "/console/act/{token}", "NONE"),
+            route("admin", "POST", "/console/act/{token}", "NONE"),
             route("capture", "POST", "/leads", "NONE"),
             route("unsubscribe", "GET", "/u/{token}", "NONE"),
             route("unsubscribe", "POST", "/u/{token}", "NONE"),
@@ -707,7 +711,8 @@ fn http_api_routes_are_iam_authorized_except_capture_and_unsubscribe() {
             assert_eq!(auth.as_deref(), Some("AWS_IAM"), "{method} {path}");
         }
         if auth.as_deref() == Some("NONE") {
-            assert!(path == "/leads" || path.starts_with("/u/"), "{binary}: {method} {path} is open");
+            let signed_link = path.starts_with("/u/") || path.starts_with("/console/act/");
+            assert!(path == "/leads" || signed_link, "{binary}: {method} {path} is open");
         }
     }
 }

@@ -9,9 +9,12 @@ use serde::Serialize;
 
 use crate::config::{ConfigSources, Settings};
 use crate::error::ConfigError;
+use crate::local_time;
 use crate::model::{Assignment, Lead};
+use crate::normalize::phone_for_display;
 use crate::ports::{EmailCategory, Mailbox, OutgoingEmail};
 use crate::routing::Rep;
+use crate::sales_link::{self, SalesAction, SalesLink};
 
 #[derive(Debug, thiserror::Error)]
 #[error("template {template} failed to render: {message}")]
@@ -55,11 +58,28 @@ impl Templates {
         assignment: &Assignment,
         settings: &Settings,
     ) -> Result<OutgoingEmail, RenderError> {
+        let base = settings.public_url.trim_end_matches('/');
+        // Signed for this rep and this assignment: a redelivery renders the very same links.
+        // Without a secret to sign with there are none, and the email still goes out.
+        let action_url = |action| {
+            let link = SalesLink {
+                lead_id: lead.id,
+                rep_id: rep.id.clone(),
+                action,
+                expires_at: assignment.assigned_at + sales_link::VALID_FOR,
+            };
+            sales_link::sign(&settings.unsubscribe_secret, &link)
+                .ok()
+                .map(|token| format!("{base}/console/act/{token}"))
+        };
         let ctx = context! {
             lead => LeadView::of(lead),
             rep => context! { name => &rep.name, email => &rep.email },
             assignment => assignment,
-            lead_url => format!("{}/admin/leads/{}", settings.public_url.trim_end_matches('/'), lead.id),
+            sla_due => local_time::in_words(assignment.sla_due_at, &rep.time_zone),
+            lead_url => format!("{base}/admin/leads/{}", lead.id),
+            contacted_url => action_url(SalesAction::Contacted),
+            not_a_fit_url => action_url(SalesAction::NotAFit),
         };
         Ok(OutgoingEmail {
             key: format!("assignment-{}-{}", lead.id, rep.id),
@@ -140,7 +160,10 @@ pub(crate) struct LeadView<'a> {
     first_name: Option<&'a str>,
     last_name: Option<&'a str>,
     email: &'a str,
+    /// As stored (E.164), for `tel:` links.
     phone: Option<&'a str>,
+    /// Grouped for its country, for reading.
+    phone_display: Option<String>,
     company: Option<&'a str>,
     job_title: Option<&'a str>,
     country: Option<&'a str>,
@@ -161,6 +184,7 @@ impl<'a> LeadView<'a> {
             last_name: c.last_name.as_deref(),
             email: &c.email,
             phone: c.phone.as_deref(),
+            phone_display: c.phone.as_deref().map(phone_for_display),
             company: c.company.as_deref(),
             job_title: c.job_title.as_deref(),
             country: c.country.as_deref(),

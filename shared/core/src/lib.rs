@@ -15,6 +15,7 @@ pub mod normalize;
 pub mod ports;
 pub mod routing;
 pub mod rules;
+pub mod sales_link;
 pub mod scoring;
 pub mod submission;
 pub mod unsubscribe;

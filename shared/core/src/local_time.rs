@@ -133,3 +133,28 @@ pub fn at_local(tz: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
 pub fn add_days(date: NaiveDate, days: u64) -> NaiveDate {
     date.checked_add_days(Days::new(days)).unwrap_or(date)
 }
+
+/// A moment as a person reads it in `tz`: "Tuesday 3 March 2026, 14:05 CET". An unknown zone
+/// name reads as UTC, and says so.
+pub fn in_words(at: DateTime<Utc>, zone: &str) -> String {
+    let tz: Tz = zone.parse().unwrap_or(Tz::UTC);
+    at.with_timezone(&tz).format("%A %-d %B %Y, %H:%M %Z").to_string()
+}
+
+/// How long until `due` from `now`, in the largest units that matter: "3 h 12 min left",
+/// "2 days 4 h left", "overdue by 20 min".
+pub fn time_left(due: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let span = due - now;
+    let overdue = span < chrono::Duration::zero();
+    let minutes = span.num_minutes().unsigned_abs();
+    let (days, hours, mins) = (minutes / (24 * 60), (minutes / 60) % 24, minutes % 60);
+    let amount = if days > 0 {
+        let unit = if days == 1 { "day" } else { "days" };
+        if hours > 0 { format!("{days} {unit} {hours} h") } else { format!("{days} {unit}") }
+    } else if hours > 0 {
+        if mins > 0 { format!("{hours} h {mins} min") } else { format!("{hours} h") }
+    } else {
+        format!("{mins} min")
+    };
+    if overdue { format!("overdue by {amount}") } else { format!("{amount} left") }
+}

@@ -413,6 +413,9 @@ pub enum ActivityKind {
         from: SalesStatus,
         to: SalesStatus,
         by: Option<String>,
+        /// What the rep wrote with it ("not a fit: a student project").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// The owner did not contact the lead within the SLA; the lead went to another rep.
     SlaBreached {

@@ -75,6 +75,7 @@ pub async fn mark<P: Ports>(
     lead_id: LeadId,
     status: SalesStatus,
     by: Option<String>,
+    note: Option<String>,
 ) -> Result<Marked, MarkError> {
     let store = ports.store();
     for _ in 0..WRITE_ATTEMPTS {
@@ -95,7 +96,7 @@ pub async fn mark<P: Ports>(
             lead_id,
             format!("status-{}-{}", status_name(from), status_name(status)),
             now,
-            ActivityKind::StatusChanged { from, to: status, by: by.clone() },
+            ActivityKind::StatusChanged { from, to: status, by: by.clone(), note: note.clone() },
         );
         let mut next = lead.clone();
         next.status = status;

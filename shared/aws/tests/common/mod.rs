@@ -22,11 +22,18 @@ pub fn endpoint() -> String {
     }
 }
 
+/// Attempts per request. moto's TransactWriteItems deep-copies the table while other request
+/// threads may write to it, and then answers 500 ("dictionary changed size during iteration" in
+/// its log); DynamoDB's own 500s are retried by the SDK the same way. Three attempts (the SDK's
+/// default) were not always enough with both cores busy; the race is moto's, not the store's.
+const MOTO_ATTEMPTS: u32 = 10;
+
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(MOTO_ATTEMPTS))
         .load()
         .await
 }

@@ -1,0 +1,153 @@
+//! In a real browser (headless Chromium over WebDriver), against the running local stack: the
+//! rep's assignment email from the outbox at phone width, and its one-click "I've contacted them"
+//! link — opening it changes nothing, the button acts once, a forged link is refused. Screenshots
+//! go to `target/screenshots/`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use leadflow_infra::dev::{DevOptions, Running, start};
+use leadflow_tests::browser::{Browser, DESKTOP, PHONE};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "browser-admin-token";
+
+struct Stack {
+    running: Running,
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn stack() -> Stack {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = DevOptions {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().to_path_buf(),
+        config_dir: Some(leadflow_tests::config_dir()),
+        admin_token: Some(TOKEN.into()),
+        ..DevOptions::default()
+    };
+    let running = start(opts).await.expect("local stack starts");
+    let base = format!("http://{}", running.addr);
+    Stack { running, base, http: reqwest::Client::new(), _dir: dir }
+}
+
+impl Stack {
+    async fn post_lead(&self, lead: &Value) -> String {
+        let resp = self.http.post(format!("{}/leads", self.base)).json(lead).send().await.expect("capture answers");
+        let body: Value = resp.json().await.expect("json");
+        body["lead_id"].as_str().expect("lead id").to_string()
+    }
+
+    async fn lead(&self, id: &str) -> Value {
+        let resp =
+            self.http.get(format!("{}/admin/leads/{id}", self.base)).bearer_auth(TOKEN).send().await.expect("admin");
+        resp.json().await.expect("json")
+    }
+
+    /// The assignment email's file, once it is in the outbox.
+    async fn assignment_eml(&self, id: &str) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(bytes) = find_eml(&self.running.outbox, &format!("assignment-{id}")) {
+                return bytes;
+            }
+            assert!(Instant::now() < deadline, "no assignment email for {id} in 20 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn find_eml(outbox: &Path, prefix: &str) -> Option<Vec<u8>> {
+    let entries = std::fs::read_dir(outbox).ok()?;
+    entries
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .and_then(|e| std::fs::read(e.path()).ok())
+}
+
+/// The address of the link whose text is `label` on the open page, re-based on the running
+/// stack (the test configuration's public URL is a placeholder host).
+async fn link_on_page(browser: &Browser, label: &str, base: &str) -> String {
+    let script = format!(
+        "const a = [...document.querySelectorAll('a')].find(a => a.textContent.trim() === {label:?}); return a ? a.href : null;"
+    );
+    let url = browser.eval(&script).await;
+    let url = url.as_str().unwrap_or_else(|| panic!("no {label:?} link on the page"));
+    let path = url.split_once("/console/").map(|(_, rest)| rest).unwrap_or_else(|| panic!("{url}"));
+    format!("{base}/console/{path}")
+}
+
+/// The page lays out at the phone's width (it has a viewport tag; without one a phone shows a
+/// 980 px page shrunk) and nothing sticks out sideways.
+async fn assert_fits(browser: &Browser, what: &str) {
+    let width = browser.eval("return window.innerWidth;").await;
+    assert_eq!(width, json!(PHONE.0), "{what} is laid out {width} px wide on a {} px phone", PHONE.0);
+    let (over, wide) = browser.overflow().await;
+    assert_eq!(over, 0, "{what} is wider than the {width} px viewport: {wide:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_on_a_phone_reads_the_email_and_marks_the_lead_contacted_once() {
+    let s = stack().await;
+    let id = s
+        .post_lead(&json!({"email": "ana@acme.io", "first_name": "Ana", "last_name": "Lima", "company": "Acme",
+                           "job_title": "CTO", "country": "DE", "phone": "+49 89 1234567"}))
+        .await;
+    let eml = s.assignment_eml(&id).await;
+    let message = mail_parser::MessageParser::default().parse(&eml).expect("the .eml parses");
+    let html = message.body_html(0).expect("an HTML part").into_owned();
+
+    let browser = Browser::start(PHONE).await;
+
+    // The email itself, as a phone's mail app shows it.
+    let file = s._dir.path().join("assignment.html");
+    std::fs::write(&file, &html).expect("write the email's HTML");
+    browser.goto(&format!("file://{}", file.display())).await;
+    assert_fits(&browser, "the assignment email").await;
+    let text = browser.text().await;
+    assert!(text.contains("Ana Lima") && text.contains("+49 89 1234567"), "{text}");
+    assert!(text.contains("CET") && !text.contains("T1"), "the deadline in words: {text}");
+    browser.screenshot("assignment-email-phone").await;
+
+    // "I've contacted them": the page asks first and changes nothing.
+    let contacted = link_on_page(&browser, "I've contacted them", &s.base).await;
+    browser.goto(&contacted).await;
+    browser.wait_for_text("Mark this lead as contacted?").await;
+    assert_fits(&browser, "the confirmation page").await;
+    browser.screenshot("act-confirm-phone").await;
+    assert_eq!(s.lead(&id).await["status"], "new", "opening the link changed nothing");
+
+    browser.press("I've contacted them").await;
+    browser.wait_for_text("Ana Lima is marked contacted").await;
+    assert_fits(&browser, "the result page").await;
+    browser.screenshot("act-done-phone").await;
+    assert_eq!(s.lead(&id).await["status"], "contacted");
+
+    // The same link again: it says so, and the trail has one change.
+    browser.goto(&contacted).await;
+    browser.press("I've contacted them").await;
+    browser.wait_for_text("Already done").await;
+    let lead = s.lead(&id).await;
+    let changes =
+        lead["activities"].as_array().map_or(0, |a| a.iter().filter(|x| x["kind"] == "status_changed").count());
+    assert_eq!(changes, 1, "{lead}");
+
+    // A forged link: refused, at phone and desktop width.
+    let mut forged = contacted.clone();
+    let last = forged.pop().map_or('0', |c| if c == '0' { '1' } else { '0' });
+    forged.push(last);
+    browser.goto(&forged).await;
+    assert!(browser.text().await.contains("This link is not valid"));
+    assert_fits(&browser, "the refusal page").await;
+    browser.screenshot("act-forged-phone").await;
+    browser.close().await;
+
+    let desktop = Browser::start(DESKTOP).await;
+    desktop.goto(&forged).await;
+    assert!(desktop.text().await.contains("This link is not valid"));
+    desktop.screenshot("act-forged-desktop").await;
+    desktop.close().await;
+    s.running.shutdown().await;
+}
