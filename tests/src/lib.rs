@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end and handler tests.
 
 pub mod browser;
+pub mod harness;
 
 use std::path::PathBuf;
 

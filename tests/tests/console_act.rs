@@ -9,59 +9,17 @@ use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http_body_util::BodyExt;
 use leadflow_core::model::{ActivityKind, LeadId, SalesStatus};
-use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore, OutgoingEmail, Stage};
-use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
-use leadflow_stage::BatchItem;
+use leadflow_core::ports::{LeadStore, OutgoingEmail};
+use leadflow_tests::harness::{MemPorts, capture, memory_ports, pipeline};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-type MemPorts = Adapters<MemoryStore, MemoryQueue, RecordingMailer, RecordingBus, SettableClock>;
 
 fn monday() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).single().unwrap_or_default()
 }
 
 fn ports() -> Arc<MemPorts> {
-    Arc::new(Adapters {
-        store: MemoryStore::new(),
-        queue: MemoryQueue::new(),
-        mailer: RecordingMailer::new(),
-        bus: RecordingBus::new(),
-        clock: SettableClock::at(monday()),
-        config: ConfigHandle::new(leadflow_tests::test_config()),
-    })
-}
-
-async fn capture(ports: &Arc<MemPorts>, body: Value) -> LeadId {
-    let req = Request::post("/leads")
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_default();
-    let resp = leadflow_capture::router(Arc::clone(ports)).oneshot(req).await.unwrap_or_default();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    v["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no lead id in {v}"))
-}
-
-async fn pipeline(ports: &Arc<MemPorts>) {
-    for _ in 0..3 {
-        for stage in Stage::ALL {
-            let batch: Vec<BatchItem> = ports
-                .queue
-                .drain(stage)
-                .into_iter()
-                .enumerate()
-                .map(|(i, body)| BatchItem { id: format!("m{i}"), body })
-                .collect();
-            let failed = match stage {
-                Stage::Validate => leadflow_validate::handle_batch(&**ports, batch).await,
-                Stage::Score => leadflow_score::handle_batch(&**ports, batch).await,
-                Stage::Route => leadflow_route::handle_batch(&**ports, batch).await,
-            };
-            assert!(failed.is_empty(), "{failed:?}");
-        }
-    }
+    memory_ports(monday())
 }
 
 struct Page {

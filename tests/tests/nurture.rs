@@ -13,7 +13,6 @@ use leadflow_core::model::{ActivityKind, EnrollmentState, LeadId, SalesStatus};
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, LeadStore, Stage, StageQueue};
 use leadflow_local::{OutboxMailer, SqliteStore};
 use leadflow_memory::{MemoryQueue, RecordingBus, SettableClock};
-use leadflow_stage::BatchItem;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -75,35 +74,11 @@ async fn apply(ports: &Arc<LocalPorts>, yaml: &str, version: u32) {
 }
 
 async fn capture(ports: &Arc<LocalPorts>, body: Value) -> LeadId {
-    let req = Request::post("/leads")
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_default();
-    let resp = leadflow_capture::router(Arc::clone(ports)).oneshot(req).await.unwrap_or_default();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    v["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no lead id in {v}"))
+    leadflow_tests::harness::capture(ports, body).await
 }
 
 async fn pipeline(ports: &Arc<LocalPorts>) {
-    for _ in 0..3 {
-        for stage in Stage::ALL {
-            let batch: Vec<BatchItem> = ports
-                .queue
-                .drain(stage)
-                .into_iter()
-                .enumerate()
-                .map(|(i, body)| BatchItem { id: format!("m{i}"), body })
-                .collect();
-            let failed = match stage {
-                Stage::Validate => leadflow_validate::handle_batch(&**ports, batch).await,
-                Stage::Score => leadflow_score::handle_batch(&**ports, batch).await,
-                Stage::Route => leadflow_route::handle_batch(&**ports, batch).await,
-            };
-            assert!(failed.is_empty(), "{failed:?}");
-        }
-    }
+    leadflow_tests::harness::pipeline(ports).await
 }
 
 /// When each drip email went to the lead, from its trail.

@@ -5,8 +5,9 @@
 pub mod sla;
 
 use leadflow_core::messages::RouteMessage;
-use leadflow_core::model::{ActivityKind, Assignment, Lead, Lifecycle};
+use leadflow_core::model::{Activity, ActivityKind, Assignment, Lead, LeadId, Lifecycle};
 use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, DomainEvent, LeadStore, Ports};
+use leadflow_core::routing::RoutingDecision;
 use leadflow_stage::{
     BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, live, process_batch, publish_once, send_once,
 };
@@ -60,16 +61,7 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Le
             via_fallback: decision.via_fallback,
         });
         lead.updated_at = now;
-        let assigned = activity(
-            lead.id,
-            assigned_id(&decision.rep_id, now),
-            now,
-            ActivityKind::Assigned {
-                rep_id: decision.rep_id.clone(),
-                team_id: decision.team_id.clone(),
-                explanation: decision.explanation.clone(),
-            },
-        );
+        let assigned = assigned_entry(lead.id, &decision, decision.explanation.clone(), now);
         let write = AssignmentWrite {
             lead: lead.clone(),
             expected_lead_version: version,
@@ -88,10 +80,20 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Le
     Err(StageError::Retryable("the lead or its team kept changing while routing".into()))
 }
 
-/// The trail id of an assignment: one per rep and moment, so a re-assignment (an SLA breach)
-/// adds an entry instead of replacing the first.
-pub fn assigned_id(rep_id: &str, at: chrono::DateTime<chrono::Utc>) -> String {
-    format!("assigned-{rep_id}-{}", at.timestamp_millis())
+/// The trail entry of an assignment, written with it. Its id is one per rep and moment, so a
+/// re-assignment (an SLA breach) adds an entry instead of replacing the first.
+fn assigned_entry(
+    lead_id: LeadId,
+    decision: &RoutingDecision,
+    explanation: Vec<String>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Activity {
+    activity(
+        lead_id,
+        format!("assigned-{}-{}", decision.rep_id, at.timestamp_millis()),
+        at,
+        ActivityKind::Assigned { rep_id: decision.rep_id.clone(), team_id: decision.team_id.clone(), explanation },
+    )
 }
 
 /// Emails the owner and publishes `lead.assigned`, each once per assignment.

@@ -14,7 +14,7 @@ use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, LeadStore, Por
 use leadflow_stage::{StageError, WRITE_ATTEMPTS, activity, send_once};
 use tracing::info;
 
-use crate::{assigned_id, notify};
+use crate::{assigned_entry, notify};
 
 /// Moves the lead away from the rep who let `breach` run out, unless it moved already or was
 /// contacted, won or lost meanwhile; then tells both reps (each email once).
@@ -99,16 +99,7 @@ async fn reroute<P: Ports>(ports: &P, lead_id: LeadId, breach: &SlaBreach) -> Re
                     rerouted_to: rerouted.then(|| decision.rep_id.clone()),
                 },
             ),
-            activity(
-                lead.id,
-                assigned_id(&decision.rep_id, now),
-                now,
-                ActivityKind::Assigned {
-                    rep_id: decision.rep_id.clone(),
-                    team_id: decision.team_id.clone(),
-                    explanation,
-                },
-            ),
+            assigned_entry(lead.id, &decision, explanation, now),
         ];
         let write = AssignmentWrite {
             lead: lead.clone(),

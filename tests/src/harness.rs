@@ -1,0 +1,70 @@
+//! The pipeline's handlers over a queue the test drives: capture a lead over the real router,
+//! then deliver what each stage queued until nothing is left.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use leadflow_core::model::LeadId;
+use leadflow_core::ports::{Adapters, Clock, ConfigHandle, EventBus, LeadStore, Mailer, Ports, Stage};
+use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
+use leadflow_stage::BatchItem;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Every port in memory, the clock set by the test.
+pub type MemPorts = Adapters<MemoryStore, MemoryQueue, RecordingMailer, RecordingBus, SettableClock>;
+
+/// In-memory ports on the test configuration, at `now`.
+pub fn memory_ports(now: chrono::DateTime<chrono::Utc>) -> Arc<MemPorts> {
+    Arc::new(Adapters {
+        store: MemoryStore::new(),
+        queue: MemoryQueue::new(),
+        mailer: RecordingMailer::new(),
+        bus: RecordingBus::new(),
+        clock: SettableClock::at(now),
+        config: ConfigHandle::new(crate::test_config()),
+    })
+}
+
+/// Posts `body` to `POST /leads` as a landing page does; answers the lead id of the 202.
+pub async fn capture<P: Ports>(ports: &Arc<P>, body: Value) -> LeadId {
+    let req = Request::post("/leads")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default();
+    let resp = leadflow_capture::router(Arc::clone(ports)).oneshot(req).await.unwrap_or_default();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    v["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no lead id in {v}"))
+}
+
+/// Delivers what the stages queued, stage after stage, until the queue is empty; every message
+/// must succeed.
+pub async fn pipeline<S, M, B, C>(ports: &Arc<Adapters<S, MemoryQueue, M, B, C>>)
+where
+    S: LeadStore,
+    M: Mailer,
+    B: EventBus,
+    C: Clock,
+{
+    for _ in 0..3 {
+        for stage in Stage::ALL {
+            let batch: Vec<BatchItem> = ports
+                .queue
+                .drain(stage)
+                .into_iter()
+                .enumerate()
+                .map(|(i, body)| BatchItem { id: format!("m{i}"), body })
+                .collect();
+            let failed = match stage {
+                Stage::Validate => leadflow_validate::handle_batch(&**ports, batch).await,
+                Stage::Score => leadflow_score::handle_batch(&**ports, batch).await,
+                Stage::Route => leadflow_route::handle_batch(&**ports, batch).await,
+            };
+            assert!(failed.is_empty(), "{failed:?}");
+        }
+    }
+}
