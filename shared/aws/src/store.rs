@@ -306,8 +306,8 @@ impl DynamoStore {
     }
 
     /// Writes a lead item whose stored version must be `expected_version`, moving the rep-load
-    /// counters when its `owner_open` changes, optionally with another conditional write (the
-    /// team cursor) in the same transaction. `Ok(false)`: a condition failed for good.
+    /// counters when its `owner_open` changes, with the other writes of `also` (the team cursor,
+    /// trail entries) in the same transaction. `Ok(false)`: a condition failed for good.
     ///
     /// The stored `owner_open` is not known without a read, so the first attempt guesses it
     /// (`guess`) and conditions on the guess; a wrong guess fails the condition, DynamoDB hands
