@@ -68,3 +68,22 @@ where
         }
     }
 }
+
+/// The local stack on a free loopback port, over a fresh data folder (kept as long as the
+/// returned guard) and the test configuration.
+pub async fn local_stack(
+    admin_token: &str,
+    nurture_every: std::time::Duration,
+) -> (leadflow_infra::dev::Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let opts = leadflow_infra::dev::DevOptions {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.path().to_path_buf(),
+        config_dir: Some(crate::config_dir()),
+        admin_token: Some(admin_token.into()),
+        nurture_every,
+        ..leadflow_infra::dev::DevOptions::default()
+    };
+    let running = leadflow_infra::dev::start(opts).await.unwrap_or_else(|e| panic!("the local stack starts: {e}"));
+    (running, dir)
+}

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use leadflow_infra::dev::{DevOptions, Running, start};
+use leadflow_infra::dev::Running;
 use leadflow_tests::browser::{Browser, DESKTOP, PHONE};
 use serde_json::{Value, json};
 
@@ -20,15 +20,7 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let opts = DevOptions {
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().to_path_buf(),
-        config_dir: Some(leadflow_tests::config_dir()),
-        admin_token: Some(TOKEN.into()),
-        ..DevOptions::default()
-    };
-    let running = start(opts).await.expect("local stack starts");
+    let (running, dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_secs(1)).await;
     let base = format!("http://{}", running.addr);
     Stack { running, base, http: reqwest::Client::new(), _dir: dir }
 }
@@ -145,6 +137,9 @@ async fn a_rep_on_a_phone_reads_the_email_and_marks_the_lead_contacted_once() {
     browser.close().await;
 
     let desktop = Browser::start(DESKTOP).await;
+    desktop.goto(&format!("file://{}", file.display())).await;
+    assert!(desktop.text().await.contains("Ana Lima"));
+    desktop.screenshot("assignment-email-desktop").await;
     desktop.goto(&forged).await;
     assert!(desktop.text().await.contains("This link is not valid"));
     desktop.screenshot("act-forged-desktop").await;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use leadflow_infra::dev::{DevOptions, Running, start};
+use leadflow_infra::dev::Running;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -18,16 +18,7 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Stack {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let opts = DevOptions {
-            addr: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: dir.path().to_path_buf(),
-            config_dir: Some(leadflow_tests::config_dir()),
-            admin_token: Some(TOKEN.into()),
-            nurture_every: Duration::from_millis(100),
-            ..DevOptions::default()
-        };
-        let running = start(opts).await.expect("local stack starts");
+        let (running, dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_millis(100)).await;
         let base = format!("http://{}", running.addr);
         Stack { running, base, http: reqwest::Client::new(), _dir: dir }
     }

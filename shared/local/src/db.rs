@@ -280,14 +280,22 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
         if table_exists(&tx, "leads").map_err(db_err)? && !has_column(&tx, "leads", "sla_due_at").map_err(db_err)? {
             tx.execute_batch("ALTER TABLE leads ADD COLUMN sla_due_at INTEGER").map_err(db_err)?;
         }
-        // Schema 3 → 4: activities keyed by their lead too. Every row is kept; the entries that
-        // the old key dropped (a second lead's `stage-mql`) were never stored and cannot be.
-        if table_exists(&tx, "activities").map_err(db_err)?
-            && !is_key_column(&tx, "activities", "lead_id").map_err(db_err)?
-        {
-            tx.execute_batch(REKEY_ACTIVITIES).map_err(db_err)?;
+        // Schema 3 → 4: activities keyed by their lead too. The old table steps aside, SCHEMA
+        // makes the new one, and every row moves over; the entries that the old key dropped (a
+        // second lead's `stage-mql`) were never stored and cannot be.
+        let rekey = table_exists(&tx, "activities").map_err(db_err)?
+            && !is_key_column(&tx, "activities", "lead_id").map_err(db_err)?;
+        if rekey {
+            tx.execute_batch("ALTER TABLE activities RENAME TO activities_v3").map_err(db_err)?;
         }
         tx.execute_batch(SCHEMA).map_err(db_err)?;
+        if rekey {
+            tx.execute_batch(
+                "INSERT OR IGNORE INTO activities (lead_id, id, at, doc) \
+                 SELECT lead_id, id, at, doc FROM activities_v3; DROP TABLE activities_v3;",
+            )
+            .map_err(db_err)?;
+        }
         // A file from before the counters: count what it holds once.
         tx.execute_batch(
             "DELETE FROM rep_loads; INSERT INTO rep_loads (rep, open) SELECT owner_rep, COUNT(*) FROM leads \
@@ -306,22 +314,6 @@ fn table_exists(c: &Connection, table: &str) -> rusqlite::Result<bool> {
     })
     .map(|n| n > 0)
 }
-
-/// Schema 3 → 4, before SCHEMA: the activities move into a table keyed by (lead, id), and the
-/// old table goes with its index.
-const REKEY_ACTIVITIES: &str = r#"
-CREATE TABLE activities_by_lead_and_id (
-    lead_id TEXT NOT NULL,
-    id      TEXT NOT NULL,
-    at      INTEGER NOT NULL,
-    doc     TEXT NOT NULL,
-    PRIMARY KEY (lead_id, id)
-) WITHOUT ROWID;
-INSERT OR IGNORE INTO activities_by_lead_and_id (lead_id, id, at, doc)
-    SELECT lead_id, id, at, doc FROM activities;
-DROP TABLE activities;
-ALTER TABLE activities_by_lead_and_id RENAME TO activities;
-"#;
 
 /// Whether `column` is part of `table`'s primary key.
 fn is_key_column(c: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {

@@ -145,7 +145,7 @@ impl SqliteStore {
                     tx.prepare_cached("INSERT INTO email_keys (key, lead_id) VALUES (?1, ?2)")?
                         .execute(params![key, row.id])?;
                 }
-                write_trail(tx, &trail)?;
+                write_activities(tx, &trail, OnSameId::Replace)?;
                 Ok(CreateOutcome::Created)
             })
             .map_err(|e| self.db.store_error(e))
@@ -164,7 +164,7 @@ impl SqliteStore {
                 if update_lead_row(tx, &row, expected_version)? != 1 {
                     return Ok(WriteOutcome::VersionConflict);
                 }
-                write_trail(tx, &trail)?;
+                write_activities(tx, &trail, OnSameId::Replace)?;
                 Ok(WriteOutcome::Written)
             })
             .map_err(|e| self.db.store_error(e))
@@ -230,8 +230,7 @@ impl SqliteStore {
         let row = ActivityRow::of(activity)?;
         self.db
             .read(|c| {
-                c.prepare_cached("INSERT OR IGNORE INTO activities (lead_id, id, at, doc) VALUES (?1, ?2, ?3, ?4)")?
-                    .execute(params![row.lead_id, row.id, row.at, row.doc])?;
+                write_activities(c, std::slice::from_ref(&row), OnSameId::KeepFirst)?;
                 Ok(())
             })
             .map_err(|e| self.db.store_error(e))
@@ -320,7 +319,7 @@ impl SqliteStore {
                     )?
                     .execute(params![team_id, version, doc])?;
                 }
-                write_trail(tx, &trail)?;
+                write_activities(tx, &trail, OnSameId::Replace)?;
                 Ok(AssignOutcome::Assigned)
             })
             .map_err(|e| self.db.store_error(e))
@@ -369,7 +368,7 @@ impl SqliteStore {
                      ON CONFLICT (key) DO UPDATE SET state = 'done', detail = excluded.detail",
                 )?
                 .execute(params![key, detail])?;
-                write_trail(tx, &trail)?;
+                write_activities(tx, &trail, OnSameId::Replace)?;
                 Ok(())
             })
             .map_err(|e| self.db.store_error(e))
@@ -407,7 +406,7 @@ impl SqliteStore {
                     )?
                     .execute(params![row.lead_id, enrollment.campaign_id, row.version, row.next_due_at, row.doc])?;
                 if n == 1 {
-                    write_trail(tx, &trail)?;
+                    write_activities(tx, &trail, OnSameId::Replace)?;
                 }
                 Ok(n == 1)
             })
@@ -460,7 +459,7 @@ impl SqliteStore {
                 if n != 1 {
                     return Ok(WriteOutcome::VersionConflict);
                 }
-                write_trail(tx, &trail)?;
+                write_activities(tx, &trail, OnSameId::Replace)?;
                 Ok(WriteOutcome::Written)
             })
             .map_err(|e| self.db.store_error(e))
@@ -505,12 +504,7 @@ impl SqliteStore {
                     .prepare_cached("INSERT OR IGNORE INTO suppressions (email_key, reason, doc) VALUES (?1, ?2, ?3)")?
                     .execute(params![entry.email_key, entry.reason.as_str(), doc])?;
                 // The first entry of an id stays, as with record_activity.
-                let mut stmt = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO activities (lead_id, id, at, doc) VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for row in &trail {
-                    stmt.execute(params![row.lead_id, row.id, row.at, row.doc])?;
-                }
+                write_activities(tx, &trail, OnSameId::KeepFirst)?;
                 Ok(n == 1)
             })
             .map_err(|e| self.db.store_error(e))
@@ -777,15 +771,25 @@ impl ActivityRow {
     }
 }
 
-/// Writes a trail inside the transaction of the change it tells; an entry replaces one with the
-/// same lead and id (see `LeadStore` on trails).
-fn write_trail(c: &Connection, trail: &[ActivityRow]) -> Result<(), DbError> {
-    if trail.is_empty() {
+/// What storing an activity does to one of the same lead and id.
+#[derive(Clone, Copy)]
+enum OnSameId {
+    /// A trail written with its change: the newer telling replaces (see `LeadStore` on trails).
+    Replace,
+    /// A fact recorded on its own, or a repeated opt-out: the first telling stays.
+    KeepFirst,
+}
+
+/// Stores activities in whatever transaction `c` is in.
+fn write_activities(c: &Connection, rows: &[ActivityRow], on_same_id: OnSameId) -> Result<(), DbError> {
+    if rows.is_empty() {
         return Ok(());
     }
-    let mut stmt =
-        c.prepare_cached("INSERT OR REPLACE INTO activities (lead_id, id, at, doc) VALUES (?1, ?2, ?3, ?4)")?;
-    for row in trail {
+    let mut stmt = c.prepare_cached(match on_same_id {
+        OnSameId::Replace => "INSERT OR REPLACE INTO activities (lead_id, id, at, doc) VALUES (?1, ?2, ?3, ?4)",
+        OnSameId::KeepFirst => "INSERT OR IGNORE INTO activities (lead_id, id, at, doc) VALUES (?1, ?2, ?3, ?4)",
+    })?;
+    for row in rows {
         stmt.execute(params![row.lead_id, row.id, row.at, row.doc])?;
     }
     Ok(())
