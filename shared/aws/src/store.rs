@@ -2,7 +2,7 @@
 //!
 //! | item | PK | SK | attributes |
 //! |---|---|---|---|
-//! | lead | `LEAD#<ulid>` | `PROFILE` | `doc`, `version`, `owner_open` (rep id while owned and not won/lost), `GSI1PK`/`GSI1SK` while its SLA runs, `erased` on a tombstone |
+//! | lead | `LEAD#<ulid>` | `PROFILE` | `doc`, `version`, `owner_open` (rep id while owned and not won/lost, never on a tombstone), `GSI1PK`/`GSI1SK` while its SLA runs, `erased` on a tombstone |
 //! | email key | `EMAIL#<email_key>` | `LEAD` | `lead_id` |
 //! | alias | `LEAD#<capture id>` | `ALIAS` | `into` |
 //! | activity | `LEAD#<ulid>` | `ACT#<activity id>` | `doc`, `at` (ms) |
@@ -28,6 +28,10 @@
 //! (`GSI1PK = SLA#<shard>`, `GSI1SK = <ms of owner.sla_due_at>#<lead>`). A lead item is in the SLA
 //! partition exactly while it is owned, valid and still `new`; every lead write is a whole-item
 //! Put, so a lead that leaves that state drops the attributes and leaves the index.
+//!
+//! The sparse index `owner` (hash `owner_open`, range `PK`, every attribute) holds exactly the
+//! open leads, by rep: `open_leads_of` queries a rep's partition backwards, newest lead (highest
+//! ULID) first. Only lead items carry `owner_open`, so nothing else lands in it.
 //!
 //! Erasure writes the tombstone as a closed lead: no `owner_open` (its rep's count drops) and no
 //! SLA entry, whatever owner and status the tombstone document still shows, and an `erased` flag.
@@ -61,6 +65,8 @@ use sha2::{Digest, Sha256};
 
 /// The name of the global secondary index over due enrollments.
 pub const DUE_INDEX: &str = "due";
+/// The name of the global secondary index over open leads by owner.
+pub const OWNER_INDEX: &str = "owner";
 /// How many partitions the due index is spread over, so that one hot `DUE#` key does not carry
 /// every enrollment's writes.
 pub const DUE_SHARDS: u32 = 8;
@@ -101,6 +107,9 @@ const BATCH_WRITE_MAX: usize = 25;
 /// Scan requests one `list_leads` or `campaign_enrollments` page may make before it answers a
 /// short page.
 const LIST_SCAN_REQUESTS: u32 = 10;
+/// Query requests one `open_leads_of` page may make: a page ends early only at DynamoDB's 1 MB
+/// cap per request, which a page of leads (a few KB each) meets only with a large `limit`.
+const OPEN_LEAD_QUERIES: u32 = 10;
 /// Longer than any cursor a listing (`list_leads`, `campaign_enrollments`) hands out (two keys of at most 2 KB and 1 KB, in hex).
 const MAX_CURSOR_LEN: usize = 8 * 1024;
 /// Rounds of `erase_lead` against concurrent writes to the lead.
@@ -964,6 +973,66 @@ impl LeadStore for DynamoStore {
         Ok(EnrollmentPage { enrollments, next })
     }
 
+    /// A Query of the rep's partition of the `owner` index, backwards from the cursor. The
+    /// cursor is the last lead id handed out, from which the index key (`owner_open`, `PK`,
+    /// `SK`) to resume after is rebuilt; that lead need not be in the index any more. The index
+    /// is eventually consistent: a lead written a moment ago may be missing, or still listed.
+    async fn open_leads_of(&self, rep_id: &str, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
+        const OP: &str = "open leads";
+        let after = cursor
+            .map(|c| {
+                c.parse::<LeadId>().map_err(|_| {
+                    StoreError::Corrupt(format!("{OP}: the open-lead cursor is not one this store handed out"))
+                })
+            })
+            .transpose()?;
+        // DynamoDB refuses an empty key condition value; nobody's id is empty, so nobody owns it.
+        if rep_id.is_empty() {
+            return Ok(LeadPage::default());
+        }
+        let limit = limit.max(1);
+        // One more than the page, to tell whether another page follows without reading it.
+        let want = limit.saturating_add(1);
+        let mut start = after.map(|id| {
+            Item::from([(OWNER_OPEN.into(), s(rep_id)), (PK.into(), s(lead_pk(id))), (SK.into(), s(PROFILE))])
+        });
+        let mut leads = Vec::new();
+        for _ in 0..OPEN_LEAD_QUERIES {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OWNER_INDEX)
+                .key_condition_expression("#owner = :rep")
+                .expression_attribute_names("#owner", OWNER_OPEN)
+                .expression_attribute_values(":rep", s(rep_id))
+                .scan_index_forward(false)
+                .limit(i32::try_from(want - leads.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(OP, &e))?;
+            for item in out.items.unwrap_or_default() {
+                leads.push(lead_of(&item)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if leads.len() < want => start = Some(key),
+                _ => break,
+            }
+        }
+        let next = if leads.len() > limit {
+            leads.truncate(limit);
+            leads.last().map(|l| l.id.to_string())
+        } else if let Some(key) = &start {
+            // Cut short at the 1 MB cap with fewer leads than asked for: resume after the last
+            // lead read (the last evaluated key's).
+            Some(pk_lead(key, OP)?.to_string())
+        } else {
+            None
+        };
+        Ok(LeadPage { leads, next })
+    }
+
     async fn due_slas(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<LeadId>, StoreError> {
         let merged = self.query_due_index(SLA_PARTITION, "due SLAs", now, limit, true).await?;
         merged.items.iter().map(|(sort, _)| sla_lead(sort)).collect()
@@ -1308,6 +1377,14 @@ fn lead_pk(id: LeadId) -> String {
     format!("LEAD#{id}")
 }
 
+/// The lead id of a `LEAD#<ulid>` partition key.
+fn pk_lead(item: &Item, op: &str) -> Result<LeadId, StoreError> {
+    str_attr(item, PK)
+        .and_then(|pk| pk.strip_prefix("LEAD#"))
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("{op}: a key's {PK} is not a lead's")))
+}
+
 fn email_pk(key: &str) -> String {
     format!("EMAIL#{key}")
 }
@@ -1379,8 +1456,13 @@ fn decode_cursor(op: &str, cursor: &str) -> Result<Item, StoreError> {
     Ok(plain.into_iter().map(|(name, value)| (name, s(value))).collect())
 }
 
-/// The rep whose open-lead count includes this lead, if any.
+/// The rep whose open-lead count (and `owner` index partition) includes this lead, if any. A
+/// tombstone is nobody's open lead whatever its document says, as in the SQLite store, so that
+/// even an update of one (which callers do not make) keeps it out of the counts and the index.
 fn open_owner(lead: &Lead) -> Option<&str> {
+    if leadflow_core::erasure::is_erased(lead) {
+        return None;
+    }
     match lead.status {
         SalesStatus::Won | SalesStatus::Lost => None,
         SalesStatus::New | SalesStatus::Contacted => lead.owner.as_ref().map(|o| o.rep_id.as_str()),

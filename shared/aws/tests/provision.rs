@@ -63,16 +63,33 @@ async fn table_has_the_templates_keys_index_billing_and_ttl() {
         .map(|a| format!("{}:{}", a.attribute_name(), a.attribute_type()))
         .collect();
     attributes.sort();
-    assert_eq!(attributes, ["GSI1PK:S", "GSI1SK:S", "PK:S", "SK:S"]);
+    assert_eq!(attributes, ["GSI1PK:S", "GSI1SK:S", "PK:S", "SK:S", "owner_open:S"]);
 
-    let gsis = table.global_secondary_indexes();
-    assert_eq!(gsis.len(), 1, "{gsis:?}");
-    assert_eq!(gsis[0].index_name(), Some("due"));
+    let mut gsis: Vec<_> = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|g| {
+            let projection = g.projection().and_then(|p| p.projection_type()).cloned();
+            (g.index_name().unwrap_or_default().to_string(), keys(g.key_schema()), projection)
+        })
+        .collect();
+    gsis.sort_by(|a, b| a.0.cmp(&b.0));
+    let key = |name: &str, kind: KeyType| (name.to_string(), kind);
     assert_eq!(
-        keys(gsis[0].key_schema()),
-        [("GSI1PK".to_string(), KeyType::Hash), ("GSI1SK".to_string(), KeyType::Range)]
+        gsis,
+        [
+            (
+                "due".to_string(),
+                vec![key("GSI1PK", KeyType::Hash), key("GSI1SK", KeyType::Range)],
+                Some(ProjectionType::All)
+            ),
+            (
+                "owner".to_string(),
+                vec![key("owner_open", KeyType::Hash), key("PK", KeyType::Range)],
+                Some(ProjectionType::All)
+            ),
+        ]
     );
-    assert_eq!(gsis[0].projection().and_then(|p| p.projection_type()), Some(&ProjectionType::All));
     assert_eq!(
         table.billing_mode_summary().and_then(|b| b.billing_mode()),
         Some(&aws_sdk_dynamodb::types::BillingMode::PayPerRequest)

@@ -2,6 +2,7 @@
 //! behaviour the handlers rely on. The SQLite, DynamoDB and in-memory test suites run all of them
 //! through [`store_conformance!`], so the three stores cannot drift apart unnoticed.
 
+pub mod open_leads;
 pub mod trail;
 
 /// Declares one `#[tokio::test]` per conformance check. `$open` is an async fn answering
@@ -10,22 +11,25 @@ pub mod trail;
 macro_rules! store_conformance {
     ($open:path) => {
         $crate::store_conformance!(@checks $open;
-            activity_ids_are_unique_per_lead_and_the_first_is_kept,
-            a_created_lead_has_its_trail_and_a_refused_create_writes_none,
-            an_update_writes_its_trail_only_when_it_is_written,
-            an_assignment_writes_its_trail_only_when_it_is_made,
-            a_finished_effect_has_its_trail_and_a_second_finish_replaces_it,
-            an_enrollment_writes_its_trail_only_when_created,
-            an_enrollment_update_writes_its_trail_only_when_written,
-            a_suppression_writes_its_trail_whether_or_not_the_address_was_new,
+            trail::activity_ids_are_unique_per_lead_and_the_first_is_kept,
+            trail::a_created_lead_has_its_trail_and_a_refused_create_writes_none,
+            trail::an_update_writes_its_trail_only_when_it_is_written,
+            trail::an_assignment_writes_its_trail_only_when_it_is_made,
+            trail::a_finished_effect_has_its_trail_and_a_second_finish_replaces_it,
+            trail::an_enrollment_writes_its_trail_only_when_created,
+            trail::an_enrollment_update_writes_its_trail_only_when_written,
+            trail::a_suppression_writes_its_trail_whether_or_not_the_address_was_new,
+            open_leads::a_reps_open_leads_are_listed_newest_first_page_by_page,
+            open_leads::an_open_lead_cursor_survives_its_lead_closing_and_a_forged_one_is_refused,
         );
     };
-    (@checks $open:path; $($check:ident),+ $(,)?) => {
+    // Test names are the checks' names alone: they must be unique across modules.
+    (@checks $open:path; $($module:ident :: $check:ident),+ $(,)?) => {
         $(
             #[tokio::test]
             async fn $check() {
                 let (_guard, store) = $open().await;
-                $crate::trail::$check(&store).await;
+                $crate::$module::$check(&store).await;
             }
         )+
     };

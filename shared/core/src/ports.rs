@@ -70,7 +70,7 @@ pub struct AssignmentWrite {
     pub trail: Vec<Activity>,
 }
 
-/// A page of [`LeadStore::list_leads`].
+/// A page of [`LeadStore::list_leads`] or [`LeadStore::open_leads_of`].
 #[derive(Debug, Clone, Default)]
 pub struct LeadPage {
     pub leads: Vec<Lead>,
@@ -234,6 +234,20 @@ pub trait LeadStore: Send + Sync + 'static {
     /// the last). For search, export and reports: it reads every lead, so never on the hot path.
     fn list_leads(
         &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<LeadPage, StoreError>> + Send;
+
+    /// One page of the leads `rep_id` owns that are still open (not won or lost, not erased), newest first,
+    /// and the cursor of the next page (`None` after the last). Read from an index the store keeps
+    /// with every write of a lead; reads work proportional to the page.
+    ///
+    /// A cursor this store did not hand out is `StoreError::Corrupt`; a `limit` of 0 is taken
+    /// as 1. A lead that closes or changes hands between two pages is not in the later one;
+    /// the cursor still works.
+    fn open_leads_of(
+        &self,
+        rep_id: &str,
         cursor: Option<String>,
         limit: usize,
     ) -> impl Future<Output = Result<LeadPage, StoreError>> + Send;

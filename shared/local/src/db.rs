@@ -15,7 +15,9 @@ use crate::error::LocalError;
 
 /// Bumped with every schema change; a file from a newer build is refused rather than misread.
 /// 3: `leads.sla_due_at` with its partial index, `suppressions`, `documents`.
-/// 4: activities keyed by (lead, id): an id is unique within its lead only.
+/// 4: activities keyed by (lead, id): an id is unique within its lead only. Later, at the same
+/// version, [`LATE_INDEXES`] (`enrollments_by_campaign`, `leads_open_by_owner`): a build that
+/// does not know them still keeps them up to date, so a file with them is still a version-4 file.
 const SCHEMA_VERSION: i64 = 4;
 
 /// Only another process (an admin command on the same file) can hold the write lock against
@@ -137,10 +139,6 @@ CREATE TABLE IF NOT EXISTS enrollments (
 );
 CREATE INDEX IF NOT EXISTS enrollments_due ON enrollments (next_due_at)
     WHERE next_due_at IS NOT NULL;
--- For paging over one campaign's enrollments (an admin migration, not the hot path). A file
--- made at this schema version before the index existed has no such index: the page query then
--- scans the table, with the same answers.
-CREATE INDEX IF NOT EXISTS enrollments_by_campaign ON enrollments (campaign_id, lead_id);
 
 -- AUTOINCREMENT: a message id is never reused, so a late delete from a worker whose lease ran
 -- out can never hit a newer message.
@@ -166,6 +164,19 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_stage ON dead_letters (stage, id);
+"#;
+
+/// Indexes added after version 4 was released, without a new version: every open creates the
+/// ones a file lacks (SCHEMA itself runs only when the version goes up). A build that does not
+/// know them still keeps them up to date, as SQLite maintains every index on every write.
+const LATE_INDEXES: &str = r#"
+-- For paging over one campaign's enrollments (an admin migration, not the hot path).
+CREATE INDEX IF NOT EXISTS enrollments_by_campaign ON enrollments (campaign_id, lead_id);
+-- A rep's open leads, newest first (`open_leads_of`). owner_rep is NULL on an erased lead, so
+-- the index holds exactly the leads someone still works on. The query repeats these WHERE
+-- terms: SQLite uses a partial index only when the query's WHERE implies the index's.
+CREATE INDEX IF NOT EXISTS leads_open_by_owner ON leads (owner_rep, id)
+    WHERE owner_rep IS NOT NULL AND status NOT IN ('won', 'lost');
 "#;
 
 /// What can go wrong inside a database call, before it is told in a port's error type.
@@ -305,6 +316,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
         backfill_sla_due(&tx).map_err(db_err)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
     }
+    // Builds an index once on the first open of a file that lacks it; a no-op after that.
+    tx.execute_batch(LATE_INDEXES).map_err(db_err)?;
     tx.commit().map_err(db_err)
 }
 

@@ -40,6 +40,16 @@ const SELECT_DUE_SLAS: &str = "SELECT id FROM leads \
 /// One page of leads after a cursor (`''` before the first page), in id order.
 const SELECT_LEAD_PAGE: &str = "SELECT id, version, doc FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2";
 
+/// One page of a rep's open leads before a cursor, newest (highest id) first: a search of the
+/// partial index `leads_open_by_owner`, whose WHERE terms this repeats so that SQLite may use it.
+/// Before the first page the cursor is [`NO_OPEN_LEAD_CURSOR`].
+const SELECT_OPEN_LEAD_PAGE: &str = "SELECT id, version, doc FROM leads \
+     WHERE owner_rep = ?1 AND status NOT IN ('won', 'lost') AND id < ?2 \
+     ORDER BY id DESC LIMIT ?3";
+
+/// Sorts after every lead id: a ULID is Crockford base32, digits and capital letters.
+const NO_OPEN_LEAD_CURSOR: &str = "~";
+
 /// One page of a campaign's enrollments after a cursor (`''` before the first page), in lead id
 /// order: a search of `enrollments_by_campaign`.
 const SELECT_CAMPAIGN_ENROLLMENT_PAGE: &str = "SELECT lead_id, version, doc FROM enrollments \
@@ -617,6 +627,41 @@ impl SqliteStore {
             .map_err(|e| self.db.store_error(e))
     }
 
+    fn open_leads_of_now(&self, rep_id: &str, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
+        // The cursor is the id of the last lead handed out; anything else was not made here.
+        let before = match cursor {
+            None => NO_OPEN_LEAD_CURSOR.to_string(),
+            Some(c) => c
+                .parse::<LeadId>()
+                .map_err(|_| StoreError::Corrupt("the open-lead cursor is not one this store handed out".into()))?
+                .to_string(),
+        };
+        // A page of none would hand back the same cursor for ever.
+        let limit = limit.max(1);
+        // One more than the page, to tell whether another page follows without reading it.
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        self.db
+            .read(|c| {
+                let mut stmt = c.prepare_cached(SELECT_OPEN_LEAD_PAGE)?;
+                let rows = stmt.query_map(params![rep_id, before, fetch], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })?;
+                let mut leads = Vec::new();
+                for row in rows {
+                    let (id, version, doc) = row?;
+                    leads.push(lead_from_row(&id, version, &doc)?);
+                }
+                let next = if leads.len() > limit {
+                    leads.truncate(limit);
+                    leads.last().map(|l| l.id.to_string())
+                } else {
+                    None
+                };
+                Ok(LeadPage { leads, next })
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
     fn campaign_enrollments_now(
         &self,
         campaign_id: &str,
@@ -979,6 +1024,10 @@ impl LeadStore for SqliteStore {
         self.list_leads_now(cursor, limit)
     }
 
+    async fn open_leads_of(&self, rep_id: &str, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
+        self.open_leads_of_now(rep_id, cursor, limit)
+    }
+
     async fn campaign_enrollments(
         &self,
         campaign_id: &str,
@@ -1044,6 +1093,43 @@ mod tests {
             "{plan}"
         );
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn a_reps_open_leads_are_read_from_the_partial_index_newest_first() {
+        let plan = plan(SELECT_OPEN_LEAD_PAGE, params!["ana", NO_OPEN_LEAD_CURSOR, 10_i64]);
+        assert!(plan.starts_with("SEARCH leads USING INDEX leads_open_by_owner (owner_rep=? AND id<?)"), "{plan}");
+        // Walked backwards in index order: LIMIT stops after the page, no sort of all the rep's leads.
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn a_file_without_the_late_indexes_gains_them_when_opened() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("old.db");
+        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        // A version-4 file from before the indexes.
+        store
+            .db
+            .read(|c| {
+                c.execute_batch("DROP INDEX leads_open_by_owner; DROP INDEX enrollments_by_campaign;")?;
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)));
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let indexes = store
+            .db
+            .read(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT name FROM sqlite_schema WHERE type = 'index' \
+                     AND name IN ('leads_open_by_owner', 'enrollments_by_campaign') ORDER BY name",
+                )?;
+                let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                Ok(names.collect::<Result<Vec<_>, _>>()?)
+            })
+            .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)));
+        assert_eq!(indexes, ["enrollments_by_campaign", "leads_open_by_owner"]);
     }
 
     #[test]

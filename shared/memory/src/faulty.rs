@@ -180,6 +180,9 @@ impl<S: LeadStore> LeadStore for FaultyStore<S> {
     async fn list_leads(&self, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
         self.inner.list_leads(cursor, limit).await
     }
+    async fn open_leads_of(&self, rep_id: &str, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
+        self.inner.open_leads_of(rep_id, cursor, limit).await
+    }
     async fn due_slas(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<LeadId>, StoreError> {
         self.inner.due_slas(now, limit).await
     }

@@ -429,6 +429,35 @@ impl LeadStore for MemoryStore {
         })
     }
 
+    fn open_leads_of(
+        &self,
+        rep_id: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<LeadPage, StoreError>> + Send {
+        let before = match cursor.map(|c| c.parse::<LeadId>()).transpose() {
+            Ok(before) => before,
+            Err(_) => {
+                return ready(Err(StoreError::Corrupt("the open-lead cursor is not one this store handed out".into())));
+            }
+        };
+        let limit = limit.max(1);
+        self.with(|s| {
+            let mut open: Vec<&Lead> = s
+                .leads
+                .values()
+                .filter(|l| l.owner.as_ref().is_some_and(|o| o.rep_id == rep_id))
+                .filter(|l| !matches!(l.status, SalesStatus::Won | SalesStatus::Lost) && !is_erased(l))
+                .filter(|l| before.is_none_or(|b| l.id < b))
+                .collect();
+            open.sort_unstable_by_key(|l| std::cmp::Reverse(l.id));
+            // Like SQLite's pages: a cursor only when more leads follow.
+            let next = if open.len() > limit { open.get(limit - 1).map(|l| l.id.to_string()) } else { None };
+            open.truncate(limit);
+            LeadPage { leads: open.into_iter().cloned().collect(), next }
+        })
+    }
+
     fn due_slas(
         &self,
         now: DateTime<Utc>,
@@ -706,6 +735,9 @@ impl LeadStore for DownStore {
         down()
     }
     async fn list_leads(&self, _: Option<String>, _: usize) -> Result<LeadPage, StoreError> {
+        down()
+    }
+    async fn open_leads_of(&self, _: &str, _: Option<String>, _: usize) -> Result<LeadPage, StoreError> {
         down()
     }
     async fn due_slas(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<LeadId>, StoreError> {
