@@ -13,7 +13,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::Utc;
 use leadflow_admin::AdminAuth;
+use leadflow_admin::console::SignIn;
+use leadflow_admin::console::sign_in::{LocalCodes, MintError, link_json};
 use leadflow_core::error::QueueError;
+use leadflow_core::ports::Ports;
 use leadflow_core::ports::{Adapters, ConfigHandle, Stage, StageQueue};
 use leadflow_local::{JsonlBus, OutboxMailer, SqliteQueue, SqliteStore, SystemClock};
 use leadflow_stage::{BatchItem, Failure};
@@ -102,6 +105,8 @@ pub struct Running {
     pub events: PathBuf,
     pub database: PathBuf,
     pub admin_token: String,
+    /// A one-time link that signs the local admin in to the console, minted at start.
+    pub sign_in_link: String,
     pub ports: Arc<LocalPorts>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -194,11 +199,19 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
     let mut tasks = JoinSet::new();
 
     let auth = AdminAuth::Bearer(admin_token.clone().into());
+    let codes = Arc::new(LocalCodes::new());
+    let base_url = loopback_url(addr);
+    let sign_in_link = match codes.mint(&ports.config(), None, Utc::now()) {
+        Ok(minted) => link_json(&minted, &base_url, None)["url"].as_str().unwrap_or_default().to_string(),
+        // The local admin is always known; nothing to print otherwise.
+        Err(_) => String::new(),
+    };
     let app = Router::new()
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .merge(leadflow_capture::router(Arc::clone(&ports)))
         .merge(leadflow_admin::router(Arc::clone(&ports), auth.clone()))
-        .merge(leadflow_admin::console::public_router(Arc::clone(&ports)))
+        .merge(leadflow_admin::console::router(Arc::clone(&ports), SignIn::Local(Arc::clone(&codes))))
+        .merge(sign_in_link_endpoint(Arc::clone(&ports), auth.clone(), codes, base_url))
         .merge(leadflow_unsubscribe::router(Arc::clone(&ports)))
         .merge(ses_events_endpoint(Arc::clone(&ports), auth))
         .fallback(|| async {
@@ -210,7 +223,8 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         });
     let mut http_stop = stop.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, app)
+        // The peer address tells the console's sign-in links that they are opened on this machine.
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = http_stop.wait_for(|s| *s).await;
             })
@@ -243,7 +257,7 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         stage_threads.push(thread);
     }
     tasks.spawn(nurture_scheduler(Arc::clone(&ports), opts.nurture_every, stop));
-    Ok(Running { addr, outbox, events, database, admin_token, ports, shutdown, tasks, stage_threads })
+    Ok(Running { addr, outbox, events, database, admin_token, sign_in_link, ports, shutdown, tasks, stage_threads })
 }
 
 /// The secret unsubscribe links are signed with: `LEADFLOW_UNSUBSCRIBE_SECRET`, else one made up
@@ -304,6 +318,75 @@ fn ses_events_endpoint(ports: Arc<LocalPorts>, auth: AdminAuth) -> Router {
         }
     };
     Router::new().route("/dev/ses-events", axum::routing::post(handler))
+}
+
+/// Where a browser on this machine reaches the stack: a wildcard address is reached on loopback.
+fn loopback_url(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        match addr {
+            SocketAddr::V4(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+            SocketAddr::V6(_) => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        }
+    } else {
+        addr.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct LinkRequest {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /dev/sign-in-link`: a one-time console sign-in link for someone the configuration knows
+/// (`leadflow console link --as <email>`). Guarded by the admin token: a link is a sign-in.
+fn sign_in_link_endpoint(ports: Arc<LocalPorts>, auth: AdminAuth, codes: Arc<LocalCodes>, base_url: String) -> Router {
+    use axum::http::HeaderMap;
+    let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
+        let ports = Arc::clone(&ports);
+        let auth = auth.clone();
+        let codes = Arc::clone(&codes);
+        let base_url = base_url.clone();
+        async move {
+            let error = |status: StatusCode, code: &str, message: String, field: Option<&str>| {
+                let body = json!({ "error": { "code": code, "message": message, "field": field } });
+                (status, axum::Json(body)).into_response()
+            };
+            if !auth.allows(&headers) {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "A valid admin bearer token is required.".into(),
+                    None,
+                );
+            }
+            let request: LinkRequest = if body.is_empty() {
+                LinkRequest::default()
+            } else {
+                match serde_json::from_slice(&body) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "malformed_body",
+                            format!("The body is not valid JSON: {e}"),
+                            None,
+                        );
+                    }
+                }
+            };
+            match codes.mint(&ports.config(), request.email.as_deref(), Utc::now()) {
+                Ok(minted) => axum::Json(link_json(&minted, &base_url, request.next.as_deref())).into_response(),
+                Err(e @ MintError::UnknownPerson(_)) => {
+                    error(StatusCode::UNPROCESSABLE_ENTITY, "unknown_person", e.to_string(), Some("email"))
+                }
+            }
+        }
+    };
+    Router::new().route("/dev/sign-in-link", axum::routing::post(handler))
 }
 
 fn random_token() -> String {

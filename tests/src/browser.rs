@@ -4,7 +4,7 @@
 //! rather than pass without a browser.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -162,6 +162,32 @@ impl Browser {
         button.click().await.unwrap_or_else(|e| panic!("cannot press {label:?}: {e}"));
     }
 
+    /// Asserts that the page lays out at the window's width (it has a viewport tag; without one
+    /// a phone shows a 980 px page shrunk) and that nothing sticks out sideways.
+    pub async fn assert_fits(&self, what: &str, width: u32) {
+        let inner = self.eval("return window.innerWidth;").await;
+        assert_eq!(inner, json!(width), "{what} is laid out {inner} px wide on a {width} px screen");
+        let (over, wide) = self.overflow().await;
+        assert_eq!(over, 0, "{what} is wider than the {width} px viewport: {wide:?}");
+    }
+
+    /// The address of the link whose text is `label` on the open page, with its origin replaced
+    /// by `base` (the test configuration's public URL is a placeholder host).
+    pub async fn link(&self, label: &str, base: &str) -> String {
+        let script = format!(
+            "const a = [...document.querySelectorAll('a')].find(a => a.textContent.trim() === {label:?}); return a ? a.href : null;"
+        );
+        let url = self.eval(&script).await;
+        let url = url.as_str().unwrap_or_else(|| panic!("no {label:?} link on the page"));
+        let path = url.split_once("/console/").map(|(_, rest)| rest).unwrap_or_else(|| panic!("{url}"));
+        format!("{base}/console/{path}")
+    }
+
+    /// The address the browser is at.
+    pub async fn url(&self) -> String {
+        self.client.current_url().await.map(|u| u.to_string()).unwrap_or_else(|e| panic!("no current URL: {e}"))
+    }
+
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
@@ -172,5 +198,23 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
+    }
+}
+
+/// The `.eml` in `outbox` whose file name starts with `prefix`, once it is there.
+pub async fn wait_for_eml(outbox: &Path, prefix: &str) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = std::fs::read_dir(outbox).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .find(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .and_then(|e| std::fs::read(e.path()).ok())
+        });
+        if let Some(bytes) = found {
+            return bytes;
+        }
+        assert!(Instant::now() < deadline, "no {prefix}… email in the outbox in 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -3,11 +3,10 @@
 //! link — opening it changes nothing, the button acts once, a forged link is refused. Screenshots
 //! go to `target/screenshots/`.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use leadflow_infra::dev::Running;
-use leadflow_tests::browser::{Browser, DESKTOP, PHONE};
+use leadflow_tests::browser::{Browser, DESKTOP, PHONE, wait_for_eml};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "browser-admin-token";
@@ -38,46 +37,14 @@ impl Stack {
         resp.json().await.expect("json")
     }
 
-    /// The assignment email's file, once it is in the outbox.
     async fn assignment_eml(&self, id: &str) -> Vec<u8> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(bytes) = find_eml(&self.running.outbox, &format!("assignment-{id}")) {
-                return bytes;
-            }
-            assert!(Instant::now() < deadline, "no assignment email for {id} in 20 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_eml(&self.running.outbox, &format!("assignment-{id}")).await
     }
 }
 
-fn find_eml(outbox: &Path, prefix: &str) -> Option<Vec<u8>> {
-    let entries = std::fs::read_dir(outbox).ok()?;
-    entries
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().starts_with(prefix))
-        .and_then(|e| std::fs::read(e.path()).ok())
-}
-
-/// The address of the link whose text is `label` on the open page, re-based on the running
-/// stack (the test configuration's public URL is a placeholder host).
-async fn link_on_page(browser: &Browser, label: &str, base: &str) -> String {
-    let script = format!(
-        "const a = [...document.querySelectorAll('a')].find(a => a.textContent.trim() === {label:?}); return a ? a.href : null;"
-    );
-    let url = browser.eval(&script).await;
-    let url = url.as_str().unwrap_or_else(|| panic!("no {label:?} link on the page"));
-    let path = url.split_once("/console/").map(|(_, rest)| rest).unwrap_or_else(|| panic!("{url}"));
-    format!("{base}/console/{path}")
-}
-
-/// The page lays out at the phone's width (it has a viewport tag; without one a phone shows a
-/// 980 px page shrunk) and nothing sticks out sideways.
+/// The page fits a phone's screen.
 async fn assert_fits(browser: &Browser, what: &str) {
-    let width = browser.eval("return window.innerWidth;").await;
-    assert_eq!(width, json!(PHONE.0), "{what} is laid out {width} px wide on a {} px phone", PHONE.0);
-    let (over, wide) = browser.overflow().await;
-    assert_eq!(over, 0, "{what} is wider than the {width} px viewport: {wide:?}");
+    browser.assert_fits(what, PHONE.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +71,7 @@ async fn a_rep_on_a_phone_reads_the_email_and_marks_the_lead_contacted_once() {
     browser.screenshot("assignment-email-phone").await;
 
     // "I've contacted them": the page asks first and changes nothing.
-    let contacted = link_on_page(&browser, "I've contacted them", &s.base).await;
+    let contacted = browser.link("I've contacted them", &s.base).await;
     browser.goto(&contacted).await;
     browser.wait_for_text("Mark this lead as contacted?").await;
     assert_fits(&browser, "the confirmation page").await;

@@ -33,11 +33,13 @@ async fn open(ports: &Arc<MemPorts>, method: &str, path: &str, form: Option<&str
         req = req.header("content-type", "application/x-www-form-urlencoded");
     }
     let req = req.body(Body::from(form.unwrap_or_default().to_string())).unwrap_or_default();
-    let resp =
-        leadflow_admin::console::public_router(Arc::clone(ports)).oneshot(req).await.unwrap_or_else(|e| match e {});
+    let resp = leadflow_admin::console::router(Arc::clone(ports), leadflow_admin::console::SignIn::NotSetUp)
+        .oneshot(req)
+        .await
+        .unwrap_or_else(|e| match e {});
     let status = resp.status();
     assert_eq!(resp.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
-    assert_eq!(resp.headers().get("referrer-policy").and_then(|v| v.to_str().ok()), Some("no-referrer"));
+    assert_eq!(resp.headers().get("referrer-policy").and_then(|v| v.to_str().ok()), Some("same-origin"));
     let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     Page { status, html: String::from_utf8_lossy(&bytes).into_owned() }
 }

@@ -33,10 +33,21 @@ pub struct Settings {
     pub validation: ValidationSettings,
     #[serde(default)]
     pub nurture: NurtureSettings,
+    #[serde(default)]
+    pub console: ConsoleSettings,
     /// Signs unsubscribe links. Never in a file: the loader fills it from the environment
     /// (`LEADFLOW_UNSUBSCRIBE_SECRET`) or, in the local stack, from the data folder.
     #[serde(skip)]
     pub unsubscribe_secret: String,
+}
+
+/// Who may use the console besides the reps, by email. A rep (by the email in the routing
+/// configuration) signs in as sales; on AWS the Cognito groups decide instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSettings {
+    pub admins: Vec<String>,
+    pub marketing: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -77,7 +77,7 @@ impl Templates {
             rep => context! { name => &rep.name, email => &rep.email },
             assignment => assignment,
             sla_due => local_time::in_words(assignment.sla_due_at, &rep.time_zone),
-            lead_url => format!("{base}/admin/leads/{}", lead.id),
+            lead_url => format!("{base}/console/leads/{}", lead.id),
             contacted_url => action_url(SalesAction::Contacted),
             not_a_fit_url => action_url(SalesAction::NotAFit),
         };
@@ -108,7 +108,7 @@ pub fn sla_breach_email(
         lead => LeadView::of(lead),
         rep => context! { name => &rep.name },
         new_owner => new_owner,
-        lead_url => format!("{}/admin/leads/{}", settings.public_url.trim_end_matches('/'), lead.id),
+        lead_url => format!("{}/console/leads/{}", settings.public_url.trim_end_matches('/'), lead.id),
     };
     let parts = [
         ("sla.subject", "Lead {{ lead.name }} was reassigned"),

@@ -234,6 +234,19 @@ impl CompiledRouting {
         self.reps.get(id).map(|(r, _)| r)
     }
 
+    /// Every rep, by name.
+    pub fn reps(&self) -> Vec<&Rep> {
+        let mut reps: Vec<&Rep> = self.reps.values().map(|(r, _)| r).collect();
+        reps.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        reps
+    }
+
+    /// The rep whose email this is, ignoring case.
+    pub fn rep_by_email(&self, email: &str) -> Option<&Rep> {
+        let email = email.trim();
+        self.reps.values().map(|(r, _)| r).find(|r| r.email.trim().eq_ignore_ascii_case(email))
+    }
+
     /// Decides who gets the lead. `cursor` is the matched team's stored cursor (ignored when no
     /// team matches); `loads` the open leads per rep.
     pub fn decide(

@@ -178,13 +178,13 @@ fn the_assignment_email_escapes_html_but_not_text() {
     assert!(!email.html.contains("<script"), "{}", email.html);
     assert!(email.html.contains("<p>Hi Anna Schmidt,</p>"), "the template's own markup stays: {}", email.html);
     // minijinja also escapes `/` (as `&#x2f;`), which browsers read back as `/`.
-    let href = format!("href=\"https://leads.acme.example/admin/leads/{}\"", lead.id);
+    let href = format!("href=\"https://leads.acme.example/console/leads/{}\"", lead.id);
     assert!(email.html.replace("&#x2f;", "/").contains(&href), "{}", email.html);
 
     assert!(email.text.contains(&format!("{XSS} is yours.")), "{}", email.text);
     assert!(email.text.contains("Score: 15.0"), "{}", email.text);
     assert!(
-        email.text.contains(&format!("https://leads.acme.example/admin/leads/{}", lead.id)),
+        email.text.contains(&format!("https://leads.acme.example/console/leads/{}", lead.id)),
         "one slash: {}",
         email.text
     );

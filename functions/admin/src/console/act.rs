@@ -30,7 +30,7 @@ struct ActForm {
 
 /// Why a link cannot be used, as a page.
 fn refused(status: StatusCode, heading: &str, lines: &[&str]) -> Response {
-    page(status, "act_result.html", json!({ "kind": "refused", "heading": heading, "lines": lines }))
+    page(status, "message.html", json!({ "kind": "refused", "heading": heading, "lines": lines }))
 }
 
 fn link_refused(e: &LinkError) -> Response {
@@ -137,11 +137,11 @@ pub async fn perform<P: Ports>(State(ports): State<Arc<P>>, Path(token): Path<St
                     vec![format!("{name} is marked lost, not a fit. Their nurture emails have stopped.")]
                 }
             };
-            page(StatusCode::OK, "act_result.html", json!({ "kind": "notice", "heading": "Done", "lines": lines }))
+            page(StatusCode::OK, "message.html", json!({ "kind": "notice", "heading": "Done", "lines": lines }))
         }
         Ok(_) => page(
             StatusCode::OK,
-            "act_result.html",
+            "message.html",
             json!({ "kind": "notice", "heading": "Already done", "lines": [format!("{name} was marked {} before.", sales::status_name(link.action.status()))] }),
         ),
         Err(MarkError::NotFound | MarkError::Erased) => {

@@ -1,24 +1,245 @@
 //! The console: server-rendered pages for sales and marketing, from the same router on Lambda
 //! and in `leadflow dev`. Templates live in `functions/admin/templates` and are compiled once;
 //! HTML is escaped by minijinja's auto-escaping, whatever a lead typed into a form.
+//!
+//! | route | who | what |
+//! |---|---|---|
+//! | `GET /console` | signed in | a rep's leads, or the home page |
+//! | `GET /console/sign-in`, `GET/POST /console/sign-in/code/{code}` | anybody | signing in |
+//! | `POST /console/sign-out` | signed in | signing out |
+//! | `POST /console/view-as` | admin | see the console as a rep does |
+//! | `GET /console/leads/mine` | a rep (or an admin viewing as one) | open leads, newest first |
+//! | `GET /console/leads/{id}` | the lead's rep, marketing, admin | the whole lead |
+//! | `POST /console/leads/{id}/status` | the lead's rep, admin | contacted, won, lost, with a note |
+//! | `GET/POST /console/act/{token}` | the link's holder | the assignment email's one-click actions |
+//!
+//! Every POST but the one-click actions (whose signed link is the credential) carries the
+//! session's CSRF token and must come from this origin.
 
 pub mod act;
+pub mod leads;
+pub mod session;
+pub mod sign_in;
 
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use chrono::Utc;
+use leadflow_core::config::CompiledConfig;
 use leadflow_core::ports::Ports;
 use minijinja::Environment;
-use serde::Serialize;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 use tracing::error;
 
-/// The console's routes that need no session: the assignment email's one-click actions carry
-/// their own signed credential.
-pub fn public_router<P: Ports>(ports: Arc<P>) -> Router {
-    Router::new().route("/console/act/{token}", get(act::confirm::<P>).post(act::perform::<P>)).with_state(ports)
+use session::{Role, Session};
+pub use sign_in::{LocalCodes, SignIn};
+
+/// What the console's handlers share.
+pub struct Console<P> {
+    pub ports: Arc<P>,
+    pub sign_in: SignIn,
+}
+
+/// Every console route. `sign_in` says how people sign in here.
+pub fn router<P: Ports>(ports: Arc<P>, sign_in: SignIn) -> Router {
+    let act = Router::new()
+        .route("/console/act/{token}", get(act::confirm::<P>).post(act::perform::<P>))
+        .with_state(Arc::clone(&ports));
+    Router::new()
+        .route("/console", get(home::<P>))
+        .route("/console/sign-in", get(sign_in::sign_in_page::<P>))
+        .route("/console/sign-in/code/{code}", get(sign_in::code_page::<P>).post(sign_in::redeem::<P>))
+        .route("/console/sign-out", post(sign_in::sign_out::<P>))
+        .route("/console/view-as", post(view_as::<P>))
+        .route("/console/leads/mine", get(leads::mine::<P>))
+        .route("/console/leads/{id}", get(leads::show::<P>))
+        .route("/console/leads/{id}/status", post(leads::mark::<P>))
+        .with_state(Arc::new(Console { ports, sign_in }))
+        .merge(act)
+}
+
+/// The session cookie is Secure when people reach this deployment over https.
+pub(crate) fn session_cookie_secure(config: &CompiledConfig) -> bool {
+    config.settings.public_url.trim_start().to_ascii_lowercase().starts_with("https://")
+}
+
+/// A signed-in person, with the CSRF token their forms carry. A request without a valid session
+/// is sent to sign in, and back to the page it asked for afterwards.
+pub struct Signed {
+    pub session: Session,
+    pub csrf: String,
+}
+
+impl<P: Ports> FromRequestParts<Arc<Console<P>>> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Arc<Console<P>>) -> Result<Self, Response> {
+        let config = console.ports.config();
+        let secret = &config.settings.unsubscribe_secret;
+        let cookies = parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
+        let opened = session::cookie_value(cookies).and_then(|v| session::open(secret, v, Utc::now()).ok());
+        let session = opened.and_then(|s| still_allowed(&config, s));
+        match session {
+            Some(session) => Ok(Signed { csrf: session::csrf_token(secret, &session), session }),
+            None => {
+                let back = if parts.method == Method::GET {
+                    parts.uri.path_and_query().map(|p| p.as_str().to_string())
+                } else {
+                    None
+                };
+                let next = sign_in::safe_next(back.as_deref());
+                Err(see_other(&format!("/console/sign-in?{}", query(&[("next", &next)]))))
+            }
+        }
+    }
+}
+
+/// The session as the configuration stands now: a person taken off the configuration loses the
+/// console at once, and a role changed there applies to the next page.
+fn still_allowed(config: &CompiledConfig, mut s: Session) -> Option<Session> {
+    if s.email == sign_in::LOCAL_ADMIN {
+        return Some(s);
+    }
+    let (role, rep) = session::person_of(config, &s.email)?;
+    s.role = role;
+    s.rep_id = rep;
+    if role != Role::Admin {
+        s.view_as = None;
+    }
+    Some(s)
+}
+
+#[derive(Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl Signed {
+    /// The form `body` holds, if it carries this session's CSRF token and comes from this origin;
+    /// else the page that says the form was refused.
+    pub fn form<T: DeserializeOwned + Default, P: Ports>(
+        &self,
+        ports: &P,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<T, Box<Response>> {
+        let token: CsrfField = serde_urlencoded::from_bytes(body).unwrap_or(CsrfField { csrf: String::new() });
+        let secret = ports.config().settings.unsubscribe_secret.clone();
+        if !sign_in::same_origin(headers) || !session::csrf_ok(&secret, &self.session, &token.csrf) {
+            return Err(Box::new(self.page(
+                StatusCode::FORBIDDEN,
+                "message.html",
+                json!({
+                    "kind": "refused",
+                    "heading": "This form was refused",
+                    "lines": ["It did not come from a Leadflow page of this sign-in. Go back, reload the page and try again."],
+                }),
+            )));
+        }
+        Ok(serde_urlencoded::from_bytes(body).unwrap_or_default())
+    }
+
+    /// A page for this person: the template also gets `me` (who, role, the rep acted as, the
+    /// CSRF token for its forms).
+    pub fn page(&self, status: StatusCode, template: &str, ctx: Value) -> Response {
+        let mut ctx = ctx;
+        if let Value::Object(map) = &mut ctx {
+            map.insert(
+                "me".into(),
+                json!({
+                    "email": self.session.email,
+                    "role": self.session.role.as_str(),
+                    "rep_id": self.session.rep_id,
+                    "view_as": self.session.view_as,
+                    "acting_rep": self.session.acting_rep(),
+                    "csrf": self.csrf,
+                }),
+            );
+        }
+        page(status, template, ctx)
+    }
+
+    /// The page a person sees where their role does not reach.
+    pub fn forbidden(&self, heading: &str, line: &str) -> Response {
+        self.page(
+            StatusCode::FORBIDDEN,
+            "message.html",
+            json!({ "kind": "refused", "heading": heading, "lines": [line] }),
+        )
+    }
+}
+
+/// `GET /console`: a rep (or an admin viewing as one) goes to their leads; anybody else gets
+/// the home page.
+async fn home<P: Ports>(State(console): State<Arc<Console<P>>>, signed: Signed) -> Response {
+    if signed.session.acting_rep().is_some() {
+        return see_other("/console/leads/mine");
+    }
+    let config = console.ports.config();
+    let reps: Vec<Value> =
+        config.routing.reps().iter().map(|r| json!({ "id": r.id, "name": r.name, "email": r.email })).collect();
+    signed.page(StatusCode::OK, "home.html", json!({ "reps": reps }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ViewAsForm {
+    #[serde(default)]
+    rep: String,
+}
+
+/// `POST /console/view-as`: an admin sees the console as a rep does (an empty rep: as
+/// themselves again).
+async fn view_as<P: Ports>(
+    State(console): State<Arc<Console<P>>>,
+    signed: Signed,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let form: ViewAsForm = match signed.form(&*console.ports, &headers, &body) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    if signed.session.role != Role::Admin {
+        return signed.forbidden("Only admins can view as a rep", "Your role does not include this.");
+    }
+    let rep = form.rep.trim();
+    let mut session = signed.session.clone();
+    if rep.is_empty() {
+        session.view_as = None;
+        return sign_in::with_session(&*console.ports, &session, see_other("/console"));
+    }
+    if console.ports.config().routing.rep(rep).is_none() {
+        return signed.page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "message.html",
+            json!({ "kind": "refused", "heading": "No such rep", "lines": ["Pick a rep from the list."] }),
+        );
+    }
+    session.view_as = Some(rep.to_string());
+    sign_in::with_session(&*console.ports, &session, see_other("/console/leads/mine"))
+}
+
+/// `303 See Other` to `location`: where a form's POST sends the browser next.
+pub(crate) fn see_other(location: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// A query string from pairs, encoded.
+pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
 
 fn templates() -> &'static Environment<'static> {
@@ -29,7 +250,12 @@ fn templates() -> &'static Environment<'static> {
         for (name, text) in [
             ("layout.html", include_str!("../../templates/layout.html")),
             ("act_confirm.html", include_str!("../../templates/act_confirm.html")),
-            ("act_result.html", include_str!("../../templates/act_result.html")),
+            ("message.html", include_str!("../../templates/message.html")),
+            ("sign_in.html", include_str!("../../templates/sign_in.html")),
+            ("sign_in_code.html", include_str!("../../templates/sign_in_code.html")),
+            ("home.html", include_str!("../../templates/home.html")),
+            ("my_leads.html", include_str!("../../templates/my_leads.html")),
+            ("lead.html", include_str!("../../templates/lead.html")),
         ] {
             if let Err(e) = env.add_template(name, text) {
                 // The templates ship inside the binary and are rendered by the tests: this is
@@ -42,8 +268,10 @@ fn templates() -> &'static Environment<'static> {
 }
 
 /// A page with the console's security headers: never cached (pages hold personal data and
-/// links hold credentials), never sent as a referrer, never framed, no script.
-pub(crate) fn page(status: StatusCode, template: &str, ctx: impl Serialize) -> Response {
+/// links hold credentials), never sent as a referrer to another site, never framed, no script.
+/// (`no-referrer` would also make a browser send `Origin: null` with this site's own forms,
+/// which the origin check refuses.)
+pub(crate) fn page(status: StatusCode, template: &str, ctx: impl serde::Serialize) -> Response {
     let rendered = templates().get_template(template).and_then(|t| t.render(ctx));
     let (status, body) = match rendered {
         Ok(html) => (status, html),
@@ -60,7 +288,7 @@ pub(crate) fn page(status: StatusCode, template: &str, ctx: impl Serialize) -> R
     for (name, value) in [
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
         (header::CACHE_CONTROL, "no-store"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (

@@ -1,0 +1,273 @@
+//! Who is signed in to the console: the session cookie, signed with HMAC-SHA256 so that it can
+//! be neither forged nor altered into another person or role, and the CSRF token every form
+//! carries, derived from the session so a page of another site cannot know it.
+//!
+//! Sessions and sign-in codes run on real time, not the deployment's clock: the local stack's
+//! `--clock-speed` demo would otherwise end a sign-in within seconds.
+//!
+//! The session is stateless: the cookie holds who, which role and until when. Signing out
+//! clears the cookie; a copy taken before then works until it expires, so sessions are short.
+
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use leadflow_core::config::CompiledConfig;
+use leadflow_core::model::RepId;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// How long a sign-in lasts: a working day.
+pub const SESSION_FOR: Duration = Duration::hours(12);
+
+/// The cookie's name.
+pub const COOKIE: &str = "leadflow_session";
+
+const MAC_BYTES: usize = 16;
+
+/// What a person may do in the console. Checked on the server by every handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A rep: their own leads.
+    Sales,
+    /// Campaigns, leads, reports, the suppression list.
+    Marketing,
+    /// Everything, and may view the console as any rep.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Sales => "sales",
+            Role::Marketing => "marketing",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A signed-in person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub email: String,
+    pub role: Role,
+    /// The rep this person is, when their email is a rep's.
+    pub rep_id: Option<RepId>,
+    /// An admin looking at the console as this rep sees.
+    #[serde(default)]
+    pub view_as: Option<RepId>,
+    pub expires_at: DateTime<Utc>,
+    /// Random per sign-in: the CSRF token is derived from it.
+    pub nonce: String,
+}
+
+impl Session {
+    /// The rep whose leads "My leads" shows: the one an admin views as, else the person's own.
+    pub fn acting_rep(&self) -> Option<&RepId> {
+        self.view_as.as_ref().or(self.rep_id.as_ref())
+    }
+
+    /// Whether this person may open a lead owned by `owner`: marketing and admins may open any;
+    /// a rep only their own.
+    pub fn may_open(&self, owner: Option<&str>) -> bool {
+        match self.role {
+            Role::Admin | Role::Marketing => true,
+            Role::Sales => owner.is_some_and(|o| self.rep_id.as_deref() == Some(o)),
+        }
+    }
+
+    /// Whether this person may mark a lead contacted, won or lost: its rep, or an admin.
+    pub fn may_work(&self, owner: Option<&str>) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Marketing => false,
+            Role::Sales => owner.is_some_and(|o| self.rep_id.as_deref() == Some(o)),
+        }
+    }
+}
+
+/// Who a console email is, by the configuration: an admin or marketer by `[console]` in
+/// `leadflow.toml`, else a rep by the routing configuration's email. `None`: nobody we know.
+pub fn person_of(config: &CompiledConfig, email: &str) -> Option<(Role, Option<RepId>)> {
+    let email = email.trim();
+    let rep = config.routing.rep_by_email(email).map(|r| r.id.clone());
+    let listed = |list: &[String]| list.iter().any(|e| e.trim().eq_ignore_ascii_case(email));
+    let console = &config.settings.console;
+    if listed(&console.admins) {
+        Some((Role::Admin, rep))
+    } else if listed(&console.marketing) {
+        Some((Role::Marketing, rep))
+    } else {
+        rep.map(|r| (Role::Sales, Some(r)))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("the session cookie is malformed")]
+    Malformed,
+    #[error("the session cookie's signature does not match")]
+    BadSignature,
+    #[error("the session expired")]
+    Expired,
+    #[error("no secret is configured to sign sessions with")]
+    NoSecret,
+}
+
+fn mac(secret: &str, purpose: &[u8], message: &[u8]) -> Result<HmacSha256, SessionError> {
+    if secret.is_empty() {
+        return Err(SessionError::NoSecret);
+    }
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).map_err(|_| SessionError::NoSecret)?;
+    // The secret also signs unsubscribe and one-click links: a purpose of its own keeps a value
+    // made for one from passing for another.
+    mac.update(purpose);
+    mac.update(message);
+    Ok(mac)
+}
+
+const SESSION_PURPOSE: &[u8] = b"leadflow-console-session-v1:";
+const CSRF_PURPOSE: &[u8] = b"leadflow-console-csrf-v1:";
+
+/// `<hex of the session's JSON>.<hex MAC>`: cookie-safe characters only.
+pub fn seal(secret: &str, session: &Session) -> Result<String, SessionError> {
+    let json = serde_json::to_vec(session).map_err(|_| SessionError::Malformed)?;
+    let tag = mac(secret, SESSION_PURPOSE, &json)?.finalize().into_bytes();
+    Ok(format!("{}.{}", hex::encode(&json), hex::encode(&tag[..MAC_BYTES])))
+}
+
+/// The session the cookie value holds, if it was sealed with `secret` and has not expired.
+pub fn open(secret: &str, value: &str, now: DateTime<Utc>) -> Result<Session, SessionError> {
+    let (body, tag) = value.split_once('.').ok_or(SessionError::Malformed)?;
+    let json = hex::decode(body).map_err(|_| SessionError::Malformed)?;
+    let tag = hex::decode(tag).map_err(|_| SessionError::Malformed)?;
+    if tag.len() != MAC_BYTES {
+        return Err(SessionError::Malformed);
+    }
+    mac(secret, SESSION_PURPOSE, &json)?.verify_truncated_left(&tag).map_err(|_| SessionError::BadSignature)?;
+    let session: Session = serde_json::from_slice(&json).map_err(|_| SessionError::Malformed)?;
+    if session.expires_at <= now {
+        return Err(SessionError::Expired);
+    }
+    Ok(session)
+}
+
+/// The token every console form posts back. Bound to the sign-in, so it changes with each.
+pub fn csrf_token(secret: &str, session: &Session) -> String {
+    match mac(secret, CSRF_PURPOSE, session.nonce.as_bytes()) {
+        Ok(m) => hex::encode(&m.finalize().into_bytes()[..MAC_BYTES]),
+        // No secret means no session could have been opened either.
+        Err(_) => String::new(),
+    }
+}
+
+/// Whether `given` is this session's CSRF token, compared in constant time.
+pub fn csrf_ok(secret: &str, session: &Session, given: &str) -> bool {
+    let Ok(given) = hex::decode(given.trim()) else { return false };
+    if given.len() != MAC_BYTES {
+        return false;
+    }
+    mac(secret, CSRF_PURPOSE, session.nonce.as_bytes()).is_ok_and(|m| m.verify_truncated_left(&given).is_ok())
+}
+
+/// A new session for a person who just signed in.
+pub fn start(email: &str, role: Role, rep_id: Option<RepId>, now: DateTime<Utc>) -> Session {
+    let nonce: [u8; 16] = rand::random();
+    Session {
+        email: email.trim().to_ascii_lowercase(),
+        role,
+        rep_id,
+        view_as: None,
+        expires_at: now + SESSION_FOR,
+        nonce: hex::encode(nonce),
+    }
+}
+
+/// The `Set-Cookie` value that keeps `sealed` for the session's life: HttpOnly (no script reads
+/// it), SameSite=Lax (another site's form posts without it), Secure over https.
+pub fn set_cookie(sealed: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    let max_age = SESSION_FOR.num_seconds();
+    format!("{COOKIE}={sealed}; Path=/console; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+/// The `Set-Cookie` value that signs out.
+pub fn clear_cookie(secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+}
+
+/// The session cookie's value among a request's `Cookie` headers.
+pub fn cookie_value<'a>(headers: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    headers
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(now: DateTime<Utc>) -> Session {
+        start("Ben@Acme.example", Role::Sales, Some("ben".into()), now)
+    }
+
+    #[test]
+    fn a_sealed_session_opens_until_it_expires() {
+        let now = Utc::now();
+        let s = session(now);
+        let sealed = seal("k", &s).unwrap_or_default();
+        assert_eq!(open("k", &sealed, now), Ok(s.clone()));
+        assert_eq!(s.email, "ben@acme.example");
+        assert_eq!(open("k", &sealed, now + SESSION_FOR), Err(SessionError::Expired));
+        assert_eq!(open("other", &sealed, now), Err(SessionError::BadSignature));
+    }
+
+    #[test]
+    fn an_altered_session_is_refused() {
+        let now = Utc::now();
+        let mut s = session(now);
+        let sealed = seal("k", &s).unwrap_or_default();
+        let (_, tag) = sealed.split_once('.').unwrap_or_default();
+        s.role = Role::Admin;
+        let json = serde_json::to_vec(&s).unwrap_or_default();
+        let forged = format!("{}.{tag}", hex::encode(json));
+        assert_eq!(open("k", &forged, now), Err(SessionError::BadSignature));
+        assert_eq!(open("k", "zz.zz", now), Err(SessionError::Malformed));
+        assert_eq!(open("", &sealed, now), Err(SessionError::NoSecret));
+    }
+
+    #[test]
+    fn the_csrf_token_belongs_to_one_sign_in() {
+        let now = Utc::now();
+        let a = session(now);
+        let b = session(now);
+        let token = csrf_token("k", &a);
+        assert!(csrf_ok("k", &a, &token));
+        assert!(!csrf_ok("k", &b, &token));
+        assert!(!csrf_ok("other", &a, &token));
+        assert!(!csrf_ok("k", &a, ""));
+    }
+
+    #[test]
+    fn reps_open_and_work_only_their_own_leads() {
+        let rep = session(Utc::now());
+        assert!(rep.may_open(Some("ben")) && rep.may_work(Some("ben")));
+        assert!(!rep.may_open(Some("anna")) && !rep.may_work(Some("anna")) && !rep.may_open(None));
+        let marketer = start("m@x", Role::Marketing, None, Utc::now());
+        assert!(marketer.may_open(Some("anna")) && !marketer.may_work(Some("anna")));
+        let admin = start("a@x", Role::Admin, None, Utc::now());
+        assert!(admin.may_open(None) && admin.may_work(Some("anna")));
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let headers = ["a=1; leadflow_session=abc.def", "b=2"];
+        assert_eq!(cookie_value(headers.iter().copied()), Some("abc.def"));
+        assert_eq!(cookie_value(["leadflow_session="].iter().copied()), None);
+    }
+}

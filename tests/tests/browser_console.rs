@@ -1,0 +1,169 @@
+//! The console in a real browser (headless Chromium over WebDriver), against the running local
+//! stack: a rep follows "Open the lead" from the real assignment `.eml`, is sent to sign in and
+//! back, reads the score's reasons, marks the lead contacted with a note — and the SLA no longer
+//! moves that lead, while it still moves one nobody marked. The rep's pages at 375 × 812 and at
+//! desktop width, with nothing cut off. Screenshots go to `target/screenshots/`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use leadflow_core::ports::{Adapters, ConfigHandle};
+use leadflow_infra::dev::Running;
+use leadflow_memory::{MemoryQueue, RecordingBus, RecordingMailer, SettableClock};
+use leadflow_tests::browser::{Browser, DESKTOP, PHONE, wait_for_eml};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "browser-console-token";
+
+struct Stack {
+    running: Running,
+    base: String,
+    http: reqwest::Client,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn post_lead(&self, lead: &Value) -> String {
+        let resp = self.http.post(format!("{}/leads", self.base)).json(lead).send().await.expect("capture answers");
+        let body: Value = resp.json().await.expect("json");
+        body["lead_id"].as_str().expect("lead id").to_string()
+    }
+
+    async fn lead(&self, id: &str) -> Value {
+        let resp =
+            self.http.get(format!("{}/admin/leads/{id}", self.base)).bearer_auth(TOKEN).send().await.expect("admin");
+        resp.json().await.expect("json")
+    }
+
+    /// A one-time sign-in link, as `leadflow console link --as <email> --next <next>` prints it.
+    async fn sign_in_link(&self, email: &str, next: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/dev/sign-in-link", self.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "email": email, "next": next }))
+            .send()
+            .await
+            .expect("link answers");
+        let body: Value = resp.json().await.expect("json");
+        body["url"].as_str().unwrap_or_else(|| panic!("no link: {body}")).to_string()
+    }
+
+    /// The "Open the lead" address in the lead's assignment email, on this stack.
+    async fn open_the_lead_link(&self, browser: &Browser, id: &str) -> String {
+        let eml = wait_for_eml(&self.running.outbox, &format!("assignment-{id}")).await;
+        let message = mail_parser::MessageParser::default().parse(&eml).expect("the .eml parses");
+        let html = message.body_html(0).expect("an HTML part").into_owned();
+        let file = self.dir.path().join(format!("assignment-{id}.html"));
+        std::fs::write(&file, &html).expect("write the email's HTML");
+        browser.goto(&format!("file://{}", file.display())).await;
+        browser.link("Open the lead", &self.base).await
+    }
+
+    fn activities(lead: &Value, kind: &str) -> usize {
+        lead["activities"].as_array().map_or(0, |a| a.iter().filter(|x| x["kind"] == kind).count())
+    }
+}
+
+fn qualified(email: &str, first_name: &str) -> Value {
+    json!({"email": email, "first_name": first_name, "last_name": "Lima", "company": "Initech",
+           "job_title": "CTO", "country": "US", "phone": "+1 212 555 0100"})
+}
+
+/// Five hours from now on the same store: the nurture tick (which hands SLA breaches to route) and
+/// route itself, run on a clock past every lead's 4-hour SLA.
+async fn five_hours_later(running: &Running) -> usize {
+    let later = Arc::new(Adapters {
+        store: running.ports.store.clone(),
+        queue: MemoryQueue::new(),
+        mailer: RecordingMailer::new(),
+        bus: RecordingBus::new(),
+        clock: SettableClock::at(Utc::now() + chrono::Duration::hours(5)),
+        config: ConfigHandle::new(leadflow_tests::test_config()),
+    });
+    let report = leadflow_nurture::tick(&*later, 100).await.expect("the tick runs");
+    leadflow_tests::harness::pipeline(&later).await;
+    report.sla_breaches
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_opens_the_lead_from_the_email_signs_in_and_marks_it_contacted() {
+    let (running, dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_secs(1)).await;
+    let base = format!("http://{}", running.addr);
+    let s = Stack { running, base, http: reqwest::Client::new(), dir };
+    let browser = Browser::start(PHONE).await;
+
+    // The americas team is Carla alone: both leads are hers.
+    let worked = s.post_lead(&qualified("lee@globex.com", "Lee")).await;
+    let ignored = s.post_lead(&qualified("kim@initech.com", "Kim")).await;
+    let open = s.open_the_lead_link(&browser, &worked).await;
+    wait_for_eml(&s.running.outbox, &format!("assignment-{ignored}")).await;
+    assert!(open.ends_with(&format!("/console/leads/{worked}")), "{open}");
+
+    // Signed out: the link leads to sign-in, which remembers where she was going.
+    browser.goto(&open).await;
+    browser.wait_for_text("Sign in to Leadflow").await;
+    assert!(browser.url().await.contains(&format!("next=%2Fconsole%2Fleads%2F{worked}")));
+    browser.assert_fits("the sign-in page", PHONE.0).await;
+    browser.screenshot("console-sign-in-phone").await;
+
+    let link = s.sign_in_link("carla@acme.example", &format!("/console/leads/{worked}")).await;
+    browser.goto(&link).await;
+    browser.wait_for_text("Sign in as carla@acme.example").await;
+    browser.assert_fits("the sign-in link's page", PHONE.0).await;
+    browser.press("Sign in").await;
+
+    // Back on the lead: contact, the score's every reason, why her.
+    let text = browser.wait_for_text("Why Carla Diaz").await;
+    assert!(text.contains("Lee Lima") && text.contains("+1 212-555-0100"), "{text}");
+    assert!(text.contains("Writes from a company address"), "the score's reasons: {text}");
+    assert!(text.contains("Contact by") && text.contains("left"), "the SLA in words: {text}");
+    let tel = browser.eval("return document.querySelector('a[href^=\"tel:\"]').getAttribute('href');").await;
+    assert_eq!(tel, json!("tel:+12125550100"));
+    browser.assert_fits("the lead page", PHONE.0).await;
+    browser.screenshot("console-lead-phone").await;
+
+    browser.eval("document.getElementById('note').value = 'Called: demo on Friday'; return null;").await;
+    browser.press("I've contacted them").await;
+    let text = browser.wait_for_text("Marked contacted").await;
+    assert!(text.contains("Called: demo on Friday"), "the note is on the trail: {text}");
+    assert!(!text.contains("Contact by"), "the SLA clock stopped: {text}");
+    browser.assert_fits("the lead page after the change", PHONE.0).await;
+    browser.screenshot("console-lead-contacted-phone").await;
+    assert_eq!(s.lead(&worked).await["status"], "contacted");
+
+    // My leads: both, newest first; the one she has not worked shows its SLA.
+    browser.goto(&format!("{}/console/leads/mine", s.base)).await;
+    let text = browser.wait_for_text("My leads").await;
+    let (kim, lee) = (text.find("Kim Lima"), text.find("Lee Lima"));
+    assert!(kim.is_some() && lee.is_some() && kim < lee, "newest first: {text}");
+    assert!(text.contains("left"), "the unworked lead's SLA: {text}");
+    browser.assert_fits("my leads", PHONE.0).await;
+    browser.screenshot("console-my-leads-phone").await;
+    browser.close().await;
+
+    // Past the SLA: the lead she marked stays hers; the other moves on.
+    assert_eq!(five_hours_later(&s.running).await, 1, "only the unworked lead breaches");
+    let worked_now = s.lead(&worked).await;
+    assert_eq!(worked_now["owner"]["rep_id"], "carla");
+    assert_eq!(Stack::activities(&worked_now, "sla_breached"), 0, "{worked_now}");
+    let ignored_now = s.lead(&ignored).await;
+    assert_eq!(Stack::activities(&ignored_now, "sla_breached"), 1, "{ignored_now}");
+    assert_ne!(ignored_now["owner"]["rep_id"], "carla");
+
+    // The same pages on a desktop.
+    let desktop = Browser::start(DESKTOP).await;
+    let link = s.sign_in_link("carla@acme.example", &format!("/console/leads/{worked}")).await;
+    desktop.goto(&link).await;
+    desktop.press("Sign in").await;
+    desktop.wait_for_text("Why Carla Diaz").await;
+    desktop.assert_fits("the lead page", DESKTOP.0).await;
+    desktop.screenshot("console-lead-desktop").await;
+    desktop.goto(&format!("{}/console/leads/mine", s.base)).await;
+    desktop.wait_for_text("My leads").await;
+    desktop.assert_fits("my leads", DESKTOP.0).await;
+    desktop.screenshot("console-my-leads-desktop").await;
+    desktop.close().await;
+    s.running.shutdown().await;
+}

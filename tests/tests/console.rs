@@ -1,0 +1,256 @@
+//! The console over HTTP, against the running local stack: sign-in with one-time links, the
+//! session cookie, CSRF, and the roles enforced on the server (a rep opens only their own leads,
+//! a marketer reads but does not mark, a signed-out browser goes to sign-in and back).
+
+use std::time::{Duration, Instant};
+
+use leadflow_infra::dev::Running;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "console-admin-token";
+
+struct Stack {
+    running: Running,
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn stack() -> Stack {
+    let (running, dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_secs(1)).await;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    Stack { running, base, http, _dir: dir }
+}
+
+/// A browser's session: the cookie it was given.
+struct Person {
+    cookie: String,
+}
+
+/// A lead good enough for sales (a CTO with a company address), so that it is assigned.
+fn qualified(email: &str, first_name: &str, country: &str) -> Value {
+    json!({"email": email, "first_name": first_name, "last_name": "Tester", "company": "Initech",
+           "job_title": "CTO", "country": country, "phone": "+1 212 555 0100"})
+}
+
+impl Stack {
+    async fn post_lead(&self, lead: &Value) -> String {
+        let resp = self.http.post(format!("{}/leads", self.base)).json(lead).send().await.expect("capture answers");
+        let body: Value = resp.json().await.expect("json");
+        body["lead_id"].as_str().expect("lead id").to_string()
+    }
+
+    async fn lead(&self, id: &str) -> Value {
+        let resp =
+            self.http.get(format!("{}/admin/leads/{id}", self.base)).bearer_auth(TOKEN).send().await.expect("admin");
+        resp.json().await.expect("json")
+    }
+
+    /// Waits until the lead is assigned; answers its owner.
+    async fn owner(&self, id: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let lead = self.lead(id).await;
+            if let Some(rep) = lead["owner"]["rep_id"].as_str() {
+                return rep.to_string();
+            }
+            assert!(Instant::now() < deadline, "lead {id} was not assigned in 20 s: {lead}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn link(&self, email: Option<&str>, next: Option<&str>) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/dev/sign-in-link", self.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "email": email, "next": next }))
+            .send()
+            .await
+            .expect("link answers");
+        (resp.status(), resp.json().await.expect("json"))
+    }
+
+    /// Signs `email` in through a one-time link, as a browser would: the link's page, then its
+    /// button.
+    async fn sign_in(&self, email: &str) -> Person {
+        let (status, link) = self.link(Some(email), None).await;
+        assert_eq!(status, StatusCode::OK, "{link}");
+        let url = link["url"].as_str().expect("url");
+        let shown = self.http.get(url).send().await.expect("code page");
+        assert_eq!(shown.status(), StatusCode::OK);
+        assert!(shown.headers().get(SET_COOKIE).is_none(), "opening the link does not sign in");
+        let path = url.split('?').next().expect("path");
+        let resp = self.http.post(path).form(&[("next", "/console")]).send().await.expect("redeem");
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        let cookie = resp.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()).expect("a session cookie");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+        Person { cookie: cookie.split(';').next().expect("name=value").to_string() }
+    }
+
+    async fn get(&self, who: &Person, path: &str) -> (StatusCode, String) {
+        let resp =
+            self.http.get(format!("{}{path}", self.base)).header(COOKIE, &who.cookie).send().await.expect("page");
+        (resp.status(), resp.text().await.expect("text"))
+    }
+
+    /// The CSRF token on a page the person was shown.
+    fn csrf(page: &str) -> String {
+        let at = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+        page[at..].split('"').next().expect("token").to_string()
+    }
+
+    async fn post(&self, who: &Person, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.post(format!("{}{path}", self.base)).header(COOKIE, &who.cookie).form(form);
+        if let Some(o) = origin {
+            req = req.header(ORIGIN, o);
+        }
+        req.send().await.expect("post")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_out_browser_signs_in_once_and_lands_on_the_page_it_asked_for() {
+    let s = stack().await;
+    let id = s.post_lead(&qualified("lee@globex.com", "Lee", "US")).await;
+    assert_eq!(s.owner(&id).await, "carla");
+
+    let page = format!("/console/leads/{id}");
+    let resp = s.http.get(format!("{}{page}", s.base)).send().await.expect("page");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).expect("location").to_string();
+    assert_eq!(to, format!("/console/sign-in?next=%2Fconsole%2Fleads%2F{id}"));
+    let sign_in = s.http.get(format!("{}{to}", s.base)).send().await.expect("sign-in page");
+    assert!(sign_in.text().await.expect("text").contains("leadflow console link --as"));
+
+    let (_, link) = s.link(Some("Carla@Acme.example"), Some(&page)).await;
+    assert_eq!(link["role"], "sales");
+    let url = link["url"].as_str().expect("url");
+    let (path, query) = url.split_once('?').expect("a next");
+    assert!(query.contains("next="), "{url}");
+    // The button posts the `next` its page carries.
+    let resp = s.http.post(path).form(&[("next", page.as_str())]).send().await.expect("redeem");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()), Some(page.as_str()));
+    let cookie = resp.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()).expect("cookie");
+    let carla = Person { cookie: cookie.split(';').next().expect("pair").to_string() };
+    let (status, html) = s.get(&carla, &page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Lee") && html.contains("Why Carla Diaz"), "{html}");
+
+    // The code worked once.
+    let again = s.http.post(path).form(&[("next", "/console")]).send().await.expect("redeem again");
+    assert_eq!(again.status(), StatusCode::FORBIDDEN);
+    assert!(again.headers().get(SET_COOKIE).is_none());
+    assert!(again.text().await.expect("text").contains("used already"));
+
+    // An address nobody configured gets no link; a forged cookie is no session.
+    let (status, err) = s.link(Some("stranger@evil.example"), None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["field"], "email");
+    let forged = Person { cookie: format!("{}0", carla.cookie) };
+    let (status, _) = s.get(&forged, &page).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_enforced_on_the_server_and_every_form_needs_its_csrf_token() {
+    let s = stack().await;
+    let carlas = s.post_lead(&qualified("kim@initech.com", "<script>alert(1)</script>", "US")).await;
+    let others = s.post_lead(&qualified("ola@acme.de", "Ola", "DE")).await;
+    assert_eq!(s.owner(&carlas).await, "carla");
+    let other_rep = s.owner(&others).await;
+    assert_ne!(other_rep, "carla");
+
+    let carla = s.sign_in("carla@acme.example").await;
+    // Another rep's lead: refused, whatever the buttons show.
+    let (status, html) = s.get(&carla, &format!("/console/leads/{others}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("This lead is not yours") && !html.contains("ola@acme.de"), "{html}");
+    let (_, own) = s.get(&carla, &format!("/console/leads/{carlas}")).await;
+    let token = Stack::csrf(&own);
+    let resp =
+        s.post(&carla, &format!("/console/leads/{others}/status"), &[("csrf", &token), ("status", "lost")], None).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(s.lead(&others).await["status"], "new");
+
+    // Lead data is escaped on her pages.
+    assert!(own.contains("&lt;script&gt;") && !own.contains("<script>alert"), "lead page escapes");
+    let (_, mine) = s.get(&carla, "/console/leads/mine").await;
+    assert!(mine.contains("&lt;script&gt;") && !mine.contains("<script>alert"), "my leads escapes");
+    assert!(mine.contains(&carlas) && !mine.contains(&others), "my leads lists her leads only");
+
+    // Without the token, with another session's token, or from another origin: refused.
+    let path = format!("/console/leads/{carlas}/status");
+    let resp = s.post(&carla, &path, &[("status", "contacted")], None).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let other_session = s.sign_in("carla@acme.example").await;
+    let (_, page2) = s.get(&other_session, &format!("/console/leads/{carlas}")).await;
+    let resp = s.post(&carla, &path, &[("csrf", &Stack::csrf(&page2)), ("status", "contacted")], None).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = s.post(&carla, &path, &[("csrf", &token), ("status", "contacted")], Some("http://evil.example")).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(s.lead(&carlas).await["status"], "new", "nothing refused changed the lead");
+
+    // A note over the limit is told next to the field, and nothing changes.
+    let long = "x".repeat(2_001);
+    let resp =
+        s.post(&carla, &path, &[("csrf", &token), ("status", "contacted"), ("note", &long)], Some(&s.base)).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().await.expect("text").contains("id=\"note-error\">A note may be at most 2000 characters."));
+    assert_eq!(s.lead(&carlas).await["status"], "new");
+
+    // Her own, with the token from her page: marked, with the note on the trail.
+    let resp = s
+        .post(
+            &carla,
+            &path,
+            &[("csrf", &token), ("status", "contacted"), ("note", "Called, demo on Friday")],
+            Some(&s.base),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let lead = s.lead(&carlas).await;
+    assert_eq!(lead["status"], "contacted");
+    let entry = lead["activities"].as_array().and_then(|a| a.iter().find(|x| x["kind"] == "status_changed").cloned());
+    let entry = entry.expect("a status entry");
+    assert_eq!((entry["by"].as_str(), entry["note"].as_str()), (Some("carla"), Some("Called, demo on Friday")));
+    let (_, shown) = s.get(&carla, &format!("/console/leads/{carlas}?done=contacted")).await;
+    assert!(shown.contains("Marked contacted") && shown.contains("Called, demo on Friday"), "{shown}");
+
+    // A marketer reads any lead but marks none.
+    let maria = s.sign_in("maria@acme.example").await;
+    let (status, html) = s.get(&maria, &format!("/console/leads/{others}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Marketing can read leads"));
+    let resp = s
+        .post(
+            &maria,
+            &format!("/console/leads/{others}/status"),
+            &[("csrf", &Stack::csrf(&html)), ("status", "won")],
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(s.lead(&others).await["status"], "new");
+    let (status, _) = s.get(&maria, "/console/leads/mine").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a marketer has no leads of her own");
+    let resp = s.post(&maria, "/console/view-as", &[("csrf", &Stack::csrf(&html)), ("rep", "carla")], None).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN, "only admins view as a rep");
+
+    // An admin views the console as the other rep and sees that rep's lead.
+    let boss = s.sign_in("boss@acme.example").await;
+    let (_, home) = s.get(&boss, "/console").await;
+    let resp = s.post(&boss, "/console/view-as", &[("csrf", &Stack::csrf(&home)), ("rep", &other_rep)], None).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = resp.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()).expect("cookie");
+    let boss_as_rep = Person { cookie: cookie.split(';').next().expect("pair").to_string() };
+    let (status, mine) = s.get(&boss_as_rep, "/console/leads/mine").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(mine.contains(&others) && !mine.contains(&carlas) && mine.contains("viewing as"), "{mine}");
+    s.running.shutdown().await;
+}
