@@ -1,19 +1,30 @@
 //! The admin function on Lambda. API Gateway authorizes every `/admin` request with IAM before it
-//! gets here, so that router does no authorization of its own; the console's one-click actions
-//! are public routes whose signed link is the credential.
+//! gets here, so that router does no authorization of its own. The console's pages are public at
+//! the gateway and check their own session, signed in through the deployment's Cognito user pool;
+//! its one-click actions carry their signed link as the credential.
 
 use std::sync::Arc;
 
 use leadflow_admin::AdminAuth;
+use leadflow_admin::console::SignIn;
+use leadflow_admin::console::cognito::{Cognito, CognitoSettings};
 use leadflow_aws::lambda::{init_tracing, ports_from_env_with_secret};
+use leadflow_core::ports::Ports;
+use tracing::warn;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let ports = Arc::new(ports_from_env_with_secret(&[]).await?);
+    let public_url = ports.config().settings.public_url.clone();
+    let sign_in = match CognitoSettings::from_env(|name| std::env::var(name).ok(), &public_url) {
+        Some(settings) => SignIn::Cognito(Arc::new(Cognito::new(settings))),
+        None => {
+            warn!("no LEADFLOW_COGNITO_* settings: the console cannot sign anybody in");
+            SignIn::NotSetUp
+        }
+    };
     let app = leadflow_admin::router(Arc::clone(&ports), AdminAuth::Upstream)
-        // Console sign-in on AWS (the Cognito user pool) is not built yet: its pages say so, and
-        // the one-click actions work, their signed link being the credential.
-        .merge(leadflow_admin::console::router(ports, leadflow_admin::console::SignIn::NotSetUp));
+        .merge(leadflow_admin::console::router(ports, sign_in));
     lambda_http::run(app).await
 }

@@ -17,6 +17,8 @@
 //! session's CSRF token and must come from this origin.
 
 pub mod act;
+#[cfg(feature = "cognito")]
+pub mod cognito;
 pub mod leads;
 pub mod session;
 pub mod sign_in;
@@ -52,17 +54,34 @@ pub fn router<P: Ports>(ports: Arc<P>, sign_in: SignIn) -> Router {
     let act = Router::new()
         .route("/console/act/{token}", get(act::confirm::<P>).post(act::perform::<P>))
         .with_state(Arc::clone(&ports));
+    let console = Arc::new(Console { ports, sign_in });
     Router::new()
         .route("/console", get(home::<P>))
         .route("/console/sign-in", get(sign_in::sign_in_page::<P>))
         .route("/console/sign-in/code/{code}", get(sign_in::code_page::<P>).post(sign_in::redeem::<P>))
         .route("/console/sign-out", post(sign_in::sign_out::<P>))
+        .route("/console/signed-out", get(sign_in::signed_out_page))
         .route("/console/view-as", post(view_as::<P>))
         .route("/console/leads/mine", get(leads::mine::<P>))
         .route("/console/leads/{id}", get(leads::show::<P>))
         .route("/console/leads/{id}/status", post(leads::mark::<P>))
-        .with_state(Arc::new(Console { ports, sign_in }))
+        .with_state(Arc::clone(&console))
         .merge(act)
+        .merge(auth_routes(console))
+}
+
+/// Cognito's callback and the refresh of a session that ended.
+#[cfg(feature = "cognito")]
+fn auth_routes<P: Ports>(console: Arc<Console<P>>) -> Router {
+    Router::new()
+        .route("/console/auth/callback", get(cognito::callback::<P>))
+        .route("/console/auth/refresh", get(cognito::refresh::<P>))
+        .with_state(console)
+}
+
+#[cfg(not(feature = "cognito"))]
+fn auth_routes<P: Ports>(_: Arc<Console<P>>) -> Router {
+    Router::new()
 }
 
 /// The session cookie is Secure when people reach this deployment over https.
@@ -85,27 +104,34 @@ impl<P: Ports> FromRequestParts<Arc<Console<P>>> for Signed {
         let secret = &config.settings.unsubscribe_secret;
         let cookies = parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
         let opened = session::cookie_value(cookies).and_then(|v| session::open(secret, v, Utc::now()).ok());
-        let session = opened.and_then(|s| still_allowed(&config, s));
+        let local = matches!(console.sign_in, SignIn::Local(_));
+        let session = opened.and_then(|s| still_allowed(&config, s, local));
         match session {
             Some(session) => Ok(Signed { csrf: session::csrf_token(secret, &session), session }),
             None => {
-                let back = if parts.method == Method::GET {
-                    parts.uri.path_and_query().map(|p| p.as_str().to_string())
-                } else {
-                    None
-                };
+                let get = parts.method == Method::GET;
+                let back = if get { parts.uri.path_and_query().map(|p| p.as_str().to_string()) } else { None };
                 let next = sign_in::safe_next(back.as_deref());
+                #[cfg(feature = "cognito")]
+                if get && matches!(console.sign_in, SignIn::Cognito(_)) && cognito::can_refresh(&parts.headers) {
+                    return Err(see_other(&format!("/console/auth/refresh?{}", query(&[("next", &next)]))));
+                }
                 Err(see_other(&format!("/console/sign-in?{}", query(&[("next", &next)]))))
             }
         }
     }
 }
 
-/// The session as the configuration stands now: a person taken off the configuration loses the
-/// console at once, and a role changed there applies to the next page.
-fn still_allowed(config: &CompiledConfig, mut s: Session) -> Option<Session> {
+/// The session as the configuration stands now. Locally, where the configuration gives the
+/// roles, a person taken off it loses the console at once and a changed role applies to the
+/// next page; with a user pool, the groups gave the role at sign-in and the rep follows the email.
+fn still_allowed(config: &CompiledConfig, mut s: Session, local: bool) -> Option<Session> {
     if s.email == sign_in::LOCAL_ADMIN {
-        return Some(s);
+        return local.then_some(s);
+    }
+    if !local {
+        s.rep_id = config.routing.rep_by_email(&s.email).map(|r| r.id.clone());
+        return (s.role != Role::Sales || s.rep_id.is_some()).then_some(s);
     }
     let (role, rep) = session::person_of(config, &s.email)?;
     s.role = role;
@@ -253,6 +279,7 @@ fn templates() -> &'static Environment<'static> {
             ("message.html", include_str!("../../templates/message.html")),
             ("sign_in.html", include_str!("../../templates/sign_in.html")),
             ("sign_in_code.html", include_str!("../../templates/sign_in_code.html")),
+            ("signed_out.html", include_str!("../../templates/signed_out.html")),
             ("home.html", include_str!("../../templates/home.html")),
             ("my_leads.html", include_str!("../../templates/my_leads.html")),
             ("lead.html", include_str!("../../templates/lead.html")),

@@ -128,29 +128,41 @@ fn mac(secret: &str, purpose: &[u8], message: &[u8]) -> Result<HmacSha256, Sessi
 }
 
 const SESSION_PURPOSE: &[u8] = b"leadflow-console-session-v1:";
+/// What a sign-in through Cognito carries from its start to its callback (PKCE, state).
+pub const OAUTH_PURPOSE: &[u8] = b"leadflow-console-oauth-v1:";
 const CSRF_PURPOSE: &[u8] = b"leadflow-console-csrf-v1:";
 
 /// `<hex of the session's JSON>.<hex MAC>`: cookie-safe characters only.
 pub fn seal(secret: &str, session: &Session) -> Result<String, SessionError> {
-    let json = serde_json::to_vec(session).map_err(|_| SessionError::Malformed)?;
-    let tag = mac(secret, SESSION_PURPOSE, &json)?.finalize().into_bytes();
-    Ok(format!("{}.{}", hex::encode(&json), hex::encode(&tag[..MAC_BYTES])))
+    seal_json(secret, SESSION_PURPOSE, session)
 }
 
 /// The session the cookie value holds, if it was sealed with `secret` and has not expired.
 pub fn open(secret: &str, value: &str, now: DateTime<Utc>) -> Result<Session, SessionError> {
+    let session: Session = open_json(secret, SESSION_PURPOSE, value)?;
+    if session.expires_at <= now {
+        return Err(SessionError::Expired);
+    }
+    Ok(session)
+}
+
+/// Any value as `<hex of its JSON>.<hex MAC>`, signed for `purpose`.
+pub fn seal_json<T: Serialize>(secret: &str, purpose: &[u8], value: &T) -> Result<String, SessionError> {
+    let json = serde_json::to_vec(value).map_err(|_| SessionError::Malformed)?;
+    let tag = mac(secret, purpose, &json)?.finalize().into_bytes();
+    Ok(format!("{}.{}", hex::encode(&json), hex::encode(&tag[..MAC_BYTES])))
+}
+
+/// The value [`seal_json`] sealed for `purpose` with `secret`; the signature is checked first.
+pub fn open_json<T: serde::de::DeserializeOwned>(secret: &str, purpose: &[u8], value: &str) -> Result<T, SessionError> {
     let (body, tag) = value.split_once('.').ok_or(SessionError::Malformed)?;
     let json = hex::decode(body).map_err(|_| SessionError::Malformed)?;
     let tag = hex::decode(tag).map_err(|_| SessionError::Malformed)?;
     if tag.len() != MAC_BYTES {
         return Err(SessionError::Malformed);
     }
-    mac(secret, SESSION_PURPOSE, &json)?.verify_truncated_left(&tag).map_err(|_| SessionError::BadSignature)?;
-    let session: Session = serde_json::from_slice(&json).map_err(|_| SessionError::Malformed)?;
-    if session.expires_at <= now {
-        return Err(SessionError::Expired);
-    }
-    Ok(session)
+    mac(secret, purpose, &json)?.verify_truncated_left(&tag).map_err(|_| SessionError::BadSignature)?;
+    serde_json::from_slice(&json).map_err(|_| SessionError::Malformed)
 }
 
 /// The token every console form posts back. Bound to the sign-in, so it changes with each.
@@ -187,25 +199,47 @@ pub fn start(email: &str, role: Role, rep_id: Option<RepId>, now: DateTime<Utc>)
 /// The `Set-Cookie` value that keeps `sealed` for the session's life: HttpOnly (no script reads
 /// it), SameSite=Lax (another site's form posts without it), Secure over https.
 pub fn set_cookie(sealed: &str, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    let max_age = SESSION_FOR.num_seconds();
-    format!("{COOKIE}={sealed}; Path=/console; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    cookie(COOKIE, sealed, SESSION_FOR.num_seconds(), secure)
 }
 
 /// The `Set-Cookie` value that signs out.
 pub fn clear_cookie(secure: bool) -> String {
+    cookie(COOKIE, "", 0, secure)
+}
+
+/// A console cookie: `name=value` for `max_age` seconds (0 deletes it).
+pub fn cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+    format!("{name}={value}; Path=/console; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
 /// The session cookie's value among a request's `Cookie` headers.
 pub fn cookie_value<'a>(headers: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    named_cookie(headers, COOKIE)
+}
+
+/// The value of the cookie `name` among a request's `Cookie` headers.
+pub fn named_cookie<'a>(headers: impl Iterator<Item = &'a str>, name: &str) -> Option<&'a str> {
     headers
         .flat_map(|h| h.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim())
         .filter(|v| !v.is_empty())
+}
+
+/// The role a Cognito user's groups give: the widest of `admin`, `marketing`, `sales`.
+pub fn role_of_groups(groups: &[String]) -> Option<Role> {
+    let has = |g: &str| groups.iter().any(|x| x == g);
+    if has("admin") {
+        Some(Role::Admin)
+    } else if has("marketing") {
+        Some(Role::Marketing)
+    } else if has("sales") {
+        Some(Role::Sales)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,10 @@ pub const LOCAL_ADMIN: &str = "admin@localhost";
 pub enum SignIn {
     /// The local stack: one-time codes, redeemed from this machine only.
     Local(Arc<LocalCodes>),
-    /// No sign-in is set up here yet: the console's pages say so rather than open.
+    /// A deployment's Amazon Cognito user pool (managed login).
+    #[cfg(feature = "cognito")]
+    Cognito(Arc<super::cognito::Cognito>),
+    /// No sign-in is set up here: the console's pages say so rather than open.
     NotSetUp,
 }
 
@@ -140,8 +143,17 @@ pub struct NextQuery {
 /// `GET /console/sign-in`: how to sign in here.
 pub async fn sign_in_page<P: Ports>(State(console): State<Arc<Console<P>>>, Query(q): Query<NextQuery>) -> Response {
     let next = safe_next(q.next.as_deref());
+    #[cfg(feature = "cognito")]
+    if let SignIn::Cognito(cognito) = &console.sign_in {
+        return super::cognito::start(&console, cognito, &next);
+    }
     let local = matches!(console.sign_in, SignIn::Local(_));
     page(StatusCode::OK, "sign_in.html", json!({ "local": local, "next": next }))
+}
+
+/// `GET /console/signed-out`: where signing out ends.
+pub async fn signed_out_page() -> Response {
+    page(StatusCode::OK, "signed_out.html", json!({}))
 }
 
 fn code_refused() -> Response {
@@ -235,12 +247,31 @@ pub fn with_session<P: Ports>(ports: &P, session: &Session, mut resp: Response) 
 }
 
 /// `POST /console/sign-out`.
-pub async fn sign_out<P: Ports>(State(console): State<Arc<Console<P>>>, signed: Signed) -> Response {
-    let _ = signed;
-    let mut resp = see_other("/console/sign-in?signed_out=1");
-    let cookie = session::clear_cookie(session_cookie_secure(&console.ports.config()));
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
+/// Takes the CSRF token like every form, so another site cannot sign people out.
+pub async fn sign_out<P: Ports>(
+    State(console): State<Arc<Console<P>>>,
+    signed: Signed,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(refused) = signed.form::<NextQuery, P>(&*console.ports, &headers, &body) {
+        return *refused;
+    }
+    let secure = session_cookie_secure(&console.ports.config());
+    let mut cookies = vec![session::clear_cookie(secure)];
+    let location = match &console.sign_in {
+        #[cfg(feature = "cognito")]
+        SignIn::Cognito(cognito) => {
+            cookies.push(super::cognito::clear_refresh(secure));
+            super::cognito::sign_out_location(cognito)
+        }
+        _ => "/console/signed-out".to_string(),
+    };
+    let mut resp = see_other(&location);
+    for cookie in cookies {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
     resp
 }
