@@ -24,6 +24,15 @@ pub const PUBLIC_URL: &str = "LEADFLOW_PUBLIC_URL";
 /// without it; the others leave the setting empty.
 pub const UNSUBSCRIBE_SECRET: &str = "LEADFLOW_UNSUBSCRIBE_SECRET";
 
+/// The console's Cognito user pool (admin function): its managed-login domain
+/// (`https://<prefix>.auth.<region>.amazoncognito.com`), its issuer
+/// (`https://cognito-idp.<region>.amazonaws.com/<pool id>`) and the app client's id. Read by
+/// `leadflow_admin::console::cognito::CognitoSettings::from_env`; without them the console signs
+/// nobody in.
+pub const COGNITO_DOMAIN: &str = "LEADFLOW_COGNITO_DOMAIN";
+pub const COGNITO_ISSUER: &str = "LEADFLOW_COGNITO_ISSUER";
+pub const COGNITO_CLIENT_ID: &str = "LEADFLOW_COGNITO_CLIENT_ID";
+
 /// The shortest unsubscribe secret accepted (the template's `MinLength`).
 pub const MIN_SECRET_LEN: usize = 32;
 

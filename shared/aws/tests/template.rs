@@ -188,6 +188,11 @@ fn seq(v: Option<&Value>) -> Vec<&Value> {
     }
 }
 
+/// The strings in a value that may be one string or a list of them.
+fn strings(v: Option<&Value>) -> BTreeSet<&str> {
+    seq(v).into_iter().filter_map(Value::as_str).collect()
+}
+
 fn int(v: &Value, what: &str) -> u64 {
     match v {
         Value::Number(n) => n.as_u64(),
@@ -280,6 +285,11 @@ fn valid_attributes(ty: &str) -> Option<&'static [&'static str]> {
         "AWS::SES::ConfigurationSet" => &[],
         "AWS::SES::ConfigurationSetEventDestination" => &["Id"],
         "AWS::SQS::QueuePolicy" => &["Id"],
+        "AWS::Cognito::UserPool" => &["Arn", "ProviderName", "ProviderURL", "UserPoolId"],
+        "AWS::Cognito::UserPoolGroup" => &[],
+        "AWS::Cognito::UserPoolDomain" => &["CloudFrontDistribution"],
+        "AWS::Cognito::UserPoolClient" => &["ClientId", "ClientSecret", "Name"],
+        "AWS::Cognito::ManagedLoginBranding" => &["ManagedLoginBrandingId"],
         _ => return None,
     })
 }
@@ -674,7 +684,7 @@ fn table_has_the_key_design_the_store_is_written_against() {
 }
 
 #[test]
-fn http_api_routes_are_iam_authorized_except_capture_unsubscribe_and_one_click_actions() {
+fn http_api_routes_are_iam_authorized_except_capture_unsubscribe_and_the_console() {
     let t = Template::load();
     let apis = t.of_type("AWS::Serverless::HttpApi");
     let [(api_id, api)] = apis.as_slice() else { panic!("one HttpApi") };
@@ -705,23 +715,28 @@ fn http_api_routes_are_iam_authorized_except_capture_unsubscribe_and_one_click_a
         t.routes(),
         [
             route("admin", "ANY", "/admin/{proxy+}", "AWS_IAM"),
-            // The assignment email's one-click actions: the signed link is the credential.
-            route("admin", "GET", "/console/act/{token}", "NONE"),
-            route("admin", "POST", "/console/act/{token}", "NONE"),
+            // Browsers cannot sign requests: the console's pages check their session cookie,
+            // the assignment email's one-click actions (/console/act/…) their signature.
+            route("admin", "ANY", "/console/{proxy+}", "NONE"),
+            route("admin", "GET", "/console", "NONE"),
             route("capture", "POST", "/leads", "NONE"),
             route("unsubscribe", "GET", "/u/{token}", "NONE"),
             route("unsubscribe", "POST", "/u/{token}", "NONE"),
         ]
     );
-    // Whatever routes come: everything under /admin is IAM-authorized, and only the landing
-    // pages' endpoint and the signed links are open.
+    // Whatever routes come: everything under /admin is IAM-authorized; only the landing pages'
+    // endpoint, the signed unsubscribe links and the console are open, and the console is the
+    // admin function's, which checks the session.
     for (binary, method, path, auth) in t.routes() {
         if path == "/admin" || path.starts_with("/admin/") {
             assert_eq!(auth.as_deref(), Some("AWS_IAM"), "{method} {path}");
         }
+        let console = path == "/console" || path.starts_with("/console/");
+        if console {
+            assert_eq!(binary, "admin", "{method} {path}: only the admin function checks console sessions");
+        }
         if auth.as_deref() == Some("NONE") {
-            let signed_link = path.starts_with("/u/") || path.starts_with("/console/act/");
-            assert!(path == "/leads" || signed_link, "{binary}: {method} {path} is open");
+            assert!(path == "/leads" || path.starts_with("/u/") || console, "{binary}: {method} {path} is open");
         }
     }
 }
@@ -762,9 +777,6 @@ fn ses_events_reach_the_function_through_the_default_bus_with_retries_and_a_dead
     let [rule] = rules.as_slice() else { panic!("{id}: one EventBridge rule") };
     assert!(prop(rule, "EventBusName").is_none(), "{id}: the rule is on the default bus");
     let pattern = prop(rule, "Pattern").expect("Pattern");
-    fn strings(v: Option<&Value>) -> BTreeSet<&str> {
-        seq(v).into_iter().filter_map(Value::as_str).collect()
-    }
     assert_eq!(strings(pattern.get("source")), BTreeSet::from(["aws.ses"]));
     assert_eq!(strings(pattern.get("detail-type")), SES_EVENTS.iter().map(|(_, detail)| *detail).collect());
     let set = pattern
@@ -817,7 +829,7 @@ fn parameters_are_the_documented_ones() {
     let ty = |p: &str| params.get(p).and_then(|v| v.get("Type")).and_then(Value::as_str);
     assert_eq!(ty("SenderAddress"), Some("String"));
     assert_eq!(ty("AllowedOrigins"), Some("CommaDelimitedList"));
-    for optional in ["PublicUrl", "AlarmTopicArn"] {
+    for optional in ["PublicUrl", "AlarmTopicArn", "ConsoleDomainPrefix", "ConsoleIdentityProvider"] {
         assert_eq!(params.get(optional).and_then(|v| v.get("Default")).and_then(Value::as_str), Some(""), "{optional}");
     }
     // The secret is never shown by CloudFormation, has no default, and is as long as the
@@ -828,4 +840,256 @@ fn parameters_are_the_documented_ones() {
     assert!(secret.get("Default").is_none(), "UnsubscribeSecret has no default");
     let min = secret.get("MinLength").map(|v| int(v, "MinLength"));
     assert_eq!(min, Some(leadflow_aws::env::MIN_SECRET_LEN as u64), "UnsubscribeSecret: MinLength");
+}
+
+/// The strings a value can become once deployed, with references left as `${Name}` and
+/// `${Resource.Attribute}`: both branches of every `!If`, `!Sub` with its variables filled in,
+/// `!Join`. Two spellings of the same URL render alike, so tests compare what the URL will be.
+fn render(v: &Value) -> Vec<String> {
+    let mut out = match intrinsic(v) {
+        Some((name, arg)) => match (name.as_str(), arg) {
+            ("Ref", Value::String(name)) => vec![format!("${{{name}}}")],
+            ("Fn::GetAtt", _) => {
+                let (resource, attr) = get_att(v).unwrap_or_else(|| panic!("malformed !GetAtt {arg:?}"));
+                vec![format!("${{{resource}.{attr}}}")]
+            }
+            ("Fn::If", Value::Sequence(p)) if p.len() == 3 => [render(&p[1]), render(&p[2])].concat(),
+            ("Fn::Sub", Value::String(s)) => vec![s.clone()],
+            ("Fn::Sub", Value::Sequence(p)) if p.len() == 2 => {
+                let mut texts = vec![p[0].as_str().expect("!Sub's string").to_string()];
+                for (name, value) in p[1].as_mapping().expect("!Sub's variables") {
+                    let placeholder = format!("${{{}}}", name.as_str().expect("a !Sub variable's name"));
+                    let mut filled = Vec::new();
+                    for text in &texts {
+                        for r in render(value) {
+                            filled.push(text.replace(&placeholder, &r));
+                        }
+                    }
+                    texts = filled;
+                }
+                texts
+            }
+            ("Fn::Join", Value::Sequence(p)) if p.len() == 2 => {
+                let sep = p[0].as_str().expect("!Join's separator");
+                let mut texts = vec![String::new()];
+                for (i, part) in seq(Some(&p[1])).into_iter().enumerate() {
+                    let mut joined = Vec::new();
+                    for text in &texts {
+                        for r in render(part) {
+                            joined.push(if i == 0 { r } else { format!("{text}{sep}{r}") });
+                        }
+                    }
+                    texts = joined;
+                }
+                texts
+            }
+            _ => panic!("render: {name} {arg:?} is not supported here"),
+        },
+        None => match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Number(n) => vec![n.to_string()],
+            Value::Bool(b) => vec![b.to_string()],
+            _ => panic!("render: {v:?} is not a scalar"),
+        },
+    };
+    out.dedup();
+    out
+}
+
+/// The lists a list-valued property can become: both branches of an `!If` around it, each item
+/// rendered.
+fn render_list(v: &Value) -> Vec<Vec<String>> {
+    match intrinsic(v) {
+        Some((name, Value::Sequence(p))) if name == "Fn::If" && p.len() == 3 => {
+            [render_list(&p[1]), render_list(&p[2])].concat()
+        }
+        _ => {
+            let mut lists: Vec<Vec<String>> = vec![Vec::new()];
+            for item in seq(Some(v)) {
+                let mut longer = Vec::new();
+                for list in &lists {
+                    for r in render(item) {
+                        longer.push([list.clone(), vec![r]].concat());
+                    }
+                }
+                lists = longer;
+            }
+            lists
+        }
+    }
+}
+
+/// The one resource of a type, by logical id.
+fn only<'a>(t: &'a Template, ty: &str) -> (String, &'a Value) {
+    let mut found = t.of_type(ty);
+    assert_eq!(found.len(), 1, "one {ty}: {:?}", found.iter().map(|(id, _)| id).collect::<Vec<_>>());
+    found.remove(0)
+}
+
+/// The admin function's environment variable, rendered.
+fn admin_var(t: &Template, name: &str) -> Vec<String> {
+    let (id, admin) = t.function("admin");
+    let vars = prop(admin, "Environment").and_then(|e| e.get("Variables")).expect("admin's Environment.Variables");
+    render(vars.get(name).unwrap_or_else(|| panic!("{id} has no {name}")))
+}
+
+/// Where people reach the deployment, as the functions are told: each possible base URL.
+fn console_bases(t: &Template) -> Vec<String> {
+    let bases = admin_var(t, "LEADFLOW_PUBLIC_URL");
+    assert!(bases.contains(&"${PublicUrl}".to_string()), "the PublicUrl parameter is one of {bases:?}");
+    bases
+}
+
+fn under_bases(bases: &[String], path: &str) -> BTreeSet<String> {
+    bases.iter().map(|b| format!("{b}{path}")).collect()
+}
+
+#[test]
+fn console_users_sign_in_by_email_and_only_admins_create_accounts() {
+    let t = Template::load();
+    let (id, pool) = only(&t, "AWS::Cognito::UserPool");
+    assert_eq!(strings(prop(pool, "UsernameAttributes")), BTreeSet::from(["email"]), "{id}: sign-in by email");
+    let case_sensitive = prop(pool, "UsernameConfiguration").and_then(|c| c.get("CaseSensitive"));
+    assert_eq!(case_sensitive.and_then(Value::as_bool), Some(false), "{id}: Ana@Acme.io is ana@acme.io");
+    assert!(strings(prop(pool, "AutoVerifiedAttributes")).contains("email"), "{id}: emails are verified");
+    let admin_only = prop(pool, "AdminCreateUserConfig").and_then(|c| c.get("AllowAdminCreateUserOnly"));
+    assert_eq!(admin_only.and_then(Value::as_bool), Some(true), "{id}: no self sign-up");
+    let recovery: Vec<&str> = seq(prop(pool, "AccountRecoverySetting").and_then(|a| a.get("RecoveryMechanisms")))
+        .into_iter()
+        .filter_map(|m| m.get("Name")?.as_str())
+        .collect();
+    assert_eq!(recovery, ["verified_email"], "{id}: a forgotten password is reset through the verified email");
+    let min_length = prop(pool, "Policies").and_then(|p| p.get("PasswordPolicy")).and_then(|p| p.get("MinimumLength"));
+    assert!(min_length.is_some_and(|l| int(l, "MinimumLength") >= 12), "{id}: passwords of 12 characters or more");
+    // People's accounts outlive the stack (and a replacement of the pool).
+    let policy = |k| pool.get(k).and_then(Value::as_str);
+    assert_eq!((policy("DeletionPolicy"), policy("UpdateReplacePolicy")), (Some("Retain"), Some("Retain")), "{id}");
+}
+
+#[test]
+fn console_roles_are_the_user_pool_groups_sales_marketing_and_admin() {
+    let t = Template::load();
+    let (pool, _) = only(&t, "AWS::Cognito::UserPool");
+    let mut groups = BTreeSet::new();
+    for (id, group) in t.of_type("AWS::Cognito::UserPoolGroup") {
+        assert_eq!(prop(group, "UserPoolId").and_then(ref_of), Some(pool.as_str()), "{id}: in the console's pool");
+        let description = prop(group, "Description").and_then(Value::as_str).unwrap_or_default();
+        assert!(!description.trim().is_empty(), "{id}: say what the role may do");
+        groups.insert(prop(group, "GroupName").and_then(Value::as_str).expect("GroupName").to_string());
+    }
+    assert_eq!(groups, BTreeSet::from(["sales", "marketing", "admin"].map(String::from)));
+}
+
+#[test]
+fn console_client_uses_the_code_flow_without_a_secret_and_returns_to_the_console() {
+    let t = Template::load();
+    let (pool, _) = only(&t, "AWS::Cognito::UserPool");
+    let (id, client) = only(&t, "AWS::Cognito::UserPoolClient");
+    assert_eq!(prop(client, "UserPoolId").and_then(ref_of), Some(pool.as_str()), "{id}");
+    // A public client: PKCE instead of a secret; the authorization code flow only, never the
+    // implicit flow that puts tokens in the URL.
+    assert_eq!(prop(client, "GenerateSecret").and_then(Value::as_bool), Some(false), "{id}: GenerateSecret");
+    assert_eq!(prop(client, "AllowedOAuthFlowsUserPoolClient").and_then(Value::as_bool), Some(true), "{id}");
+    assert_eq!(strings(prop(client, "AllowedOAuthFlows")), BTreeSet::from(["code"]), "{id}: AllowedOAuthFlows");
+    assert!(strings(prop(client, "AllowedOAuthScopes")).contains("openid"), "{id}: an ID token needs openid");
+    // People sign in on the managed login pages only, never by posting a password to the API.
+    assert_eq!(strings(prop(client, "ExplicitAuthFlows")), BTreeSet::from(["ALLOW_REFRESH_TOKEN_AUTH"]), "{id}");
+    assert_eq!(prop(client, "PreventUserExistenceErrors").and_then(Value::as_str), Some("ENABLED"), "{id}");
+    assert_eq!(prop(client, "EnableTokenRevocation").and_then(Value::as_bool), Some(true), "{id}: sign-out revokes");
+
+    // Back to the console at the address the functions know it by, whichever that is.
+    let bases = console_bases(&t);
+    let urls = |key| -> BTreeSet<String> { seq(prop(client, key)).into_iter().flat_map(render).collect() };
+    assert_eq!(urls("CallbackURLs"), under_bases(&bases, "/console/auth/callback"), "{id}: CallbackURLs");
+    assert_eq!(urls("LogoutURLs"), under_bases(&bases, "/console/signed-out"), "{id}: LogoutURLs");
+
+    // Cognito's own accounts always; the company's identity provider once the parameter names it.
+    let providers = render_list(prop(client, "SupportedIdentityProviders").expect("SupportedIdentityProviders"));
+    let expected = [vec!["COGNITO".to_string()], vec!["COGNITO".to_string(), "${ConsoleIdentityProvider}".to_string()]];
+    assert_eq!(
+        providers.iter().collect::<BTreeSet<_>>(),
+        expected.iter().collect(),
+        "{id}: SupportedIdentityProviders"
+    );
+
+    // An hour per ID token, refreshed for up to 30 days.
+    let seconds = |key: &str, unit_key: &str, default_unit: &str| {
+        let value = int(prop(client, key).unwrap_or_else(|| panic!("{id}: {key}")), key);
+        let units = prop(client, "TokenValidityUnits").and_then(|u| u.get(unit_key)).and_then(Value::as_str);
+        value
+            * match units.unwrap_or(default_unit) {
+                "seconds" => 1,
+                "minutes" => 60,
+                "hours" => 3600,
+                "days" => 86_400,
+                other => panic!("{id}: unit {other}"),
+            }
+    };
+    assert_eq!(seconds("IdTokenValidity", "IdToken", "hours"), 3600, "{id}: ID token");
+    assert_eq!(seconds("AccessTokenValidity", "AccessToken", "hours"), 3600, "{id}: access token");
+    assert_eq!(seconds("RefreshTokenValidity", "RefreshToken", "days"), 30 * 86_400, "{id}: refresh token");
+}
+
+#[test]
+fn console_signs_in_on_the_pools_managed_login_domain() {
+    let t = Template::load();
+    let (pool, _) = only(&t, "AWS::Cognito::UserPool");
+    let (client, _) = only(&t, "AWS::Cognito::UserPoolClient");
+    let (domain_id, domain) = only(&t, "AWS::Cognito::UserPoolDomain");
+    assert_eq!(prop(domain, "UserPoolId").and_then(ref_of), Some(pool.as_str()), "{domain_id}");
+    // The newer managed login shows a client's pages only once the client has a branding style.
+    let version = prop(domain, "ManagedLoginVersion").map(|v| int(v, "ManagedLoginVersion")).unwrap_or(1);
+    if version == 2 {
+        let styled = t.of_type("AWS::Cognito::ManagedLoginBranding").into_iter().any(|(_, b)| {
+            prop(b, "UserPoolId").and_then(ref_of) == Some(pool.as_str())
+                && prop(b, "ClientId").and_then(ref_of) == Some(client.as_str())
+        });
+        assert!(styled, "managed login (version 2) needs a ManagedLoginBranding for {client}");
+    }
+    // A prefix of its own, or one the account makes unique.
+    let prefixes: BTreeSet<String> = render(prop(domain, "Domain").expect("Domain")).into_iter().collect();
+    let expected = ["${ConsoleDomainPrefix}", "leadflow-${AWS::AccountId}"].map(String::from);
+    assert_eq!(prefixes, BTreeSet::from(expected), "{domain_id}: Domain");
+}
+
+#[test]
+fn admin_function_is_told_where_the_console_signs_in_and_no_other_function_is() {
+    let t = Template::load();
+    let (pool, _) = only(&t, "AWS::Cognito::UserPool");
+    let (client, _) = only(&t, "AWS::Cognito::UserPoolClient");
+    let (domain, _) = only(&t, "AWS::Cognito::UserPoolDomain");
+    assert_eq!(
+        admin_var(&t, "LEADFLOW_COGNITO_DOMAIN"),
+        [format!("https://${{{domain}}}.auth.${{AWS::Region}}.amazoncognito.com")]
+    );
+    // ProviderName is cognito-idp.<region>.amazonaws.com/<pool id>: the ID token's iss.
+    assert_eq!(admin_var(&t, "LEADFLOW_COGNITO_ISSUER"), [format!("https://${{{pool}.ProviderName}}")]);
+    assert_eq!(admin_var(&t, "LEADFLOW_COGNITO_CLIENT_ID"), [format!("${{{client}}}")]);
+    for (id, f) in t.functions() {
+        if binary_of(f) == Some("admin") {
+            continue;
+        }
+        let vars = prop(f, "Environment").and_then(|e| e.get("Variables")).and_then(Value::as_mapping);
+        let cognito: Vec<&str> = vars
+            .into_iter()
+            .flat_map(|m| m.keys().filter_map(Value::as_str))
+            .filter(|k| k.starts_with("LEADFLOW_COGNITO_"))
+            .collect();
+        assert!(cognito.is_empty(), "{id} is given {cognito:?}, which only the console needs");
+    }
+}
+
+#[test]
+fn outputs_say_where_the_console_is_and_which_pool_and_client_it_uses() {
+    let t = Template::load();
+    let outputs = t.doc.get("Outputs").and_then(Value::as_mapping).expect("Outputs");
+    let output =
+        |name: &str| render(outputs.get(name).and_then(|o| o.get("Value")).unwrap_or_else(|| panic!("{name}")));
+    let bases = console_bases(&t);
+    assert_eq!(output("ConsoleUrl").into_iter().collect::<BTreeSet<_>>(), under_bases(&bases, "/console"));
+    let (pool, _) = only(&t, "AWS::Cognito::UserPool");
+    let (client, _) = only(&t, "AWS::Cognito::UserPoolClient");
+    assert_eq!(output("UserPoolId"), [format!("${{{pool}}}")]);
+    assert_eq!(output("UserPoolClientId"), [format!("${{{client}}}")]);
+    assert_eq!(output("ConsoleSignInDomain"), admin_var(&t, "LEADFLOW_COGNITO_DOMAIN"));
 }

@@ -258,6 +258,7 @@ pub async fn sign_out<P: Ports>(
         return *refused;
     }
     let secure = session_cookie_secure(&console.ports.config());
+    #[cfg_attr(not(feature = "cognito"), allow(unused_mut))] // only a user pool adds a cookie
     let mut cookies = vec![session::clear_cookie(secure)];
     let location = match &console.sign_in {
         #[cfg(feature = "cognito")]
