@@ -137,21 +137,41 @@ impl Template {
         out
     }
 
-    /// Every HTTP route: (function binary, method, path, the authorizer in force: the route's
-    /// own, else the API's default).
+    /// The HTTP API: the one `AWS::ApiGatewayV2::Api`.
+    fn api(&self) -> (String, &Value) {
+        let apis = self.of_type("AWS::ApiGatewayV2::Api");
+        let [(id, api)] = apis.as_slice() else { panic!("one AWS::ApiGatewayV2::Api: {apis:?}") };
+        (id.clone(), *api)
+    }
+
+    /// The function an integration invokes, by logical id.
+    fn integrated_function(&self, integration: &str) -> String {
+        let i = self.resource(integration);
+        let uri = prop(i, "IntegrationUri").and_then(get_att);
+        let Some((function, "Arn")) = uri else {
+            panic!("{integration}: IntegrationUri is not a function's !GetAtt Arn")
+        };
+        assert_eq!(self.type_of(&function), Some("AWS::Serverless::Function"), "{integration} invokes {function}");
+        function
+    }
+
+    /// Every HTTP route: (function binary, method, path, the route's AuthorizationType).
     fn routes(&self) -> Vec<(String, String, String, Option<String>)> {
-        let default = self
-            .of_type("AWS::Serverless::HttpApi")
-            .first()
-            .and_then(|(_, api)| prop(api, "Auth")?.get("DefaultAuthorizer")?.as_str().map(str::to_string));
         let mut out = Vec::new();
-        for (id, f) in self.functions() {
-            for event in events(f, &["HttpApi"]) {
-                let s = |k| prop(event, k).and_then(Value::as_str).unwrap_or_default().to_string();
-                let own = prop(event, "Auth").and_then(|a| a.get("Authorizer")).and_then(Value::as_str);
-                let binary = binary_of(f).unwrap_or_else(|| panic!("{id} has no binary")).to_string();
-                out.push((binary, s("Method"), s("Path"), own.map(str::to_string).or_else(|| default.clone())));
-            }
+        for (id, r) in self.of_type("AWS::ApiGatewayV2::Route") {
+            let key = prop(r, "RouteKey").and_then(Value::as_str).unwrap_or_else(|| panic!("{id}: RouteKey"));
+            let (method, path) = key.split_once(' ').unwrap_or_else(|| panic!("{id}: RouteKey {key:?}"));
+            let target = prop(r, "Target").and_then(intrinsic).and_then(|(_, v)| v.as_str().map(str::to_string));
+            let integration = target
+                .as_deref()
+                .and_then(|t| t.strip_prefix("integrations/${"))
+                .and_then(|t| t.strip_suffix('}'))
+                .unwrap_or_else(|| panic!("{id}: Target is not !Sub \"integrations/${{Integration}}\""))
+                .to_string();
+            let function = self.integrated_function(&integration);
+            let binary = binary_of(self.resource(&function)).unwrap_or_else(|| panic!("{function} has no binary"));
+            let auth = prop(r, "AuthorizationType").and_then(Value::as_str).map(str::to_string);
+            out.push((binary.to_string(), method.to_string(), path.to_string(), auth));
         }
         out.sort();
         out
@@ -279,7 +299,11 @@ fn valid_attributes(ty: &str) -> Option<&'static [&'static str]> {
         "AWS::DynamoDB::Table" => &["Arn", "StreamArn"],
         "AWS::Serverless::Function" | "AWS::Lambda::Function" => &["Arn"],
         "AWS::IAM::Role" => &["Arn", "RoleId"],
-        "AWS::Serverless::HttpApi" => &["ApiEndpoint", "ApiId"],
+        "AWS::ApiGatewayV2::Api" => &["ApiEndpoint", "ApiId"],
+        "AWS::ApiGatewayV2::Stage" => &[],
+        "AWS::ApiGatewayV2::Integration" => &["IntegrationId"],
+        "AWS::ApiGatewayV2::Route" => &["RouteId"],
+        "AWS::Lambda::Permission" => &[],
         "AWS::Logs::LogGroup" => &["Arn"],
         "AWS::CloudWatch::Alarm" => &["Arn"],
         "AWS::SES::ConfigurationSet" => &[],
@@ -686,27 +710,51 @@ fn table_has_the_key_design_the_store_is_written_against() {
 #[test]
 fn http_api_routes_are_iam_authorized_except_capture_unsubscribe_and_the_console() {
     let t = Template::load();
-    let apis = t.of_type("AWS::Serverless::HttpApi");
-    let [(api_id, api)] = apis.as_slice() else { panic!("one HttpApi") };
+    let (api_id, api) = t.api();
+    assert_eq!(prop(api, "ProtocolType").and_then(Value::as_str), Some("HTTP"), "{api_id}");
     assert_eq!(
         prop(api, "CorsConfiguration").and_then(|c| c.get("AllowOrigins")).and_then(ref_of),
         Some("AllowedOrigins")
     );
-    let throttling = prop(api, "DefaultRouteSettings").expect("DefaultRouteSettings");
+    let stages = t.of_type("AWS::ApiGatewayV2::Stage");
+    let [(stage_id, stage)] = stages.as_slice() else { panic!("one stage") };
+    assert_eq!(prop(stage, "ApiId").and_then(ref_of), Some(api_id.as_str()), "{stage_id}");
+    assert_eq!(prop(stage, "StageName").and_then(Value::as_str), Some("$default"), "{stage_id}");
+    assert_eq!(prop(stage, "AutoDeploy").and_then(Value::as_bool), Some(true), "{stage_id}: AutoDeploy");
+    let throttling = prop(stage, "DefaultRouteSettings").expect("DefaultRouteSettings");
     assert!(throttling.get("ThrottlingBurstLimit").is_some() && throttling.get("ThrottlingRateLimit").is_some());
-    let auth = prop(api, "Auth").expect("Auth");
-    assert_eq!(
-        auth.get("EnableIamAuthorizer").and_then(Value::as_bool),
-        Some(true),
-        "the AWS_IAM authorizer must be enabled on the API for the admin routes"
-    );
-    // Closed by default: a route added later without a word about auth needs IAM.
-    assert_eq!(auth.get("DefaultAuthorizer").and_then(Value::as_str), Some("AWS_IAM"));
 
+    // No function routes through SAM's HttpApi events, which would make an API of their own
+    // depend on the functions.
     for (id, f) in t.functions() {
-        for event in events(f, &["HttpApi"]) {
-            assert_eq!(prop(event, "ApiId").and_then(ref_of), Some(api_id.as_str()), "{id}: on {api_id}");
-        }
+        assert!(events(f, &["HttpApi", "Api"]).is_empty(), "{id}: routes are AWS::ApiGatewayV2::Route resources");
+    }
+    // Lambda proxy integrations on this API, each function invocable by this API only.
+    let mut integrated = BTreeSet::new();
+    for (id, i) in t.of_type("AWS::ApiGatewayV2::Integration") {
+        assert_eq!(prop(i, "ApiId").and_then(ref_of), Some(api_id.as_str()), "{id}: on {api_id}");
+        assert_eq!(prop(i, "IntegrationType").and_then(Value::as_str), Some("AWS_PROXY"), "{id}");
+        assert_eq!(prop(i, "PayloadFormatVersion").and_then(Value::as_str), Some("2.0"), "{id}");
+        integrated.insert(t.integrated_function(&id));
+    }
+    let source_arn =
+        format!("arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api_id}}}/*");
+    let permitted: BTreeSet<String> = t
+        .of_type("AWS::Lambda::Permission")
+        .into_iter()
+        .filter(|(_, p)| {
+            let s = |k| prop(p, k).and_then(Value::as_str);
+            s("Principal") == Some("apigateway.amazonaws.com")
+                && s("Action") == Some("lambda:InvokeFunction")
+                && prop(p, "SourceArn").map(render) == Some(vec![source_arn.clone()])
+        })
+        .filter_map(|(_, p)| prop(p, "FunctionName").and_then(ref_of).map(str::to_string))
+        .collect();
+    assert_eq!(permitted, integrated, "API Gateway may invoke exactly the integrated functions, from {api_id} only");
+    for (id, r) in t.of_type("AWS::ApiGatewayV2::Route") {
+        assert_eq!(prop(r, "ApiId").and_then(ref_of), Some(api_id.as_str()), "{id}: on {api_id}");
+        // A route without AuthorizationType is open: each one says which it is.
+        assert!(prop(r, "AuthorizationType").is_some(), "{id}: AuthorizationType");
     }
     let route = |binary: &str, method: &str, path: &str, auth: &str| {
         (binary.to_string(), method.to_string(), path.to_string(), Some(auth.to_string()))
@@ -738,6 +786,80 @@ fn http_api_routes_are_iam_authorized_except_capture_unsubscribe_and_the_console
         if auth.as_deref() == Some("NONE") {
             assert!(path == "/leads" || path.starts_with("/u/") || console, "{binary}: {method} {path} is open");
         }
+    }
+}
+
+/// The resources a resource names: `!Ref`, `!GetAtt`, `!Sub` names (both branches of every
+/// `!If` count, as they do for CloudFormation) and `DependsOn`.
+fn references(t: &Template, resource: &Value) -> BTreeSet<String> {
+    let mut found = Vec::new();
+    walk(resource, "", &mut found);
+    let mut out = BTreeSet::new();
+    for (_, v) in found {
+        match intrinsic(v) {
+            Some((name, Value::String(s))) if name == "Ref" => {
+                out.insert(s.clone());
+            }
+            Some((name, _)) if name == "Fn::GetAtt" => out.extend(get_att(v).map(|(r, _)| r)),
+            Some((name, arg)) if name == "Fn::Sub" => {
+                let text = match arg {
+                    Value::Sequence(p) => p.first().and_then(Value::as_str),
+                    _ => arg.as_str(),
+                };
+                for n in sub_names(text.unwrap_or_default()) {
+                    out.insert(n.split_once('.').map_or(n, |(r, _)| r).to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    out.extend(seq(resource.get("DependsOn")).into_iter().filter_map(Value::as_str).map(str::to_string));
+    out.retain(|r| t.type_of(r).is_some());
+    out
+}
+
+#[test]
+fn the_http_api_depends_on_no_function_so_functions_may_name_its_url() {
+    let t = Template::load();
+    let (api_id, _) = t.api();
+    // Everything the API (and its stage) depends on, however indirectly.
+    let mut stages: Vec<String> =
+        t.of_type("AWS::ApiGatewayV2::Stage").into_iter().map(|(id, _)| id).chain([api_id.clone()]).collect();
+    let mut needed = BTreeSet::new();
+    while let Some(id) = stages.pop() {
+        for r in references(&t, t.resource(&id)) {
+            if needed.insert(r.clone()) {
+                stages.push(r);
+            }
+        }
+    }
+    for (id, _) in t.functions() {
+        assert!(!needed.contains(&id), "{api_id} depends on {id}, whose URL variables depend on {api_id}");
+    }
+    // And the functions and the console's client do name it, which is why it must not name them.
+    let (admin, admin_f) = t.function("admin");
+    assert!(references(&t, admin_f).contains(&api_id), "{admin}: LEADFLOW_PUBLIC_URL is the API's URL by default");
+    let (client, client_r) = only(&t, "AWS::Cognito::UserPoolClient");
+    assert!(references(&t, client_r).contains(&api_id), "{client}: the callback is on the API's URL by default");
+
+    // No resource depends on itself through others, as far as the template itself says.
+    let graph: BTreeMap<String, BTreeSet<String>> =
+        t.resources().iter().map(|(id, r)| (id.as_str().unwrap_or_default().to_string(), references(&t, r))).collect();
+    fn visit(n: &str, g: &BTreeMap<String, BTreeSet<String>>, path: &mut Vec<String>, done: &mut BTreeSet<String>) {
+        if done.contains(n) {
+            return;
+        }
+        assert!(!path.iter().any(|p| p == n), "circular dependency: {} -> {n}", path.join(" -> "));
+        path.push(n.to_string());
+        for m in &g[n] {
+            visit(m, g, path, done);
+        }
+        path.pop();
+        done.insert(n.to_string());
+    }
+    let mut done = BTreeSet::new();
+    for id in graph.keys() {
+        visit(id, &graph, &mut Vec::new(), &mut done);
     }
 }
 
