@@ -87,3 +87,23 @@ pub async fn local_stack(
     let running = leadflow_infra::dev::start(opts).await.unwrap_or_else(|e| panic!("the local stack starts: {e}"));
     (running, dir)
 }
+
+/// [`local_stack`] over the configuration folder `config_dir` instead of the test configuration:
+/// for a test that needs settings only known when it runs (an origin with a free port).
+pub async fn local_stack_with_config(
+    admin_token: &str,
+    nurture_every: std::time::Duration,
+    config_dir: std::path::PathBuf,
+) -> (leadflow_infra::dev::Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let opts = leadflow_infra::dev::DevOptions {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.path().to_path_buf(),
+        config_dir: Some(config_dir),
+        admin_token: Some(admin_token.into()),
+        nurture_every,
+        ..leadflow_infra::dev::DevOptions::default()
+    };
+    let running = leadflow_infra::dev::start(opts).await.unwrap_or_else(|e| panic!("the local stack starts: {e}"));
+    (running, dir)
+}

@@ -1,7 +1,12 @@
 //! Capture: `POST /leads` from a landing page, as JSON or a plain HTML form. Cheap checks only
 //! (size, content type, origin, honeypot, field shapes, email syntax); the submission is queued
 //! for validation and answered 202 with its lead id, or 303 to the form's thank-you page.
+//! Also what a landing page loads: the optional form script (`GET /forms/leadflow.js`) and the
+//! default thank-you page (`GET /thanks`).
 
+pub mod thanks;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -9,9 +14,9 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use chrono::Duration;
-use leadflow_core::config::CaptureSettings;
+use leadflow_core::config::{CaptureSettings, FormSettings};
 use leadflow_core::error::FieldProblem;
 use leadflow_core::model::LeadId;
 use leadflow_core::ports::{Clock, IdempotencyClaim, LeadStore, Ports, Stage, StageQueue};
@@ -52,13 +57,31 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The capture routes: `POST /leads`, with CORS for the configured origins.
+/// The capture routes: `POST /leads`, with CORS for the configured origins; the form script and
+/// the thank-you page, which any page may load.
 pub fn router<P: Ports>(ports: Arc<P>) -> Router {
     let settings = ports.config().settings.capture.clone();
     Router::new()
         .route("/leads", post(capture::<P>).fallback(method_not_allowed))
         .layer(cors(&settings))
+        .route(SCRIPT_PATH, get(script))
+        .route(thanks::PATH, get(thanks::page::<P>))
         .with_state(ports)
+}
+
+pub const SCRIPT_PATH: &str = "/forms/leadflow.js";
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            // Pages load it on every view; an hour keeps a fix from taking long to reach them.
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        include_str!("../assets/leadflow.js"),
+    )
+        .into_response()
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -119,11 +142,16 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
     };
     let now = ports.clock().now();
     let lead_id = LeadId(ulid::Ulid::from_parts(now.timestamp_millis().max(0) as u64, rand_bits()));
+    let redirect = match kind {
+        Kind::Form => form_redirect(&config.settings.forms, &fields)
+            .or_else(|| wants_page(&parts.headers).then(|| thanks::PATH.to_string())),
+        Kind::Json => None,
+    };
 
     if fields.get(&settings.honeypot_field).is_some_and(|v| !is_blank(v)) {
         // Bots get the answer humans get, so they learn nothing; the submission goes nowhere.
         info!("honeypot filled; submission dropped");
-        return Ok(answer(&kind, lead_id, None));
+        return Ok(answer(lead_id, redirect));
     }
     let idempotency_key = idempotency_key(&parts.headers, &fields)?;
     let mut sub = from_fields(&fields, &settings.honeypot_field, settings.max_custom_fields).map_err(|p| ApiError {
@@ -143,8 +171,6 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
             problems,
         }
     })?;
-    let redirect = sub.form.as_ref().and_then(|f| config.settings.forms.get(f)).and_then(|f| f.redirect.clone());
-
     if let Some(key) = idempotency_key {
         let expires = now + Duration::hours(i64::from(settings.idempotency_hours));
         match ports.store().claim_idempotency_key(&key, lead_id, now, expires).await {
@@ -158,7 +184,7 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
     let body = serde_json::to_string(&sub).map_err(|e| unavailable(e.to_string()))?;
     ports.queue().send(Stage::Validate, &[body]).await.map_err(|e| unavailable(e.to_string()))?;
     info!(lead_id = %sub.lead_id, "lead captured");
-    Ok(answer(&kind, sub.lead_id, redirect))
+    Ok(answer(sub.lead_id, redirect))
 }
 
 fn unavailable(reason: String) -> ApiError {
@@ -175,8 +201,30 @@ fn rand_bits() -> u128 {
     ulid::Ulid::new().random()
 }
 
-fn answer(kind: &Kind, lead_id: LeadId, redirect: Option<String>) -> Response {
-    if let (Kind::Form, Some(location)) = (kind, redirect)
+/// The `redirect` of the form a plain form post names in its `form` field.
+fn form_redirect(forms: &BTreeMap<String, FormSettings>, fields: &Map<String, Value>) -> Option<String> {
+    let id = match fields.get("form")? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    forms.get(&id)?.redirect.clone()
+}
+
+/// A browser navigating (a form posted without script) asks for `text/html`; API clients and
+/// `fetch` do not, and keep their JSON answer.
+fn wants_page(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| m.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("text/html")))
+}
+
+/// 303 to `redirect` for a form post that has one, else 202 with the lead id.
+fn answer(lead_id: LeadId, redirect: Option<String>) -> Response {
+    if let Some(location) = redirect
         && let Ok(value) = HeaderValue::from_str(&location)
     {
         return (StatusCode::SEE_OTHER, [(header::LOCATION, value)], Body::empty()).into_response();

@@ -767,14 +767,16 @@ fn http_api_routes_are_iam_authorized_except_capture_unsubscribe_and_the_console
             // the assignment email's one-click actions (/console/act/…) their signature.
             route("admin", "ANY", "/console/{proxy+}", "NONE"),
             route("admin", "GET", "/console", "NONE"),
+            route("capture", "GET", "/forms/leadflow.js", "NONE"),
+            route("capture", "GET", "/thanks", "NONE"),
             route("capture", "POST", "/leads", "NONE"),
             route("unsubscribe", "GET", "/u/{token}", "NONE"),
             route("unsubscribe", "POST", "/u/{token}", "NONE"),
         ]
     );
     // Whatever routes come: everything under /admin is IAM-authorized; only the landing pages'
-    // endpoint, the signed unsubscribe links and the console are open, and the console is the
-    // admin function's, which checks the session.
+    // endpoint (with their script and thank-you page), the signed unsubscribe links and the
+    // console are open, and the console is the admin function's, which checks the session.
     for (binary, method, path, auth) in t.routes() {
         if path == "/admin" || path.starts_with("/admin/") {
             assert_eq!(auth.as_deref(), Some("AWS_IAM"), "{method} {path}");
@@ -784,7 +786,12 @@ fn http_api_routes_are_iam_authorized_except_capture_unsubscribe_and_the_console
             assert_eq!(binary, "admin", "{method} {path}: only the admin function checks console sessions");
         }
         if auth.as_deref() == Some("NONE") {
-            assert!(path == "/leads" || path.starts_with("/u/") || console, "{binary}: {method} {path} is open");
+            // The landing pages' script and thank-you page are static: GET only, from capture.
+            let landing = binary == "capture" && method == "GET" && (path == "/forms/leadflow.js" || path == "/thanks");
+            assert!(
+                path == "/leads" || landing || path.starts_with("/u/") || console,
+                "{binary}: {method} {path} is open"
+            );
         }
     }
 }
