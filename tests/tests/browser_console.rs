@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 use leadflow_core::ports::{Adapters, ConfigHandle};
 use leadflow_infra::dev::Running;
 use leadflow_memory::{MemoryQueue, RecordingBus, RecordingMailer, SettableClock};
@@ -165,5 +165,56 @@ async fn a_rep_opens_the_lead_from_the_email_signs_in_and_marks_it_contacted() {
     desktop.assert_fits("my leads", DESKTOP.0).await;
     desktop.screenshot("console-my-leads-desktop").await;
     desktop.close().await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marketer_sees_the_funnel_of_the_leads_posted_here() {
+    let (running, dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_secs(1)).await;
+    let base = format!("http://{}", running.addr);
+    let s = Stack { running, base, http: reqwest::Client::new(), dir };
+    let mut google = qualified("lee@globex.com", "Lee");
+    google["utm_source"] = json!("google");
+    let first = s.post_lead(&google).await;
+    let second = s.post_lead(&qualified("kim@initech.com", "Kim")).await;
+    let low = s.post_lead(&json!({ "email": "joe@gmail.com", "utm_source": "google" })).await;
+    for id in [&first, &second] {
+        wait_for_eml(&s.running.outbox, &format!("assignment-{id}")).await;
+    }
+    // The low lead is counted once it is scored (below MQL, so no assignment comes).
+    for _ in 0..400 {
+        if s.lead(&low).await["score"].is_object() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    for (size, name) in [(PHONE, "phone"), (DESKTOP, "desktop")] {
+        let browser = Browser::start(size).await;
+        let link = s.sign_in_link("maria@acme.example", "/console/reports/funnel").await;
+        browser.goto(&link).await;
+        browser.press("Sign in").await;
+        let text = browser.wait_for_text("3 leads").await;
+        let chart = browser.eval("return document.getElementById('funnel-chart').getAttribute('aria-label');").await;
+        assert_eq!(
+            chart,
+            json!("The funnel: Captured 3, Valid 3, MQL 2, Assigned 2, Contacted 0, Won 0"),
+            "the chart draws the leads posted here: {text}"
+        );
+        let bars = browser.eval("return document.querySelectorAll('#funnel-chart rect').length;").await;
+        assert_eq!(bars, json!(6));
+        assert!(text.contains("google"), "a row per source: {text}");
+        browser.assert_fits("the funnel", size.0).await;
+        browser.screenshot(&format!("console-funnel-{name}")).await;
+
+        // By week: this week's row; a bad date is told at its field.
+        browser.goto(&format!("{}/console/reports/funnel?by=week&since=yesterday", s.base)).await;
+        let text = browser.wait_for_text("Enter a date as YYYY-MM-DD.").await;
+        assert!(!text.contains("3 leads"), "{text}");
+        browser.goto(&format!("{}/console/reports/funnel?by=week", s.base)).await;
+        let week = Utc::now().iso_week();
+        browser.wait_for_text(&format!("{}-W{:02}", week.year(), week.week())).await;
+        browser.close().await;
+    }
     s.running.shutdown().await;
 }

@@ -71,7 +71,7 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// A compile error of a campaign: its `what` is already the field's path.
-fn campaign_error(e: &ConfigError) -> ApiError {
+pub(crate) fn campaign_error(e: &ConfigError) -> ApiError {
     match e {
         ConfigError::Parse { message, .. } => ApiError::invalid("body", message.clone()),
         ConfigError::Invalid { what, message } => ApiError::invalid(what.clone(), message.clone()),
@@ -93,7 +93,7 @@ fn document_of(campaign: &Campaign, version: u32, now: DateTime<Utc>) -> ApiResu
 
 /// Applies `edit` to the latest version of campaign `id` (`None` when there is none) and stores
 /// the result as the next version, unless it says the same as the latest.
-async fn store_next<P: Ports>(
+pub(crate) async fn store_next<P: Ports>(
     ports: &P,
     id: &str,
     edit: impl Fn(Option<Campaign>) -> ApiResult<Campaign>,
@@ -194,22 +194,46 @@ fn summary(c: &Current) -> Value {
     })
 }
 
-/// `GET /admin/campaigns`: the latest version of every campaign, applied or deployed.
-pub async fn list<P: Ports>(_: Authorized, State(st): St<P>) -> ApiResult<Response> {
-    let docs = st.ports.store().latest_documents(CAMPAIGN_PREFIX).await?;
+/// The latest version of every campaign, applied or deployed, by id.
+pub(crate) async fn all_current<P: Ports>(ports: &P) -> ApiResult<Vec<Current>> {
+    let docs = ports.store().latest_documents(CAMPAIGN_PREFIX).await?;
     let mut all = Vec::new();
     for doc in &docs {
         let campaign = campaign_of(doc).map_err(|e| unreadable(doc, &e))?;
         all.push(Current { campaign, version: doc.version, from_file: false, saved_at: Some(doc.saved_at) });
     }
-    for c in file_campaigns(&st.ports.config().sources) {
+    for c in file_campaigns(&ports.config().sources) {
         if !all.iter().any(|k| k.campaign.id == c.id) {
             all.push(Current { version: c.version, campaign: c, from_file: true, saved_at: None });
         }
     }
     all.sort_by(|a, b| a.campaign.id.cmp(&b.campaign.id));
+    Ok(all)
+}
+
+/// `GET /admin/campaigns`: the latest version of every campaign, applied or deployed.
+pub async fn list<P: Ports>(_: Authorized, State(st): St<P>) -> ApiResult<Response> {
+    let all = all_current(&*st.ports).await?;
     let campaigns: Vec<Value> = all.iter().map(summary).collect();
     Ok(axum::Json(json!({ "campaigns": campaigns })).into_response())
+}
+
+/// The versions of campaign `c`, newest first (at most [`MAX_VERSIONS_LISTED`]).
+pub(crate) async fn versions<P: Ports>(ports: &P, c: &Current) -> ApiResult<Vec<Value>> {
+    let mut versions = Vec::new();
+    if c.from_file {
+        versions.push(json!({ "version": c.version, "saved_at": null, "source": "deployed file" }));
+    } else {
+        let name = campaign_document(&c.campaign.id);
+        let oldest = c.version.saturating_sub(MAX_VERSIONS_LISTED - 1).max(1);
+        for v in (oldest..=c.version).rev() {
+            if let Some(doc) = ports.store().document(&name, Some(v)).await? {
+                let status = campaign_of(&doc).ok().map(|k| k.status);
+                versions.push(json!({ "version": v, "saved_at": doc.saved_at, "status": status }));
+            }
+        }
+    }
+    Ok(versions)
 }
 
 /// `GET /admin/campaigns/{id}`: the latest version in full, and the list of versions.
@@ -220,19 +244,7 @@ pub async fn show<P: Ports>(
 ) -> ApiResult<Response> {
     let id = config_id("id", &id)?;
     let c = current(&*st.ports, &id).await?.ok_or_else(|| not_found(&id))?;
-    let mut versions = Vec::new();
-    if c.from_file {
-        versions.push(json!({ "version": c.version, "saved_at": null, "source": "deployed file" }));
-    } else {
-        let name = campaign_document(&id);
-        let oldest = c.version.saturating_sub(MAX_VERSIONS_LISTED - 1).max(1);
-        for v in (oldest..=c.version).rev() {
-            if let Some(doc) = st.ports.store().document(&name, Some(v)).await? {
-                let status = campaign_of(&doc).ok().map(|k| k.status);
-                versions.push(json!({ "version": v, "saved_at": doc.saved_at, "status": status }));
-            }
-        }
-    }
+    let versions = versions(&*st.ports, &c).await?;
     Ok(axum::Json(json!({
         "campaign": Campaign { version: c.version, ..c.campaign.clone() },
         "version": c.version,

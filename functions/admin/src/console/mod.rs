@@ -12,13 +12,20 @@
 //! | `GET /console/leads/{id}` | the lead's rep, marketing, admin | the whole lead |
 //! | `POST /console/leads/{id}/status` | the lead's rep, admin | contacted, won, lost, with a note |
 //! | `GET/POST /console/act/{token}` | the link's holder | the assignment email's one-click actions |
+//! | `GET /console/reports/funnel?by=&since=&until=` | marketing, admin | the funnel, drawn and tabled |
+//! | `GET /console/campaigns`, `GET /console/campaigns/{id}` | marketing, admin | campaigns, a campaign with its figures and versions |
+//! | `GET/POST /console/campaigns/{id}/edit`, `GET …/preview` | marketing, admin | the YAML editor, a step rendered |
+//! | `POST /console/campaigns/{id}/pause`, `…/resume`, `…/schedule` | marketing, admin | the next version, changed |
 //!
 //! Every POST but the one-click actions (whose signed link is the credential) carries the
 //! session's CSRF token and must come from this origin.
 
 pub mod act;
+pub mod campaign_yaml;
+pub mod campaigns;
 #[cfg(feature = "cognito")]
 pub mod cognito;
+pub mod funnel;
 pub mod leads;
 pub mod session;
 pub mod sign_in;
@@ -65,6 +72,14 @@ pub fn router<P: Ports>(ports: Arc<P>, sign_in: SignIn) -> Router {
         .route("/console/leads/mine", get(leads::mine::<P>))
         .route("/console/leads/{id}", get(leads::show::<P>))
         .route("/console/leads/{id}/status", post(leads::mark::<P>))
+        .route("/console/reports/funnel", get(funnel::page::<P>))
+        .route("/console/campaigns", get(campaigns::list::<P>))
+        .route("/console/campaigns/{id}", get(campaigns::show::<P>))
+        .route("/console/campaigns/{id}/edit", get(campaigns::edit::<P>).post(campaigns::save::<P>))
+        .route("/console/campaigns/{id}/preview", get(campaigns::preview::<P>))
+        .route("/console/campaigns/{id}/pause", post(campaigns::pause::<P>))
+        .route("/console/campaigns/{id}/resume", post(campaigns::resume::<P>))
+        .route("/console/campaigns/{id}/schedule", post(campaigns::schedule::<P>))
         .with_state(Arc::clone(&console))
         .merge(act)
         .merge(auth_routes(console))
@@ -283,6 +298,12 @@ fn templates() -> &'static Environment<'static> {
             ("home.html", include_str!("../../templates/home.html")),
             ("my_leads.html", include_str!("../../templates/my_leads.html")),
             ("lead.html", include_str!("../../templates/lead.html")),
+            ("funnel.html", include_str!("../../templates/funnel.html")),
+            ("campaigns.html", include_str!("../../templates/campaigns.html")),
+            ("campaign.html", include_str!("../../templates/campaign.html")),
+            ("campaign_edit.html", include_str!("../../templates/campaign_edit.html")),
+            ("campaign_preview.html", include_str!("../../templates/campaign_preview.html")),
+            ("campaign_rendered.html", include_str!("../../templates/campaign_rendered.html")),
         ] {
             if let Err(e) = env.add_template(name, text) {
                 // The templates ship inside the binary and are rendered by the tests: this is
