@@ -1,15 +1,32 @@
 //! The `leadflow` command line.
+//!
+//! The admin commands print tables, summaries and one-line confirmations for people, and the
+//! API's JSON with `--json` for scripts (see `render`).
+
+mod campaigns;
+mod commands;
+mod execute;
+mod leads;
+mod render;
+mod reps;
+pub mod table;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde_json::{Value, json};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
 
-use crate::client::{AdminClient, Auth, ClientError, DEFAULT_URL, LeadFilters, SigV4};
+use crate::client::{AdminClient, Auth, ClientError, DEFAULT_URL, SigV4};
 use crate::dev::{DevOptions, start};
+pub use commands::{
+    CampaignCommand, ConsoleCommand, ExportFormat, FilterArgs, FunnelBy, LeadCommand, MarkStatus, RepCommand,
+    ReportCommand, TeamCommand,
+};
+pub use execute::execute;
+pub use render::{Format, Shown, View, show};
 
 #[derive(Parser)]
 #[command(name = "leadflow", version, about = "Leadflow: lead capture, scoring, routing and nurture.")]
@@ -72,6 +89,20 @@ enum Command {
         #[command(subcommand)]
         action: ReportCommand,
     },
+    /// Sales teams, through the admin API.
+    Team {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        action: TeamCommand,
+    },
+    /// The web console of the local stack.
+    Console {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        action: ConsoleCommand,
+    },
 }
 
 /// Where the admin API is and how to prove who we are.
@@ -97,9 +128,17 @@ pub struct ApiArgs {
     /// The deployment's AWS region, for SigV4; default: AWS_REGION, else AWS_DEFAULT_REGION.
     #[arg(long, global = true)]
     pub region: Option<String>,
+    /// Print the API's JSON answer instead of a table or summary (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 impl ApiArgs {
+    /// How answers are printed.
+    pub fn format(&self) -> Format {
+        if self.json { Format::Json } else { Format::Human }
+    }
+
     /// Whether requests are SigV4-signed: an https address, or asked for.
     pub fn signs(&self) -> bool {
         self.sigv4 || self.url.trim_start().get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"))
@@ -113,210 +152,6 @@ impl ApiArgs {
             Ok(Auth::Bearer(self.token.clone()))
         }
     }
-}
-
-#[derive(Subcommand, Debug)]
-pub enum CampaignCommand {
-    /// Applies a campaign file (YAML, JSON or TOML, by its extension): a new version unless
-    /// nothing changed.
-    Apply { file: PathBuf },
-    /// The latest version of every campaign.
-    List,
-    /// A campaign's latest version in full, and its versions.
-    Show { id: String },
-    /// Pauses a campaign: enrolled leads wait, nobody enters.
-    Pause { id: String },
-    /// Resumes a paused campaign.
-    Resume { id: String },
-    /// Sets when a campaign runs (RFC 3339 times or dates; leave one out for no bound).
-    Schedule {
-        id: String,
-        #[arg(long)]
-        start: Option<String>,
-        #[arg(long)]
-        end: Option<String>,
-    },
-    /// Moves leads enrolled in older versions to the latest, on purpose: each continues at the
-    /// step of the same id; leads whose next step is gone finish their own version.
-    Migrate {
-        id: String,
-        /// Only leads in this version (default: every older version).
-        #[arg(long)]
-        from_version: Option<u32>,
-    },
-    /// Renders a step's email for a lead, without sending it.
-    Preview {
-        id: String,
-        #[arg(long)]
-        lead: String,
-        #[arg(long)]
-        step: String,
-        /// A version other than the latest.
-        #[arg(long)]
-        version: Option<u32>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum RepCommand {
-    /// Every rep, with open leads and teams.
-    List,
-    /// One rep.
-    Show { id: String },
-    /// Creates a rep (name and email needed) or changes the fields given.
-    Set {
-        id: String,
-        #[arg(long)]
-        name: Option<String>,
-        #[arg(long)]
-        email: Option<String>,
-        /// IANA time zone, e.g. Europe/Berlin.
-        #[arg(long)]
-        time_zone: Option<String>,
-        /// Most open leads the rep may hold.
-        #[arg(long)]
-        capacity: Option<u32>,
-        /// Takes no limit on open leads.
-        #[arg(long, conflicts_with = "capacity")]
-        no_capacity: bool,
-        /// Whether the rep takes leads.
-        #[arg(long)]
-        active: Option<bool>,
-        /// Working days, e.g. mon,tue,wed,thu,fri (with --start and --end).
-        #[arg(long, value_delimiter = ',', requires_all = ["start", "end"])]
-        days: Option<Vec<String>>,
-        /// Start of the working day, HH:MM local.
-        #[arg(long, requires = "days")]
-        start: Option<String>,
-        /// End of the working day, HH:MM local.
-        #[arg(long, requires = "days")]
-        end: Option<String>,
-        /// Works any time (clears working hours).
-        #[arg(long, conflicts_with = "days")]
-        any_time: bool,
-    },
-    /// Marks a rep out of office (RFC 3339 times or dates), or back with --clear.
-    Ooo {
-        id: String,
-        #[arg(long, required_unless_present = "clear")]
-        from: Option<String>,
-        #[arg(long, required_unless_present = "clear")]
-        until: Option<String>,
-        /// The rep is back.
-        #[arg(long, conflicts_with_all = ["from", "until"])]
-        clear: bool,
-    },
-}
-
-#[derive(Args, Debug, Clone, Default)]
-pub struct FilterArgs {
-    /// Text in the address, name, company or job title, or a lead id.
-    #[arg(long)]
-    pub q: Option<String>,
-    /// new, contacted, won or lost.
-    #[arg(long)]
-    pub status: Option<String>,
-    /// lead, mql or sql.
-    #[arg(long)]
-    pub lifecycle: Option<String>,
-    /// A rep id; `(none)` for leads nobody owns.
-    #[arg(long)]
-    pub owner: Option<String>,
-    /// First-touch utm_source; `(none)` for leads without one.
-    #[arg(long)]
-    pub source: Option<String>,
-}
-
-impl FilterArgs {
-    fn filters(&self) -> LeadFilters {
-        LeadFilters {
-            q: self.q.clone(),
-            status: self.status.clone(),
-            lifecycle: self.lifecycle.clone(),
-            owner: self.owner.clone(),
-            source: self.source.clone(),
-            ..LeadFilters::default()
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ExportFormat {
-    Csv,
-    Json,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum MarkStatus {
-    Contacted,
-    Won,
-    Lost,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum FunnelBy {
-    Source,
-    Campaign,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum LeadCommand {
-    /// One lead by id, with its score reasons, owner and trail.
-    Show { id: String },
-    /// One lead by email address.
-    Find { email: String },
-    /// Leads matching filters, a page at a time.
-    Search {
-        #[command(flatten)]
-        filters: FilterArgs,
-        #[arg(long)]
-        limit: Option<u32>,
-        /// The `next` of the previous page.
-        #[arg(long)]
-        cursor: Option<String>,
-    },
-    /// Marks a lead contacted, won or lost (won and lost stop its nurture).
-    Mark {
-        id: String,
-        status: MarkStatus,
-        /// Who made the change.
-        #[arg(long)]
-        by: Option<String>,
-        #[arg(long)]
-        note: Option<String>,
-    },
-    /// Every lead matching the filters, as CSV or JSON.
-    Export {
-        #[arg(long, value_enum, default_value = "csv")]
-        format: ExportFormat,
-        #[command(flatten)]
-        filters: FilterArgs,
-        /// Write to this file instead of standard output.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-    },
-    /// Erases a lead's personal data, for good.
-    Erase {
-        id: String,
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ReportCommand {
-    /// Captured → valid → MQL → assigned → contacted → won.
-    Funnel {
-        #[arg(long, value_enum, default_value = "source")]
-        by: FunnelBy,
-        /// Only leads created at or after this time (RFC 3339 or a date).
-        #[arg(long)]
-        since: Option<String>,
-        /// Only leads created before this time (RFC 3339 or a date).
-        #[arg(long)]
-        until: Option<String>,
-    },
 }
 
 fn init_tracing() {
@@ -380,6 +215,7 @@ pub fn main() -> ExitCode {
                 println!("  events:       {}", running.events.display());
                 println!("  database:     {}", running.database.display());
                 println!("  admin token:  {}", running.admin_token);
+                println!("  console:      {} (signs you in as the local admin, once; more with `leadflow console link --as <email>`)", running.sign_in_link);
                 println!("  look it up:   curl -H 'authorization: Bearer {}' 'http://{}/admin/leads?email=ana@acme.io'", running.admin_token, running.addr);
                 running.run_until_signal().await;
                 ExitCode::SUCCESS
@@ -389,6 +225,8 @@ pub fn main() -> ExitCode {
         Command::Rep { api, action } => run_api_call(&api, ApiCall::Rep(action)),
         Command::Lead { api, action } => run_api_call(&api, ApiCall::Lead(action)),
         Command::Report { api, action } => run_api_call(&api, ApiCall::Report(action)),
+        Command::Team { api, action } => run_api_call(&api, ApiCall::Team(action)),
+        Command::Console { api, action } => run_api_call(&api, ApiCall::Console(action)),
     }
 }
 
@@ -399,13 +237,18 @@ pub enum ApiCall {
     Rep(RepCommand),
     Lead(LeadCommand),
     Report(ReportCommand),
+    Team(TeamCommand),
+    Console(ConsoleCommand),
 }
 
 /// What a command prints on success.
 #[derive(Debug)]
 pub enum Output {
-    /// Printed pretty.
+    /// The API's answer (`--json`), printed pretty.
     Json(Value),
+    /// For a person: `text` on standard output as it is, `hint` (how to go on, e.g. the next
+    /// page's cursor) on standard error, so that a pipe gets only the table.
+    Human { text: String, hint: Option<String> },
     /// Printed as it is (an export).
     Text(String),
     /// Already written (an export to a file); a line for the terminal.
@@ -437,14 +280,18 @@ fn run_api_call(api: &ApiArgs, call: ApiCall) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
+        refuse_before_connecting(api, &call)?;
         let client = connect(api, |name| std::env::var(name).ok())?;
-        execute(&client, call).await
+        execute(&client, call, api.format()).await
     });
     match outcome {
-        Ok(Output::Json(v)) => {
-            let mut text = serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string());
-            text.push('\n');
-            write_stdout(&text)
+        Ok(Output::Json(v)) => write_stdout(&render::pretty(&v)),
+        Ok(Output::Human { text, hint }) => {
+            let code = write_stdout(&text);
+            if let Some(hint) = hint {
+                eprintln!("{hint}");
+            }
+            code
         }
         Ok(Output::Text(t)) => write_stdout(&t),
         Ok(Output::Note(n)) => {
@@ -455,6 +302,16 @@ fn run_api_call(api: &ApiArgs, call: ApiCall) -> ExitCode {
             eprintln!("{}", error_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Refuses what cannot work with these API arguments, before credentials are looked for: a
+/// console link from a deployment would otherwise fail on missing AWS keys, which is beside the
+/// point.
+pub fn refuse_before_connecting(api: &ApiArgs, call: &ApiCall) -> Result<(), CallError> {
+    match call {
+        ApiCall::Console(ConsoleCommand::Link { .. }) if api.signs() => Err(execute::local_only()),
+        _ => Ok(()),
     }
 }
 
@@ -487,179 +344,6 @@ pub fn error_line(e: &CallError) -> String {
         },
         CallError::Local { code, message } => format!("error: {code}: {message}"),
     }
-}
-
-/// An RFC 3339 time as given, or a date (`2026-03-09`) as its midnight UTC.
-fn time_arg(name: &str, raw: &str) -> Result<String, CallError> {
-    let raw = raw.trim();
-    if chrono::DateTime::parse_from_rfc3339(raw).is_ok() {
-        return Ok(raw.to_string());
-    }
-    match chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        Ok(d) => Ok(format!("{d}T00:00:00Z")),
-        Err(_) => Err(CallError::local(
-            "invalid_argument",
-            format!("--{name}: `{raw}` is neither an RFC 3339 time (2026-03-09T09:00:00Z) nor a date (2026-03-09)"),
-        )),
-    }
-}
-
-fn opt_time(name: &str, raw: &Option<String>) -> Result<Option<String>, CallError> {
-    raw.as_deref().map(|r| time_arg(name, r)).transpose()
-}
-
-/// Runs one admin API command.
-pub async fn execute(client: &AdminClient, call: ApiCall) -> Result<Output, CallError> {
-    let json = |v: Value| Ok(Output::Json(v));
-    match call {
-        ApiCall::Campaign(c) => match c {
-            CampaignCommand::Apply { file } => {
-                let text = std::fs::read_to_string(&file)
-                    .map_err(|e| CallError::local("unreadable_file", format!("cannot read {}: {e}", file.display())))?;
-                let format = match file.extension().and_then(|x| x.to_str()).map(str::to_ascii_lowercase).as_deref() {
-                    Some("json") => "json",
-                    Some("toml") => "toml",
-                    _ => "yaml",
-                };
-                json(client.campaign_apply(text, format).await?)
-            }
-            CampaignCommand::List => json(client.campaigns().await?),
-            CampaignCommand::Show { id } => json(client.campaign(&id).await?),
-            CampaignCommand::Pause { id } => json(client.campaign_pause(&id).await?),
-            CampaignCommand::Resume { id } => json(client.campaign_resume(&id).await?),
-            CampaignCommand::Schedule { id, start, end } => {
-                let (start, end) = (opt_time("start", &start)?, opt_time("end", &end)?);
-                json(client.campaign_schedule(&id, start.as_deref(), end.as_deref()).await?)
-            }
-            CampaignCommand::Migrate { id, from_version } => json(client.campaign_migrate(&id, from_version).await?),
-            CampaignCommand::Preview { id, lead, step, version } => {
-                let version = version.map(|v| v.to_string());
-                json(client.campaign_preview(&id, &lead, &step, version.as_deref()).await?)
-            }
-        },
-        ApiCall::Rep(r) => match r {
-            RepCommand::List => json(client.reps().await?),
-            RepCommand::Show { id } => json(client.rep(&id).await?),
-            RepCommand::Set {
-                id,
-                name,
-                email,
-                time_zone,
-                capacity,
-                no_capacity,
-                active,
-                days,
-                start,
-                end,
-                any_time,
-            } => {
-                let mut patch = serde_json::Map::new();
-                let mut put = |k: &str, v: Value| {
-                    patch.insert(k.to_string(), v);
-                };
-                if let Some(v) = name {
-                    put("name", json!(v));
-                }
-                if let Some(v) = email {
-                    put("email", json!(v));
-                }
-                if let Some(v) = time_zone {
-                    put("time_zone", json!(v));
-                }
-                if let Some(v) = capacity {
-                    put("capacity", json!(v));
-                }
-                if no_capacity {
-                    put("capacity", Value::Null);
-                }
-                if let Some(v) = active {
-                    put("active", json!(v));
-                }
-                if let (Some(days), Some(start), Some(end)) = (days, start, end) {
-                    put("working_hours", json!({ "days": days, "start": start, "end": end }));
-                }
-                if any_time {
-                    put("working_hours", Value::Null);
-                }
-                if patch.is_empty() {
-                    return Err(CallError::local("nothing_to_set", "give at least one field, e.g. --capacity 20"));
-                }
-                json(client.rep_set(&id, Value::Object(patch)).await?)
-            }
-            RepCommand::Ooo { id, from, until, clear } => {
-                if clear {
-                    return json(client.rep_back(&id).await?);
-                }
-                match (opt_time("from", &from)?, opt_time("until", &until)?) {
-                    (Some(from), Some(until)) => json(client.rep_ooo(&id, &from, &until).await?),
-                    _ => Err(CallError::local("invalid_argument", "give --from and --until, or --clear")),
-                }
-            }
-        },
-        ApiCall::Lead(l) => match l {
-            LeadCommand::Show { id } => json(client.lead_show(&id).await?),
-            LeadCommand::Find { email } => json(client.lead_find(&email).await?),
-            LeadCommand::Search { filters, limit, cursor } => {
-                let mut f = filters.filters();
-                f.limit = limit.map(|l| l.to_string());
-                f.cursor = cursor;
-                json(client.lead_search(&f).await?)
-            }
-            LeadCommand::Mark { id, status, by, note } => {
-                let status = match status {
-                    MarkStatus::Contacted => "contacted",
-                    MarkStatus::Won => "won",
-                    MarkStatus::Lost => "lost",
-                };
-                json(client.lead_mark(&id, status, by.as_deref(), note.as_deref()).await?)
-            }
-            LeadCommand::Export { format, filters, output } => {
-                let format = match format {
-                    ExportFormat::Csv => "csv",
-                    ExportFormat::Json => "json",
-                };
-                let text = client.lead_export(format, &filters.filters()).await?;
-                match output {
-                    None => Ok(Output::Text(text)),
-                    Some(path) => {
-                        std::fs::write(&path, &text).map_err(|e| {
-                            CallError::local("unwritable_file", format!("cannot write {}: {e}", path.display()))
-                        })?;
-                        Ok(Output::Note(format!("exported to {}", path.display())))
-                    }
-                }
-            }
-            LeadCommand::Erase { id, yes } => {
-                if !yes && !confirm_erasure(&id) {
-                    return Err(CallError::local(
-                        "not_confirmed",
-                        "erasure cannot be undone; confirm it by typing the lead id, or pass --yes",
-                    ));
-                }
-                json(client.lead_erase(&id).await?)
-            }
-        },
-        ApiCall::Report(ReportCommand::Funnel { by, since, until }) => {
-            let by = match by {
-                FunnelBy::Source => "source",
-                FunnelBy::Campaign => "campaign",
-            };
-            let (since, until) = (opt_time("since", &since)?, opt_time("until", &until)?);
-            json(client.funnel(by, since.as_deref(), until.as_deref()).await?)
-        }
-    }
-}
-
-/// Asks on a terminal for the lead id again; anywhere else (a script) the answer is no.
-fn confirm_erasure(id: &str) -> bool {
-    use std::io::{BufRead, IsTerminal, Write};
-    if !std::io::stdin().is_terminal() {
-        return false;
-    }
-    eprint!("Erase lead {id}'s personal data for good? Type the lead id to confirm: ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == id
 }
 
 #[cfg(test)]
@@ -725,9 +409,77 @@ mod tests {
     }
 
     #[test]
-    fn dates_stand_for_midnight_utc() {
-        assert_eq!(time_arg("from", "2026-03-09").ok().as_deref(), Some("2026-03-09T00:00:00Z"));
-        assert_eq!(time_arg("from", "2026-03-09T09:30:00+01:00").ok().as_deref(), Some("2026-03-09T09:30:00+01:00"));
-        assert!(time_arg("from", "next monday").is_err());
+    fn json_is_one_flag_anywhere_for_every_admin_command() {
+        let format = |args: &[&str]| match Cli::try_parse_from(args) {
+            Ok(Cli { command: Command::Rep { api, .. } | Command::Lead { api, .. } | Command::Report { api, .. } }) => {
+                api.format()
+            }
+            Ok(_) => panic!("not the expected command"),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(format(&["leadflow", "rep", "list"]), Format::Human);
+        assert_eq!(format(&["leadflow", "rep", "list", "--json"]), Format::Json);
+        assert_eq!(format(&["leadflow", "lead", "--json", "search", "--q", "ana"]), Format::Json);
+        assert_eq!(format(&["leadflow", "report", "--json", "funnel", "--by", "campaign"]), Format::Json);
+    }
+
+    #[test]
+    fn console_link_parses_as_and_next() {
+        let cli = Cli::try_parse_from([
+            "leadflow",
+            "console",
+            "link",
+            "--as",
+            "ben@acme.example",
+            "--next",
+            "/console/leads/01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "--token",
+            "t",
+            "--json",
+        ]);
+        match cli.map(|c| c.command) {
+            Ok(Command::Console { api, action: ConsoleCommand::Link { as_email, next } }) => {
+                assert_eq!(as_email.as_deref(), Some("ben@acme.example"));
+                assert_eq!(next.as_deref(), Some("/console/leads/01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+                assert_eq!(api.token.as_deref(), Some("t"));
+                assert_eq!(api.format(), Format::Json);
+            }
+            other => panic!("parsed as {other:?}", other = other.map(|_| ()).map_err(|e| e.to_string())),
+        }
+        match Cli::try_parse_from(["leadflow", "console", "link"]).map(|c| c.command) {
+            Ok(Command::Console { action: ConsoleCommand::Link { as_email: None, next: None }, .. }) => {}
+            other => panic!("parsed as {other:?}", other = other.map(|_| ()).map_err(|e| e.to_string())),
+        }
+    }
+
+    #[test]
+    fn console_links_are_refused_for_a_deployment_before_credentials_are_looked_for() {
+        let refused = |args: &[&str]| match Cli::try_parse_from(["leadflow", "console", "link"].iter().chain(args)) {
+            Ok(Cli { command: Command::Console { api, action } }) => {
+                refuse_before_connecting(&api, &ApiCall::Console(action)).err().map(|e| error_line(&e))
+            }
+            Ok(_) => panic!("not a console command"),
+            Err(e) => panic!("{e}"),
+        };
+        let line = "error: local_only: console links are for the local stack; on AWS sign in through the console URL";
+        assert_eq!(refused(&["--url", "https://abc.execute-api.eu-west-1.amazonaws.com"]).as_deref(), Some(line));
+        assert_eq!(refused(&["--url", "http://127.0.0.1:8080", "--sigv4"]).as_deref(), Some(line));
+        assert_eq!(refused(&["--url", "http://127.0.0.1:8080", "--token", "t"]), None);
+    }
+
+    #[tokio::test]
+    async fn console_links_are_refused_for_a_deployment_before_any_request() {
+        let signer = SigV4::new("AKID", "secret", None, "eu-west-1", crate::client::EXECUTE_API);
+        // An address nothing listens on: a request, had one been sent, would fail otherwise.
+        let client = match AdminClient::with_auth("https://127.0.0.1:9", Auth::SigV4(signer)) {
+            Ok(c) => c,
+            Err(e) => panic!("no client: {e}"),
+        };
+        let call = ApiCall::Console(ConsoleCommand::Link { as_email: None, next: None });
+        let line = execute(&client, call, Format::Human).await.err().map(|e| error_line(&e)).unwrap_or_default();
+        assert_eq!(
+            line,
+            "error: local_only: console links are for the local stack; on AWS sign in through the console URL"
+        );
     }
 }

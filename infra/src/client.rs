@@ -249,6 +249,11 @@ impl AdminClient {
         Ok(Self { base, auth, http })
     }
 
+    /// Whether requests are SigV4-signed (a deployment on AWS) rather than carrying a bearer token.
+    pub fn signs(&self) -> bool {
+        matches!(self.auth, Auth::SigV4(_))
+    }
+
     /// The URL of `segments` under the base, each segment escaped, with `query`.
     fn url(&self, segments: &[&str], query: &[(&str, Option<&str>)]) -> Url {
         let mut url = self.base.clone();
@@ -376,6 +381,33 @@ impl AdminClient {
 
     pub async fn rep_back(&self, id: &str) -> Result<Value, ClientError> {
         self.json(Method::DELETE, self.url(&["admin", "reps", id, "ooo"], &[]), None).await
+    }
+
+    // --- teams --------------------------------------------------------------------------
+
+    pub async fn teams(&self) -> Result<Value, ClientError> {
+        self.json(Method::GET, self.url(&["admin", "teams"], &[]), None).await
+    }
+
+    pub async fn team(&self, id: &str) -> Result<Value, ClientError> {
+        self.json(Method::GET, self.url(&["admin", "teams", id], &[]), None).await
+    }
+
+    // --- the local stack's console ------------------------------------------------------
+
+    /// A one-time console sign-in link from the local stack (`POST /dev/sign-in-link`): for
+    /// `email` (default: the local admin), landing on `next` (a console path).
+    pub async fn sign_in_link(&self, email: Option<&str>, next: Option<&str>) -> Result<Value, ClientError> {
+        // Fields not given are left out, so that the stack's defaults apply.
+        let mut body = serde_json::Map::new();
+        if let Some(email) = email {
+            body.insert("email".into(), Value::String(email.to_string()));
+        }
+        if let Some(next) = next {
+            body.insert("next".into(), Value::String(next.to_string()));
+        }
+        let url = self.url(&["dev", "sign-in-link"], &[]);
+        self.json(Method::POST, url, Some(Body::Json(Value::Object(body)))).await
     }
 
     // --- campaigns ----------------------------------------------------------------------
