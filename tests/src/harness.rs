@@ -75,17 +75,7 @@ pub async fn local_stack(
     admin_token: &str,
     nurture_every: std::time::Duration,
 ) -> (leadflow_infra::dev::Running, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-    let opts = leadflow_infra::dev::DevOptions {
-        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: dir.path().to_path_buf(),
-        config_dir: Some(crate::config_dir()),
-        admin_token: Some(admin_token.into()),
-        nurture_every,
-        ..leadflow_infra::dev::DevOptions::default()
-    };
-    let running = leadflow_infra::dev::start(opts).await.unwrap_or_else(|e| panic!("the local stack starts: {e}"));
-    (running, dir)
+    local_stack_with_config(admin_token, nurture_every, crate::config_dir()).await
 }
 
 /// [`local_stack`] over the configuration folder `config_dir` instead of the test configuration:
@@ -106,4 +96,55 @@ pub async fn local_stack_with_config(
     };
     let running = leadflow_infra::dev::start(opts).await.unwrap_or_else(|e| panic!("the local stack starts: {e}"));
     (running, dir)
+}
+
+/// A running local stack (test configuration) and the calls tests make on it over HTTP. Its
+/// client follows no redirects, so a test sees each 303 a browser would follow.
+pub struct Stack {
+    pub running: leadflow_infra::dev::Running,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start(admin_token: &str, nurture_every: std::time::Duration) -> Stack {
+        let (running, dir) = local_stack(admin_token, nurture_every).await;
+        let base = format!("http://{}", running.addr);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|e| panic!("an HTTP client: {e}"));
+        Stack { running, base, http, token: admin_token.to_string(), dir }
+    }
+
+    /// Posts a lead as a landing page does; answers its id.
+    pub async fn post_lead(&self, lead: &Value) -> String {
+        let resp = self.http.post(format!("{}/leads", self.base)).json(lead).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("capture answers: {e}"));
+        let body: Value = resp.json().await.unwrap_or_else(|e| panic!("capture answers JSON: {e}"));
+        body["lead_id"].as_str().unwrap_or_else(|| panic!("no lead id: {body}")).to_string()
+    }
+
+    /// The lead as the admin API shows it.
+    pub async fn lead(&self, id: &str) -> Value {
+        let resp = self.http.get(format!("{}/admin/leads/{id}", self.base)).bearer_auth(&self.token).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("the admin API answers: {e}"));
+        resp.json().await.unwrap_or_else(|e| panic!("the admin API answers JSON: {e}"))
+    }
+
+    /// `POST /dev/sign-in-link` (what `leadflow console link --as <email> --next <next>` calls).
+    pub async fn sign_in_link(&self, email: Option<&str>, next: Option<&str>) -> (reqwest::StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/dev/sign-in-link", self.base))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({ "email": email, "next": next }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("the link endpoint answers: {e}"));
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or_else(|e| panic!("the link endpoint answers JSON: {e}")))
+    }
 }

@@ -5,41 +5,18 @@
 
 use std::time::Duration;
 
-use leadflow_infra::dev::Running;
 use leadflow_tests::browser::{Browser, DESKTOP, PHONE, wait_for_eml};
-use serde_json::{Value, json};
+use leadflow_tests::harness::Stack;
+use serde_json::json;
 
 const TOKEN: &str = "browser-admin-token";
 
-struct Stack {
-    running: Running,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
 async fn stack() -> Stack {
-    let (running, dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_secs(1)).await;
-    let base = format!("http://{}", running.addr);
-    Stack { running, base, http: reqwest::Client::new(), _dir: dir }
+    Stack::start(TOKEN, Duration::from_secs(1)).await
 }
 
-impl Stack {
-    async fn post_lead(&self, lead: &Value) -> String {
-        let resp = self.http.post(format!("{}/leads", self.base)).json(lead).send().await.expect("capture answers");
-        let body: Value = resp.json().await.expect("json");
-        body["lead_id"].as_str().expect("lead id").to_string()
-    }
-
-    async fn lead(&self, id: &str) -> Value {
-        let resp =
-            self.http.get(format!("{}/admin/leads/{id}", self.base)).bearer_auth(TOKEN).send().await.expect("admin");
-        resp.json().await.expect("json")
-    }
-
-    async fn assignment_eml(&self, id: &str) -> Vec<u8> {
-        wait_for_eml(&self.running.outbox, &format!("assignment-{id}")).await
-    }
+async fn assignment_eml(s: &Stack, id: &str) -> Vec<u8> {
+    wait_for_eml(&s.running.outbox, &format!("assignment-{id}")).await
 }
 
 /// The page fits a phone's screen.
@@ -54,14 +31,14 @@ async fn a_rep_on_a_phone_reads_the_email_and_marks_the_lead_contacted_once() {
         .post_lead(&json!({"email": "ana@acme.io", "first_name": "Ana", "last_name": "Lima", "company": "Acme",
                            "job_title": "CTO", "country": "DE", "phone": "+49 89 1234567"}))
         .await;
-    let eml = s.assignment_eml(&id).await;
+    let eml = assignment_eml(&s, &id).await;
     let message = mail_parser::MessageParser::default().parse(&eml).expect("the .eml parses");
     let html = message.body_html(0).expect("an HTML part").into_owned();
 
     let browser = Browser::start(PHONE).await;
 
     // The email itself, as a phone's mail app shows it.
-    let file = s._dir.path().join("assignment.html");
+    let file = s.dir.path().join("assignment.html");
     std::fs::write(&file, &html).expect("write the email's HTML");
     browser.goto(&format!("file://{}", file.display())).await;
     assert_fits(&browser, "the assignment email").await;

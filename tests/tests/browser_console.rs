@@ -12,41 +12,21 @@ use leadflow_core::ports::{Adapters, ConfigHandle};
 use leadflow_infra::dev::Running;
 use leadflow_memory::{MemoryQueue, RecordingBus, RecordingMailer, SettableClock};
 use leadflow_tests::browser::{Browser, DESKTOP, PHONE, wait_for_eml};
+use leadflow_tests::harness::Stack;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "browser-console-token";
 
-struct Stack {
-    running: Running,
-    base: String,
-    http: reqwest::Client,
-    dir: tempfile::TempDir,
+/// The calls these tests make besides the shared ones.
+trait ConsoleCalls {
+    async fn link_for(&self, email: &str, next: &str) -> String;
+    async fn open_the_lead_link(&self, browser: &Browser, id: &str) -> String;
 }
 
-impl Stack {
-    async fn post_lead(&self, lead: &Value) -> String {
-        let resp = self.http.post(format!("{}/leads", self.base)).json(lead).send().await.expect("capture answers");
-        let body: Value = resp.json().await.expect("json");
-        body["lead_id"].as_str().expect("lead id").to_string()
-    }
-
-    async fn lead(&self, id: &str) -> Value {
-        let resp =
-            self.http.get(format!("{}/admin/leads/{id}", self.base)).bearer_auth(TOKEN).send().await.expect("admin");
-        resp.json().await.expect("json")
-    }
-
+impl ConsoleCalls for Stack {
     /// A one-time sign-in link, as `leadflow console link --as <email> --next <next>` prints it.
-    async fn sign_in_link(&self, email: &str, next: &str) -> String {
-        let resp = self
-            .http
-            .post(format!("{}/dev/sign-in-link", self.base))
-            .bearer_auth(TOKEN)
-            .json(&json!({ "email": email, "next": next }))
-            .send()
-            .await
-            .expect("link answers");
-        let body: Value = resp.json().await.expect("json");
+    async fn link_for(&self, email: &str, next: &str) -> String {
+        let (_, body) = self.sign_in_link(Some(email), Some(next)).await;
         body["url"].as_str().unwrap_or_else(|| panic!("no link: {body}")).to_string()
     }
 
@@ -60,10 +40,10 @@ impl Stack {
         browser.goto(&format!("file://{}", file.display())).await;
         browser.link("Open the lead", &self.base).await
     }
+}
 
-    fn activities(lead: &Value, kind: &str) -> usize {
-        lead["activities"].as_array().map_or(0, |a| a.iter().filter(|x| x["kind"] == kind).count())
-    }
+fn activities(lead: &Value, kind: &str) -> usize {
+    lead["activities"].as_array().map_or(0, |a| a.iter().filter(|x| x["kind"] == kind).count())
 }
 
 fn qualified(email: &str, first_name: &str) -> Value {
@@ -89,9 +69,7 @@ async fn five_hours_later(running: &Running) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rep_opens_the_lead_from_the_email_signs_in_and_marks_it_contacted() {
-    let (running, dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_secs(1)).await;
-    let base = format!("http://{}", running.addr);
-    let s = Stack { running, base, http: reqwest::Client::new(), dir };
+    let s = Stack::start(TOKEN, Duration::from_secs(1)).await;
     let browser = Browser::start(PHONE).await;
 
     // The americas team is Carla alone: both leads are hers.
@@ -108,7 +86,7 @@ async fn a_rep_opens_the_lead_from_the_email_signs_in_and_marks_it_contacted() {
     browser.assert_fits("the sign-in page", PHONE.0).await;
     browser.screenshot("console-sign-in-phone").await;
 
-    let link = s.sign_in_link("carla@acme.example", &format!("/console/leads/{worked}")).await;
+    let link = s.link_for("carla@acme.example", &format!("/console/leads/{worked}")).await;
     browser.goto(&link).await;
     browser.wait_for_text("Sign in as carla@acme.example").await;
     browser.assert_fits("the sign-in link's page", PHONE.0).await;
@@ -147,14 +125,14 @@ async fn a_rep_opens_the_lead_from_the_email_signs_in_and_marks_it_contacted() {
     assert_eq!(five_hours_later(&s.running).await, 1, "only the unworked lead breaches");
     let worked_now = s.lead(&worked).await;
     assert_eq!(worked_now["owner"]["rep_id"], "carla");
-    assert_eq!(Stack::activities(&worked_now, "sla_breached"), 0, "{worked_now}");
+    assert_eq!(activities(&worked_now, "sla_breached"), 0, "{worked_now}");
     let ignored_now = s.lead(&ignored).await;
-    assert_eq!(Stack::activities(&ignored_now, "sla_breached"), 1, "{ignored_now}");
+    assert_eq!(activities(&ignored_now, "sla_breached"), 1, "{ignored_now}");
     assert_ne!(ignored_now["owner"]["rep_id"], "carla");
 
     // The same pages on a desktop.
     let desktop = Browser::start(DESKTOP).await;
-    let link = s.sign_in_link("carla@acme.example", &format!("/console/leads/{worked}")).await;
+    let link = s.link_for("carla@acme.example", &format!("/console/leads/{worked}")).await;
     desktop.goto(&link).await;
     desktop.press("Sign in").await;
     desktop.wait_for_text("Why Carla Diaz").await;
@@ -170,9 +148,7 @@ async fn a_rep_opens_the_lead_from_the_email_signs_in_and_marks_it_contacted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_marketer_sees_the_funnel_of_the_leads_posted_here() {
-    let (running, dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_secs(1)).await;
-    let base = format!("http://{}", running.addr);
-    let s = Stack { running, base, http: reqwest::Client::new(), dir };
+    let s = Stack::start(TOKEN, Duration::from_secs(1)).await;
     let mut google = qualified("lee@globex.com", "Lee");
     google["utm_source"] = json!("google");
     let first = s.post_lead(&google).await;
@@ -191,7 +167,7 @@ async fn a_marketer_sees_the_funnel_of_the_leads_posted_here() {
 
     for (size, name) in [(PHONE, "phone"), (DESKTOP, "desktop")] {
         let browser = Browser::start(size).await;
-        let link = s.sign_in_link("maria@acme.example", "/console/reports/funnel").await;
+        let link = s.link_for("maria@acme.example", "/console/reports/funnel").await;
         browser.goto(&link).await;
         browser.press("Sign in").await;
         let text = browser.wait_for_text("3 leads").await;

@@ -4,25 +4,25 @@
 
 use std::time::{Duration, Instant};
 
-use leadflow_infra::dev::Running;
+use leadflow_tests::harness::Stack;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "console-admin-token";
 
-struct Stack {
-    running: Running,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
+/// The shared stack, with the console's calls on top.
+struct Local(Stack);
+
+impl std::ops::Deref for Local {
+    type Target = Stack;
+    fn deref(&self) -> &Stack {
+        &self.0
+    }
 }
 
-async fn stack() -> Stack {
-    let (running, dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_secs(1)).await;
-    let base = format!("http://{}", running.addr);
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    Stack { running, base, http, _dir: dir }
+async fn stack() -> Local {
+    Local(Stack::start(TOKEN, Duration::from_secs(1)).await)
 }
 
 /// A browser's session: the cookie it was given.
@@ -36,19 +36,7 @@ fn qualified(email: &str, first_name: &str, country: &str) -> Value {
            "job_title": "CTO", "country": country, "phone": "+1 212 555 0100"})
 }
 
-impl Stack {
-    async fn post_lead(&self, lead: &Value) -> String {
-        let resp = self.http.post(format!("{}/leads", self.base)).json(lead).send().await.expect("capture answers");
-        let body: Value = resp.json().await.expect("json");
-        body["lead_id"].as_str().expect("lead id").to_string()
-    }
-
-    async fn lead(&self, id: &str) -> Value {
-        let resp =
-            self.http.get(format!("{}/admin/leads/{id}", self.base)).bearer_auth(TOKEN).send().await.expect("admin");
-        resp.json().await.expect("json")
-    }
-
+impl Local {
     /// Waits until the lead is assigned; answers its owner.
     async fn owner(&self, id: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -62,22 +50,10 @@ impl Stack {
         }
     }
 
-    async fn link(&self, email: Option<&str>, next: Option<&str>) -> (StatusCode, Value) {
-        let resp = self
-            .http
-            .post(format!("{}/dev/sign-in-link", self.base))
-            .bearer_auth(TOKEN)
-            .json(&json!({ "email": email, "next": next }))
-            .send()
-            .await
-            .expect("link answers");
-        (resp.status(), resp.json().await.expect("json"))
-    }
-
     /// Signs `email` in through a one-time link, as a browser would: the link's page, then its
     /// button.
     async fn sign_in(&self, email: &str) -> Person {
-        let (status, link) = self.link(Some(email), None).await;
+        let (status, link) = self.sign_in_link(Some(email), None).await;
         assert_eq!(status, StatusCode::OK, "{link}");
         let url = link["url"].as_str().expect("url");
         let shown = self.http.get(url).send().await.expect("code page");
@@ -126,7 +102,7 @@ async fn a_signed_out_browser_signs_in_once_and_lands_on_the_page_it_asked_for()
     let sign_in = s.http.get(format!("{}{to}", s.base)).send().await.expect("sign-in page");
     assert!(sign_in.text().await.expect("text").contains("leadflow console link --as"));
 
-    let (_, link) = s.link(Some("Carla@Acme.example"), Some(&page)).await;
+    let (_, link) = s.sign_in_link(Some("Carla@Acme.example"), Some(&page)).await;
     assert_eq!(link["role"], "sales");
     let url = link["url"].as_str().expect("url");
     let (path, query) = url.split_once('?').expect("a next");
@@ -148,13 +124,13 @@ async fn a_signed_out_browser_signs_in_once_and_lands_on_the_page_it_asked_for()
     assert!(again.text().await.expect("text").contains("used already"));
 
     // An address nobody configured gets no link; a forged cookie is no session.
-    let (status, err) = s.link(Some("stranger@evil.example"), None).await;
+    let (status, err) = s.sign_in_link(Some("stranger@evil.example"), None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert_eq!(err["error"]["field"], "email");
     let forged = Person { cookie: format!("{}0", carla.cookie) };
     let (status, _) = s.get(&forged, &page).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    s.running.shutdown().await;
+    s.0.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +148,7 @@ async fn roles_are_enforced_on_the_server_and_every_form_needs_its_csrf_token() 
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(html.contains("This lead is not yours") && !html.contains("ola@acme.de"), "{html}");
     let (_, own) = s.get(&carla, &format!("/console/leads/{carlas}")).await;
-    let token = Stack::csrf(&own);
+    let token = Local::csrf(&own);
     let resp =
         s.post(&carla, &format!("/console/leads/{others}/status"), &[("csrf", &token), ("status", "lost")], None).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
@@ -190,7 +166,7 @@ async fn roles_are_enforced_on_the_server_and_every_form_needs_its_csrf_token() 
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let other_session = s.sign_in("carla@acme.example").await;
     let (_, page2) = s.get(&other_session, &format!("/console/leads/{carlas}")).await;
-    let resp = s.post(&carla, &path, &[("csrf", &Stack::csrf(&page2)), ("status", "contacted")], None).await;
+    let resp = s.post(&carla, &path, &[("csrf", &Local::csrf(&page2)), ("status", "contacted")], None).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let resp = s.post(&carla, &path, &[("csrf", &token), ("status", "contacted")], Some("http://evil.example")).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
@@ -231,7 +207,7 @@ async fn roles_are_enforced_on_the_server_and_every_form_needs_its_csrf_token() 
         .post(
             &maria,
             &format!("/console/leads/{others}/status"),
-            &[("csrf", &Stack::csrf(&html)), ("status", "won")],
+            &[("csrf", &Local::csrf(&html)), ("status", "won")],
             None,
         )
         .await;
@@ -239,18 +215,18 @@ async fn roles_are_enforced_on_the_server_and_every_form_needs_its_csrf_token() 
     assert_eq!(s.lead(&others).await["status"], "new");
     let (status, _) = s.get(&maria, "/console/leads/mine").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a marketer has no leads of her own");
-    let resp = s.post(&maria, "/console/view-as", &[("csrf", &Stack::csrf(&html)), ("rep", "carla")], None).await;
+    let resp = s.post(&maria, "/console/view-as", &[("csrf", &Local::csrf(&html)), ("rep", "carla")], None).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN, "only admins view as a rep");
 
     // An admin views the console as the other rep and sees that rep's lead.
     let boss = s.sign_in("boss@acme.example").await;
     let (_, home) = s.get(&boss, "/console").await;
-    let resp = s.post(&boss, "/console/view-as", &[("csrf", &Stack::csrf(&home)), ("rep", &other_rep)], None).await;
+    let resp = s.post(&boss, "/console/view-as", &[("csrf", &Local::csrf(&home)), ("rep", &other_rep)], None).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let cookie = resp.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()).expect("cookie");
     let boss_as_rep = Person { cookie: cookie.split(';').next().expect("pair").to_string() };
     let (status, mine) = s.get(&boss_as_rep, "/console/leads/mine").await;
     assert_eq!(status, StatusCode::OK);
     assert!(mine.contains(&others) && !mine.contains(&carlas) && mine.contains("viewing as"), "{mine}");
-    s.running.shutdown().await;
+    s.0.running.shutdown().await;
 }

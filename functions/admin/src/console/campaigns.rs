@@ -35,20 +35,8 @@ fn refused(signed: &Signed) -> Option<Response> {
     }
 }
 
-fn unavailable(signed: &Signed) -> Response {
-    signed.page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "message.html",
-        json!({ "kind": "refused", "heading": "Try again in a moment", "lines": ["Leadflow could not read its data just now."] }),
-    )
-}
-
 fn not_found(signed: &Signed) -> Response {
-    signed.page(
-        StatusCode::NOT_FOUND,
-        "message.html",
-        json!({ "kind": "refused", "heading": "No such campaign", "lines": ["No campaign has this id."] }),
-    )
+    signed.refusal(StatusCode::NOT_FOUND, "No such campaign", "No campaign has this id.")
 }
 
 /// The latest version of campaign `raw`, or the page that says why there is none.
@@ -59,7 +47,7 @@ async fn campaign<P: Ports>(ports: &P, signed: &Signed, raw: &str) -> Result<Cur
         Ok(None) => Err(Box::new(not_found(signed))),
         Err(e) => {
             warn!(campaign = %id, error = %e.message, "a campaign page could not read its campaign");
-            Err(Box::new(unavailable(signed)))
+            Err(Box::new(signed.unavailable()))
         }
     }
 }
@@ -107,7 +95,7 @@ pub async fn list<P: Ports>(State(console): St<P>, signed: Signed) -> Response {
         Ok(all) => all,
         Err(e) => {
             warn!(error = %e.message, "the campaign list could not be read");
-            return unavailable(&signed);
+            return signed.unavailable();
         }
     };
     let now = ports.clock().now();
@@ -183,7 +171,7 @@ async fn campaign_page<P: Ports>(
         Ok(v) => v,
         Err(e) => {
             warn!(campaign = %c.campaign.id, error = %e.message, "a campaign's versions could not be read");
-            return unavailable(signed);
+            return signed.unavailable();
         }
     };
     let versions: Vec<Value> = versions
@@ -261,7 +249,7 @@ fn store_failed(signed: &Signed, id: &str, e: &ApiError) -> Response {
     }
     if e.status.is_server_error() {
         warn!(campaign = %id, error = %e.message, "a campaign change could not be stored");
-        return unavailable(signed);
+        return signed.unavailable();
     }
     signed.page(
         e.status,
@@ -559,7 +547,7 @@ pub async fn edit<P: Ports>(State(console): St<P>, signed: Signed, Path(raw): Pa
         Ok(y) => y,
         Err(e) => {
             warn!(campaign = %c.campaign.id, error = %e, "a campaign could not be written as YAML");
-            return unavailable(&signed);
+            return signed.unavailable();
         }
     };
     let steps = send_steps(&c.campaign);

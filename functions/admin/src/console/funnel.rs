@@ -119,11 +119,7 @@ pub async fn page<P: Ports>(
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "the funnel could not be counted");
-            return signed.page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "message.html",
-                json!({ "kind": "refused", "heading": "Try again in a moment", "lines": ["Leadflow could not read its data just now."] }),
-            );
+            return signed.unavailable();
         }
     };
     let bars = bars(&overall);

@@ -26,20 +26,8 @@ use super::{Console, Signed, query, see_other};
 /// Leads on one page of "My leads".
 pub const PAGE_SIZE: usize = 25;
 
-fn unavailable(signed: &Signed) -> Response {
-    signed.page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "message.html",
-        json!({ "kind": "refused", "heading": "Try again in a moment", "lines": ["Leadflow could not read its data just now."] }),
-    )
-}
-
 fn not_found(signed: &Signed) -> Response {
-    signed.page(
-        StatusCode::NOT_FOUND,
-        "message.html",
-        json!({ "kind": "refused", "heading": "No such lead", "lines": ["No lead has this address. It may have been erased."] }),
-    )
+    signed.refusal(StatusCode::NOT_FOUND, "No such lead", "No lead has this address. It may have been erased.")
 }
 
 /// The time zone a person reads times in: the rep's own, else UTC.
@@ -78,7 +66,7 @@ pub async fn mine<P: Ports>(
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "my leads could not be read");
-            return unavailable(&signed);
+            return signed.unavailable();
         }
     };
     let rep = config.routing.rep(&rep_id);
@@ -138,7 +126,7 @@ async fn readable_lead<P: Ports>(ports: &P, signed: &Signed, raw: &str) -> Resul
         Ok(_) => return Err(not_found(signed)),
         Err(e) => {
             warn!(lead_id = %id, error = %e, "a lead page could not read its lead");
-            return Err(unavailable(signed));
+            return Err(signed.unavailable());
         }
     };
     let owner = lead.owner.as_ref().map(|o| o.rep_id.as_str());
@@ -186,7 +174,7 @@ async fn lead_page<P: Ports>(
         (Ok(a), Ok(e)) => (a, e),
         (Err(e), _) | (_, Err(e)) => {
             warn!(lead_id = %lead.id, error = %e, "a lead page could not read the trail");
-            return unavailable(signed);
+            return signed.unavailable();
         }
     };
     let config = ports.config();
@@ -442,7 +430,7 @@ pub async fn mark<P: Ports>(
         }
         Err(MarkError::Stage(e)) => {
             warn!(lead_id = %lead.id, error = %e, "a status change could not be saved");
-            unavailable(&signed)
+            signed.unavailable()
         }
     }
 }

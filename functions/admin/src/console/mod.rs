@@ -208,12 +208,22 @@ impl Signed {
         page(status, template, ctx)
     }
 
+    /// A short page that says why something cannot be done: a heading and a line.
+    pub fn refusal(&self, status: StatusCode, heading: &str, line: &str) -> Response {
+        self.page(status, "message.html", json!({ "kind": "refused", "heading": heading, "lines": [line] }))
+    }
+
     /// The page a person sees where their role does not reach.
     pub fn forbidden(&self, heading: &str, line: &str) -> Response {
-        self.page(
-            StatusCode::FORBIDDEN,
-            "message.html",
-            json!({ "kind": "refused", "heading": heading, "lines": [line] }),
+        self.refusal(StatusCode::FORBIDDEN, heading, line)
+    }
+
+    /// The page when the store cannot be read or written just now.
+    pub fn unavailable(&self) -> Response {
+        self.refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again in a moment",
+            "Leadflow could not read its data just now.",
         )
     }
 }
