@@ -228,14 +228,16 @@ fn memory_ports() -> Arc<MemoryPorts> {
 }
 
 /// Feeds an API Gateway HTTP API (payload 2.0) event to the capture router the way
-/// `lambda_http::run` does, and answers the status, the headers and the JSON body.
+/// `lambda_http::run` does, and answers the status, the headers and the JSON body (`null` for
+/// an empty one, as a redirect has).
 async fn capture_on_lambda(ports: &Arc<MemoryPorts>, event: &str) -> (StatusCode, lambda_http::http::HeaderMap, Value) {
     let request = lambda_http::request::from_str(event).expect("an API Gateway v2 event");
     let response =
         leadflow_capture::router(Arc::clone(ports)).oneshot(request).await.expect("the router is infallible");
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.expect("a readable body").to_bytes();
-    (parts.status, parts.headers, serde_json::from_slice(&bytes).expect("a JSON body"))
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("a JSON body") };
+    (parts.status, parts.headers, body)
 }
 
 #[tokio::test]
@@ -259,8 +261,11 @@ async fn capture_on_lambda_accepts_a_json_post_and_queues_it_for_validation() {
 #[tokio::test]
 async fn capture_on_lambda_decodes_a_base64_form_post() {
     let ports = memory_ports();
-    let (status, _, body) = capture_on_lambda(&ports, &fixture("apigw_v2_post_leads_form.json")).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, headers, body) = capture_on_lambda(&ports, &fixture("apigw_v2_post_leads_form.json")).await;
+    // A browser's form (it asks for text/html) with no redirect of its own lands on the
+    // thank-you page, not on JSON.
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(headers.get("location").and_then(|v| v.to_str().ok()), Some("/thanks"));
     let queued = ports.queue.drain(Stage::Validate);
     assert_eq!(queued.len(), 1);
     let submission: Value = serde_json::from_str(&queued[0]).unwrap();
