@@ -147,4 +147,38 @@ impl Stack {
         let status = resp.status();
         (status, resp.json().await.unwrap_or_else(|e| panic!("the link endpoint answers JSON: {e}")))
     }
+
+    /// Signs `email` in through a one-time link as a browser does: the link's page (which signs
+    /// nobody in), then its button. Answers the session cookie as a `Cookie` header value.
+    pub async fn sign_in(&self, email: &str) -> String {
+        let (status, link) = self.sign_in_link(Some(email), None).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{link}");
+        let url = link["url"].as_str().unwrap_or_else(|| panic!("no link: {link}"));
+        let shown = self.http.get(url).send().await.unwrap_or_else(|e| panic!("the link's page: {e}"));
+        assert_eq!(shown.status(), reqwest::StatusCode::OK);
+        assert!(shown.headers().get(reqwest::header::SET_COOKIE).is_none(), "opening the link does not sign in");
+        let path = url.split('?').next().unwrap_or(url);
+        let resp = self.http.post(path).form(&[("next", "/console")]).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("the link's button: {e}"));
+        assert_eq!(resp.status(), reqwest::StatusCode::SEE_OTHER);
+        let cookie = resp.headers().get(reqwest::header::SET_COOKIE).and_then(|v| v.to_str().ok());
+        let cookie = cookie.unwrap_or_else(|| panic!("no session cookie"));
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+        cookie.split(';').next().unwrap_or_default().to_string()
+    }
+
+    /// A console page as the person with `cookie` sees it: its status and HTML.
+    pub async fn page_as(&self, cookie: &str, path: &str) -> (reqwest::StatusCode, String) {
+        let resp = self.http.get(format!("{}{path}", self.base)).header(reqwest::header::COOKIE, cookie).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status();
+        (status, resp.text().await.unwrap_or_else(|e| panic!("{path}: {e}")))
+    }
+
+    /// The CSRF token of the first form on a console page.
+    pub fn csrf_of(page: &str) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let at = page.find(marker).unwrap_or_else(|| panic!("no form with a CSRF token")) + marker.len();
+        page[at..].split('"').next().unwrap_or_default().to_string()
+    }
 }

@@ -53,30 +53,15 @@ impl Local {
     /// Signs `email` in through a one-time link, as a browser would: the link's page, then its
     /// button.
     async fn sign_in(&self, email: &str) -> Person {
-        let (status, link) = self.sign_in_link(Some(email), None).await;
-        assert_eq!(status, StatusCode::OK, "{link}");
-        let url = link["url"].as_str().expect("url");
-        let shown = self.http.get(url).send().await.expect("code page");
-        assert_eq!(shown.status(), StatusCode::OK);
-        assert!(shown.headers().get(SET_COOKIE).is_none(), "opening the link does not sign in");
-        let path = url.split('?').next().expect("path");
-        let resp = self.http.post(path).form(&[("next", "/console")]).send().await.expect("redeem");
-        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-        let cookie = resp.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()).expect("a session cookie");
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
-        Person { cookie: cookie.split(';').next().expect("name=value").to_string() }
+        Person { cookie: self.0.sign_in(email).await }
     }
 
     async fn get(&self, who: &Person, path: &str) -> (StatusCode, String) {
-        let resp =
-            self.http.get(format!("{}{path}", self.base)).header(COOKIE, &who.cookie).send().await.expect("page");
-        (resp.status(), resp.text().await.expect("text"))
+        self.page_as(&who.cookie, path).await
     }
 
-    /// The CSRF token on a page the person was shown.
     fn csrf(page: &str) -> String {
-        let at = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
-        page[at..].split('"').next().expect("token").to_string()
+        Stack::csrf_of(page)
     }
 
     async fn post(&self, who: &Person, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> reqwest::Response {

@@ -5,59 +5,42 @@
 
 use std::time::{Duration, Instant};
 
+use leadflow_tests::harness::Stack;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, LOCATION};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "console-campaigns-token";
-
-struct Stack {
-    running: leadflow_infra::dev::Running,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
 
 struct Person {
     cookie: String,
 }
 
-async fn stack() -> Stack {
-    let (running, dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_secs(1)).await;
-    let base = format!("http://{}", running.addr);
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    Stack { running, base, http, _dir: dir }
+/// The shared stack, with the calls these tests make on top.
+struct Local(Stack);
+
+impl std::ops::Deref for Local {
+    type Target = Stack;
+    fn deref(&self) -> &Stack {
+        &self.0
+    }
 }
 
-impl Stack {
+async fn stack() -> Local {
+    Local(Stack::start(TOKEN, Duration::from_secs(1)).await)
+}
+
+impl Local {
     async fn sign_in(&self, email: &str) -> Person {
-        let resp = self
-            .http
-            .post(format!("{}/dev/sign-in-link", self.base))
-            .bearer_auth(TOKEN)
-            .json(&json!({ "email": email }))
-            .send()
-            .await
-            .expect("link answers");
-        let link: Value = resp.json().await.expect("json");
-        let url = link["url"].as_str().unwrap_or_else(|| panic!("no link: {link}"));
-        assert_eq!(self.http.get(url).send().await.expect("code page").status(), StatusCode::OK);
-        let path = url.split('?').next().expect("path");
-        let resp = self.http.post(path).form(&[("next", "/console")]).send().await.expect("redeem");
-        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-        let cookie = resp.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()).expect("a session cookie");
-        Person { cookie: cookie.split(';').next().expect("name=value").to_string() }
+        Person { cookie: self.0.sign_in(email).await }
     }
 
     async fn get(&self, who: &Person, path: &str) -> (StatusCode, String) {
-        let resp =
-            self.http.get(format!("{}{path}", self.base)).header(COOKIE, &who.cookie).send().await.expect("page");
-        (resp.status(), resp.text().await.expect("text"))
+        self.page_as(&who.cookie, path).await
     }
 
     fn csrf(page: &str) -> String {
-        let at = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
-        page[at..].split('"').next().expect("token").to_string()
+        Stack::csrf_of(page)
     }
 
     async fn post(&self, who: &Person, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
@@ -95,7 +78,7 @@ async fn a_rep_reaches_no_campaign_page_nor_changes_one() {
     let carla = s.sign_in("carla@acme.example").await;
     let (_, home) = s.get(&carla, "/console/leads/mine").await;
     assert!(!home.contains("/console/campaigns"), "no Campaigns link for a rep");
-    let token = Stack::csrf(&home);
+    let token = Local::csrf(&home);
     for path in ["/console/campaigns", "/console/campaigns/welcome", "/console/campaigns/welcome/edit"] {
         assert_eq!(s.get(&carla, path).await.0, StatusCode::FORBIDDEN, "{path}");
     }
@@ -110,7 +93,7 @@ async fn a_rep_reaches_no_campaign_page_nor_changes_one() {
     assert_eq!(s.post(&carla, "/console/campaigns/welcome/schedule", &dates).await.status(), StatusCode::FORBIDDEN);
     let api = s.api("/admin/campaigns/welcome").await;
     assert_eq!(api["version"], 1, "nothing was stored: {api}");
-    s.running.shutdown().await;
+    s.0.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +130,7 @@ async fn a_marketer_fixes_a_bad_step_saves_version_2_and_pauses_it() {
 
     let (status, editor) = s.get(&maria, "/console/campaigns/welcome/edit").await;
     assert_eq!(status, StatusCode::OK);
-    let token = Stack::csrf(&editor);
+    let token = Local::csrf(&editor);
     let yaml = textarea(&editor);
     assert!(yaml.contains("id: welcome") && yaml.contains("wait: 2d"), "{yaml}");
 
@@ -259,5 +242,5 @@ async fn a_marketer_fixes_a_bad_step_saves_version_2_and_pauses_it() {
     let resp = s.post(&maria, "/console/campaigns/welcome/resume", &[("csrf", &token)]).await;
     assert_eq!(location(&resp), "/console/campaigns/welcome?done=resumed&v=5");
     assert_eq!(s.api("/admin/campaigns/welcome").await["campaign"]["status"], "active");
-    s.running.shutdown().await;
+    s.0.running.shutdown().await;
 }

@@ -258,6 +258,22 @@ fn store_failed(signed: &Signed, id: &str, e: &ApiError) -> Response {
     )
 }
 
+/// What every campaign POST checks first: the form (its CSRF token and origin), the role, and
+/// the campaign it names. `Err`: the page that says which failed.
+async fn posted<P: Ports, F: serde::de::DeserializeOwned + Default>(
+    ports: &P,
+    signed: &Signed,
+    raw: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(F, Current), Box<Response>> {
+    let form: F = signed.form(ports, headers, body)?;
+    if let Some(page) = refused(signed) {
+        return Err(Box::new(page));
+    }
+    Ok((form, campaign(ports, signed, raw).await?))
+}
+
 async fn set_status<P: Ports>(
     console: &Console<P>,
     signed: &Signed,
@@ -267,14 +283,8 @@ async fn set_status<P: Ports>(
     status: CampaignStatus,
 ) -> Response {
     let ports = &*console.ports;
-    if let Err(refused_form) = signed.form::<CsrfOnly, P>(ports, headers, body) {
-        return *refused_form;
-    }
-    if let Some(page) = refused(signed) {
-        return page;
-    }
-    let c = match campaign(ports, signed, raw).await {
-        Ok(c) => c,
+    let (CsrfOnly {}, c) = match posted(ports, signed, raw, headers, body).await {
+        Ok(posted) => posted,
         Err(page) => return *page,
     };
     let id = c.campaign.id.clone();
@@ -337,15 +347,8 @@ pub async fn schedule<P: Ports>(
     body: axum::body::Bytes,
 ) -> Response {
     let ports = &*console.ports;
-    let form: ScheduleForm = match signed.form(ports, &headers, &body) {
-        Ok(f) => f,
-        Err(refused_form) => return *refused_form,
-    };
-    if let Some(page) = refused(&signed) {
-        return page;
-    }
-    let c = match campaign(ports, &signed, &raw).await {
-        Ok(c) => c,
+    let (form, c): (ScheduleForm, Current) = match posted(ports, &signed, &raw, &headers, &body).await {
+        Ok(posted) => posted,
         Err(page) => return *page,
     };
     let start = date_field(&form.start);
@@ -568,15 +571,8 @@ pub async fn save<P: Ports>(
     body: axum::body::Bytes,
 ) -> Response {
     let ports = &*console.ports;
-    let form: EditForm = match signed.form(ports, &headers, &body) {
-        Ok(f) => f,
-        Err(refused_form) => return *refused_form,
-    };
-    if let Some(page) = refused(&signed) {
-        return page;
-    }
-    let c = match campaign(ports, &signed, &raw).await {
-        Ok(c) => c,
+    let (form, c): (EditForm, Current) = match posted(ports, &signed, &raw, &headers, &body).await {
+        Ok(posted) => posted,
         Err(page) => return *page,
     };
     let id = c.campaign.id.clone();

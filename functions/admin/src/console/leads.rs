@@ -417,10 +417,7 @@ pub async fn mark<P: Ports>(
     }
     let note = (!note.is_empty()).then(|| note.to_string());
     // The trail says who: the rep by id (shown by name), anybody else by email.
-    let by = match (&signed.session.rep_id, signed.session.role) {
-        (Some(rep), _) => rep.clone(),
-        (None, _) => signed.session.email.clone(),
-    };
+    let by = signed.session.rep_id.clone().unwrap_or_else(|| signed.session.email.clone());
     match sales::mark(ports, lead.id, status, Some(by), note).await {
         Ok(_) => see_other(&format!("/console/leads/{}?{}", lead.id, query(&[("done", sales::status_name(status))]))),
         Err(MarkError::NotFound | MarkError::Erased) => not_found(&signed),

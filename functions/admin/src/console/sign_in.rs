@@ -282,16 +282,12 @@ pub async fn sign_out<P: Ports>(
 pub fn link_json(minted: &Minted, base_url: &str, next: Option<&str>) -> serde_json::Value {
     let next = safe_next(next);
     let url = format!(
-        "{}/console/sign-in/code/{}?next={}",
+        "{}/console/sign-in/code/{}?{}",
         base_url.trim_end_matches('/'),
         minted.code,
-        form_urlencoded_component(&next)
+        super::query(&[("next", &next)])
     );
     json!({ "url": url, "email": minted.email, "role": minted.role.as_str(), "expires_at": minted.expires_at })
-}
-
-fn form_urlencoded_component(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)]).map(|q| q.trim_start_matches('=').to_string()).unwrap_or_default()
 }
 
 /// The header check a state-changing request passes besides its CSRF token: a browser names the
