@@ -165,6 +165,17 @@ async fn a_marketer_sees_the_funnel_of_the_leads_posted_here() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // A rep has spoken to the second lead: sales accepted it, so it counts as SQL and contacted.
+    let marked = s
+        .http
+        .post(format!("{}/admin/leads/{second}/status", s.base))
+        .bearer_auth(&s.token)
+        .json(&json!({ "status": "contacted", "by": "anna" }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the status endpoint answers: {e}"));
+    assert_eq!(marked.status(), reqwest::StatusCode::OK);
+
     for (size, name) in [(PHONE, "phone"), (DESKTOP, "desktop")] {
         let browser = Browser::start(size).await;
         let link = s.link_for("maria@acme.example", "/console/reports/funnel").await;
@@ -174,11 +185,11 @@ async fn a_marketer_sees_the_funnel_of_the_leads_posted_here() {
         let chart = browser.eval("return document.getElementById('funnel-chart').getAttribute('aria-label');").await;
         assert_eq!(
             chart,
-            json!("The funnel: Captured 3, Valid 3, MQL 2, Assigned 2, Contacted 0, Won 0"),
+            json!("The funnel: Captured 3, Valid 3, MQL 2, Assigned 2, SQL 1, Contacted 1, Won 0"),
             "the chart draws the leads posted here: {text}"
         );
         let bars = browser.eval("return document.querySelectorAll('#funnel-chart rect').length;").await;
-        assert_eq!(bars, json!(6));
+        assert_eq!(bars, json!(7));
         assert!(text.contains("google"), "a row per source: {text}");
         browser.assert_fits("the funnel", size.0).await;
         browser.screenshot(&format!("console-funnel-{name}")).await;

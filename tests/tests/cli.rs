@@ -348,7 +348,7 @@ async fn rep_list_is_a_table_aligned_by_display_width_and_json_is_the_apis() {
     assert_eq!(run(&admin, ApiCall::Rep(RepCommand::List)).await, api);
 }
 
-/// Eight leads whose funnel is known: 8 captured, 6 valid, 4 MQL, 3 assigned, 2 contacted, 1 won;
+/// Eight leads whose funnel is known: 8 captured, 6 valid, 4 MQL, 3 assigned, 3 SQL, 2 contacted, 1 won;
 /// five from google, three without a source.
 async fn funnel_leads(ports: &MemPorts) -> Vec<leadflow_core::model::Lead> {
     use leadflow_core::model::{Lifecycle, Validity};
@@ -363,7 +363,8 @@ async fn funnel_leads(ports: &MemPorts) -> Vec<leadflow_core::model::Lead> {
             lead.validity = Validity::Invalid { reasons: Vec::new() };
         }
         if n <= 4 {
-            lead.lifecycle = Lifecycle::Mql;
+            // The third is scored as sales-qualified before a rep has worked it.
+            lead.lifecycle = if n == 3 { Lifecycle::Sql } else { Lifecycle::Mql };
             lead.score = Some(score());
         }
         if n <= 3 {
@@ -531,6 +532,7 @@ captured       8              —    100.0%
 valid          6          75.0%     75.0%
 MQL            4          66.7%     50.0%
 assigned       3          75.0%     37.5%
+SQL            3         100.0%     37.5%
 contacted      2          66.7%     25.0%
 won            1          50.0%     12.5%
 
@@ -540,6 +542,7 @@ captured       3              —    100.0%
 valid          1          33.3%     33.3%
 MQL            0           0.0%      0.0%
 assigned       0              —      0.0%
+SQL            0              —      0.0%
 contacted      0              —      0.0%
 won            0              —      0.0%
 
@@ -549,6 +552,7 @@ captured       5              —    100.0%
 valid          5         100.0%    100.0%
 MQL            4          80.0%     80.0%
 assigned       3          75.0%     60.0%
+SQL            3         100.0%     60.0%
 contacted      2          66.7%     40.0%
 won            1          50.0%     20.0%
 ";

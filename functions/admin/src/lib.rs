@@ -8,7 +8,7 @@
 //! | `GET /admin/leads/{id}` | one lead with score reasons, owner, enrollments, trail |
 //! | `POST /admin/leads/{id}/status` | contacted, won, lost |
 //! | `DELETE /admin/leads/{id}` | erasure |
-//! | `GET /admin/reports/funnel?by=source\|campaign` | captured → valid → MQL → assigned → contacted → won |
+//! | `GET /admin/reports/funnel?by=source\|campaign\|week` | captured → valid → MQL → assigned → SQL → contacted → won |
 //! | `GET /admin/reps`, `GET/PUT /admin/reps/{id}`, `POST/DELETE /admin/reps/{id}/ooo` | reps |
 //! | `GET /admin/teams`, `GET/PUT /admin/teams/{id}` | teams |
 //! | `GET/PUT /admin/rules/routing`, `GET/PUT /admin/rules/scoring` | whole rule sets |

@@ -23,6 +23,10 @@ pub struct Funnel {
     pub valid: u64,
     pub mql: u64,
     pub assigned: u64,
+    /// Sales-qualified and in sales' hands: assigned, and its score reached the SQL threshold or
+    /// a rep has worked it. Assigned comes first so every stage stays a subset of the one before:
+    /// a lead a rep has contacted is one sales accepted, whatever its score.
+    pub sql: u64,
     /// Contacted, won or lost: sales has spoken to the lead.
     pub contacted: u64,
     pub won: u64,
@@ -43,6 +47,10 @@ impl Funnel {
             return;
         }
         self.assigned += 1;
+        if lead.lifecycle < Lifecycle::Sql && lead.status == SalesStatus::New {
+            return;
+        }
+        self.sql += 1;
         if lead.status == SalesStatus::New {
             return;
         }

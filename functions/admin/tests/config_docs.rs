@@ -227,6 +227,10 @@ async fn the_funnel_counts_by_source_and_by_campaign() {
         lead.status = status;
         lead
     };
+    let sql = |mut lead: leadflow_core::model::Lead| {
+        lead.lifecycle = Lifecycle::Sql;
+        lead
+    };
     let leads = vec![
         add(Some("google"), true, true, true, SalesStatus::Won),
         add(Some("google"), true, true, true, SalesStatus::Contacted),
@@ -234,6 +238,10 @@ async fn the_funnel_counts_by_source_and_by_campaign() {
         add(Some("google"), false, false, false, SalesStatus::New),
         add(Some("linkedin"), true, true, false, SalesStatus::New),
         add(None, true, true, true, SalesStatus::Lost),
+        // Assigned and scored as SQL, not yet worked: SQL, not contacted.
+        sql(add(Some("linkedin"), true, true, true, SalesStatus::New)),
+        // Assigned as an MQL, not yet worked: neither SQL nor contacted.
+        add(Some("linkedin"), true, true, true, SalesStatus::New),
     ];
     for lead in leads {
         store_lead(&ports, lead).await;
@@ -249,7 +257,7 @@ async fn the_funnel_counts_by_source_and_by_campaign() {
     assert_eq!(report.status, StatusCode::OK, "{}", report.text);
     assert_eq!(
         report.json["overall"],
-        json!({ "captured": 6, "valid": 5, "mql": 4, "assigned": 3, "contacted": 3, "won": 1 })
+        json!({ "captured": 8, "valid": 7, "mql": 6, "assigned": 5, "sql": 4, "contacted": 3, "won": 1 })
     );
     let group = |key: &str| {
         report.json["groups"]
@@ -260,15 +268,15 @@ async fn the_funnel_counts_by_source_and_by_campaign() {
     };
     assert_eq!(
         group("google"),
-        json!({ "captured": 4, "valid": 3, "mql": 2, "assigned": 2, "contacted": 2, "won": 1 })
+        json!({ "captured": 4, "valid": 3, "mql": 2, "assigned": 2, "sql": 2, "contacted": 2, "won": 1 })
     );
     assert_eq!(
         group("linkedin"),
-        json!({ "captured": 1, "valid": 1, "mql": 1, "assigned": 0, "contacted": 0, "won": 0 })
+        json!({ "captured": 3, "valid": 3, "mql": 3, "assigned": 2, "sql": 1, "contacted": 0, "won": 0 })
     );
     assert_eq!(
         group("(none)"),
-        json!({ "captured": 1, "valid": 1, "mql": 1, "assigned": 1, "contacted": 1, "won": 0 })
+        json!({ "captured": 1, "valid": 1, "mql": 1, "assigned": 1, "sql": 1, "contacted": 1, "won": 0 })
     );
 
     let by_campaign = get(&ports, "/admin/reports/funnel?by=campaign").await;
@@ -277,7 +285,7 @@ async fn the_funnel_counts_by_source_and_by_campaign() {
     let captured = |key: &str| groups.iter().find(|g| g["key"] == key).map(|g| g["funnel"]["captured"].clone());
     assert_eq!(captured("welcome"), Some(json!(2)));
     assert_eq!(captured("webinar"), Some(json!(1)));
-    assert_eq!(captured("(none)"), Some(json!(4)));
+    assert_eq!(captured("(none)"), Some(json!(6)));
 
     let bad = get(&ports, "/admin/reports/funnel?by=colour").await;
     assert_eq!(error_field(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").as_deref(), Some("by"));

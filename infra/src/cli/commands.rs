@@ -222,7 +222,7 @@ pub enum LeadCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
-    /// Captured → valid → MQL → assigned → contacted → won.
+    /// Captured → valid → MQL → assigned → SQL → contacted → won.
     Funnel {
         #[arg(long, value_enum, default_value = "source")]
         by: FunnelBy,

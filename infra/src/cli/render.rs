@@ -287,6 +287,7 @@ const STAGES: &[(&str, &str)] = &[
     ("valid", "valid"),
     ("mql", "MQL"),
     ("assigned", "assigned"),
+    ("sql", "SQL"),
     ("contacted", "contacted"),
     ("won", "won"),
 ];
@@ -384,7 +385,7 @@ mod tests {
 
     #[test]
     fn funnel_percentages_are_of_the_stage_before_and_of_the_top() {
-        let f = json!({ "captured": 200, "valid": 180, "mql": 60, "assigned": 45, "contacted": 30, "won": 3 });
+        let f = json!({ "captured": 200, "valid": 180, "mql": 60, "assigned": 45, "sql": 40, "contacted": 30, "won": 3 });
         let answer = json!({ "by": "source", "since": null, "until": null, "overall": f,
             "groups": [{ "key": "google", "funnel": f }] });
         let text = show(View::Funnel, &answer, now()).text;
@@ -395,9 +396,10 @@ mod tests {
         assert_eq!(lines[3], "valid        180          90.0%     90.0%");
         assert_eq!(lines[4], "MQL           60          33.3%     30.0%");
         assert_eq!(lines[5], "assigned      45          75.0%     22.5%");
-        assert_eq!(lines[6], "contacted     30          66.7%     15.0%");
-        assert_eq!(lines[7], "won            3          10.0%      1.5%");
-        assert_eq!(lines[9], "Source google: 200 leads");
+        assert_eq!(lines[6], "SQL           40          88.9%     20.0%");
+        assert_eq!(lines[7], "contacted     30          75.0%     15.0%");
+        assert_eq!(lines[8], "won            3          10.0%      1.5%");
+        assert_eq!(lines[10], "Source google: 200 leads");
     }
 
     #[test]

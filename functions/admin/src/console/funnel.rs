@@ -1,4 +1,4 @@
-//! The funnel for marketing: captured → valid → MQL → assigned → contacted → won, as a chart
+//! The funnel for marketing: captured → valid → MQL → assigned → SQL → contacted → won, as a chart
 //! drawn on the server (SVG, no script) with the table under it, overall and by source,
 //! campaign or week.
 
@@ -34,12 +34,13 @@ pub struct FunnelQuery {
     until: Option<String>,
 }
 
-fn stages(f: &Funnel) -> [(&'static str, u64); 6] {
+fn stages(f: &Funnel) -> [(&'static str, u64); 7] {
     [
         ("Captured", f.captured),
         ("Valid", f.valid),
         ("MQL", f.mql),
         ("Assigned", f.assigned),
+        ("SQL", f.sql),
         ("Contacted", f.contacted),
         ("Won", f.won),
     ]
