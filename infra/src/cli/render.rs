@@ -385,7 +385,8 @@ mod tests {
 
     #[test]
     fn funnel_percentages_are_of_the_stage_before_and_of_the_top() {
-        let f = json!({ "captured": 200, "valid": 180, "mql": 60, "assigned": 45, "sql": 40, "contacted": 30, "won": 3 });
+        let f =
+            json!({ "captured": 200, "valid": 180, "mql": 60, "assigned": 45, "sql": 40, "contacted": 30, "won": 3 });
         let answer = json!({ "by": "source", "since": null, "until": null, "overall": f,
             "groups": [{ "key": "google", "funnel": f }] });
         let text = show(View::Funnel, &answer, now()).text;
