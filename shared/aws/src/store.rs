@@ -2,7 +2,7 @@
 //!
 //! | item | PK | SK | attributes |
 //! |---|---|---|---|
-//! | lead | `LEAD#<ulid>` | `PROFILE` | `doc`, `version`, `owner_open` (rep id while owned and not won/lost, never on a tombstone), `GSI1PK`/`GSI1SK` while its SLA runs, `erased` on a tombstone |
+//! | lead | `LEAD#<ulid>` | `PROFILE` | `doc`, `version`, `owner_open` (rep id while owned and not won/lost, never on a tombstone), `GSI1PK`/`GSI1SK` while its SLA runs, `GSI2PK`/`GSI2SK` unless erased, `erased` on a tombstone |
 //! | email key | `EMAIL#<email_key>` | `LEAD` | `lead_id` |
 //! | alias | `LEAD#<capture id>` | `ALIAS` | `into` |
 //! | activity | `LEAD#<ulid>` | `ACT#<activity id>` | `doc`, `at` (ms) |
@@ -11,7 +11,7 @@
 //! | rep load | `REPLOAD` | `<rep id>` | `open` |
 //! | idempotency key | `IDEM#<key>` | `-` | `lead_id`, `until` (ms), `expires_at` (s, the table's TTL) |
 //! | effect | `EFFECT#<key>` | `-` | `state` (`claimed`/`done`), `lease_until` (ms), `detail` |
-//! | suppression | `SUPPRESS#<email_key>` | `-` | `doc`, `reason`, `at` (ms) |
+//! | suppression | `SUPPRESS#<email_key>` | `-` | `doc`, `reason`, `at` (ms), `GSI2PK`/`GSI2SK` |
 //! | document version | `DOC#<name>` | `V#<10-digit version>` | `doc`, `version` |
 //! | latest document | `DOCS` | `<name>` | `doc` (the latest version, body included), `version` |
 //!
@@ -33,9 +33,17 @@
 //! open leads, by rep: `open_leads_of` queries a rep's partition backwards, newest lead (highest
 //! ULID) first. Only lead items carry `owner_open`, so nothing else lands in it.
 //!
-//! Erasure writes the tombstone as a closed lead: no `owner_open` (its rep's count drops) and no
-//! SLA entry, whatever owner and status the tombstone document still shows, and an `erased` flag.
+//! The sparse, keys-only index `listing` (`GSI2PK`, `GSI2SK`) lists the leads newest first and the
+//! suppression list newest first, for the console; see the `listing` module.
+//!
+//! Erasure writes the tombstone as a closed lead: no `owner_open` (its rep's count drops), no
+//! SLA entry and no listing entry, whatever owner and status the tombstone document still shows,
+//! and an `erased` flag.
 //! An erased lead is final: callers do not update tombstones.
+
+mod listing;
+
+pub use listing::{LISTING_INDEX, ListingCost, RECENT_SHARDS, recent_shard};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,7 +65,7 @@ use leadflow_core::model::{
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
     AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, EnrollmentPage, IdempotencyClaim, LeadPage, LeadStore,
-    WriteOutcome,
+    SuppressionPage, WriteOutcome,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -75,6 +83,8 @@ const PK: &str = "PK";
 const SK: &str = "SK";
 const GSI1PK: &str = "GSI1PK";
 const GSI1SK: &str = "GSI1SK";
+const GSI2PK: &str = "GSI2PK";
+const GSI2SK: &str = "GSI2SK";
 const DOC: &str = "doc";
 const VERSION: &str = "version";
 const OWNER_OPEN: &str = "owner_open";
@@ -834,13 +844,14 @@ impl LeadStore for DynamoStore {
     }
 
     async fn suppress(&self, entry: &Suppression, trail: &[Activity]) -> Result<bool, StoreError> {
-        let item = Item::from([
+        let mut item = Item::from([
             (PK.into(), s(suppress_pk(&entry.email_key))),
             (SK.into(), s(NO_SORT)),
             (DOC.into(), s(encode(entry, "suppression")?)),
             (REASON.into(), s(entry.reason.as_str())),
             (AT.into(), n(entry.at.timestamp_millis())),
         ]);
+        item.extend(listing::suppression_keys(entry));
         // The first entry wins: its reason and time are what the list keeps.
         let cond = Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
         if trail.is_empty() {
@@ -1031,6 +1042,14 @@ impl LeadStore for DynamoStore {
             None
         };
         Ok(LeadPage { leads, next })
+    }
+
+    async fn leads_before(&self, before: Option<LeadId>, limit: usize) -> Result<LeadPage, StoreError> {
+        self.leads_before_page(before, limit).await
+    }
+
+    async fn suppressions(&self, cursor: Option<String>, limit: usize) -> Result<SuppressionPage, StoreError> {
+        self.suppressions_page(cursor, limit).await
     }
 
     async fn due_slas(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<LeadId>, StoreError> {
@@ -1488,6 +1507,10 @@ fn lead_item(lead: &Lead, version: u64) -> Result<Item, StoreError> {
         item.insert(GSI1PK.into(), s(format!("{SLA_PARTITION}{}", due_shard(lead.id))));
         item.insert(GSI1SK.into(), s(format!("{}#{}", due_millis(due), lead.id)));
     }
+    // Every whole-item put of a lead carries them, so an update keeps it listed.
+    if !leadflow_core::erasure::is_erased(lead) {
+        item.extend(listing::recent_keys(lead.id));
+    }
     Ok(item)
 }
 
@@ -1505,6 +1528,8 @@ fn tombstone_item(tombstone: &Lead) -> Result<Item, StoreError> {
     item.remove(OWNER_OPEN);
     item.remove(GSI1PK);
     item.remove(GSI1SK);
+    item.remove(GSI2PK);
+    item.remove(GSI2SK);
     item.insert(ERASED.into(), AttributeValue::Bool(true));
     Ok(item)
 }

@@ -63,7 +63,7 @@ async fn table_has_the_templates_keys_index_billing_and_ttl() {
         .map(|a| format!("{}:{}", a.attribute_name(), a.attribute_type()))
         .collect();
     attributes.sort();
-    assert_eq!(attributes, ["GSI1PK:S", "GSI1SK:S", "PK:S", "SK:S", "owner_open:S"]);
+    assert_eq!(attributes, ["GSI1PK:S", "GSI1SK:S", "GSI2PK:S", "GSI2SK:S", "PK:S", "SK:S", "owner_open:S"]);
 
     let mut gsis: Vec<_> = table
         .global_secondary_indexes()
@@ -82,6 +82,11 @@ async fn table_has_the_templates_keys_index_billing_and_ttl() {
                 "due".to_string(),
                 vec![key("GSI1PK", KeyType::Hash), key("GSI1SK", KeyType::Range)],
                 Some(ProjectionType::All)
+            ),
+            (
+                "listing".to_string(),
+                vec![key("GSI2PK", KeyType::Hash), key("GSI2SK", KeyType::Range)],
+                Some(ProjectionType::KeysOnly)
             ),
             (
                 "owner".to_string(),

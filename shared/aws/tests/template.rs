@@ -584,6 +584,42 @@ fn the_functions_send_to_the_queues_their_work_needs() {
     }
 }
 
+/// The indexes a function may Query: the `<index>` of every `${Table.Arn}/index/<index>`.
+fn queried_indexes(t: &Template, function: &Value) -> BTreeSet<String> {
+    t.allowed(function, "dynamodb:Query")
+        .iter()
+        .filter_map(|r| {
+            let (name, arg) = intrinsic(r)?;
+            let text = (name == "Fn::Sub").then(|| arg.as_str())??;
+            text.strip_prefix("${Table.Arn}/index/").map(str::to_string)
+        })
+        .collect()
+}
+
+#[test]
+fn each_function_queries_the_indexes_its_reads_need_and_only_existing_ones() {
+    let t = Template::load();
+    let tables = t.of_type("AWS::DynamoDB::Table");
+    let [(_, table)] = tables.as_slice() else { panic!("one table") };
+    let declared: BTreeSet<String> = seq(prop(table, "GlobalSecondaryIndexes"))
+        .iter()
+        .filter_map(|g| g.get("IndexName").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    for (id, f) in t.functions() {
+        let queried = queried_indexes(&t, f);
+        assert!(queried.is_subset(&declared), "{id} may query {queried:?}; the table has {declared:?}");
+        let expected = match binary_of(f) {
+            // The due scans (SLA, enrollments), a rep's open leads, the newest leads and the
+            // suppression list (the console's pages).
+            Some("admin") => names(&["due", "listing", "owner"]),
+            Some("route" | "nurture") => names(&["due"]),
+            _ => BTreeSet::new(),
+        };
+        assert_eq!(queried, expected, "{id}: dynamodb:Query on indexes");
+    }
+}
+
 #[test]
 fn permissions_name_their_actions_and_resources() {
     let t = Template::load();
@@ -679,7 +715,15 @@ fn table_has_the_key_design_the_store_is_written_against() {
     let owned = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
     assert_eq!(
         pairs(prop(table, "AttributeDefinitions"), "AttributeName", "AttributeType"),
-        owned(&[("PK", "S"), ("SK", "S"), ("GSI1PK", "S"), ("GSI1SK", "S"), ("owner_open", "S")])
+        owned(&[
+            ("PK", "S"),
+            ("SK", "S"),
+            ("GSI1PK", "S"),
+            ("GSI1SK", "S"),
+            ("owner_open", "S"),
+            ("GSI2PK", "S"),
+            ("GSI2SK", "S")
+        ])
     );
     assert_eq!(pairs(prop(table, "KeySchema"), "AttributeName", "KeyType"), owned(&[("PK", "HASH"), ("SK", "RANGE")]));
     let gsis = seq(prop(table, "GlobalSecondaryIndexes"));
@@ -697,6 +741,9 @@ fn table_has_the_key_design_the_store_is_written_against() {
             ("due", owned(&[("GSI1PK", "HASH"), ("GSI1SK", "RANGE")]), Some("ALL")),
             // `open_leads_of`: a rep's open leads by lead key, read backwards for newest first.
             ("owner", owned(&[("owner_open", "HASH"), ("PK", "RANGE")]), Some("ALL")),
+            // `leads_before` and `suppressions`: keys only, so that lead updates are not copied
+            // into it; a page reads its items with BatchGetItem.
+            ("listing", owned(&[("GSI2PK", "HASH"), ("GSI2SK", "RANGE")]), Some("KEYS_ONLY")),
         ]
     );
     assert_eq!(prop(table, "BillingMode").and_then(Value::as_str), Some("PAY_PER_REQUEST"));

@@ -3,6 +3,8 @@
 //! through [`store_conformance!`], so the three stores cannot drift apart unnoticed.
 
 pub mod open_leads;
+pub mod recent_leads;
+pub mod suppressions;
 pub mod trail;
 
 /// Declares one `#[tokio::test]` per conformance check. `$open` is an async fn answering
@@ -21,6 +23,10 @@ macro_rules! store_conformance {
             trail::a_suppression_writes_its_trail_whether_or_not_the_address_was_new,
             open_leads::a_reps_open_leads_are_listed_newest_first_page_by_page,
             open_leads::an_open_lead_cursor_survives_its_lead_closing_and_a_forged_one_is_refused,
+            recent_leads::leads_are_listed_newest_first_page_by_page_without_erased_ones,
+            recent_leads::a_page_of_leads_starts_at_any_date_or_lead,
+            suppressions::the_suppression_list_is_newest_first_page_by_page,
+            suppressions::a_suppression_cursor_the_store_did_not_hand_out_is_refused,
         );
     };
     // Test names are the checks' names alone: they must be unique across modules.

@@ -70,12 +70,53 @@ pub struct AssignmentWrite {
     pub trail: Vec<Activity>,
 }
 
-/// A page of [`LeadStore::list_leads`] or [`LeadStore::open_leads_of`].
+/// A page of [`LeadStore::list_leads`], [`LeadStore::open_leads_of`] or [`LeadStore::leads_before`].
 #[derive(Debug, Clone, Default)]
 pub struct LeadPage {
     pub leads: Vec<Lead>,
     /// Opaque; pass it back for the next page. `None`: this was the last page.
     pub next: Option<String>,
+}
+
+/// A page of [`LeadStore::suppressions`].
+#[derive(Debug, Clone, Default)]
+pub struct SuppressionPage {
+    pub entries: Vec<Suppression>,
+    /// Opaque; pass it back for the next page. `None`: this was the last page.
+    pub next: Option<String>,
+}
+
+/// Where an entry stands in [`LeadStore::suppressions`]' order (newest first: `at` to the
+/// millisecond, then email key, both descending), and the cursor text that resumes after it. One
+/// definition for every store, so that their pages agree; the text holds no address (an email
+/// key is a hash).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SuppressionPosition {
+    /// `at` in milliseconds since the epoch (truncated, as `timestamp_millis`).
+    pub at_ms: i64,
+    pub email_key: String,
+}
+
+impl SuppressionPosition {
+    pub fn of(entry: &Suppression) -> Self {
+        Self { at_ms: entry.at.timestamp_millis(), email_key: entry.email_key.clone() }
+    }
+
+    /// `<ms>#<email key>`.
+    pub fn cursor(&self) -> String {
+        format!("{}#{}", self.at_ms, self.email_key)
+    }
+
+    /// The position a cursor made by [`Self::cursor`] names; `None` for any other text.
+    pub fn parse(cursor: &str) -> Option<Self> {
+        let (ms, key) = cursor.split_once('#')?;
+        let at_ms: i64 = ms.parse().ok()?;
+        // Only the text `cursor` writes: no '+', no leading zeros, no "-0".
+        if key.is_empty() || at_ms.to_string() != ms {
+            return None;
+        }
+        Some(Self { at_ms, email_key: key.to_string() })
+    }
 }
 
 /// A page of [`LeadStore::campaign_enrollments`].
@@ -251,6 +292,27 @@ pub trait LeadStore: Send + Sync + 'static {
         cursor: Option<String>,
         limit: usize,
     ) -> impl Future<Output = Result<LeadPage, StoreError>> + Send;
+
+    /// One page of the leads captured before `before` (every lead when `None`), newest first,
+    /// erased leads left out, and the cursor of the next page: the last lead's id (`None` after
+    /// the last). Lead ids are ULIDs, so id order is capture order; any lead id is a valid
+    /// `before`, which lets a caller start at a date (`LeadId::from_parts(ms, 0)`: the leads
+    /// captured before that millisecond). Read from an index; work proportional to the page. A
+    /// `limit` of 0 is taken as 1.
+    fn leads_before(
+        &self,
+        before: Option<LeadId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<LeadPage, StoreError>> + Send;
+
+    /// One page of the suppression list, newest first (by `at`, then email key: see
+    /// [`SuppressionPosition`]), and the cursor of the next page (`None` after the last). A cursor
+    /// this store did not hand out is `StoreError::Corrupt`; a `limit` of 0 is taken as 1.
+    fn suppressions(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<SuppressionPage, StoreError>> + Send;
 
     /// Leads that are owned, still `new` (not contacted, won or lost) and whose
     /// `owner.sla_due_at` is at or before `now`, oldest due first. The store keeps this index
@@ -460,5 +522,34 @@ impl<S: LeadStore, Q: StageQueue, M: Mailer, B: EventBus, C: Clock> Ports for Ad
     }
     fn config_handle(&self) -> &ConfigHandle {
         &self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_suppression_cursor_names_the_position_it_was_made_from(at_ms in any::<i64>(), key in "\\PC{1,80}") {
+            let position = SuppressionPosition { at_ms, email_key: key };
+            prop_assert_eq!(SuppressionPosition::parse(&position.cursor()), Some(position));
+        }
+
+        #[test]
+        fn any_other_text_is_no_cursor_or_the_position_it_spells(text in "(-?[0-9]{0,3}#)?\\PC{0,40}") {
+            // Never a panic; and what parses is exactly what it says.
+            if let Some(position) = SuppressionPosition::parse(&text) {
+                prop_assert_eq!(position.cursor(), text);
+            }
+        }
+    }
+
+    #[test]
+    fn forged_suppression_cursors_are_refused() {
+        for text in ["", "#", "12#", "#abc", "soon#abc", "+12#abc", "012#abc", "-0#abc", "12", "1.5#abc", " 12#abc"] {
+            assert_eq!(SuppressionPosition::parse(text), None, "{text:?}");
+        }
     }
 }

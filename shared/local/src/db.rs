@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use leadflow_core::error::{QueueError, StoreError};
-use leadflow_core::model::{Lead, SalesStatus};
+use leadflow_core::model::{Lead, SalesStatus, Suppression};
+use leadflow_core::ports::SuppressionPosition;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,8 +17,11 @@ use crate::error::LocalError;
 /// Bumped with every schema change; a file from a newer build is refused rather than misread.
 /// 3: `leads.sla_due_at` with its partial index, `suppressions`, `documents`.
 /// 4: activities keyed by (lead, id): an id is unique within its lead only. Later, at the same
-/// version, [`LATE_INDEXES`] (`enrollments_by_campaign`, `leads_open_by_owner`): a build that
-/// does not know them still keeps them up to date, so a file with them is still a version-4 file.
+/// version, [`LATE_INDEXES`] (`enrollments_by_campaign`, `leads_open_by_owner`,
+/// `suppressions_by_time`): a build that does not know them still keeps them up to date, so a
+/// file with them is still a version-4 file. `suppressions.at_ms` came with the last one: a build
+/// that does not know the column leaves it NULL on the entries it adds, and every open fills in
+/// what such a build left (see [`backfill_suppression_times`]).
 const SCHEMA_VERSION: i64 = 4;
 
 /// Only another process (an admin command on the same file) can hold the write lock against
@@ -104,11 +108,14 @@ CREATE TABLE IF NOT EXISTS team_cursors (
 ) WITHOUT ROWID;
 
 -- The suppression list, by email key (a hash of the address: the list holds no address). The
--- first entry, and its reason, stay.
+-- first entry, and its reason, stay. at_ms is the entry's `at` in milliseconds, for the list
+-- newest first (the index `suppressions_by_time` in LATE_INDEXES); files from before it gain it
+-- in `migrate`.
 CREATE TABLE IF NOT EXISTS suppressions (
     email_key TEXT PRIMARY KEY,
     reason    TEXT NOT NULL,
-    doc       TEXT NOT NULL
+    doc       TEXT NOT NULL,
+    at_ms     INTEGER
 ) WITHOUT ROWID;
 
 -- Versioned configuration documents (campaigns, routing, scoring); a stored version never
@@ -177,6 +184,9 @@ CREATE INDEX IF NOT EXISTS enrollments_by_campaign ON enrollments (campaign_id, 
 -- terms: SQLite uses a partial index only when the query's WHERE implies the index's.
 CREATE INDEX IF NOT EXISTS leads_open_by_owner ON leads (owner_rep, id)
     WHERE owner_rep IS NOT NULL AND status NOT IN ('won', 'lost');
+-- The suppression list newest first (`suppressions`), and the entries whose at_ms is still to be
+-- filled in (NULL sorts first), found on every open without reading the list.
+CREATE INDEX IF NOT EXISTS suppressions_by_time ON suppressions (at_ms, email_key);
 "#;
 
 /// What can go wrong inside a database call, before it is told in a port's error type.
@@ -316,9 +326,44 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
         backfill_sla_due(&tx).map_err(db_err)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
     }
+    // A version-4 file from before the suppression list was listed by time.
+    if !has_column(&tx, "suppressions", "at_ms").map_err(db_err)? {
+        tx.execute_batch("ALTER TABLE suppressions ADD COLUMN at_ms INTEGER").map_err(db_err)?;
+    }
     // Builds an index once on the first open of a file that lacks it; a no-op after that.
     tx.execute_batch(LATE_INDEXES).map_err(db_err)?;
+    backfill_suppression_times(&tx).map_err(db_err)?;
     tx.commit().map_err(db_err)
+}
+
+/// Fills `suppressions.at_ms` from the entries' documents where it is NULL: every entry of a file
+/// from before the column, then only those a build that does not know it added since (a search
+/// of `suppressions_by_time`, where NULL sorts first, so nothing on most opens). A document that
+/// cannot be read keeps NULL and stays out of the list; its email key (a hash) is logged.
+fn backfill_suppression_times(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let missing: Vec<(String, String)> = {
+        let mut stmt = tx.prepare("SELECT email_key, doc FROM suppressions WHERE at_ms IS NULL")?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+    };
+    let mut update = tx.prepare("UPDATE suppressions SET at_ms = ?2 WHERE email_key = ?1")?;
+    for (key, doc) in missing {
+        match serde_json::from_str::<Suppression>(&doc) {
+            Ok(entry) => {
+                update.execute(rusqlite::params![key, suppression_at(&entry)])?;
+            }
+            Err(e) => tracing::warn!(
+                email_key = %key,
+                problem = %json_problem(&e),
+                "a stored suppression could not be read while indexing its time; it is left out of the list"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The `suppressions.at_ms` value of an entry: its place in the list, as every store orders it.
+pub(crate) fn suppression_at(entry: &Suppression) -> i64 {
+    SuppressionPosition::of(entry).at_ms
 }
 
 fn table_exists(c: &Connection, table: &str) -> rusqlite::Result<bool> {

@@ -14,11 +14,11 @@ use leadflow_core::model::{
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
     AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, EnrollmentPage, IdempotencyClaim, LeadPage, LeadStore,
-    WriteOutcome,
+    SuppressionPage, SuppressionPosition, WriteOutcome,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::db::{Db, DbError, from_doc, from_sql_u64, millis, nanos, sla_due_key, to_doc, to_sql_int};
+use crate::db::{Db, DbError, from_doc, from_sql_u64, millis, nanos, sla_due_key, suppression_at, to_doc, to_sql_int};
 use crate::error::LocalError;
 use crate::queue::SqliteQueue;
 
@@ -49,6 +49,21 @@ const SELECT_OPEN_LEAD_PAGE: &str = "SELECT id, version, doc FROM leads \
 
 /// Sorts after every lead id: a ULID is Crockford base32, digits and capital letters.
 const NO_OPEN_LEAD_CURSOR: &str = "~";
+
+/// The leads before a cursor ([`NO_OPEN_LEAD_CURSOR`] before the first page), newest first: the
+/// primary key walked backwards. No LIMIT: the caller steps rows until its page is full, passing
+/// over tombstones (an erased lead is told by its document, see `leadflow_core::erasure`, and
+/// erasures are rare), so the work is the page plus the erased leads within it.
+const SELECT_RECENT_LEADS: &str = "SELECT id, version, doc FROM leads WHERE id < ?1 ORDER BY id DESC";
+
+/// The first page of the suppression list, newest first: `suppressions_by_time` walked backwards.
+const SELECT_SUPPRESSIONS: &str = "SELECT at_ms, email_key, doc FROM suppressions \
+     WHERE at_ms IS NOT NULL ORDER BY at_ms DESC, email_key DESC LIMIT ?1";
+
+/// A later page: the entries after the cursor's (time, email key) in that order.
+const SELECT_SUPPRESSIONS_AFTER: &str = "SELECT at_ms, email_key, doc FROM suppressions \
+     WHERE at_ms IS NOT NULL AND (at_ms, email_key) < (?1, ?2) \
+     ORDER BY at_ms DESC, email_key DESC LIMIT ?3";
 
 /// One page of a campaign's enrollments after a cursor (`''` before the first page), in lead id
 /// order: a search of `enrollments_by_campaign`.
@@ -511,8 +526,10 @@ impl SqliteStore {
             .write(|tx| {
                 // OR IGNORE: the first entry and its reason stay.
                 let n = tx
-                    .prepare_cached("INSERT OR IGNORE INTO suppressions (email_key, reason, doc) VALUES (?1, ?2, ?3)")?
-                    .execute(params![entry.email_key, entry.reason.as_str(), doc])?;
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO suppressions (email_key, reason, doc, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![entry.email_key, entry.reason.as_str(), doc, suppression_at(entry)])?;
                 // The first entry of an id stays, as with record_activity.
                 write_activities(tx, &trail, OnSameId::KeepFirst)?;
                 Ok(n == 1)
@@ -658,6 +675,79 @@ impl SqliteStore {
                     None
                 };
                 Ok(LeadPage { leads, next })
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn leads_before_now(&self, before: Option<LeadId>, limit: usize) -> Result<LeadPage, StoreError> {
+        let before = before.map_or_else(|| NO_OPEN_LEAD_CURSOR.to_string(), |id| id.to_string());
+        // A page of none would hand back the same cursor for ever.
+        let limit = limit.max(1);
+        self.db
+            .read(|c| {
+                let mut stmt = c.prepare_cached(SELECT_RECENT_LEADS)?;
+                let mut rows = stmt.query([&before])?;
+                let mut leads = Vec::new();
+                // One more than the page, to tell whether another page follows without reading it.
+                while leads.len() <= limit {
+                    let Some(row) = rows.next()? else { break };
+                    let (id, version, doc): (String, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                    let lead = lead_from_row(&id, version, &doc)?;
+                    if !is_erased(&lead) {
+                        leads.push(lead);
+                    }
+                }
+                let next = if leads.len() > limit {
+                    leads.truncate(limit);
+                    leads.last().map(|l| l.id.to_string())
+                } else {
+                    None
+                };
+                Ok(LeadPage { leads, next })
+            })
+            .map_err(|e| self.db.store_error(e))
+    }
+
+    fn suppressions_now(&self, cursor: Option<String>, limit: usize) -> Result<SuppressionPage, StoreError> {
+        let after = cursor
+            .map(|c| {
+                SuppressionPosition::parse(&c).ok_or_else(|| {
+                    StoreError::Corrupt("the suppression list cursor is not one this store handed out".into())
+                })
+            })
+            .transpose()?;
+        // A page of none would hand back the same cursor for ever.
+        let limit = limit.max(1);
+        // One more than the page, to tell whether another page follows without reading it.
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        self.db
+            .read(|c| {
+                let cols =
+                    |r: &rusqlite::Row<'_>| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?));
+                let mut page: Vec<(i64, String, String)> = match &after {
+                    None => c
+                        .prepare_cached(SELECT_SUPPRESSIONS)?
+                        .query_map(params![fetch], cols)?
+                        .collect::<rusqlite::Result<_>>()?,
+                    Some(a) => c
+                        .prepare_cached(SELECT_SUPPRESSIONS_AFTER)?
+                        .query_map(params![a.at_ms, a.email_key, fetch], cols)?
+                        .collect::<rusqlite::Result<_>>()?,
+                };
+                // The cursor is the stored column, not a time read back from the document: the
+                // next page compares against the column.
+                let next = if page.len() > limit {
+                    page.truncate(limit);
+                    page.last()
+                        .map(|(at_ms, key, _)| SuppressionPosition { at_ms: *at_ms, email_key: key.clone() }.cursor())
+                } else {
+                    None
+                };
+                let mut entries = Vec::with_capacity(page.len());
+                for (_, _, doc) in page {
+                    entries.push(from_doc("suppression", &doc)?);
+                }
+                Ok(SuppressionPage { entries, next })
             })
             .map_err(|e| self.db.store_error(e))
     }
@@ -1037,6 +1127,14 @@ impl LeadStore for SqliteStore {
         self.campaign_enrollments_now(campaign_id, cursor, limit)
     }
 
+    async fn leads_before(&self, before: Option<LeadId>, limit: usize) -> Result<LeadPage, StoreError> {
+        self.leads_before_now(before, limit)
+    }
+
+    async fn suppressions(&self, cursor: Option<String>, limit: usize) -> Result<SuppressionPage, StoreError> {
+        self.suppressions_now(cursor, limit)
+    }
+
     async fn due_slas(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<LeadId>, StoreError> {
         self.due_slas_now(now, limit)
     }
@@ -1112,7 +1210,10 @@ mod tests {
         store
             .db
             .read(|c| {
-                c.execute_batch("DROP INDEX leads_open_by_owner; DROP INDEX enrollments_by_campaign;")?;
+                c.execute_batch(
+                    "DROP INDEX leads_open_by_owner; DROP INDEX enrollments_by_campaign; \
+                     DROP INDEX suppressions_by_time;",
+                )?;
                 Ok(())
             })
             .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)));
@@ -1123,13 +1224,89 @@ mod tests {
             .read(|c| {
                 let mut stmt = c.prepare(
                     "SELECT name FROM sqlite_schema WHERE type = 'index' \
-                     AND name IN ('leads_open_by_owner', 'enrollments_by_campaign') ORDER BY name",
+                     AND name IN ('leads_open_by_owner', 'enrollments_by_campaign', 'suppressions_by_time') \
+                     ORDER BY name",
                 )?;
                 let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
                 Ok(names.collect::<Result<Vec<_>, _>>()?)
             })
             .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)));
-        assert_eq!(indexes, ["enrollments_by_campaign", "leads_open_by_owner"]);
+        assert_eq!(indexes, ["enrollments_by_campaign", "leads_open_by_owner", "suppressions_by_time"]);
+    }
+
+    #[test]
+    fn recent_leads_walk_the_primary_key_backwards() {
+        let plan = plan(SELECT_RECENT_LEADS, params![NO_OPEN_LEAD_CURSOR]);
+        assert!(plan.starts_with("SEARCH leads USING PRIMARY KEY (id<?)"), "{plan}");
+        // In key order: stepping stops after the page, no sort of all the leads.
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn the_suppression_list_is_read_from_its_time_index_newest_first() {
+        let first = plan(SELECT_SUPPRESSIONS, params![10_i64]);
+        assert!(first.starts_with("SEARCH suppressions USING INDEX suppressions_by_time (at_ms>?)"), "{first}");
+        assert!(!first.contains("TEMP B-TREE"), "{first}");
+        let later = plan(SELECT_SUPPRESSIONS_AFTER, params![0_i64, "k", 10_i64]);
+        // The cursor bounds the search itself (a row-value range), not a filter over the list.
+        assert!(
+            later.starts_with(
+                "SEARCH suppressions USING INDEX suppressions_by_time (at_ms>? AND (at_ms,email_key)<(?,?))"
+            ),
+            "{later}"
+        );
+        assert!(!later.contains("TEMP B-TREE"), "{later}");
+    }
+
+    #[tokio::test]
+    async fn a_file_from_before_the_suppression_times_lists_its_entries_once_opened() {
+        use leadflow_core::model::SuppressionReason;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("old.db");
+        let at = |s: i64| DateTime::<Utc>::from_timestamp(1_750_000_000 + s, 0).unwrap_or_default();
+        let entry = |key: &str, s: i64| Suppression {
+            email_key: key.to_string(),
+            reason: SuppressionReason::Bounced,
+            at: at(s),
+            lead_id: None,
+        };
+        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        // A version-4 file from before the column: its entries, and the table as it was then.
+        store
+            .db
+            .read(|c| {
+                c.execute_batch(
+                    "DROP INDEX suppressions_by_time; DROP TABLE suppressions; \
+                     CREATE TABLE suppressions (email_key TEXT PRIMARY KEY, reason TEXT NOT NULL, \
+                     doc TEXT NOT NULL) WITHOUT ROWID;",
+                )?;
+                for (key, s) in [("k1", 1), ("k3", 3), ("k2", 2)] {
+                    let doc = serde_json::to_string(&entry(key, s)).map_err(|e| DbError::Corrupt(e.to_string()))?;
+                    c.execute(
+                        "INSERT INTO suppressions (email_key, reason, doc) VALUES (?1, 'bounced', ?2)",
+                        params![key, doc],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)));
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.suppress(&entry("k4", 4), &[]).await.unwrap_or_else(|e| panic!("{e}")));
+        // An entry a build that does not know the column adds: filled in on the next open.
+        store
+            .db
+            .read(|c| {
+                let doc = serde_json::to_string(&entry("k0", 0)).map_err(|e| DbError::Corrupt(e.to_string()))?;
+                c.execute("INSERT INTO suppressions (email_key, reason, doc) VALUES ('k0', 'bounced', ?1)", [doc])?;
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)));
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let page = store.suppressions(None, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        let keys: Vec<&str> = page.entries.iter().map(|e| e.email_key.as_str()).collect();
+        assert_eq!(keys, ["k4", "k3", "k2", "k1", "k0"]);
     }
 
     #[test]

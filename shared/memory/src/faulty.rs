@@ -10,7 +10,7 @@ use leadflow_core::error::StoreError;
 use leadflow_core::model::{Activity, Document, Enrollment, Lead, LeadId, RepId, Suppression, TeamCursor};
 use leadflow_core::ports::{
     AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, EnrollmentPage, IdempotencyClaim, LeadPage, LeadStore,
-    WriteOutcome,
+    SuppressionPage, WriteOutcome,
 };
 
 /// When the chosen write fails.
@@ -182,6 +182,12 @@ impl<S: LeadStore> LeadStore for FaultyStore<S> {
     }
     async fn open_leads_of(&self, rep_id: &str, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
         self.inner.open_leads_of(rep_id, cursor, limit).await
+    }
+    async fn leads_before(&self, before: Option<LeadId>, limit: usize) -> Result<LeadPage, StoreError> {
+        self.inner.leads_before(before, limit).await
+    }
+    async fn suppressions(&self, cursor: Option<String>, limit: usize) -> Result<SuppressionPage, StoreError> {
+        self.inner.suppressions(cursor, limit).await
     }
     async fn due_slas(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<LeadId>, StoreError> {
         self.inner.due_slas(now, limit).await

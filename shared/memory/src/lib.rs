@@ -20,7 +20,8 @@ use leadflow_core::model::{
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
     AssignOutcome, AssignmentWrite, Clock, CreateOutcome, DomainEvent, EffectClaim, EnrollmentPage, EventBus,
-    IdempotencyClaim, LeadPage, LeadStore, Mailer, OutgoingEmail, Stage, StageQueue, WriteOutcome,
+    IdempotencyClaim, LeadPage, LeadStore, Mailer, OutgoingEmail, Stage, StageQueue, SuppressionPage,
+    SuppressionPosition, WriteOutcome,
 };
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -458,6 +459,52 @@ impl LeadStore for MemoryStore {
         })
     }
 
+    fn leads_before(
+        &self,
+        before: Option<LeadId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<LeadPage, StoreError>> + Send {
+        let limit = limit.max(1);
+        self.with(|s| {
+            let mut recent: Vec<&Lead> =
+                s.leads.values().filter(|l| before.is_none_or(|b| l.id < b) && !is_erased(l)).collect();
+            recent.sort_unstable_by_key(|l| std::cmp::Reverse(l.id));
+            // Like SQLite's pages: a cursor only when more leads follow.
+            let next = if recent.len() > limit { recent.get(limit - 1).map(|l| l.id.to_string()) } else { None };
+            recent.truncate(limit);
+            LeadPage { leads: recent.into_iter().cloned().collect(), next }
+        })
+    }
+
+    fn suppressions(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<SuppressionPage, StoreError>> + Send {
+        let after = match cursor.map(|c| SuppressionPosition::parse(&c)) {
+            None => None,
+            Some(Some(position)) => Some(position),
+            Some(None) => {
+                return ready(Err(StoreError::Corrupt(
+                    "the suppression list cursor is not one this store handed out".into(),
+                )));
+            }
+        };
+        let limit = limit.max(1);
+        self.with(|s| {
+            let mut entries: Vec<(SuppressionPosition, &Suppression)> = s
+                .suppressions
+                .values()
+                .map(|e| (SuppressionPosition::of(e), e))
+                .filter(|(position, _)| after.as_ref().is_none_or(|a| position < a))
+                .collect();
+            entries.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            let next = if entries.len() > limit { entries.get(limit - 1).map(|(p, _)| p.cursor()) } else { None };
+            entries.truncate(limit);
+            SuppressionPage { entries: entries.into_iter().map(|(_, e)| e.clone()).collect(), next }
+        })
+    }
+
     fn due_slas(
         &self,
         now: DateTime<Utc>,
@@ -738,6 +785,12 @@ impl LeadStore for DownStore {
         down()
     }
     async fn open_leads_of(&self, _: &str, _: Option<String>, _: usize) -> Result<LeadPage, StoreError> {
+        down()
+    }
+    async fn leads_before(&self, _: Option<LeadId>, _: usize) -> Result<LeadPage, StoreError> {
+        down()
+    }
+    async fn suppressions(&self, _: Option<String>, _: usize) -> Result<SuppressionPage, StoreError> {
         down()
     }
     async fn due_slas(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<LeadId>, StoreError> {
