@@ -1,65 +1,27 @@
 //! Reports over every lead, erased ones included (their tombstones keep what is counted).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Utc};
-use leadflow_core::model::{Lead, Lifecycle, SalesStatus};
+use leadflow_core::StoreError;
+use leadflow_core::model::LeadId;
 use leadflow_core::ports::{LeadStore, Ports};
-use serde::{Deserialize, Serialize};
+use leadflow_stage::live::CAMPAIGN_PREFIX;
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authorized, QueryParams};
-use crate::leads::{NONE, SCAN_PAGE, first_source};
+use crate::leads::NONE;
 
-/// The funnel's stages, each a subset of the one before.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Funnel {
-    pub captured: u64,
-    pub valid: u64,
-    pub mql: u64,
-    pub assigned: u64,
-    /// Sales-qualified and in sales' hands: assigned, and its score reached the SQL threshold or
-    /// a rep has worked it. Assigned comes first so every stage stays a subset of the one before:
-    /// a lead a rep has contacted is one sales accepted, whatever its score.
-    pub sql: u64,
-    /// Contacted, won or lost: sales has spoken to the lead.
-    pub contacted: u64,
-    pub won: u64,
-}
+pub use leadflow_core::funnel::Funnel;
 
-impl Funnel {
-    pub fn count(&mut self, lead: &Lead) {
-        self.captured += 1;
-        if !lead.is_valid() {
-            return;
-        }
-        self.valid += 1;
-        if lead.lifecycle < Lifecycle::Mql {
-            return;
-        }
-        self.mql += 1;
-        if lead.owner.is_none() {
-            return;
-        }
-        self.assigned += 1;
-        if lead.lifecycle < Lifecycle::Sql && lead.status == SalesStatus::New {
-            return;
-        }
-        self.sql += 1;
-        if lead.status == SalesStatus::New {
-            return;
-        }
-        self.contacted += 1;
-        if lead.status == SalesStatus::Won {
-            self.won += 1;
-        }
-    }
-}
+/// Leads' facts per store request: the report holds only the counts, so pages can be large.
+const FACTS_PAGE: usize = 1000;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct FunnelQuery {
@@ -107,41 +69,40 @@ pub struct FunnelReport {
     pub groups: BTreeMap<String, Funnel>,
 }
 
-/// Counts every lead (erased ones too: their tombstones keep what is counted). Reads every lead,
-/// and with [`By::Campaign`] every lead's enrollments.
+/// Counts every lead captured in `[since, until)` (erased ones too: their tombstones keep what is
+/// counted), from the store's funnel facts ([`LeadStore::funnel_facts`]), never whole leads.
 pub async fn compute<P: Ports>(
     ports: &P,
     by: By,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
-) -> Result<FunnelReport, leadflow_core::error::StoreError> {
+) -> Result<FunnelReport, StoreError> {
     let store = ports.store();
+    let campaigns = match by {
+        By::Campaign => campaigns_of_leads(ports).await?,
+        By::Source | By::Week => HashMap::new(),
+    };
     let mut report = FunnelReport::default();
     let mut cursor = None;
     loop {
-        let page = store.list_leads(cursor, SCAN_PAGE).await?;
-        for lead in &page.leads {
-            if since.is_some_and(|s| lead.created_at < s) || until.is_some_and(|u| lead.created_at >= u) {
-                continue;
-            }
+        let page = store.funnel_facts(since, until, cursor, FACTS_PAGE).await?;
+        for lead in &page.facts {
             report.overall.count(lead);
             let groups = &mut report.groups;
             match by {
-                By::Source => groups.entry(first_source(lead).to_string()).or_default().count(lead),
+                By::Source => groups.entry(lead.source.as_deref().unwrap_or(NONE).to_string()).or_default().count(lead),
                 By::Week => {
                     let week = lead.created_at.iso_week();
                     groups.entry(format!("{}-W{:02}", week.year(), week.week())).or_default().count(lead);
                 }
-                By::Campaign => {
-                    let campaigns: BTreeSet<String> =
-                        store.enrollments(lead.id).await?.into_iter().map(|e| e.campaign_id).collect();
-                    if campaigns.is_empty() {
-                        groups.entry(NONE.to_string()).or_default().count(lead);
+                By::Campaign => match campaigns.get(&lead.id) {
+                    None => groups.entry(NONE.to_string()).or_default().count(lead),
+                    Some(ids) => {
+                        for c in ids {
+                            groups.entry(c.clone()).or_default().count(lead);
+                        }
                     }
-                    for c in campaigns {
-                        groups.entry(c).or_default().count(lead);
-                    }
-                }
+                },
             }
         }
         match page.next {
@@ -150,6 +111,36 @@ pub async fn compute<P: Ports>(
         }
     }
     Ok(report)
+}
+
+/// Every lead's campaigns, from each campaign's enrollments (any version or state): the
+/// campaigns applied as documents and those of the deployed files. One walk per campaign rather
+/// than a read per lead. An enrollment in a campaign that is in neither (its file removed, never
+/// applied) is not found.
+async fn campaigns_of_leads<P: Ports>(ports: &P) -> Result<HashMap<LeadId, BTreeSet<String>>, StoreError> {
+    let store = ports.store();
+    let mut ids: BTreeSet<String> = store
+        .latest_documents(CAMPAIGN_PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|d| d.name.strip_prefix(CAMPAIGN_PREFIX).map(str::to_string))
+        .collect();
+    ids.extend(ports.config().campaigns.iter().map(|c| c.campaign.id.clone()));
+    let mut of_lead: HashMap<LeadId, BTreeSet<String>> = HashMap::new();
+    for id in ids {
+        let mut cursor = None;
+        loop {
+            let page = store.campaign_enrollments(&id, cursor, FACTS_PAGE).await?;
+            for e in page.enrollments {
+                of_lead.entry(e.lead_id).or_default().insert(e.campaign_id);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(of_lead)
 }
 
 fn time(field: &str, raw: &Option<String>) -> ApiResult<Option<DateTime<Utc>>> {
@@ -164,7 +155,7 @@ fn time(field: &str, raw: &Option<String>) -> ApiResult<Option<DateTime<Utc>>> {
 /// `GET /admin/reports/funnel?by=source|campaign|week&since=&until=`: how many leads reached
 /// each stage, overall and per first-touch `utm_source` (`(none)` without one), per campaign the
 /// lead was enrolled in (a lead in two campaigns counts in both; `(none)` for none) or per ISO
-/// week it came in. Reads every lead ([`compute`]): an admin report, not a dashboard to poll.
+/// week it came in. Reads every lead's funnel facts in the range ([`compute`]).
 pub async fn funnel<P: Ports>(
     _: Authorized,
     State(st): State<Arc<AppState<P>>>,

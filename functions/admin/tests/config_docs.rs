@@ -246,6 +246,14 @@ async fn the_funnel_counts_by_source_and_by_campaign() {
     for lead in leads {
         store_lead(&ports, lead).await;
     }
+    // "webinar" was applied through the API (a document); "welcome" is a deployed file.
+    let webinar = leadflow_core::model::Document {
+        name: "campaign:webinar".into(),
+        version: 1,
+        body: "{}".into(),
+        saved_at: fixtures::t(0),
+    };
+    assert!(ports.store.put_document(&webinar).await.is_ok());
     for (lead, campaign) in [(3, "welcome"), (5, "welcome"), (5, "webinar")] {
         let e = enrollment(lead, campaign, None, EnrollmentState::Completed);
         assert_eq!(ports.store.enroll(&e, &[]).await.ok(), Some(true));

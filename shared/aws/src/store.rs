@@ -59,13 +59,14 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Utc};
 use leadflow_core::error::StoreError;
+use leadflow_core::funnel::LeadFacts;
 use leadflow_core::model::{
     Activity, Document, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, Suppression, TeamCursor,
 };
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
-    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, EnrollmentPage, IdempotencyClaim, LeadPage, LeadStore,
-    SuppressionPage, WriteOutcome,
+    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, EnrollmentPage, FactsPage, IdempotencyClaim, LeadPage,
+    LeadStore, SuppressionPage, WriteOutcome,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -967,6 +968,25 @@ impl LeadStore for DynamoStore {
     async fn list_leads(&self, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
         let (leads, next) = self.scan_page("list leads", PROFILE.to_string(), cursor, limit, lead_of).await?;
         Ok(LeadPage { leads, next })
+    }
+
+    /// [`Self::list_leads`]' Scan, each lead's facts taken from its document and kept when in
+    /// range: pages as short as that Scan's, or shorter, and the same cursor. The facts are
+    /// inside the lead's one document attribute, so no projection can leave the rest out: this
+    /// reads every lead, as `list_leads` does, for now. A range key (a GSI on `created_at` with
+    /// the facts projected) would make it proportional to the range, at the cost of an index
+    /// written on every update of a lead.
+    async fn funnel_facts(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<FactsPage, StoreError> {
+        let of = |item: &Item| lead_of(item).map(|l| LeadFacts::of(&l));
+        let (facts, next) = self.scan_page("funnel facts", PROFILE.to_string(), cursor, limit, of).await?;
+        let facts = facts.into_iter().filter(|f| f.in_range(since, until)).collect();
+        Ok(FactsPage { facts, next })
     }
 
     /// A Scan filtered to the campaign's enrollment items (`SK` = `ENR#<campaign>`, any lead,

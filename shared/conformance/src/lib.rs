@@ -2,6 +2,7 @@
 //! behaviour the handlers rely on. The SQLite, DynamoDB and in-memory test suites run all of them
 //! through [`store_conformance!`], so the three stores cannot drift apart unnoticed.
 
+pub mod funnel_facts;
 pub mod open_leads;
 pub mod recent_leads;
 pub mod suppressions;
@@ -21,6 +22,8 @@ macro_rules! store_conformance {
             trail::an_enrollment_writes_its_trail_only_when_created,
             trail::an_enrollment_update_writes_its_trail_only_when_written,
             trail::a_suppression_writes_its_trail_whether_or_not_the_address_was_new,
+            funnel_facts::the_funnel_facts_are_those_of_every_lead_as_stored_erased_ones_too,
+            funnel_facts::the_funnel_facts_hold_the_range_to_the_instant,
             open_leads::a_reps_open_leads_are_listed_newest_first_page_by_page,
             open_leads::an_open_lead_cursor_survives_its_lead_closing_and_a_forged_one_is_refused,
             recent_leads::leads_are_listed_newest_first_page_by_page_without_erased_ones,

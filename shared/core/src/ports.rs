@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::campaign::CompiledCampaign;
 use crate::config::CompiledConfig;
 use crate::error::{BusError, MailError, QueueError, StoreError};
+use crate::funnel::LeadFacts;
 use crate::model::{Activity, Document, Enrollment, Lead, LeadId, RepId, Suppression, TeamCursor, TeamId};
 
 /// The outcome of claiming an idempotency key at capture.
@@ -117,6 +118,14 @@ impl SuppressionPosition {
         }
         Some(Self { at_ms, email_key: key.to_string() })
     }
+}
+
+/// A page of [`LeadStore::funnel_facts`].
+#[derive(Debug, Clone, Default)]
+pub struct FactsPage {
+    pub facts: Vec<LeadFacts>,
+    /// Opaque; pass it back for the next page. `None`: this was the last page.
+    pub next: Option<String>,
 }
 
 /// A page of [`LeadStore::campaign_enrollments`].
@@ -278,6 +287,21 @@ pub trait LeadStore: Send + Sync + 'static {
         cursor: Option<String>,
         limit: usize,
     ) -> impl Future<Output = Result<LeadPage, StoreError>> + Send;
+
+    /// One page of the funnel's facts ([`LeadFacts::of`]) of the leads captured in `[since,
+    /// until)` (an open end when `None`), erased leads included (their tombstones keep what is
+    /// counted), in no promised order, and the cursor of the next page (`None` after the last).
+    /// Each lead in range is in exactly one page. A page holds at most `limit` facts (a `limit`
+    /// of 0 is taken as 1) and may hold fewer, even none, while `next` is `Some`. A cursor this
+    /// store did not hand out is `StoreError::Corrupt`. For reports; how much a store reads to
+    /// answer is told on its implementation.
+    fn funnel_facts(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<FactsPage, StoreError>> + Send;
 
     /// One page of the leads `rep_id` owns that are still open (not won or lost, not erased), newest first,
     /// and the cursor of the next page (`None` after the last). Read from an index the store keeps

@@ -332,6 +332,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
     }
     // Builds an index once on the first open of a file that lacks it; a no-op after that.
     tx.execute_batch(LATE_INDEXES).map_err(db_err)?;
+    // The funnel's side table, filled once on the first open of a file without it.
+    crate::store::facts::ensure(&tx).map_err(db_err)?;
     backfill_suppression_times(&tx).map_err(db_err)?;
     tx.commit().map_err(db_err)
 }

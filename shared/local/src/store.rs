@@ -13,10 +13,12 @@ use leadflow_core::model::{
 };
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
-    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, EnrollmentPage, IdempotencyClaim, LeadPage, LeadStore,
-    SuppressionPage, SuppressionPosition, WriteOutcome,
+    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, EnrollmentPage, FactsPage, IdempotencyClaim, LeadPage,
+    LeadStore, SuppressionPage, SuppressionPosition, WriteOutcome,
 };
 use rusqlite::{Connection, OptionalExtension, params};
+
+pub(crate) mod facts;
 
 use crate::db::{Db, DbError, from_doc, from_sql_u64, millis, nanos, sla_due_key, suppression_at, to_doc, to_sql_int};
 use crate::error::LocalError;
@@ -644,6 +646,16 @@ impl SqliteStore {
             .map_err(|e| self.db.store_error(e))
     }
 
+    fn funnel_facts_now(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<FactsPage, StoreError> {
+        self.db.read(|c| facts::page(c, since, until, cursor, limit)).map_err(|e| self.db.store_error(e))
+    }
+
     fn open_leads_of_now(&self, rep_id: &str, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
         // The cursor is the id of the last lead handed out; anything else was not made here.
         let before = match cursor {
@@ -1112,6 +1124,18 @@ impl LeadStore for SqliteStore {
 
     async fn list_leads(&self, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
         self.list_leads_now(cursor, limit)
+    }
+
+    /// Reads the side table `lead_facts` (see [`facts`]), never a lead's document: a walk of its
+    /// key over the range.
+    async fn funnel_facts(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<FactsPage, StoreError> {
+        self.funnel_facts_now(since, until, cursor, limit)
     }
 
     async fn open_leads_of(&self, rep_id: &str, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use leadflow_core::error::StoreError;
 use leadflow_core::model::{Activity, Document, Enrollment, Lead, LeadId, RepId, Suppression, TeamCursor};
 use leadflow_core::ports::{
-    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, EnrollmentPage, IdempotencyClaim, LeadPage, LeadStore,
-    SuppressionPage, WriteOutcome,
+    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, EnrollmentPage, FactsPage, IdempotencyClaim, LeadPage,
+    LeadStore, SuppressionPage, WriteOutcome,
 };
 
 /// When the chosen write fails.
@@ -182,6 +182,15 @@ impl<S: LeadStore> LeadStore for FaultyStore<S> {
     }
     async fn open_leads_of(&self, rep_id: &str, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
         self.inner.open_leads_of(rep_id, cursor, limit).await
+    }
+    async fn funnel_facts(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<FactsPage, StoreError> {
+        self.inner.funnel_facts(since, until, cursor, limit).await
     }
     async fn leads_before(&self, before: Option<LeadId>, limit: usize) -> Result<LeadPage, StoreError> {
         self.inner.leads_before(before, limit).await

@@ -14,13 +14,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use chrono::{DateTime, Duration, Utc};
 use leadflow_core::erasure::is_erased;
 use leadflow_core::error::{BusError, MailError, QueueError, StoreError};
+use leadflow_core::funnel::LeadFacts;
 use leadflow_core::model::{
     Activity, Document, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, Suppression, TeamCursor,
 };
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
     AssignOutcome, AssignmentWrite, Clock, CreateOutcome, DomainEvent, EffectClaim, EnrollmentPage, EventBus,
-    IdempotencyClaim, LeadPage, LeadStore, Mailer, OutgoingEmail, Stage, StageQueue, SuppressionPage,
+    FactsPage, IdempotencyClaim, LeadPage, LeadStore, Mailer, OutgoingEmail, Stage, StageQueue, SuppressionPage,
     SuppressionPosition, WriteOutcome,
 };
 
@@ -430,6 +431,36 @@ impl LeadStore for MemoryStore {
         })
     }
 
+    /// The leads in range by id, the cursor being the last id handed out, as `list_leads`.
+    fn funnel_facts(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<FactsPage, StoreError>> + Send {
+        let after = match cursor.map(|c| c.parse::<LeadId>()).transpose() {
+            Ok(after) => after,
+            Err(_) => {
+                return ready(Err(StoreError::Corrupt("the funnel cursor is not one this store handed out".into())));
+            }
+        };
+        let limit = limit.max(1);
+        self.with(|s| {
+            let mut facts: Vec<LeadFacts> = s
+                .leads
+                .values()
+                .filter(|l| after.is_none_or(|a| l.id > a))
+                .map(LeadFacts::of)
+                .filter(|f| f.in_range(since, until))
+                .collect();
+            facts.sort_unstable_by_key(|f| f.id);
+            let next = if facts.len() > limit { facts.get(limit - 1).map(|f| f.id.to_string()) } else { None };
+            facts.truncate(limit);
+            FactsPage { facts, next }
+        })
+    }
+
     fn open_leads_of(
         &self,
         rep_id: &str,
@@ -785,6 +816,15 @@ impl LeadStore for DownStore {
         down()
     }
     async fn open_leads_of(&self, _: &str, _: Option<String>, _: usize) -> Result<LeadPage, StoreError> {
+        down()
+    }
+    async fn funnel_facts(
+        &self,
+        _: Option<DateTime<Utc>>,
+        _: Option<DateTime<Utc>>,
+        _: Option<String>,
+        _: usize,
+    ) -> Result<FactsPage, StoreError> {
         down()
     }
     async fn leads_before(&self, _: Option<LeadId>, _: usize) -> Result<LeadPage, StoreError> {
