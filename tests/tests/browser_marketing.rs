@@ -142,3 +142,151 @@ async fn a_marketer_fixes_a_bad_step_previews_it_saves_version_2_and_pauses_it()
     desktop.close().await;
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marketer_filters_and_pages_the_leads_and_checks_the_suppression_list() {
+    /// Waits until the admin API shows the lead scored and placed (assigned or enrolled).
+    async fn settled(http: &reqwest::Client, base: &str, id: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let resp = http.get(format!("{base}/admin/leads/{id}")).bearer_auth(TOKEN).send().await.expect("admin api");
+            let lead: Value = resp.json().await.expect("json");
+            let placed = !lead["owner"].is_null() || lead["enrollments"].as_array().is_some_and(|e| !e.is_empty());
+            if !lead["grade"].is_null() && placed {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "lead {id} not placed in 20 s: {lead}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The page's whole text once `needle` shows and the page has finished loading (a long page
+    /// shows its first lines while the rest still arrives).
+    async fn loaded(browser: &Browser, needle: &str) -> String {
+        browser.wait_for_text(needle).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while browser.eval("return document.readyState;").await != json!("complete") {
+            assert!(std::time::Instant::now() < deadline, "the page showing {needle:?} never finished loading");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        browser.text().await
+    }
+
+    let (running, _dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_secs(1)).await;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for i in 0..28 {
+        let lead = json!({"email": format!("lead{i}@initech{i}.com"), "first_name": format!("Pat{i}"),
+            "last_name": "Very-Long-Surname-That-Must-Wrap-Somewhere", "company": format!("Initech Worldwide Holdings {i}"),
+            "job_title": if i % 2 == 0 { "CTO" } else { "Engineer" }, "country": if i % 3 == 0 { "DE" } else { "US" },
+            "utm_source": if i % 4 == 0 { "webinar" } else { "google" }});
+        let resp = http.post(format!("{base}/leads")).json(&lead).send().await.expect("capture");
+        let body: Value = resp.json().await.expect("json");
+        ids.push(body["lead_id"].as_str().expect("an id").to_string());
+    }
+    let resp = http.post(format!("{base}/leads")).json(&json!({"email": "opt.out@gmail.com", "first_name": "Olive"}));
+    let body: Value = resp.send().await.expect("capture").json().await.expect("json");
+    let olive = body["lead_id"].as_str().expect("an id").to_string();
+    for id in ids.iter().chain([&olive]) {
+        settled(&http, &base, id).await;
+    }
+    // Olive opts out with her first drip email's one-click link.
+    let eml = leadflow_tests::browser::wait_for_eml(&running.outbox, &format!("drip-{olive}")).await;
+    let m = mail_parser::MessageParser::default().parse(&eml).expect("an email");
+    let url = m.header_raw("List-Unsubscribe").expect("List-Unsubscribe").trim().trim_matches(['<', '>']).to_string();
+    let path =
+        url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string())).expect("a path");
+    let resp = http
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("unsubscribe");
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+
+    for (size, name) in [(PHONE, "phone"), (DESKTOP, "desktop")] {
+        let browser = Browser::start(size).await;
+        browser.goto(&sign_in_link(&http, &base, "/console/leads").await).await;
+        browser.wait_for_text("Sign in as maria@acme.example").await;
+        browser.press("Sign in").await;
+        let text = loaded(&browser, "Every lead, newest first").await;
+        // The names of the leads the person sees (the table on a desktop, the list on a phone).
+        let shown = "return [...document.querySelectorAll('a')]
+              .filter(a => a.offsetParent !== null && /^\\/console\\/leads\\/[0-9A-Z]{26}$/.test(a.getAttribute('href')))
+              .map(a => a.textContent.split(' ')[0]);";
+        let first: Vec<String> = serde_json::from_value(browser.eval(shown).await).expect("names");
+        // The newest 25 (leads captured within the same millisecond may come in either order).
+        assert_eq!(first.len(), 25, "{first:?}");
+        assert!(text.contains("Next 25"), "{text}");
+        browser.assert_fits("the leads page", size.0).await;
+        browser.screenshot(&format!("console-leads-{name}")).await;
+        browser.eval("document.getElementById('summary').scrollIntoView(); return null;").await;
+        browser.screenshot(&format!("console-leads-results-{name}")).await;
+
+        // The second page holds the rest; together, every lead once.
+        browser.goto(&browser.link("Next 25", &base).await).await;
+        let text = loaded(&browser, "Back to the newest").await;
+        assert!(!text.contains("Next 25"), "{text}");
+        let second: Vec<String> = serde_json::from_value(browser.eval(shown).await).expect("names");
+        let mut all: Vec<String> = first.into_iter().chain(second).collect();
+        all.sort();
+        let mut want: Vec<String> = (0..28).map(|i| format!("Pat{i}")).chain(["Olive".to_string()]).collect();
+        want.sort();
+        assert_eq!(all, want, "every lead once over the two pages");
+        browser.assert_fits("the second page", size.0).await;
+
+        // Filtered: MQLs from the webinar, set as a person picks them.
+        browser.goto(&format!("{base}/console/leads")).await;
+        browser.wait_for_text("Show leads").await;
+        browser
+            .eval("document.getElementById('source').value = 'webinar'; document.getElementById('stage').value = 'mql'; return null;")
+            .await;
+        browser.press("Show leads").await;
+        let text = loaded(&browser, "matching the filters").await;
+        let shown: Vec<usize> = (0..28).filter(|i| text.contains(&format!("Pat{i} Very"))).collect();
+        assert!(!shown.is_empty() && shown.iter().all(|i| i % 4 == 0), "only webinar leads: {shown:?}\n{text}");
+        assert!(browser.url().await.contains("source=webinar"), "the filters are in the address");
+        let csv = browser.eval("return document.getElementById('csv').getAttribute('href');").await;
+        assert!(csv.as_str().is_some_and(|h| h.contains("source=webinar") && h.contains("stage=mql")), "{csv}");
+        browser.assert_fits("the filtered leads", size.0).await;
+        browser.screenshot(&format!("console-leads-filtered-{name}")).await;
+
+        // A bad filter is told at its field, and the page still fits.
+        browser.goto(&format!("{base}/console/leads?grade=E&q=Pat")).await;
+        browser.wait_for_text("Grade: \"E\" is not one of A, B, C, D").await;
+        browser.assert_fits("the leads page with an error", size.0).await;
+        browser.screenshot(&format!("console-leads-error-{name}")).await;
+
+        // The suppression list, and the check of an address.
+        browser.goto(&browser.link("Suppression list", &base).await).await;
+        let text = loaded(&browser, "Suppression list").await;
+        assert!(text.contains("Unsubscribed") && text.contains("Olive"), "{text}");
+        browser.assert_fits("the suppression list", size.0).await;
+        browser.screenshot(&format!("console-suppressions-{name}")).await;
+        browser.eval("document.getElementById('email').value = ' opt.out@GMAIL.com'; return null;").await;
+        browser.press("Check").await;
+        let text = loaded(&browser, "Yes: opt.out@gmail.com is suppressed.").await;
+        assert!(text.contains("Unsubscribed") && text.contains("From the lead Olive"), "{text}");
+        browser.assert_fits("the check's answer", size.0).await;
+        browser.screenshot(&format!("console-suppressions-check-{name}")).await;
+        browser.eval("document.getElementById('email').value = 'lead1@initech1.com'; return null;").await;
+        browser.press("Check").await;
+        browser.wait_for_text("No: lead1@initech1.com is not suppressed.").await;
+        browser.eval("document.getElementById('email').value = 'not an address'; return null;").await;
+        browser.press("Check").await;
+        browser.wait_for_text("needs an @ followed by a domain").await;
+        let placed = browser
+            .eval(
+                "const e = document.getElementById('email-error');
+                 return [e.previousElementSibling.contains(document.getElementById('email')),
+                         document.getElementById('email').getAttribute('aria-describedby')];",
+            )
+            .await;
+        assert_eq!(placed, json!([true, "email-error"]), "the problem sits right under the field");
+        browser.assert_fits("the check with an error", size.0).await;
+        browser.close().await;
+    }
+    running.shutdown().await;
+}

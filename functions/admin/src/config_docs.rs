@@ -147,7 +147,12 @@ fn saved_response<D>(saved: &Saved<D>, what: Value) -> Response {
 const REP_FIELDS: &[&str] =
     &["id", "name", "email", "time_zone", "working_hours", "capacity", "active", "out_of_office"];
 const TEAM_FIELDS: &[&str] = &["id", "name", "when", "members"];
-const MAX_NAME_CHARS: usize = 200;
+/// Longest name of a rep or team.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Most open leads a capacity may allow: anything beyond is a typo that means "no limit" in effect.
+pub const MAX_CAPACITY: u32 = 10_000;
+/// Largest weight of a team member: with 100 against 1, a rep gets 100 leads for another's one.
+pub const MAX_WEIGHT: u32 = 100;
 
 fn check_name(field: &str, name: &str) -> ApiResult<()> {
     if name.trim().is_empty() {
@@ -159,59 +164,82 @@ fn check_name(field: &str, name: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// What compiling would say about one rep, with the field named.
-fn check_rep(prefix: &str, rep: &Rep) -> ApiResult<()> {
-    config_id(&format!("{prefix}id"), &rep.id)?;
-    check_name(&format!("{prefix}name"), &rep.name)?;
-    normalize_email(&rep.email).map_err(|p| ApiError::invalid(format!("{prefix}email"), p.message))?;
+/// What compiling would say about one rep, every problem with its field named: the console
+/// shows them all at once, the JSON API the first.
+pub(crate) fn rep_problems(prefix: &str, rep: &Rep) -> Vec<ApiError> {
+    let mut out: Vec<ApiError> = Vec::new();
+    out.extend(config_id(&format!("{prefix}id"), &rep.id).err());
+    out.extend(check_name(&format!("{prefix}name"), &rep.name).err());
+    out.extend(normalize_email(&rep.email).err().map(|p| ApiError::invalid(format!("{prefix}email"), p.message)));
     if rep.time_zone.parse::<chrono_tz::Tz>().is_err() {
-        return Err(ApiError::invalid(
+        out.push(ApiError::invalid(
             format!("{prefix}time_zone"),
             format!("unknown time zone `{}`: use an IANA name such as Europe/Berlin", rep.time_zone),
         ));
     }
     if let Some(hours) = &rep.working_hours {
         if hours.days.is_empty() {
-            return Err(ApiError::invalid(format!("{prefix}working_hours.days"), "name at least one day"));
+            out.push(ApiError::invalid(format!("{prefix}working_hours.days"), "name at least one day"));
         }
         if hours.start == hours.end {
-            return Err(ApiError::invalid(
+            out.push(ApiError::invalid(
                 format!("{prefix}working_hours.end"),
                 "equals start: a shift of no time; leave working_hours out for any time",
             ));
         }
     }
+    if rep.capacity.is_some_and(|c| c > MAX_CAPACITY) {
+        out.push(ApiError::invalid(
+            format!("{prefix}capacity"),
+            format!("must be at most {MAX_CAPACITY} open leads; leave it out for no limit"),
+        ));
+    }
     if let Some(a) = &rep.out_of_office
         && a.until <= a.from
     {
-        return Err(ApiError::invalid(format!("{prefix}out_of_office.until"), "must be after from"));
+        out.push(ApiError::invalid(format!("{prefix}out_of_office.until"), "must be after from"));
     }
-    Ok(())
+    out
 }
 
-fn check_team(prefix: &str, team: &Team, routing: &RoutingConfig) -> ApiResult<()> {
-    config_id(&format!("{prefix}id"), &team.id)?;
-    check_name(&format!("{prefix}name"), &team.name)?;
+fn check_rep(prefix: &str, rep: &Rep) -> ApiResult<()> {
+    rep_problems(prefix, rep).into_iter().next().map_or(Ok(()), Err)
+}
+
+/// What compiling would say about one team, every problem with its field named.
+pub(crate) fn team_problems(prefix: &str, team: &Team, routing: &RoutingConfig) -> Vec<ApiError> {
+    let mut out: Vec<ApiError> = Vec::new();
+    out.extend(config_id(&format!("{prefix}id"), &team.id).err());
+    out.extend(check_name(&format!("{prefix}name"), &team.name).err());
     for (i, m) in team.members.iter().enumerate() {
         if !routing.reps.iter().any(|r| r.id == m.rep) {
-            return Err(ApiError::invalid(format!("{prefix}members[{i}].rep"), format!("{} is not a rep", m.rep)));
+            out.push(ApiError::invalid(format!("{prefix}members[{i}].rep"), format!("{} is not a rep", m.rep)));
         }
         if m.weight == 0 {
-            return Err(ApiError::invalid(
+            out.push(ApiError::invalid(
                 format!("{prefix}members[{i}].weight"),
                 "must be at least 1; remove the member instead",
+            ));
+        } else if m.weight > MAX_WEIGHT {
+            out.push(ApiError::invalid(
+                format!("{prefix}members[{i}].weight"),
+                format!("must be at most {MAX_WEIGHT}"),
             ));
         }
     }
     for (i, c) in team.when.iter().enumerate() {
-        c.compile("when").map_err(|e| match e {
+        out.extend(c.compile("when").err().map(|e| match e {
             leadflow_core::error::ConfigError::Invalid { message, .. }
             | leadflow_core::error::ConfigError::Parse { message, .. } => {
                 ApiError::invalid(format!("{prefix}when[{i}]"), message)
             }
-        })?;
+        }));
     }
-    Ok(())
+    out
+}
+
+fn check_team(prefix: &str, team: &Team, routing: &RoutingConfig) -> ApiResult<()> {
+    team_problems(prefix, team, routing).into_iter().next().map_or(Ok(()), Err)
 }
 
 /// `existing` with the fields of `patch` over it (a `null` clears an optional field) and `id`

@@ -1,9 +1,11 @@
 //! `leadflow-console-bench`: how long the console's pages take, and how big they are, with
 //! `--leads` leads (10,000 by default) in a fresh local SQLite store.
 //!
-//! A third of the leads are one rep's (anna), each with a short trail. The console is served on a
+//! A third of the leads are one rep's (anna), each with a short trail; three in four have a
+//! source, every fifth is enrolled in a campaign, and every tenth is on the suppression list. The console is served on a
 //! loopback port as `leadflow dev` serves it, and every page is fetched `--rounds` times with a
-//! signed-in person's cookie (the rep for her pages, a marketer for the reports and campaigns),
+//! signed-in person's cookie (the rep for her pages, a marketer for the reports, campaigns, leads
+//! and suppression list),
 //! so the times are the server's plus a loopback round trip. The budgets (issue: the console) are
 //! 50 ms per page and 200 KB per page; the last line printed is a JSON summary that
 //! docs/performance.md records.
@@ -17,7 +19,10 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use leadflow_admin::console::SignIn;
 use leadflow_admin::console::session::{self, Role};
-use leadflow_core::model::{Activity, ActivityKind, Grade, Lifecycle, Score};
+use leadflow_core::model::{
+    Activity, ActivityKind, EnrollmentState, Grade, Lifecycle, Score, Suppression, SuppressionReason,
+};
+use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore};
 use leadflow_local::SqliteStore;
 use leadflow_memory::{MemoryQueue, RecordingBus, RecordingMailer, SettableClock, fixtures};
@@ -66,6 +71,7 @@ async fn run(args: Args) -> Result<usize, String> {
 
     let loading = Instant::now();
     let reps = ["anna", "ben", "sam"];
+    let campaign = config.campaigns.first().map(|c| c.campaign.id.clone());
     let mut annas = Vec::new();
     for n in 1..=args.leads {
         let rep = reps[(n % 3) as usize];
@@ -99,7 +105,24 @@ async fn run(args: Args) -> Result<usize, String> {
             kind,
         })
         .collect();
+        lead.attribution.first_touch.utm.source =
+            ["google", "linkedin", "newsletter"].get((n % 4) as usize).map(|s| s.to_string());
         store.create_lead(&lead, &trail).await.map_err(|e| e.to_string())?;
+        // Every fifth lead is enrolled in the first campaign: the funnel by campaign reads them.
+        if let Some(c) = campaign.as_deref().filter(|_| n % 5 == 0) {
+            let enrollment = fixtures::enrollment(n, c, None, EnrollmentState::Completed);
+            store.enroll(&enrollment, &[]).await.map_err(|e| e.to_string())?;
+        }
+        // Every tenth lead opted out: the suppression list has a page of entries and more.
+        if n % 10 == 0 {
+            let entry = Suppression {
+                email_key: email_key(&lead.contact.email),
+                reason: SuppressionReason::Unsubscribed,
+                at: lead.created_at,
+                lead_id: Some(lead.id),
+            };
+            store.suppress(&entry, &[]).await.map_err(|e| e.to_string())?;
+        }
         if rep == "anna" {
             annas.push(lead.id);
         }
@@ -132,7 +155,12 @@ async fn run(args: Args) -> Result<usize, String> {
         ("lead page", format!("/console/leads/{a_lead}"), &anna),
         ("funnel by source", "/console/reports/funnel".to_string(), &maria),
         ("funnel by week", "/console/reports/funnel?by=week".to_string(), &maria),
+        ("funnel by campaign", "/console/reports/funnel?by=campaign".to_string(), &maria),
         ("campaigns", "/console/campaigns".to_string(), &maria),
+        ("leads", "/console/leads".to_string(), &maria),
+        // Matches nothing, so the page reads its whole scan budget.
+        ("leads, no match", "/console/leads?q=nobody-is-called-this".to_string(), &maria),
+        ("suppression list", "/console/suppressions".to_string(), &maria),
     ];
 
     let http = reqwest::Client::new();

@@ -8,6 +8,7 @@ pub mod config;
 pub mod email;
 pub mod erasure;
 pub mod error;
+pub mod funnel;
 pub mod local_time;
 pub mod messages;
 pub mod model;
@@ -20,6 +21,7 @@ pub mod scoring;
 pub mod submission;
 pub mod unsubscribe;
 pub mod validate;
+pub mod what_if;
 
 pub use error::{FieldProblem, StoreError};
 pub use model::{Lead, LeadId};

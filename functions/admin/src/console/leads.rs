@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use leadflow_core::config::CompiledConfig;
-use leadflow_core::erasure::is_erased;
+use leadflow_core::erasure::{erased_at, is_erased};
 use leadflow_core::local_time::{in_words, time_left};
 use leadflow_core::model::{Activity, ActivityKind, Lead, LeadId, SalesStatus, Touch, Validity};
 use leadflow_core::normalize::phone_for_display;
@@ -123,7 +123,12 @@ async fn readable_lead<P: Ports>(ports: &P, signed: &Signed, raw: &str) -> Resul
     .await;
     let lead = match lead {
         Ok(Some(lead)) if !is_erased(&lead) => lead,
-        Ok(_) => return Err(not_found(signed)),
+        Ok(Some(lead)) => {
+            let when = erased_at(&lead).map_or_else(|| "earlier".to_string(), |at| in_words(at, "UTC"));
+            let line = format!("Its personal data was erased {when}. What reports count is kept.");
+            return Err(signed.refusal(StatusCode::GONE, "This lead was erased", &line));
+        }
+        Ok(None) => return Err(not_found(signed)),
         Err(e) => {
             warn!(lead_id = %id, error = %e, "a lead page could not read its lead");
             return Err(signed.unavailable());
@@ -283,6 +288,7 @@ async fn lead_page<P: Ports>(
             "max_note": MAX_NOTE_CHARS,
             "zone": zone,
             "readonly_reason": (signed.session.role == Role::Marketing).then_some("Marketing can read leads; their reps mark them."),
+            "can_erase": signed.session.role == Role::Admin,
         }),
     )
 }

@@ -12,23 +12,35 @@
 //! | `GET /console/leads/{id}` | the lead's rep, marketing, admin | the whole lead |
 //! | `POST /console/leads/{id}/status` | the lead's rep, admin | contacted, won, lost, with a note |
 //! | `GET/POST /console/act/{token}` | the link's holder | the assignment email's one-click actions |
+//! | `GET /console/leads?q=&stage=&grade=&owner=&source=&campaign=&since=&until=` | marketing, admin | every lead, filtered, newest first, 25 a page |
+//! | `GET /console/leads/export.csv?<the same filters>` | marketing, admin | the matching leads as CSV, streamed |
+//! | `GET /console/suppressions?email=` | marketing, admin | the suppression list; is an address on it |
 //! | `GET /console/reports/funnel?by=&since=&until=` | marketing, admin | the funnel, drawn and tabled |
 //! | `GET /console/campaigns`, `GET /console/campaigns/{id}` | marketing, admin | campaigns, a campaign with its figures and versions |
 //! | `GET/POST /console/campaigns/{id}/edit`, `GET …/preview` | marketing, admin | the YAML editor, a step rendered |
 //! | `POST /console/campaigns/{id}/pause`, `…/resume`, `…/schedule` | marketing, admin | the next version, changed |
+//! | `GET /console/admin/reps`, `GET/POST /console/admin/reps/{id}` (`…/new`) | admin | reps; a rep's form, saved as the next routing version |
+//! | `GET /console/admin/teams`, `GET/POST /console/admin/teams/{id}` (`…/new`) | admin | teams in matching order; a team's conditions and weights |
+//! | `GET/POST /console/leads/{id}/erase` | admin | what erasure removes and keeps; erasing, once the address is typed |
+//! | `GET /console/admin/rules` | admin | the scoring and routing rules, their versions |
+//! | `GET/POST /console/admin/rules/scoring`, `…/routing` | admin | the TOML editor: try a draft on the last 1,000 leads (writes nothing), save it as the next version |
 //!
 //! Every POST but the one-click actions (whose signed link is the credential) carries the
 //! session's CSRF token and must come from this origin.
 
 pub mod act;
+pub mod admin;
 pub mod campaign_yaml;
 pub mod campaigns;
 #[cfg(feature = "cognito")]
 pub mod cognito;
 pub mod funnel;
+pub mod lead_csv;
+pub mod lead_list;
 pub mod leads;
 pub mod session;
 pub mod sign_in;
+pub mod suppressions;
 
 use std::sync::{Arc, OnceLock};
 
@@ -70,6 +82,9 @@ pub fn router<P: Ports>(ports: Arc<P>, sign_in: SignIn) -> Router {
         .route("/console/signed-out", get(sign_in::signed_out_page))
         .route("/console/view-as", post(view_as::<P>))
         .route("/console/leads/mine", get(leads::mine::<P>))
+        .route("/console/leads", get(lead_list::page::<P>))
+        .route("/console/leads/export.csv", get(lead_csv::export::<P>))
+        .route("/console/suppressions", get(suppressions::page::<P>))
         .route("/console/leads/{id}", get(leads::show::<P>))
         .route("/console/leads/{id}/status", post(leads::mark::<P>))
         .route("/console/reports/funnel", get(funnel::page::<P>))
@@ -80,6 +95,16 @@ pub fn router<P: Ports>(ports: Arc<P>, sign_in: SignIn) -> Router {
         .route("/console/campaigns/{id}/pause", post(campaigns::pause::<P>))
         .route("/console/campaigns/{id}/resume", post(campaigns::resume::<P>))
         .route("/console/campaigns/{id}/schedule", post(campaigns::schedule::<P>))
+        .route("/console/admin/reps", get(admin::reps::list::<P>))
+        .route("/console/admin/reps/new", get(admin::reps::new_form::<P>).post(admin::reps::create::<P>))
+        .route("/console/admin/reps/{id}", get(admin::reps::edit::<P>).post(admin::reps::update::<P>))
+        .route("/console/admin/teams", get(admin::teams::list::<P>))
+        .route("/console/admin/teams/new", get(admin::teams::new_form::<P>).post(admin::teams::create::<P>))
+        .route("/console/admin/teams/{id}", get(admin::teams::edit::<P>).post(admin::teams::update::<P>))
+        .route("/console/leads/{id}/erase", get(admin::erase::confirm::<P>).post(admin::erase::erase::<P>))
+        .route("/console/admin/rules", get(admin::rules::overview::<P>))
+        .route("/console/admin/rules/scoring", get(admin::rules::scoring::<P>).post(admin::rules::scoring_post::<P>))
+        .route("/console/admin/rules/routing", get(admin::rules::routing::<P>).post(admin::rules::routing_post::<P>))
         .with_state(Arc::clone(&console))
         .merge(act)
         .merge(auth_routes(console))
@@ -234,10 +259,14 @@ async fn home<P: Ports>(State(console): State<Arc<Console<P>>>, signed: Signed) 
     if signed.session.acting_rep().is_some() {
         return see_other("/console/leads/mine");
     }
-    let config = console.ports.config();
+    home_page(&*console.ports, &signed, StatusCode::OK, json!({}))
+}
+
+fn home_page<P: Ports>(ports: &P, signed: &Signed, status: StatusCode, errors: Value) -> Response {
+    let config = ports.config();
     let reps: Vec<Value> =
         config.routing.reps().iter().map(|r| json!({ "id": r.id, "name": r.name, "email": r.email })).collect();
-    signed.page(StatusCode::OK, "home.html", json!({ "reps": reps }))
+    signed.page(status, "home.html", json!({ "reps": reps, "errors": errors }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -268,11 +297,8 @@ async fn view_as<P: Ports>(
         return sign_in::with_session(&*console.ports, &session, see_other("/console"));
     }
     if console.ports.config().routing.rep(rep).is_none() {
-        return signed.page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "message.html",
-            json!({ "kind": "refused", "heading": "No such rep", "lines": ["Pick a rep from the list."] }),
-        );
+        let errors = json!({ "rep": "No rep has this id any more: pick one from the list." });
+        return home_page(&*console.ports, &signed, StatusCode::UNPROCESSABLE_ENTITY, errors);
     }
     session.view_as = Some(rep.to_string());
     sign_in::with_session(&*console.ports, &session, see_other("/console/leads/mine"))
@@ -309,11 +335,20 @@ fn templates() -> &'static Environment<'static> {
             ("my_leads.html", include_str!("../../templates/my_leads.html")),
             ("lead.html", include_str!("../../templates/lead.html")),
             ("funnel.html", include_str!("../../templates/funnel.html")),
+            ("leads.html", include_str!("../../templates/leads.html")),
+            ("suppressions.html", include_str!("../../templates/suppressions.html")),
             ("campaigns.html", include_str!("../../templates/campaigns.html")),
             ("campaign.html", include_str!("../../templates/campaign.html")),
             ("campaign_edit.html", include_str!("../../templates/campaign_edit.html")),
             ("campaign_preview.html", include_str!("../../templates/campaign_preview.html")),
             ("campaign_rendered.html", include_str!("../../templates/campaign_rendered.html")),
+            ("admin_reps.html", include_str!("../../templates/admin_reps.html")),
+            ("admin_rep.html", include_str!("../../templates/admin_rep.html")),
+            ("admin_teams.html", include_str!("../../templates/admin_teams.html")),
+            ("admin_team.html", include_str!("../../templates/admin_team.html")),
+            ("lead_erase.html", include_str!("../../templates/lead_erase.html")),
+            ("rules.html", include_str!("../../templates/rules.html")),
+            ("rules_edit.html", include_str!("../../templates/rules_edit.html")),
         ] {
             if let Err(e) = env.add_template(name, text) {
                 // The templates ship inside the binary and are rendered by the tests: this is

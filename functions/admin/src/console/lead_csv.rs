@@ -1,0 +1,254 @@
+//! The Leads page's CSV: `GET /console/leads/export.csv` with the page's filters, every match
+//! newest first, streamed a store page at a time (nothing is held but the page being written).
+//!
+//! Cells are quoted as RFC 4180 says and a text cell a spreadsheet would run as a formula (`=`,
+//! `+`, `-`, `@`, tab, CR first) gets a leading `'` ([`crate::leads::csv_text`], which the admin
+//! API's export uses too). The file starts with a UTF-8 byte order mark, without which Excel
+//! reads names as Latin-1.
+//!
+//! **Bounds.** At most [`MAX_ROWS`] rows, after at most [`MAX_READ`] leads read. On Lambda the
+//! response is not streamed: the function returns it whole and a response over 6 MB fails (API
+//! Gateway answers 5xx, the browser gets a broken download), so there the file also stops at
+//! [`LAMBDA_MAX_BYTES`] (under 6 MB once the response is encoded as JSON). A file cut short ends
+//! with a one-cell row that says so and gives the link that downloads the rest.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{StreamExt, stream};
+use leadflow_core::config::CompiledConfig;
+use leadflow_core::model::Lead;
+use leadflow_core::ports::Ports;
+use leadflow_stage::sales::status_name;
+use tracing::warn;
+
+use super::lead_list::{BATCH, Prepared, Walk, lifecycle_name, link, prepare, refused, rep_name};
+use super::{Console, Signed};
+use crate::leads::{Filter, csv_quoted, csv_text};
+
+/// Most rows one download holds.
+pub const MAX_ROWS: usize = 100_000;
+/// Most leads one download reads to find its rows.
+pub const MAX_READ: usize = 500_000;
+/// Most bytes of a download on Lambda, whose whole response must stay under 6 MB.
+pub const LAMBDA_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// The columns, in order.
+pub const COLUMNS: &[&str] = &[
+    "Lead id",
+    "Captured (UTC)",
+    "Email",
+    "First name",
+    "Last name",
+    "Company",
+    "Job title",
+    "Country",
+    "Phone",
+    "Grade",
+    "Score",
+    "Lifecycle stage",
+    "Sales status",
+    "Owner",
+    "Source",
+    "Medium",
+    "Campaign",
+    "Consent",
+];
+
+/// The byte bound of a download here: on Lambda (which sets `AWS_LAMBDA_FUNCTION_NAME`), the
+/// response size limit; elsewhere none.
+pub fn max_bytes() -> Option<usize> {
+    static ON_LAMBDA: OnceLock<bool> = OnceLock::new();
+    ON_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()).then_some(LAMBDA_MAX_BYTES)
+}
+
+fn header_line() -> String {
+    let mut line = String::from("\u{feff}");
+    line.push_str(&COLUMNS.iter().map(|c| csv_quoted(c)).collect::<Vec<_>>().join(","));
+    line.push_str("\r\n");
+    line
+}
+
+fn row(config: &CompiledConfig, lead: &Lead) -> String {
+    let c = &lead.contact;
+    let utm = &lead.attribution.first_touch.utm;
+    let text = |v: Option<&str>| csv_text(v.unwrap_or(""));
+    // Cells of our own making (ids, times, stages, numbers) need no neutralizing: a negative
+    // score must stay a number.
+    let own = |v: &str| csv_quoted(v);
+    let owner = lead.owner.as_ref().map(|o| rep_name(config, &o.rep_id));
+    let cells = [
+        own(&lead.id.to_string()),
+        own(&lead.created_at.format("%Y-%m-%d %H:%M:%S").to_string()),
+        text(Some(&c.email)),
+        text(c.first_name.as_deref()),
+        text(c.last_name.as_deref()),
+        text(c.company.as_deref()),
+        text(c.job_title.as_deref()),
+        text(c.country.as_deref()),
+        text(c.phone.as_deref()),
+        own(&lead.score.as_ref().map(|s| format!("{:?}", s.grade)).unwrap_or_default()),
+        own(&lead.score.as_ref().map(|s| s.total.to_string()).unwrap_or_default()),
+        own(lifecycle_name(lead.lifecycle)),
+        own(status_name(lead.status)),
+        text(owner.as_deref()),
+        text(utm.source.as_deref()),
+        text(utm.medium.as_deref()),
+        text(utm.campaign.as_deref()),
+        own(if lead.consent.as_ref().is_some_and(|k| k.given) { "yes" } else { "no" }),
+    ];
+    let mut line = cells.join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// A download being written.
+struct Export<P> {
+    ports: Arc<P>,
+    filter: Filter,
+    walk: Walk,
+    form: BTreeMap<&'static str, String>,
+    rows: usize,
+    read: usize,
+    bytes: usize,
+    max_bytes: Option<usize>,
+    finished: bool,
+}
+
+impl<P: Ports> Export<P> {
+    /// The rows of the next store page, and the closing line once a bound stops the file.
+    async fn chunk(&mut self) -> Result<String, leadflow_core::error::StoreError> {
+        let want = BATCH.min(MAX_READ - self.read);
+        let leads = self.walk.next(self.ports.store(), want).await?;
+        let config = self.ports.config();
+        let mut out = String::new();
+        let mut cut = None;
+        for lead in &leads {
+            self.read += 1;
+            if !self.filter.matches(lead) {
+                continue;
+            }
+            let line = row(&config, lead);
+            if self.rows == MAX_ROWS {
+                cut = Some((format!("{MAX_ROWS} rows, the most one download holds"), lead));
+                break;
+            }
+            if self.max_bytes.is_some_and(|max| self.bytes + out.len() + line.len() > max) {
+                let mb = self.max_bytes.unwrap_or_default() / (1024 * 1024);
+                cut = Some((format!("{} rows ({mb} MB, the most a download here can hold)", self.rows), lead));
+                break;
+            }
+            out.push_str(&line);
+            self.rows += 1;
+        }
+        if let Some((why, first_left)) = cut {
+            // The rest starts at the first lead left out: before it, by one.
+            let id = leadflow_core::model::LeadId(first_left.id.0.increment().unwrap_or(first_left.id.0));
+            out.push_str(&self.closing(&why, &id.to_string()));
+        } else if !self.walk.done && self.read >= MAX_READ {
+            let before = self.walk.before.map(|b| b.to_string()).unwrap_or_default();
+            let at = leads.last().map(|l| l.created_at.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
+            out.push_str(&self.closing(&format!("{MAX_READ} leads read, back to {at},"), &before));
+        } else if self.walk.done {
+            self.finished = true;
+        }
+        self.bytes += out.len();
+        Ok(out)
+    }
+
+    fn closing(&mut self, why: &str, cursor: &str) -> String {
+        self.finished = true;
+        let rest = link("/console/leads/export.csv", &self.form, &[("cursor", cursor)]);
+        let line = format!("This download stopped after {why}. The rest: {rest}");
+        format!("{}\r\n", csv_text(&line))
+    }
+}
+
+/// `GET /console/leads/export.csv?<the Leads page's filters>`: for marketing and admins. Bad
+/// filters answer the Leads page with the problems at their fields.
+pub async fn export<P: Ports>(
+    State(console): State<Arc<Console<P>>>,
+    signed: Signed,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if let Some(page) = refused(&signed) {
+        return page;
+    }
+    let ports = Arc::clone(&console.ports);
+    let Prepared { filter, cursor, form } = match prepare(&*ports, &signed, raw).await {
+        Ok(p) => p,
+        Err(page) => return page,
+    };
+    let walk = Walk::new(&filter, cursor);
+    let mut export =
+        Export { ports, filter, walk, form, rows: 0, read: 0, bytes: 0, max_bytes: max_bytes(), finished: false };
+    // The first page is read before answering, so that a store that fails now gets a page that
+    // says so rather than a broken file.
+    let mut head = header_line();
+    match export.chunk().await {
+        Ok(rows) => head.push_str(&rows),
+        Err(e) => {
+            warn!(error = %e, "the leads CSV could not read the leads");
+            return signed.unavailable();
+        }
+    }
+    let rest = stream::unfold(export, |mut export| async move {
+        if export.finished {
+            return None;
+        }
+        match export.chunk().await {
+            Ok(text) => Some((Ok(Bytes::from(text)), export)),
+            Err(e) => {
+                // Broken off, so that a client never mistakes a partial file for a whole one.
+                warn!(error = %e, rows = export.rows, "the leads CSV was broken off: the lead store failed");
+                export.finished = true;
+                Some((Err(std::io::Error::other(e.to_string())), export))
+            }
+        }
+    });
+    let body = Body::from_stream(stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(head)) }).chain(rest));
+    let mut resp = body.into_response();
+    let headers = resp.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+        (header::CONTENT_DISPOSITION, "attachment; filename=\"leads.csv\""),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_names_every_column_once_after_the_byte_order_mark() {
+        let line = header_line();
+        assert!(line.starts_with('\u{feff}') && line.ends_with("\r\n"));
+        assert_eq!(line.trim_start_matches('\u{feff}').trim_end().split(',').count(), COLUMNS.len());
+    }
+
+    #[test]
+    fn cells_are_quoted_and_formulas_neutralized() {
+        let config = leadflow_stage::config_files::load(None).expect("the sample configuration");
+        let mut lead = leadflow_memory::fixtures::lead(1, "ada@example.com");
+        lead.contact.company = Some("=HYPERLINK(\"http://evil.example\",\"x\")".into());
+        lead.contact.first_name = Some("Ada, \"the first\"".into());
+        lead.contact.job_title = Some("line one\nline two".into());
+        lead.contact.phone = Some("+4930901820".into());
+        let line = row(&config, &lead);
+        assert!(line.contains(",\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\","), "{line}");
+        assert!(line.contains(",\"Ada, \"\"the first\"\"\","), "{line}");
+        assert!(line.contains(",\"line one\nline two\","), "{line}");
+        assert!(line.contains(",'+4930901820,"), "a phone is text, not a formula: {line}");
+        assert!(line.ends_with(",no\r\n"), "{line}");
+    }
+}
