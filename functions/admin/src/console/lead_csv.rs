@@ -115,11 +115,23 @@ struct Export<P> {
     rows: usize,
     read: usize,
     bytes: usize,
+    max_rows: usize,
     max_bytes: Option<usize>,
     finished: bool,
 }
 
 impl<P: Ports> Export<P> {
+    fn new(
+        ports: Arc<P>,
+        filter: Filter,
+        walk: Walk,
+        form: BTreeMap<&'static str, String>,
+        max_rows: usize,
+        max_bytes: Option<usize>,
+    ) -> Self {
+        Export { ports, filter, walk, form, rows: 0, read: 0, bytes: 0, max_rows, max_bytes, finished: false }
+    }
+
     /// The rows of the next store page, and the closing line once a bound stops the file.
     async fn chunk(&mut self) -> Result<String, leadflow_core::error::StoreError> {
         let want = BATCH.min(MAX_READ - self.read);
@@ -133,13 +145,16 @@ impl<P: Ports> Export<P> {
                 continue;
             }
             let line = row(&config, lead);
-            if self.rows == MAX_ROWS {
-                cut = Some((format!("{MAX_ROWS} rows, the most one download holds"), lead));
+            if self.rows == self.max_rows {
+                cut = Some((format!("{} rows, the most one download holds", self.max_rows), lead));
                 break;
             }
-            if self.max_bytes.is_some_and(|max| self.bytes + out.len() + line.len() > max) {
-                let mb = self.max_bytes.unwrap_or_default() / (1024 * 1024);
-                cut = Some((format!("{} rows ({mb} MB, the most a download here can hold)", self.rows), lead));
+            if let Some(max) = self.max_bytes
+                && self.bytes + out.len() + line.len() > max
+            {
+                let size =
+                    if max >= 1024 * 1024 { format!("{} MB", max / (1024 * 1024)) } else { format!("{max} bytes") };
+                cut = Some((format!("{} rows ({size}, the most a download here can hold)", self.rows), lead));
                 break;
             }
             out.push_str(&line);
@@ -184,8 +199,7 @@ pub async fn export<P: Ports>(
         Err(page) => return page,
     };
     let walk = Walk::new(&filter, cursor);
-    let mut export =
-        Export { ports, filter, walk, form, rows: 0, read: 0, bytes: 0, max_bytes: max_bytes(), finished: false };
+    let mut export = Export::new(ports, filter, walk, form, MAX_ROWS, max_bytes());
     // The first page is read before answering, so that a store that fails now gets a page that
     // says so rather than a broken file.
     let mut head = header_line();
@@ -234,6 +248,72 @@ mod tests {
         let line = header_line();
         assert!(line.starts_with('\u{feff}') && line.ends_with("\r\n"));
         assert_eq!(line.trim_start_matches('\u{feff}').trim_end().split(',').count(), COLUMNS.len());
+    }
+
+    /// Leads 1..=n in memory, each captured at its id's millisecond.
+    async fn ports_with(n: u64) -> Arc<impl Ports> {
+        use chrono::TimeZone;
+        use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore};
+        use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock, fixtures};
+        let store = MemoryStore::new();
+        for i in 1..=n {
+            let mut lead = fixtures::lead(i, &format!("lead{i}@example.com"));
+            lead.created_at = chrono::Utc.timestamp_millis_opt(1_750_000_000_000 + i as i64).single().expect("a time");
+            store.create_lead(&lead, &[]).await.expect("stored");
+        }
+        let config = leadflow_stage::config_files::load(None).expect("the sample configuration");
+        Arc::new(Adapters {
+            store,
+            queue: MemoryQueue::new(),
+            mailer: RecordingMailer::new(),
+            bus: RecordingBus::new(),
+            clock: SettableClock::at(fixtures::t(0)),
+            config: ConfigHandle::new(config),
+        })
+    }
+
+    /// The whole file `export` writes, chunk after chunk.
+    async fn written<P: Ports>(export: &mut Export<P>) -> String {
+        let mut text = String::new();
+        while !export.finished {
+            text.push_str(&export.chunk().await.expect("the store reads"));
+        }
+        text
+    }
+
+    fn ids_in(text: &str) -> Vec<u64> {
+        text.lines()
+            .filter_map(|l| l.split(',').next()?.parse::<leadflow_core::model::LeadId>().ok())
+            .map(|id| id.0.timestamp_ms() - 1_750_000_000_000)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_bounded_download_ends_with_the_link_to_the_rest_which_goes_on_from_there() {
+        let ports = ports_with(10).await;
+        let filter = Filter::default();
+        let mut export =
+            Export::new(Arc::clone(&ports), filter.clone(), Walk::new(&filter, None), BTreeMap::new(), 3, None);
+        let first = written(&mut export).await;
+        assert_eq!(ids_in(&first), [10, 9, 8], "{first}");
+        // One cell, quoted for its comma.
+        let last = first.lines().last().unwrap_or_default().trim_matches('"');
+        assert!(last.starts_with("This download stopped after 3 rows"), "{last}");
+        let cursor = last.split("cursor=").nth(1).and_then(|c| c.parse().ok()).expect("a cursor");
+        let mut rest = Export::new(ports, filter.clone(), Walk::new(&filter, Some(cursor)), BTreeMap::new(), 3, None);
+        assert_eq!(ids_in(&written(&mut rest).await), [7, 6, 5], "the rest starts at the first lead left out");
+    }
+
+    #[tokio::test]
+    async fn on_lambda_a_download_stops_before_the_response_limit() {
+        let ports = ports_with(10).await;
+        let filter = Filter::default();
+        let one = row(&ports.config(), &leadflow_memory::fixtures::lead(1, "lead1@example.com")).len();
+        let limit = Some(one * 4 + one / 2);
+        let mut export = Export::new(ports, filter.clone(), Walk::new(&filter, None), BTreeMap::new(), MAX_ROWS, limit);
+        let text = written(&mut export).await;
+        assert_eq!(ids_in(&text).len(), 4, "{text}");
+        assert!(text.lines().last().unwrap_or_default().contains("the most a download here can hold"), "{text}");
     }
 
     #[test]
