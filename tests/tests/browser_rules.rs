@@ -135,7 +135,7 @@ async fn an_admin_fixes_a_rule_tries_it_on_past_leads_and_saves_it() {
     browser.press("Save as version 1").await;
     browser.wait_for_text("Saved as version 1.").await;
     assert_eq!(version(&s, "scoring").await, json!(1));
-    assert!(editor_text(&browser).await.contains("points = 25.0"));
+    assert!(editor_text(&browser).await.contains("points = 25\n"));
     browser.assert_fits("the saved rules", PHONE.0).await;
     browser.screenshot("console-rules-saved-phone").await;
     browser.close().await;

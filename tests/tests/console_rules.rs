@@ -175,6 +175,21 @@ async fn a_scoring_draft_is_tried_on_past_leads_without_storing_anything_then_sa
     assert!(grade.contains("Total 60, grade A, stage MQL."), "{grade}");
     assert_eq!(textarea(&page), draft, "the draft stays in the editor");
 
+    // A behaviour rule changed: every lead's form counts 30 instead of 10, read from its trail.
+    // Ana reaches SQL; Fay (France, 35 → 55) qualifies and, the last to come in, goes to EMEA.
+    let forms = "activity = \"form_submission\"\npoints = 10";
+    assert!(toml.contains(forms), "{toml}");
+    let more = toml.replace(forms, "activity = \"form_submission\"\npoints = 30");
+    let form = [("csrf", csrf.as_str()), ("toml", more.as_str()), ("action", "try"), ("base", "")];
+    let (status, page, _) = s.post(&boss, "/console/admin/rules/scoring", &form).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("its behaviour from what it had done by then"), "{page}");
+    assert_eq!(summary(&page, "score"), "6 of 6 leads change score: 6 higher, 0 lower.");
+    assert_eq!(summary(&page, "lifecycle-stage"), "2 of 6 leads change lifecycle stage: 1 Lead → MQL, 1 MQL → SQL.");
+    assert_eq!(summary(&page, "team"), "1 of 6 leads change team: 1 not routed → EMEA.");
+    assert_eq!(summary(&page, "grade"), "0 of 6 leads change grade.");
+    assert!(page.contains("+30 Submitted a form (1 × form_submission, 30 points each"), "{page}");
+
     // Trying stored nothing: no version, the leads as they were.
     let api = s.api("/admin/rules/scoring").await;
     assert_eq!(api["version"], Value::Null, "{api}");
@@ -194,7 +209,7 @@ async fn a_scoring_draft_is_tried_on_past_leads_without_storing_anything_then_sa
     let (_, editor) = s.get(&boss, &location).await;
     assert!(editor.contains("Saved as version 1.") && editor.contains("Save as version 2"), "{editor}");
     let saved = textarea(&editor);
-    assert!(saved.contains("id = \"company_given\"") && saved.contains("points = 25.0"), "{saved}");
+    assert!(saved.contains("id = \"company_given\"") && saved.contains("points = 25\n"), "{saved}");
 
     // The saved version tried as a draft changes nothing; saved again, it stores nothing new.
     let form = [("csrf", csrf.as_str()), ("toml", saved.as_str()), ("action", "try"), ("base", "1")];

@@ -239,6 +239,10 @@ const KEY_ORDER: &[&str] = &[
     "sla_hours",
     "thresholds",
     "grades",
+    "fit",
+    "behaviour",
+    "reps",
+    "teams",
     "id",
     "name",
     "email",
@@ -292,6 +296,8 @@ fn inline(value: &toml::Value) -> String {
             if parts.is_empty() { "{}".into() } else { format!("{{ {} }}", parts.join(", ")) }
         }
         toml::Value::Array(items) => format!("[{}]", items.iter().map(inline).collect::<Vec<_>>().join(", ")),
+        // Points and hours as people write them: 15, not 15.0 (TOML reads either as a number).
+        toml::Value::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
         scalar => {
             let mut out = String::new();
             match serde::Serialize::serialize(scalar, toml::ser::ValueSerializer::new(&mut out)) {
@@ -359,7 +365,8 @@ mod tests {
     fn the_sample_files_read_and_write_back_as_the_same_rules() {
         let scoring: ScoringRules = parse(SCORING).unwrap_or_else(|e| panic!("{e:?}"));
         let text = to_toml(&scoring).unwrap_or_else(|e| panic!("{e}"));
-        assert!(text.starts_with("[thresholds]"), "{text}");
+        assert!(text.starts_with("[thresholds]\nmql = 40\n"), "{text}");
+        assert!(text.find("[[grades]]") < text.find("[[fit]]") && text.find("[[fit]]") < text.find("[[behaviour]]"));
         assert!(text.contains("when = { field = \"domain_kind\", equals = \"corporate\" }"), "{text}");
         assert_eq!(parse::<ScoringRules>(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}")), scoring);
 
@@ -371,7 +378,8 @@ mod tests {
             end: chrono::NaiveTime::from_hms_opt(17, 30, 0).unwrap_or_default(),
         });
         let text = to_toml(&routing).unwrap_or_else(|e| panic!("{e}"));
-        assert!(text.starts_with("fallback_owner = \"desk\"\nsla_hours = 4.0\n"), "{text}");
+        assert!(text.starts_with("fallback_owner = \"desk\"\nsla_hours = 4\n"), "{text}");
+        assert!(text.find("[[reps]]") < text.find("[[teams]]"), "{text}");
         assert!(text.contains("members = [{ rep = \"anna\", weight = 1 }, { rep = \"ben\", weight = 1 }]"), "{text}");
         assert_eq!(parse::<RoutingConfig>(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}")), routing);
     }
