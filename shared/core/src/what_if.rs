@@ -31,7 +31,8 @@ pub struct PastLead<'a> {
     pub activities: Option<&'a [Activity]>,
 }
 
-/// A rule set: the one in force or the draft.
+/// A rule set: the one in force or the draft. Pass the very same compiled rules for the part a
+/// draft leaves alone: the replay then decides once for both sides where they cannot differ.
 #[derive(Debug, Clone, Copy)]
 pub struct Rules<'a> {
     pub scoring: &'a CompiledScoring,
