@@ -129,9 +129,27 @@ impl Stack {
 
     /// The lead as the admin API shows it.
     pub async fn lead(&self, id: &str) -> Value {
-        let resp = self.http.get(format!("{}/admin/leads/{id}", self.base)).bearer_auth(&self.token).send().await;
-        let resp = resp.unwrap_or_else(|e| panic!("the admin API answers: {e}"));
-        resp.json().await.unwrap_or_else(|e| panic!("the admin API answers JSON: {e}"))
+        self.api(&format!("/admin/leads/{id}")).await
+    }
+
+    /// `GET path` on the admin API with the stack's token: the JSON it answers.
+    pub async fn api(&self, path: &str) -> Value {
+        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("the admin API answers {path}: {e}"));
+        resp.json().await.unwrap_or_else(|e| panic!("the admin API answers {path} with JSON: {e}"))
+    }
+
+    /// Waits until the pipeline has assigned the lead; answers its owner's rep id.
+    pub async fn owner(&self, id: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let lead = self.lead(id).await;
+            if let Some(rep) = lead["owner"]["rep_id"].as_str() {
+                return rep.to_string();
+            }
+            assert!(std::time::Instant::now() < deadline, "lead {id} was not assigned in 20 s: {lead}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// `POST /dev/sign-in-link` (what `leadflow console link --as <email> --next <next>` calls).
@@ -167,12 +185,52 @@ impl Stack {
         cookie.split(';').next().unwrap_or_default().to_string()
     }
 
+    /// `GET path` as the person with `cookie` (a session cookie from [`Stack::sign_in`]): the
+    /// response, for a test that reads its headers.
+    pub async fn get_as(&self, cookie: &str, path: &str) -> reqwest::Response {
+        let resp = self.http.get(format!("{}{path}", self.base)).header(reqwest::header::COOKIE, cookie).send().await;
+        resp.unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
     /// A console page as the person with `cookie` sees it: its status and HTML.
     pub async fn page_as(&self, cookie: &str, path: &str) -> (reqwest::StatusCode, String) {
-        let resp = self.http.get(format!("{}{path}", self.base)).header(reqwest::header::COOKIE, cookie).send().await;
-        let resp = resp.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let resp = self.get_as(cookie, path).await;
         let status = resp.status();
         (status, resp.text().await.unwrap_or_else(|e| panic!("{path}: {e}")))
+    }
+
+    /// Posts a console form as the person with `cookie`, without an `Origin` header (as some
+    /// browsers send a same-origin form). The form carries its own `csrf` field, or not, as the
+    /// test wants.
+    pub async fn post_as(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form(cookie, path, form, None).await
+    }
+
+    /// [`Stack::post_as`] with the `Origin` header a browser on `origin` sends.
+    pub async fn post_from(&self, origin: &str, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form(cookie, path, form, Some(origin)).await
+    }
+
+    async fn post_form(
+        &self,
+        cookie: &str,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self.http.post(format!("{}{path}", self.base)).header(reqwest::header::COOKIE, cookie);
+        if let Some(origin) = origin {
+            req = req.header(reqwest::header::ORIGIN, origin);
+        }
+        req.form(form).send().await.unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// The text of the textarea with `id` on a page, unescaped as a browser posts it back.
+    pub fn textarea_of(page: &str, id: &str) -> String {
+        let start = page.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no textarea {id}"));
+        let start = start + page[start..].find('>').unwrap_or_else(|| panic!("the textarea's tag")) + 1;
+        let end = start + page[start..].find("</textarea>").unwrap_or_else(|| panic!("the textarea's end"));
+        unescape(&page[start..end])
     }
 
     /// The CSRF token of the first form on a console page.
@@ -181,4 +239,20 @@ impl Stack {
         let at = page.find(marker).unwrap_or_else(|| panic!("no form with a CSRF token")) + marker.len();
         page[at..].split('"').next().unwrap_or_default().to_string()
     }
+}
+
+/// Where a response sends the browser: its `Location` (a 303's target).
+pub fn location(resp: &reqwest::Response) -> String {
+    let to = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+    to.unwrap_or_else(|| panic!("no location: {}", resp.status())).to_string()
+}
+
+/// Text as a browser reads it from the console's escaped HTML.
+pub fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&")
 }

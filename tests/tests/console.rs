@@ -2,75 +2,23 @@
 //! session cookie, CSRF, and the roles enforced on the server (a rep opens only their own leads,
 //! a marketer reads but does not mark, a signed-out browser goes to sign-in and back).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use leadflow_tests::harness::Stack;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "console-admin-token";
 
-/// The shared stack, with the console's calls on top.
-struct Local(Stack);
-
-impl std::ops::Deref for Local {
-    type Target = Stack;
-    fn deref(&self) -> &Stack {
-        &self.0
-    }
-}
-
-async fn stack() -> Local {
-    Local(Stack::start(TOKEN, Duration::from_secs(1)).await)
-}
-
-/// A browser's session: the cookie it was given.
-struct Person {
-    cookie: String,
+async fn stack() -> Stack {
+    Stack::start(TOKEN, Duration::from_secs(1)).await
 }
 
 /// A lead good enough for sales (a CTO with a company address), so that it is assigned.
 fn qualified(email: &str, first_name: &str, country: &str) -> Value {
     json!({"email": email, "first_name": first_name, "last_name": "Tester", "company": "Initech",
            "job_title": "CTO", "country": country, "phone": "+1 212 555 0100"})
-}
-
-impl Local {
-    /// Waits until the lead is assigned; answers its owner.
-    async fn owner(&self, id: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let lead = self.lead(id).await;
-            if let Some(rep) = lead["owner"]["rep_id"].as_str() {
-                return rep.to_string();
-            }
-            assert!(Instant::now() < deadline, "lead {id} was not assigned in 20 s: {lead}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Signs `email` in through a one-time link, as a browser would: the link's page, then its
-    /// button.
-    async fn sign_in(&self, email: &str) -> Person {
-        Person { cookie: self.0.sign_in(email).await }
-    }
-
-    async fn get(&self, who: &Person, path: &str) -> (StatusCode, String) {
-        self.page_as(&who.cookie, path).await
-    }
-
-    fn csrf(page: &str) -> String {
-        Stack::csrf_of(page)
-    }
-
-    async fn post(&self, who: &Person, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> reqwest::Response {
-        let mut req = self.http.post(format!("{}{path}", self.base)).header(COOKIE, &who.cookie).form(form);
-        if let Some(o) = origin {
-            req = req.header(ORIGIN, o);
-        }
-        req.send().await.expect("post")
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,8 +45,8 @@ async fn a_signed_out_browser_signs_in_once_and_lands_on_the_page_it_asked_for()
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()), Some(page.as_str()));
     let cookie = resp.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()).expect("cookie");
-    let carla = Person { cookie: cookie.split(';').next().expect("pair").to_string() };
-    let (status, html) = s.get(&carla, &page).await;
+    let carla = cookie.split(';').next().expect("pair").to_string();
+    let (status, html) = s.page_as(&carla, &page).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Lee") && html.contains("Why Carla Diaz"), "{html}");
 
@@ -112,10 +60,10 @@ async fn a_signed_out_browser_signs_in_once_and_lands_on_the_page_it_asked_for()
     let (status, err) = s.sign_in_link(Some("stranger@evil.example"), None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert_eq!(err["error"]["field"], "email");
-    let forged = Person { cookie: format!("{}0", carla.cookie) };
-    let (status, _) = s.get(&forged, &page).await;
+    let forged = format!("{carla}0");
+    let (status, _) = s.page_as(&forged, &page).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,49 +77,48 @@ async fn roles_are_enforced_on_the_server_and_every_form_needs_its_csrf_token() 
 
     let carla = s.sign_in("carla@acme.example").await;
     // Another rep's lead: refused, whatever the buttons show.
-    let (status, html) = s.get(&carla, &format!("/console/leads/{others}")).await;
+    let (status, html) = s.page_as(&carla, &format!("/console/leads/{others}")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(html.contains("This lead is not yours") && !html.contains("ola@acme.de"), "{html}");
-    let (_, own) = s.get(&carla, &format!("/console/leads/{carlas}")).await;
-    let token = Local::csrf(&own);
+    let (_, own) = s.page_as(&carla, &format!("/console/leads/{carlas}")).await;
+    let token = Stack::csrf_of(&own);
     let resp =
-        s.post(&carla, &format!("/console/leads/{others}/status"), &[("csrf", &token), ("status", "lost")], None).await;
+        s.post_as(&carla, &format!("/console/leads/{others}/status"), &[("csrf", &token), ("status", "lost")]).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(s.lead(&others).await["status"], "new");
 
     // Lead data is escaped on her pages.
     assert!(own.contains("&lt;script&gt;") && !own.contains("<script>alert"), "lead page escapes");
-    let (_, mine) = s.get(&carla, "/console/leads/mine").await;
+    let (_, mine) = s.page_as(&carla, "/console/leads/mine").await;
     assert!(mine.contains("&lt;script&gt;") && !mine.contains("<script>alert"), "my leads escapes");
     assert!(mine.contains(&carlas) && !mine.contains(&others), "my leads lists her leads only");
 
     // Without the token, with another session's token, or from another origin: refused.
     let path = format!("/console/leads/{carlas}/status");
-    let resp = s.post(&carla, &path, &[("status", "contacted")], None).await;
+    let resp = s.post_as(&carla, &path, &[("status", "contacted")]).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let other_session = s.sign_in("carla@acme.example").await;
-    let (_, page2) = s.get(&other_session, &format!("/console/leads/{carlas}")).await;
-    let resp = s.post(&carla, &path, &[("csrf", &Local::csrf(&page2)), ("status", "contacted")], None).await;
+    let (_, page2) = s.page_as(&other_session, &format!("/console/leads/{carlas}")).await;
+    let resp = s.post_as(&carla, &path, &[("csrf", &Stack::csrf_of(&page2)), ("status", "contacted")]).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let resp = s.post(&carla, &path, &[("csrf", &token), ("status", "contacted")], Some("http://evil.example")).await;
+    let resp = s.post_from("http://evil.example", &carla, &path, &[("csrf", &token), ("status", "contacted")]).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(s.lead(&carlas).await["status"], "new", "nothing refused changed the lead");
 
     // A note over the limit is told next to the field, and nothing changes.
     let long = "x".repeat(2_001);
-    let resp =
-        s.post(&carla, &path, &[("csrf", &token), ("status", "contacted"), ("note", &long)], Some(&s.base)).await;
+    let resp = s.post_from(&s.base, &carla, &path, &[("csrf", &token), ("status", "contacted"), ("note", &long)]).await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(resp.text().await.expect("text").contains("id=\"note-error\">A note may be at most 2000 characters."));
     assert_eq!(s.lead(&carlas).await["status"], "new");
 
     // Her own, with the token from her page: marked, with the note on the trail.
     let resp = s
-        .post(
+        .post_from(
+            &s.base,
             &carla,
             &path,
             &[("csrf", &token), ("status", "contacted"), ("note", "Called, demo on Friday")],
-            Some(&s.base),
         )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
@@ -180,38 +127,37 @@ async fn roles_are_enforced_on_the_server_and_every_form_needs_its_csrf_token() 
     let entry = lead["activities"].as_array().and_then(|a| a.iter().find(|x| x["kind"] == "status_changed").cloned());
     let entry = entry.expect("a status entry");
     assert_eq!((entry["by"].as_str(), entry["note"].as_str()), (Some("carla"), Some("Called, demo on Friday")));
-    let (_, shown) = s.get(&carla, &format!("/console/leads/{carlas}?done=contacted")).await;
+    let (_, shown) = s.page_as(&carla, &format!("/console/leads/{carlas}?done=contacted")).await;
     assert!(shown.contains("Marked contacted") && shown.contains("Called, demo on Friday"), "{shown}");
 
     // A marketer reads any lead but marks none.
     let maria = s.sign_in("maria@acme.example").await;
-    let (status, html) = s.get(&maria, &format!("/console/leads/{others}")).await;
+    let (status, html) = s.page_as(&maria, &format!("/console/leads/{others}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Marketing can read leads"));
     let resp = s
-        .post(
+        .post_as(
             &maria,
             &format!("/console/leads/{others}/status"),
-            &[("csrf", &Local::csrf(&html)), ("status", "won")],
-            None,
+            &[("csrf", &Stack::csrf_of(&html)), ("status", "won")],
         )
         .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(s.lead(&others).await["status"], "new");
-    let (status, _) = s.get(&maria, "/console/leads/mine").await;
+    let (status, _) = s.page_as(&maria, "/console/leads/mine").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a marketer has no leads of her own");
-    let resp = s.post(&maria, "/console/view-as", &[("csrf", &Local::csrf(&html)), ("rep", "carla")], None).await;
+    let resp = s.post_as(&maria, "/console/view-as", &[("csrf", &Stack::csrf_of(&html)), ("rep", "carla")]).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN, "only admins view as a rep");
 
     // An admin views the console as the other rep and sees that rep's lead.
     let boss = s.sign_in("boss@acme.example").await;
-    let (_, home) = s.get(&boss, "/console").await;
-    let resp = s.post(&boss, "/console/view-as", &[("csrf", &Local::csrf(&home)), ("rep", &other_rep)], None).await;
+    let (_, home) = s.page_as(&boss, "/console").await;
+    let resp = s.post_as(&boss, "/console/view-as", &[("csrf", &Stack::csrf_of(&home)), ("rep", &other_rep)]).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let cookie = resp.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()).expect("cookie");
-    let boss_as_rep = Person { cookie: cookie.split(';').next().expect("pair").to_string() };
-    let (status, mine) = s.get(&boss_as_rep, "/console/leads/mine").await;
+    let boss_as_rep = cookie.split(';').next().expect("pair").to_string();
+    let (status, mine) = s.page_as(&boss_as_rep, "/console/leads/mine").await;
     assert_eq!(status, StatusCode::OK);
     assert!(mine.contains(&others) && !mine.contains(&carlas) && mine.contains("viewing as"), "{mine}");
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }

@@ -6,28 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use leadflow_tests::harness::Stack;
+use leadflow_tests::harness::{Stack, location, unescape};
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "console-admin-pages-token";
 
-struct Person {
-    cookie: String,
-}
-
-struct Local(Stack);
-
-impl std::ops::Deref for Local {
-    type Target = Stack;
-    fn deref(&self) -> &Stack {
-        &self.0
-    }
-}
-
-async fn stack() -> Local {
-    Local(Stack::start(TOKEN, Duration::from_secs(1)).await)
+async fn stack() -> Stack {
+    Stack::start(TOKEN, Duration::from_secs(1)).await
 }
 
 /// A lead good enough for sales, so that it is assigned.
@@ -36,54 +22,23 @@ fn qualified(email: &str, country: &str) -> Value {
            "job_title": "CTO", "country": country, "phone": "+49 30 901820"})
 }
 
-impl Local {
-    async fn sign_in(&self, email: &str) -> Person {
-        Person { cookie: self.0.sign_in(email).await }
-    }
-
-    async fn get(&self, who: &Person, path: &str) -> (StatusCode, String) {
-        self.page_as(&who.cookie, path).await
-    }
-
-    async fn post(&self, who: &Person, path: &str, form: &[(String, String)]) -> reqwest::Response {
-        let req = self.http.post(format!("{}{path}", self.base)).header(COOKIE, &who.cookie).form(form);
-        req.send().await.expect("post")
-    }
-
-    async fn api(&self, path: &str) -> Value {
-        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(TOKEN).send().await.expect("admin api");
-        resp.json().await.expect("json")
-    }
-
-    /// The routing version in force (`null`: the deployed file).
-    async fn version(&self) -> Value {
-        self.api("/admin/rules/routing").await["version"].clone()
-    }
-
-    async fn owner(&self, id: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let lead = self.lead(id).await;
-            if let Some(rep) = lead["owner"]["rep_id"].as_str() {
-                return rep.to_string();
-            }
-            assert!(Instant::now() < deadline, "lead {id} was not assigned in 20 s: {lead}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Follows a save's 303 and answers the page it lands on.
-    async fn landed(&self, who: &Person, resp: reqwest::Response) -> (String, String) {
-        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{}", resp.text().await.unwrap_or_default());
-        let to = location(&resp);
-        let (status, page) = self.get(who, &to).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        (to, page)
-    }
+/// The routing version in force (`null`: the deployed file).
+async fn version(s: &Stack) -> Value {
+    s.api("/admin/rules/routing").await["version"].clone()
 }
 
-fn location(resp: &reqwest::Response) -> String {
-    resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).expect("a location").to_string()
+/// Follows a save's 303 and answers the page it lands on.
+async fn landed(s: &Stack, cookie: &str, resp: reqwest::Response) -> (String, String) {
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{}", resp.text().await.unwrap_or_default());
+    let to = location(&resp);
+    let (status, page) = s.page_as(cookie, &to).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    (to, page)
+}
+
+/// A form built here, as the fields [`Stack::post_as`] sends.
+fn fields(form: &[(String, String)]) -> Vec<(&str, &str)> {
+    form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// A bad form: the changes to a good one, the field whose error tells it, what the error says.
@@ -131,15 +86,6 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
         .replace('\'', "&#x27;")
         .replace('/', "&#x2f;")
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#x2f;", "/")
-        .replace("&amp;", "&")
 }
 
 /// The tag of the element whose id is `id`.
@@ -198,9 +144,9 @@ fn days_ahead(days: i64) -> String {
 async fn an_admin_changes_a_rep_and_the_next_leads_are_routed_by_it() {
     let s = stack().await;
     let boss = s.sign_in("boss@acme.example").await;
-    assert_eq!(s.version().await, Value::Null, "the deployed routing to start with");
+    assert_eq!(version(&s).await, Value::Null, "the deployed routing to start with");
 
-    let (status, list) = s.get(&boss, "/console/admin/reps").await;
+    let (status, list) = s.page_as(&boss, "/console/admin/reps").await;
     assert_eq!(status, StatusCode::OK);
     for shown in ["Anna Schmidt", "anna@acme.example", "Europe/Berlin", "EMEA (1)", "0 open, no limit", "Any time"] {
         assert!(list.contains(&escape(shown)), "{shown} on the list:\n{list}");
@@ -208,7 +154,7 @@ async fn an_admin_changes_a_rep_and_the_next_leads_are_routed_by_it() {
     assert!(list.contains("href=\"/console/admin/reps/anna\"") && list.contains("href=\"/console/admin/reps/new\""));
     assert!(list.contains("id=\"reps-list\""), "a list for phones");
 
-    let (status, page) = s.get(&boss, "/console/admin/reps/anna").await;
+    let (status, page) = s.page_as(&boss, "/console/admin/reps/anna").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         tag(&page, "weight_emea").contains("value=\"1\"") && tag(&page, "time_zone").contains("Europe&#x2f;Berlin")
@@ -217,8 +163,9 @@ async fn an_admin_changes_a_rep_and_the_next_leads_are_routed_by_it() {
     let csrf = Stack::csrf_of(&page);
 
     // Capacity 0: Anna takes nothing, so a German lead goes to Ben.
-    let resp = s.post(&boss, "/console/admin/reps/anna", &form(&anna(&csrf), &[("capacity", Some("0"))])).await;
-    let (to, saved) = s.landed(&boss, resp).await;
+    let resp =
+        s.post_as(&boss, "/console/admin/reps/anna", &fields(&form(&anna(&csrf), &[("capacity", Some("0"))]))).await;
+    let (to, saved) = landed(&s, &boss, resp).await;
     assert_eq!(to, "/console/admin/reps/anna?done=saved&v=1");
     assert!(saved.contains("Saved as routing version 1."), "{saved}");
     assert!(tag(&saved, "capacity").contains("value=\"0\""));
@@ -231,7 +178,7 @@ async fn an_admin_changes_a_rep_and_the_next_leads_are_routed_by_it() {
     // (in turn, one of two would be Anna's).
     let until = days_ahead(2);
     let away = form(&anna(&csrf), &[("ooo_until", Some(&until))]);
-    let (_, saved) = s.landed(&boss, s.post(&boss, "/console/admin/reps/anna", &away).await).await;
+    let (_, saved) = landed(&s, &boss, s.post_as(&boss, "/console/admin/reps/anna", &fields(&away)).await).await;
     assert!(saved.contains("Saved as routing version 2."), "{saved}");
     let rep = s.api("/admin/reps/anna").await["rep"].clone();
     assert_eq!(rep["capacity"], Value::Null);
@@ -240,18 +187,18 @@ async fn an_admin_changes_a_rep_and_the_next_leads_are_routed_by_it() {
         let id = s.post_lead(&qualified(&format!("away{n}@initech.de"), "DE")).await;
         assert_eq!(s.owner(&id).await, "ben", "Anna is away");
     }
-    let (_, list) = s.get(&boss, "/console/admin/reps").await;
+    let (_, list) = s.page_as(&boss, "/console/admin/reps").await;
     assert!(list.contains("Out of office until"), "{list}");
     assert!(list.contains("3 open, no limit"), "Ben's three leads: {list}");
 
     // The same form again: nothing changed, no version.
-    let (_, page) = s.get(&boss, "/console/admin/reps/anna").await;
+    let (_, page) = s.page_as(&boss, "/console/admin/reps/anna").await;
     let ooo_from =
         tag(&page, "ooo_from").split("value=\"").nth(1).and_then(|v| v.split('"').next()).map(str::to_string);
     let same = form(&away, &[("ooo_from", ooo_from.as_deref())]);
     assert!(ooo_from.as_deref().is_some_and(|f| !f.is_empty()), "the absence's start is shown");
-    let resp = s.post(&boss, "/console/admin/reps/anna", &same).await;
-    let (_, page) = s.landed(&boss, resp).await;
+    let resp = s.post_as(&boss, "/console/admin/reps/anna", &fields(&same)).await;
+    let (_, page) = landed(&s, &boss, resp).await;
     assert!(page.contains("Nothing changed: still routing version 2."), "{page}");
 
     // A new rep, in a team; her name is escaped wherever it is shown.
@@ -270,10 +217,10 @@ async fn an_admin_changes_a_rep_and_the_next_leads_are_routed_by_it() {
             ("weight_americas", Some("3")),
         ],
     );
-    let resp = s.post(&boss, "/console/admin/reps/new", &zed).await;
-    let (to, _) = s.landed(&boss, resp).await;
+    let resp = s.post_as(&boss, "/console/admin/reps/new", &fields(&zed)).await;
+    let (to, _) = landed(&s, &boss, resp).await;
     assert!(to.starts_with("/console/admin/reps/zed?done=saved"), "{to}");
-    let (_, list) = s.get(&boss, "/console/admin/reps").await;
+    let (_, list) = s.page_as(&boss, "/console/admin/reps").await;
     assert!(list.contains("&lt;b&gt;Zed&lt;&#x2f;b&gt; &amp; &quot;Co&quot;") && !list.contains("<b>Zed"), "{list}");
     assert!(list.contains("Mon, Tue 22:00–06:00 (past midnight)") && list.contains("Americas (3)"), "{list}");
     let team = s.api("/admin/teams/americas").await["team"].clone();
@@ -283,19 +230,19 @@ async fn an_admin_changes_a_rep_and_the_next_leads_are_routed_by_it() {
     for path in ["/console/admin/reps", "/console/admin/reps/anna", "/console/admin/teams", "/console/admin/teams/emea"]
     {
         let started = Instant::now();
-        let (status, page) = s.get(&boss, path).await;
+        let (status, page) = s.page_as(&boss, path).await;
         assert_eq!(status, StatusCode::OK);
         assert!(page.len() < 200 * 1024, "{path} is {} bytes", page.len());
         eprintln!("{path}: {} bytes, {:?}", page.len(), started.elapsed());
     }
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_told_next_to_its_field_and_nothing_is_stored() {
     let s = stack().await;
     let boss = s.sign_in("boss@acme.example").await;
-    let (_, page) = s.get(&boss, "/console/admin/reps/anna").await;
+    let (_, page) = s.page_as(&boss, "/console/admin/reps/anna").await;
     let csrf = Stack::csrf_of(&page);
     let cases: &[Case] = &[
         (&[("capacity", Some("20000"))], "capacity", "at most 10000"),
@@ -315,7 +262,7 @@ async fn bad_input_is_told_next_to_its_field_and_nothing_is_stored() {
         (&[("email", Some("not-an-address"))], "email", ""),
     ];
     for (changes, field, says) in cases {
-        let resp = s.post(&boss, "/console/admin/reps/anna", &form(&anna(&csrf), changes)).await;
+        let resp = s.post_as(&boss, "/console/admin/reps/anna", &fields(&form(&anna(&csrf), changes))).await;
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{changes:?}");
         let page = resp.text().await.expect("page");
         let message = error_at(&page, field);
@@ -331,14 +278,14 @@ async fn bad_input_is_told_next_to_its_field_and_nothing_is_stored() {
     // Several at once: each at its own field.
     let many =
         form(&anna(&csrf), &[("capacity", Some("20000")), ("time_zone", Some("Nowhere")), ("weight_emea", Some("x"))]);
-    let page = s.post(&boss, "/console/admin/reps/anna", &many).await.text().await.expect("page");
+    let page = s.post_as(&boss, "/console/admin/reps/anna", &fields(&many)).await.text().await.expect("page");
     for field in ["capacity", "time_zone", "weight_emea"] {
         assert!(!error_at(&page, field).is_empty());
     }
     // A new rep with a taken id or the form's own address.
     for (id, says) in [("ben", "already has this id"), ("new", "address of this form"), ("no spaces", "an id is")] {
         let new = form(&anna(&csrf), &[("id", Some(id)), ("email", Some("x@acme.example"))]);
-        let resp = s.post(&boss, "/console/admin/reps/new", &new).await;
+        let resp = s.post_as(&boss, "/console/admin/reps/new", &fields(&new)).await;
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(error_at(&resp.text().await.expect("page"), "id").contains(says), "{id}");
     }
@@ -351,11 +298,11 @@ async fn bad_input_is_told_next_to_its_field_and_nothing_is_stored() {
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(resp.json::<Value>().await.expect("json")["error"]["field"], field);
     }
-    assert_eq!(s.version().await, Value::Null, "nothing was stored");
+    assert_eq!(version(&s).await, Value::Null, "nothing was stored");
     assert_eq!(s.api("/admin/reps/anna").await["rep"]["capacity"], Value::Null);
-    let (status, _) = s.get(&boss, "/console/admin/reps/nobody").await;
+    let (status, _) = s.page_as(&boss, "/console/admin/reps/nobody").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }
 
 /// The EMEA form as the page shows it.
@@ -386,12 +333,12 @@ fn emea(csrf: &str) -> Vec<(String, String)> {
 async fn an_admin_changes_a_team_with_errors_at_their_rows() {
     let s = stack().await;
     let boss = s.sign_in("boss@acme.example").await;
-    let (status, list) = s.get(&boss, "/console/admin/teams").await;
+    let (status, list) = s.page_as(&boss, "/console/admin/teams").await;
     assert_eq!(status, StatusCode::OK);
     for shown in ["country is one of DE, AT, CH, FR, GB", "Anna Schmidt (1), Ben Okafor (1)", "Sales Desk", "4 hours"] {
         assert!(list.contains(&escape(shown)), "{shown}:\n{list}");
     }
-    let (status, page) = s.get(&boss, "/console/admin/teams/emea").await;
+    let (status, page) = s.page_as(&boss, "/console/admin/teams/emea").await;
     assert_eq!(status, StatusCode::OK);
     assert!(tag(&page, "when_value_0").contains("value=\"DE, AT, CH, FR, GB\""), "the row as stored");
     assert!(tag(&page, "when_field_2").contains("value=\"\""), "two empty rows to add conditions");
@@ -418,20 +365,20 @@ async fn an_admin_changes_a_team_with_errors_at_their_rows() {
         (&[("name", Some(""))], "name", "must not be empty"),
     ];
     for (changes, field, says) in cases {
-        let resp = s.post(&boss, "/console/admin/teams/emea", &form(&emea(&csrf), changes)).await;
+        let resp = s.post_as(&boss, "/console/admin/teams/emea", &fields(&form(&emea(&csrf), changes))).await;
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{changes:?}");
         let page = resp.text().await.expect("page");
         let message = if field.starts_with("when_") { row_error(&page, field) } else { error_at(&page, field) };
         assert!(message.contains(says), "{changes:?}: {message}");
     }
-    assert_eq!(s.version().await, Value::Null, "nothing was stored");
+    assert_eq!(version(&s).await, Value::Null, "nothing was stored");
 
     // Fewer countries, Anna three times Ben's share, Carla in too.
     let changed = form(
         &emea(&csrf),
         &[("when_value_0", Some("DE, AT")), ("weight_anna", Some("3")), ("weight_carla", Some("1"))],
     );
-    let (to, page) = s.landed(&boss, s.post(&boss, "/console/admin/teams/emea", &changed).await).await;
+    let (to, page) = landed(&s, &boss, s.post_as(&boss, "/console/admin/teams/emea", &fields(&changed)).await).await;
     assert_eq!(to, "/console/admin/teams/emea?done=saved&v=1");
     assert!(page.contains("Saved as routing version 1."));
     let team = s.api("/admin/teams/emea").await["team"].clone();
@@ -456,14 +403,14 @@ async fn an_admin_changes_a_team_with_errors_at_their_rows() {
             ("weight_carla", Some("2")),
         ],
     );
-    let (to, _) = s.landed(&boss, s.post(&boss, "/console/admin/teams/new", &nordics).await).await;
+    let (to, _) = landed(&s, &boss, s.post_as(&boss, "/console/admin/teams/new", &fields(&nordics)).await).await;
     assert!(to.starts_with("/console/admin/teams/nordics?done=saved&v=2"), "{to}");
-    let (_, list) = s.get(&boss, "/console/admin/teams").await;
+    let (_, list) = s.page_as(&boss, "/console/admin/teams").await;
     assert!(list.contains("&lt;i&gt;Nordics&lt;&#x2f;i&gt;") && !list.contains("<i>Nordics"), "{list}");
     assert!(list.contains("Carla Diaz (2)") && list.contains("country is one of SE, NO"));
     let swede = s.post_lead(&qualified("se@initech.se", "SE")).await;
     assert_eq!(s.owner(&swede).await, "carla");
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,37 +441,39 @@ async fn a_marketer_cannot_edit_routing_nor_a_rep_erase_and_forms_need_their_tok
 
     for (email, home) in [("maria@acme.example", "/console"), ("ben@acme.example", "/console/leads/mine")] {
         let who = s.sign_in(email).await;
-        let (_, home) = s.get(&who, home).await;
+        let (_, home) = s.page_as(&who, home).await;
         assert!(!home.contains("href=\"/console/admin/reps\""), "no Reps link for {email}");
         let csrf = Stack::csrf_of(&home);
         for path in &gets {
-            let (status, page) = s.get(&who, path).await;
+            let (status, page) = s.page_as(&who, path).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{email} {path}");
             assert!(page.contains("Only admins"), "{page}");
         }
         for (path, body) in &posts {
             let body = form(body, &[("csrf", Some(&csrf))]);
-            let resp = s.post(&who, path, &body).await;
+            let resp = s.post_as(&who, path, &fields(&body)).await;
             assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{email} {path}");
         }
-        let (_, page) = s.get(&who, &format!("/console/leads/{lead}")).await;
+        let (_, page) = s.page_as(&who, &format!("/console/leads/{lead}")).await;
         assert!(!page.contains("/erase"), "no erase button for {email}");
     }
     // An admin's form without its token, or with another sign-in's, is refused.
     let boss = s.sign_in("boss@acme.example").await;
     let other = s.sign_in("boss@acme.example").await;
-    let (_, page) = s.get(&other, "/console/admin/reps/anna").await;
+    let (_, page) = s.page_as(&other, "/console/admin/reps/anna").await;
     let others = Stack::csrf_of(&page);
     for token in ["", others.as_str()] {
-        let resp = s.post(&boss, "/console/admin/reps/anna", &form(&anna(token), &[("capacity", Some("1"))])).await;
+        let resp = s
+            .post_as(&boss, "/console/admin/reps/anna", &fields(&form(&anna(token), &[("capacity", Some("1"))])))
+            .await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         assert!(resp.text().await.expect("page").contains("This form was refused"));
-        let resp = s.post(&boss, &format!("/console/leads/{lead}/erase"), &posts[4].1).await;
+        let resp = s.post_as(&boss, &format!("/console/leads/{lead}/erase"), &fields(&posts[4].1)).await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     }
-    assert_eq!(s.version().await, Value::Null, "nothing was stored");
+    assert_eq!(version(&s).await, Value::Null, "nothing was stored");
     assert_eq!(s.lead(&lead).await["erased"], false);
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -533,11 +482,11 @@ async fn an_admin_erases_a_lead_after_typing_its_address_and_twice_is_harmless()
     let id = s.post_lead(&qualified("ana@initech.de", "DE")).await;
     s.owner(&id).await;
     let boss = s.sign_in("boss@acme.example").await;
-    let (_, page) = s.get(&boss, &format!("/console/leads/{id}")).await;
+    let (_, page) = s.page_as(&boss, &format!("/console/leads/{id}")).await;
     assert!(page.contains(&format!("href=\"/console/leads/{id}/erase\"")) && page.contains("Erase this lead…"));
 
     let erase = format!("/console/leads/{id}/erase");
-    let (status, page) = s.get(&boss, &erase).await;
+    let (status, page) = s.page_as(&boss, &erase).await;
     assert_eq!(status, StatusCode::OK);
     for says in ["cannot be undone", "Removed", "Kept", "ana@initech.de", "suppression list"] {
         assert!(page.contains(says), "{says}:\n{page}");
@@ -548,7 +497,7 @@ async fn an_admin_erases_a_lead_after_typing_its_address_and_twice_is_harmless()
     assert!(before["activities"].as_array().is_some_and(|a| !a.is_empty()), "a trail to erase");
 
     for wrong in ["", "ana@initech.com", "ERASE"] {
-        let resp = s.post(&boss, &erase, &form(&[("csrf", csrf.as_str()), ("confirm", wrong)], &[])).await;
+        let resp = s.post_as(&boss, &erase, &fields(&form(&[("csrf", csrf.as_str()), ("confirm", wrong)], &[]))).await;
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{wrong}");
         let page = resp.text().await.expect("page");
         assert!(error_at(&page, "confirm").contains("email address exactly"), "{wrong}");
@@ -557,7 +506,7 @@ async fn an_admin_erases_a_lead_after_typing_its_address_and_twice_is_harmless()
     }
 
     let right = form(&[("csrf", csrf.as_str()), ("confirm", " ANA@initech.de ")], &[]);
-    let (to, page) = s.landed(&boss, s.post(&boss, &erase, &right).await).await;
+    let (to, page) = landed(&s, &boss, s.post_as(&boss, &erase, &fields(&right)).await).await;
     assert_eq!(to, erase);
     assert!(page.contains("Erased") && page.contains("was erased"), "{page}");
     let after = s.lead(&id).await;
@@ -567,16 +516,16 @@ async fn an_admin_erases_a_lead_after_typing_its_address_and_twice_is_harmless()
         assert!(!text.contains(gone), "{gone} survived: {text}");
     }
     assert_eq!(after["activities"], json!([]));
-    let (status, page) = s.get(&boss, &format!("/console/leads/{id}")).await;
+    let (status, page) = s.page_as(&boss, &format!("/console/leads/{id}")).await;
     assert_eq!(status, StatusCode::GONE);
     assert!(page.contains("This lead was erased"), "{page}");
 
     // Again (a second click, a resent form): harmless, and it says so.
-    let (to, page) = s.landed(&boss, s.post(&boss, &erase, &right).await).await;
+    let (to, page) = landed(&s, &boss, s.post_as(&boss, &erase, &fields(&right)).await).await;
     assert_eq!(to, erase);
     assert!(page.contains("Erased"));
     assert_eq!(s.lead(&id).await["erased"], true);
-    let (status, _) = s.get(&boss, "/console/leads/01KAAAAAAAAAAAAAAAAAAAAAAA/erase").await;
+    let (status, _) = s.page_as(&boss, "/console/leads/01KAAAAAAAAAAAAAAAAAAAAAAA/erase").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }

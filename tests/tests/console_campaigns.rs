@@ -5,95 +5,43 @@
 
 use std::time::{Duration, Instant};
 
-use leadflow_tests::harness::Stack;
+use leadflow_tests::harness::{Stack, location};
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const TOKEN: &str = "console-campaigns-token";
 
-struct Person {
-    cookie: String,
+async fn stack() -> Stack {
+    Stack::start(TOKEN, Duration::from_secs(1)).await
 }
 
-/// The shared stack, with the calls these tests make on top.
-struct Local(Stack);
-
-impl std::ops::Deref for Local {
-    type Target = Stack;
-    fn deref(&self) -> &Stack {
-        &self.0
-    }
-}
-
-async fn stack() -> Local {
-    Local(Stack::start(TOKEN, Duration::from_secs(1)).await)
-}
-
-impl Local {
-    async fn sign_in(&self, email: &str) -> Person {
-        Person { cookie: self.0.sign_in(email).await }
-    }
-
-    async fn get(&self, who: &Person, path: &str) -> (StatusCode, String) {
-        self.page_as(&who.cookie, path).await
-    }
-
-    fn csrf(page: &str) -> String {
-        Stack::csrf_of(page)
-    }
-
-    async fn post(&self, who: &Person, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        let req = self.http.post(format!("{}{path}", self.base)).header(COOKIE, &who.cookie).form(form);
-        req.send().await.expect("post")
-    }
-
-    async fn api(&self, path: &str) -> Value {
-        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(TOKEN).send().await.expect("admin api");
-        resp.json().await.expect("json")
-    }
-}
-
-fn location(resp: &reqwest::Response) -> String {
-    resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).expect("a location").to_string()
-}
-
-/// The textarea's text, unescaped as a browser would post it back.
+/// The editor's text, as a browser posts it back.
 fn textarea(page: &str) -> String {
-    let start = page.find("id=\"yaml\"").expect("the editor");
-    let start = start + page[start..].find('>').expect("the textarea's tag") + 1;
-    let end = start + page[start..].find("</textarea>").expect("the textarea's end");
-    page[start..end]
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#x2f;", "/")
-        .replace("&amp;", "&")
+    Stack::textarea_of(page, "yaml")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rep_reaches_no_campaign_page_nor_changes_one() {
     let s = stack().await;
     let carla = s.sign_in("carla@acme.example").await;
-    let (_, home) = s.get(&carla, "/console/leads/mine").await;
+    let (_, home) = s.page_as(&carla, "/console/leads/mine").await;
     assert!(!home.contains("/console/campaigns"), "no Campaigns link for a rep");
-    let token = Local::csrf(&home);
+    let token = Stack::csrf_of(&home);
     for path in ["/console/campaigns", "/console/campaigns/welcome", "/console/campaigns/welcome/edit"] {
-        assert_eq!(s.get(&carla, path).await.0, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(s.page_as(&carla, path).await.0, StatusCode::FORBIDDEN, "{path}");
     }
-    let (status, _) = s.get(&carla, "/console/campaigns/welcome/preview?step=hello").await;
+    let (status, _) = s.page_as(&carla, "/console/campaigns/welcome/preview?step=hello").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     for path in ["/console/campaigns/welcome/pause", "/console/campaigns/welcome/resume"] {
-        assert_eq!(s.post(&carla, path, &[("csrf", &token)]).await.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(s.post_as(&carla, path, &[("csrf", &token)]).await.status(), StatusCode::FORBIDDEN, "{path}");
     }
     let edit = [("csrf", token.as_str()), ("yaml", "id: welcome\nname: Mine\nsteps: []\n"), ("action", "save")];
-    assert_eq!(s.post(&carla, "/console/campaigns/welcome/edit", &edit).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(s.post_as(&carla, "/console/campaigns/welcome/edit", &edit).await.status(), StatusCode::FORBIDDEN);
     let dates = [("csrf", token.as_str()), ("start", "2030-01-01"), ("end", "")];
-    assert_eq!(s.post(&carla, "/console/campaigns/welcome/schedule", &dates).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(s.post_as(&carla, "/console/campaigns/welcome/schedule", &dates).await.status(), StatusCode::FORBIDDEN);
     let api = s.api("/admin/campaigns/welcome").await;
     assert_eq!(api["version"], 1, "nothing was stored: {api}");
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,14 +58,14 @@ async fn a_marketer_fixes_a_bad_step_saves_version_2_and_pauses_it() {
     assert!(resp.status().is_success());
     let maria = s.sign_in("maria@acme.example").await;
 
-    let (status, list) = s.get(&maria, "/console/campaigns").await;
+    let (status, list) = s.page_as(&maria, "/console/campaigns").await;
     assert_eq!(status, StatusCode::OK);
     assert!(list.contains("Welcome series") && list.contains("version 1") && list.contains("active"), "{list}");
     assert!(list.contains("href=\"/console/campaigns\""), "the Campaigns link");
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let page = loop {
-        let (status, page) = s.get(&maria, "/console/campaigns/welcome").await;
+        let (status, page) = s.page_as(&maria, "/console/campaigns/welcome").await;
         assert_eq!(status, StatusCode::OK);
         if page.contains("sent <b>1</b>") {
             break page;
@@ -128,9 +76,9 @@ async fn a_marketer_fixes_a_bad_step_saves_version_2_and_pauses_it() {
     assert!(page.contains("all 1 enrolled leads"), "honest about what is counted: {page}");
     assert!(page.contains("case-study") && page.contains("wait 2d"), "{page}");
 
-    let (status, editor) = s.get(&maria, "/console/campaigns/welcome/edit").await;
+    let (status, editor) = s.page_as(&maria, "/console/campaigns/welcome/edit").await;
     assert_eq!(status, StatusCode::OK);
-    let token = Local::csrf(&editor);
+    let token = Stack::csrf_of(&editor);
     let yaml = textarea(&editor);
     assert!(yaml.contains("id: welcome") && yaml.contains("wait: 2d"), "{yaml}");
 
@@ -138,7 +86,7 @@ async fn a_marketer_fixes_a_bad_step_saves_version_2_and_pauses_it() {
     let bad = yaml.replace("How Globex doubled its pipeline", "How {{ Globex doubled");
     assert_ne!(bad, yaml);
     let resp = s
-        .post(&maria, "/console/campaigns/welcome/edit", &[("csrf", &token), ("yaml", &bad), ("action", "save")])
+        .post_as(&maria, "/console/campaigns/welcome/edit", &[("csrf", &token), ("yaml", &bad), ("action", "save")])
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = resp.text().await.expect("text");
@@ -150,7 +98,7 @@ async fn a_marketer_fixes_a_bad_step_saves_version_2_and_pauses_it() {
     // A field that does not exist: the parser's own line.
     let unknown = yaml.replacen("subject:", "subjekt:", 1);
     let resp = s
-        .post(&maria, "/console/campaigns/welcome/edit", &[("csrf", &token), ("yaml", &unknown), ("action", "save")])
+        .post_as(&maria, "/console/campaigns/welcome/edit", &[("csrf", &token), ("yaml", &unknown), ("action", "save")])
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = resp.text().await.expect("text");
@@ -159,7 +107,7 @@ async fn a_marketer_fixes_a_bad_step_saves_version_2_and_pauses_it() {
     // Too long a campaign is refused with a message, not stored.
     let long = format!("{yaml}\n#{}\n", "x".repeat(70 * 1024));
     let resp = s
-        .post(&maria, "/console/campaigns/welcome/edit", &[("csrf", &token), ("yaml", &long), ("action", "save")])
+        .post_as(&maria, "/console/campaigns/welcome/edit", &[("csrf", &token), ("yaml", &long), ("action", "save")])
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(resp.text().await.expect("text").contains("at most 64 KiB"));
@@ -167,7 +115,7 @@ async fn a_marketer_fixes_a_bad_step_saves_version_2_and_pauses_it() {
     // Markup in a subject is the campaign's text, never the page's markup.
     let good = yaml.replace("How Globex doubled its pipeline", "<script>alert(1)</script> & more");
     let resp = s
-        .post(
+        .post_as(
             &maria,
             "/console/campaigns/welcome/edit",
             &[("csrf", &token), ("yaml", &good), ("action", "preview"), ("step", "case-study")],
@@ -182,7 +130,7 @@ async fn a_marketer_fixes_a_bad_step_saves_version_2_and_pauses_it() {
     assert_eq!(s.api("/admin/campaigns/welcome").await["version"], 1, "a preview stores nothing");
 
     let resp = s
-        .post(&maria, "/console/campaigns/welcome/edit", &[("csrf", &token), ("yaml", &good), ("action", "save")])
+        .post_as(&maria, "/console/campaigns/welcome/edit", &[("csrf", &token), ("yaml", &good), ("action", "save")])
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let to = location(&resp);
@@ -190,57 +138,57 @@ async fn a_marketer_fixes_a_bad_step_saves_version_2_and_pauses_it() {
     let api = s.api("/admin/campaigns/welcome").await;
     assert_eq!(api["version"], 2, "{api}");
     assert_eq!(api["campaign"]["steps"][1]["subject"], "<script>alert(1)</script> & more");
-    let (_, page) = s.get(&maria, &to).await;
+    let (_, page) = s.page_as(&maria, &to).await;
     assert!(page.contains("Saved as version 2."), "{page}");
     assert!(!page.contains("<script>alert"), "escaped on the campaign page");
-    let (_, list) = s.get(&maria, "/console/campaigns").await;
+    let (_, list) = s.page_as(&maria, "/console/campaigns").await;
     assert!(list.contains("version 2"), "{list}");
 
     // Saving the same again stores nothing new.
     let resp = s
-        .post(&maria, "/console/campaigns/welcome/edit", &[("csrf", &token), ("yaml", &good), ("action", "save")])
+        .post_as(&maria, "/console/campaigns/welcome/edit", &[("csrf", &token), ("yaml", &good), ("action", "save")])
         .await;
     assert_eq!(location(&resp), "/console/campaigns/welcome?done=unchanged&v=2");
 
     // The preview page, for the sample lead and for a lead that does not exist.
-    let (status, page) = s.get(&maria, "/console/campaigns/welcome/preview?step=hello").await;
+    let (status, page) = s.page_as(&maria, "/console/campaigns/welcome/preview?step=hello").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Welcome, Sam"), "{page}");
-    let (status, page) = s.get(&maria, "/console/campaigns/welcome/preview?step=hello&lead=nobody").await;
+    let (status, page) = s.page_as(&maria, "/console/campaigns/welcome/preview?step=hello&lead=nobody").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("id=\"lead-error\"") && page.contains("No lead has this id"), "{page}");
 
     // The schedule: a date that is not one, an end before the start, then a good one.
     let resp = s
-        .post(&maria, "/console/campaigns/welcome/schedule", &[("csrf", &token), ("start", "soon"), ("end", "")])
+        .post_as(&maria, "/console/campaigns/welcome/schedule", &[("csrf", &token), ("start", "soon"), ("end", "")])
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(resp.text().await.expect("text").contains("id=\"start-error\""));
     let dates = [("csrf", token.as_str()), ("start", "2030-02-01"), ("end", "2030-01-01")];
-    let resp = s.post(&maria, "/console/campaigns/welcome/schedule", &dates).await;
+    let resp = s.post_as(&maria, "/console/campaigns/welcome/schedule", &dates).await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(resp.text().await.expect("text").contains("id=\"end-error\""));
     let dates = [("csrf", token.as_str()), ("start", "2030-01-01"), ("end", "2030-01-31")];
-    let resp = s.post(&maria, "/console/campaigns/welcome/schedule", &dates).await;
+    let resp = s.post_as(&maria, "/console/campaigns/welcome/schedule", &dates).await;
     assert_eq!(location(&resp), "/console/campaigns/welcome?done=scheduled&v=3");
     let api = s.api("/admin/campaigns/welcome").await;
     assert_eq!(api["campaign"]["schedule"], json!({"start": "2030-01-01T00:00:00Z", "end": "2030-02-01T00:00:00Z"}));
-    let (_, page) = s.get(&maria, "/console/campaigns/welcome").await;
+    let (_, page) = s.page_as(&maria, "/console/campaigns/welcome").await;
     assert!(page.contains("value=\"2030-01-31\"") && page.contains(">scheduled<"), "{page}");
 
     // Without the token: refused, nothing stored. With it: paused, then resumed.
-    let resp = s.post(&maria, "/console/campaigns/welcome/pause", &[]).await;
+    let resp = s.post_as(&maria, "/console/campaigns/welcome/pause", &[]).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let resp = s.post(&maria, "/console/campaigns/welcome/pause", &[("csrf", "0123")]).await;
+    let resp = s.post_as(&maria, "/console/campaigns/welcome/pause", &[("csrf", "0123")]).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(s.api("/admin/campaigns/welcome").await["campaign"]["status"], "active");
-    let resp = s.post(&maria, "/console/campaigns/welcome/pause", &[("csrf", &token)]).await;
+    let resp = s.post_as(&maria, "/console/campaigns/welcome/pause", &[("csrf", &token)]).await;
     assert_eq!(location(&resp), "/console/campaigns/welcome?done=paused&v=4");
     assert_eq!(s.api("/admin/campaigns/welcome").await["campaign"]["status"], "paused");
-    let (_, page) = s.get(&maria, "/console/campaigns/welcome").await;
+    let (_, page) = s.page_as(&maria, "/console/campaigns/welcome").await;
     assert!(page.contains(">paused<") && page.contains(">Resume</button>"), "{page}");
-    let resp = s.post(&maria, "/console/campaigns/welcome/resume", &[("csrf", &token)]).await;
+    let resp = s.post_as(&maria, "/console/campaigns/welcome/resume", &[("csrf", &token)]).await;
     assert_eq!(location(&resp), "/console/campaigns/welcome?done=resumed&v=5");
     assert_eq!(s.api("/admin/campaigns/welcome").await["campaign"]["status"], "active");
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }

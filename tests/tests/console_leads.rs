@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use leadflow_tests::browser::wait_for_eml;
 use leadflow_tests::harness::Stack;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, COOKIE, LOCATION};
+use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "console-leads-token";
@@ -112,13 +112,7 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 }
 
 async fn csv(s: &Stack, cookie: &str, query: &str) -> (StatusCode, Vec<Vec<String>>) {
-    let resp = s
-        .http
-        .get(format!("{}/console/leads/export.csv?{query}", s.base))
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .expect("the CSV answers");
+    let resp = s.get_as(cookie, &format!("/console/leads/export.csv?{query}")).await;
     let status = resp.status();
     if status == StatusCode::OK {
         assert_eq!(resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some("text/csv; charset=utf-8"));
@@ -209,8 +203,7 @@ async fn a_marketer_filters_pages_and_downloads_the_leads() {
     assert!(cases.iter().filter(|(_, w)| !w.is_empty() && w.len() < leads.len()).count() >= 10, "filters narrow");
     // The admin API's search takes the same filters and finds the same leads.
     for (query, want) in &cases {
-        let resp = s.http.get(format!("{}/admin/leads?{query}&limit=500", s.base)).bearer_auth(TOKEN).send().await;
-        let body: Value = resp.expect("the admin API answers").json().await.expect("JSON");
+        let body = s.api(&format!("/admin/leads?{query}&limit=500")).await;
         let mut got: Vec<String> = body["leads"]
             .as_array()
             .expect("leads")

@@ -9,80 +9,51 @@ use std::time::{Duration, Instant};
 
 use leadflow_tests::harness::Stack;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, ORIGIN};
+use reqwest::header::{COOKIE, LOCATION};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "console-rules-token";
 
-struct Local(Stack);
-
-impl std::ops::Deref for Local {
-    type Target = Stack;
-    fn deref(&self) -> &Stack {
-        &self.0
-    }
+/// Posts a form as the person with `cookie`: the status, the page and where it sends the browser.
+async fn send(s: &Stack, cookie: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String, Option<String>) {
+    let resp = s.post_as(cookie, path, form).await;
+    let status = resp.status();
+    let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    (status, resp.text().await.expect("text"), location)
 }
 
-impl Local {
-    async fn get(&self, cookie: &str, path: &str) -> (StatusCode, String) {
-        self.page_as(cookie, path).await
-    }
+/// Posts a scoring draft from an editor opened on the deployed file.
+async fn post_draft(
+    s: &Stack,
+    cookie: &str,
+    csrf: &str,
+    draft: String,
+    action: &str,
+) -> (StatusCode, String, Option<String>) {
+    let form = [("csrf", csrf), ("toml", draft.as_str()), ("action", action), ("base", "")];
+    send(s, cookie, "/console/admin/rules/scoring", &form).await
+}
 
-    async fn post(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String, Option<String>) {
-        let req = self.http.post(format!("{}{path}", self.base)).header(COOKIE, cookie).form(form);
-        let resp = req.send().await.expect("post");
-        let status = resp.status();
-        let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
-        (status, resp.text().await.expect("text"), location)
-    }
-
-    /// Posts a scoring draft from an editor opened on the deployed file.
-    async fn draft(
-        &self,
-        cookie: &str,
-        csrf: &str,
-        draft: String,
-        action: &str,
-    ) -> (StatusCode, String, Option<String>) {
-        let form = [("csrf", csrf), ("toml", draft.as_str()), ("action", action), ("base", "")];
-        self.post(cookie, "/console/admin/rules/scoring", &form).await
-    }
-
-    async fn api(&self, path: &str) -> Value {
-        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(TOKEN).send().await.expect("api");
-        resp.json().await.expect("json")
-    }
-
-    /// Waits until every lead is scored, and every qualified one assigned.
-    async fn settled(&self, ids: &[String]) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        for id in ids {
-            loop {
-                let lead = self.lead(id).await;
-                let scored = lead["score"]["total"].is_number();
-                let routed = lead["lifecycle"] == "lead" || lead["owner"]["rep_id"].is_string();
-                if scored && routed {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "lead {id} did not settle: {lead}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+/// Waits until every lead is scored, and every qualified one assigned.
+async fn settled(s: &Stack, ids: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in ids {
+        loop {
+            let lead = s.lead(id).await;
+            let scored = lead["score"]["total"].is_number();
+            let routed = lead["lifecycle"] == "lead" || lead["owner"]["rep_id"].is_string();
+            if scored && routed {
+                break;
             }
+            assert!(Instant::now() < deadline, "lead {id} did not settle: {lead}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
 
-/// The textarea's text, unescaped as a browser posts it back.
+/// The editor's text, as a browser posts it back.
 fn textarea(page: &str) -> String {
-    let start = page.find("id=\"toml\"").expect("the editor");
-    let start = start + page[start..].find('>').expect("the textarea's tag") + 1;
-    let end = start + page[start..].find("</textarea>").expect("the textarea's end");
-    page[start..end]
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#x2f;", "/")
-        .replace("&amp;", "&")
+    Stack::textarea_of(page, "toml")
 }
 
 /// The summary line of one kind of change on a tried page, without its markup.
@@ -121,13 +92,13 @@ fn leads() -> Vec<Value> {
     ]
 }
 
-async fn stack_with_leads() -> (Local, Vec<String>) {
-    let s = Local(Stack::start(TOKEN, Duration::from_secs(1)).await);
+async fn stack_with_leads() -> (Stack, Vec<String>) {
+    let s = Stack::start(TOKEN, Duration::from_secs(1)).await;
     let mut ids = Vec::new();
     for lead in leads() {
         ids.push(s.post_lead(&lead).await);
     }
-    s.settled(&ids).await;
+    settled(&s, &ids).await;
     (s, ids)
 }
 
@@ -138,12 +109,12 @@ async fn a_scoring_draft_is_tried_on_past_leads_without_storing_anything_then_sa
     assert_eq!((bo["score"]["grade"].as_str(), bo["score"]["total"].as_f64()), (Some("B"), Some(40.0)));
     let boss = s.sign_in("boss@acme.example").await;
 
-    let (status, overview) = s.get(&boss, "/console/admin/rules").await;
+    let (status, overview) = s.page_as(&boss, "/console/admin/rules").await;
     assert_eq!(status, StatusCode::OK);
     assert!(overview.contains("As deployed (the file)") && overview.contains("MQL at 40, SQL at 80"), "{overview}");
     assert!(overview.contains("href=\"/console/admin/rules/scoring\""), "{overview}");
 
-    let (status, editor) = s.get(&boss, "/console/admin/rules/scoring").await;
+    let (status, editor) = s.page_as(&boss, "/console/admin/rules/scoring").await;
     assert_eq!(status, StatusCode::OK);
     let csrf = Stack::csrf_of(&editor);
     let toml = textarea(&editor);
@@ -156,7 +127,7 @@ async fn a_scoring_draft_is_tried_on_past_leads_without_storing_anything_then_sa
     assert!(toml.contains(company), "{toml}");
     let draft = toml.replace(company, "description = \"Named a company\"\npoints = 25");
     let form = [("csrf", csrf.as_str()), ("toml", draft.as_str()), ("action", "try"), ("base", "")];
-    let (status, page, _) = s.post(&boss, "/console/admin/rules/scoring", &form).await;
+    let (status, page, _) = send(&s, &boss, "/console/admin/rules/scoring", &form).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("What this draft would do to all 6 leads"), "{page}");
     assert_eq!(summary(&page, "grade"), "3 of 6 leads change grade: 3 B → A.");
@@ -181,7 +152,7 @@ async fn a_scoring_draft_is_tried_on_past_leads_without_storing_anything_then_sa
     assert!(toml.contains(forms), "{toml}");
     let more = toml.replace(forms, "activity = \"form_submission\"\npoints = 30");
     let form = [("csrf", csrf.as_str()), ("toml", more.as_str()), ("action", "try"), ("base", "")];
-    let (status, page, _) = s.post(&boss, "/console/admin/rules/scoring", &form).await;
+    let (status, page, _) = send(&s, &boss, "/console/admin/rules/scoring", &form).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("its behaviour from what it had done by then"), "{page}");
     assert_eq!(summary(&page, "score"), "6 of 6 leads change score: 6 higher, 0 lower.");
@@ -198,7 +169,7 @@ async fn a_scoring_draft_is_tried_on_past_leads_without_storing_anything_then_sa
 
     // Saved: version 1, as the JSON API serves it, and the editor says so.
     let form = [("csrf", csrf.as_str()), ("toml", draft.as_str()), ("action", "save"), ("base", "")];
-    let (status, _, location) = s.post(&boss, "/console/admin/rules/scoring", &form).await;
+    let (status, _, location) = send(&s, &boss, "/console/admin/rules/scoring", &form).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let location = location.expect("a location");
     assert_eq!(location, "/console/admin/rules/scoring?done=saved&v=1");
@@ -206,42 +177,42 @@ async fn a_scoring_draft_is_tried_on_past_leads_without_storing_anything_then_sa
     assert_eq!(api["version"], 1, "{api}");
     let company = api["scoring"]["fit"].as_array().and_then(|f| f.iter().find(|r| r["id"] == "company_given"));
     assert_eq!(company.map(|r| r["points"].clone()), Some(json!(25.0)), "{api}");
-    let (_, editor) = s.get(&boss, &location).await;
+    let (_, editor) = s.page_as(&boss, &location).await;
     assert!(editor.contains("Saved as version 1.") && editor.contains("Save as version 2"), "{editor}");
     let saved = textarea(&editor);
     assert!(saved.contains("id = \"company_given\"") && saved.contains("points = 25\n"), "{saved}");
 
     // The saved version tried as a draft changes nothing; saved again, it stores nothing new.
     let form = [("csrf", csrf.as_str()), ("toml", saved.as_str()), ("action", "try"), ("base", "1")];
-    let (status, page, _) = s.post(&boss, "/console/admin/rules/scoring", &form).await;
+    let (status, page, _) = send(&s, &boss, "/console/admin/rules/scoring", &form).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("This draft changes nothing for these 6 leads."), "{page}");
     let form = [("csrf", csrf.as_str()), ("toml", saved.as_str()), ("action", "save"), ("base", "1")];
-    let (_, _, location) = s.post(&boss, "/console/admin/rules/scoring", &form).await;
+    let (_, _, location) = send(&s, &boss, "/console/admin/rules/scoring", &form).await;
     assert_eq!(location.as_deref(), Some("/console/admin/rules/scoring?done=unchanged&v=1"));
 
     // A draft made on the file's rules, saved after version 1 exists, is not saved over it
     // unknowingly.
     let form = [("csrf", csrf.as_str()), ("toml", toml.as_str()), ("action", "save"), ("base", "")];
-    let (status, page, _) = s.post(&boss, "/console/admin/rules/scoring", &form).await;
+    let (status, page, _) = send(&s, &boss, "/console/admin/rules/scoring", &form).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(page.contains("changed since this editor was opened (Version 1"), "{page}");
     assert_eq!(s.api("/admin/rules/scoring").await["version"], 1);
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_routing_draft_that_moves_a_country_shows_its_leads_changing_team_and_owner() {
     let (s, ids) = stack_with_leads().await;
     let boss = s.sign_in("boss@acme.example").await;
-    let (_, editor) = s.get(&boss, "/console/admin/rules/routing").await;
+    let (_, editor) = s.page_as(&boss, "/console/admin/rules/routing").await;
     let csrf = Stack::csrf_of(&editor);
     let toml = textarea(&editor);
     let (emea, americas) = (r#"in = ["DE", "AT", "CH", "FR", "GB"]"#, r#"in = ["US", "CA"]"#);
     assert!(toml.contains(emea) && toml.contains(americas), "{toml}");
     let draft = toml.replace(emea, r#"in = ["DE", "AT", "CH", "FR"]"#).replace(americas, r#"in = ["US", "CA", "GB"]"#);
     let form = [("csrf", csrf.as_str()), ("toml", draft.as_str()), ("action", "try"), ("base", "")];
-    let (status, page, _) = s.post(&boss, "/console/admin/rules/routing", &form).await;
+    let (status, page, _) = send(&s, &boss, "/console/admin/rules/routing", &form).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(summary(&page, "team"), "2 of 6 leads change team: 2 EMEA → Americas.");
     let owner = summary(&page, "owner");
@@ -262,33 +233,33 @@ async fn a_routing_draft_that_moves_a_country_shows_its_leads_changing_team_and_
     // A team member that is no rep: refused at its field and line, nothing stored.
     let bad = draft.replace(r#"{ rep = "carla", weight = 1 }"#, r#"{ rep = "carlo", weight = 1 }"#);
     let form = [("csrf", csrf.as_str()), ("toml", bad.as_str()), ("action", "save"), ("base", "")];
-    let (status, page, _) = s.post(&boss, "/console/admin/rules/routing", &form).await;
+    let (status, page, _) = send(&s, &boss, "/console/admin/rules/routing", &form).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let line = bad.lines().position(|l| l.contains("carlo")).expect("the line") + 1;
     assert!(page.contains(&format!("<strong>teams[1].members[0].rep</strong> (line {line}")), "{page}");
     assert!(page.contains("carlo is not a rep"), "{page}");
 
     let form = [("csrf", csrf.as_str()), ("toml", draft.as_str()), ("action", "save"), ("base", "")];
-    let (_, _, location) = s.post(&boss, "/console/admin/rules/routing", &form).await;
+    let (_, _, location) = send(&s, &boss, "/console/admin/rules/routing", &form).await;
     assert_eq!(location.as_deref(), Some("/console/admin/rules/routing?done=saved&v=1"));
     let api = s.api("/admin/teams/americas").await;
     assert_eq!(api["version"], 1);
     assert_eq!(api["team"]["when"][0]["in"], json!(["US", "CA", "GB"]), "{api}");
-    let (_, overview) = s.get(&boss, "/console/admin/rules").await;
+    let (_, overview) = s.page_as(&boss, "/console/admin/rules").await;
     assert!(overview.contains("Version 1, saved"), "{overview}");
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_drafts_are_refused_at_their_line_and_escaped_when_shown_again() {
-    let s = Local(Stack::start(TOKEN, Duration::from_secs(1)).await);
+    let s = Stack::start(TOKEN, Duration::from_secs(1)).await;
     let id = s.post_lead(&leads()[1]).await;
-    s.settled(std::slice::from_ref(&id)).await;
+    settled(&s, std::slice::from_ref(&id)).await;
     let boss = s.sign_in("boss@acme.example").await;
-    let (_, editor) = s.get(&boss, "/console/admin/rules/scoring").await;
+    let (_, editor) = s.page_as(&boss, "/console/admin/rules/scoring").await;
     let csrf = Stack::csrf_of(&editor);
     let toml = textarea(&editor);
-    let post = |draft: String, action: &'static str| s.draft(&boss, &csrf, draft, action);
+    let post = |draft: String, action: &'static str| post_draft(&s, &boss, &csrf, draft, action);
 
     // Not TOML: the line and column.
     let broken = toml.replacen("mql = 40", "mql = = 40", 1);
@@ -337,26 +308,26 @@ async fn bad_drafts_are_refused_at_their_line_and_escaped_when_shown_again() {
     for (path, version) in [("/admin/rules/scoring", Value::Null)] {
         assert_eq!(s.api(path).await["version"], version, "nothing was stored");
     }
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_admins_reach_the_rules_and_every_form_needs_its_token() {
-    let s = Local(Stack::start(TOKEN, Duration::from_secs(1)).await);
+    let s = Stack::start(TOKEN, Duration::from_secs(1)).await;
     let draft = "[thresholds]\nmql = 1\nsql = 2\n";
     for (email, home) in [("maria@acme.example", "/console"), ("anna@acme.example", "/console/leads/mine")] {
         let who = s.sign_in(email).await;
-        let (_, home) = s.get(&who, home).await;
+        let (_, home) = s.page_as(&who, home).await;
         assert!(!home.contains("/console/admin/rules"), "no Rules link for {email}");
         let csrf = Stack::csrf_of(&home);
         for path in ["/console/admin/rules", "/console/admin/rules/scoring", "/console/admin/rules/routing"] {
-            let (status, page) = s.get(&who, path).await;
+            let (status, page) = s.page_as(&who, path).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{email} {path}");
             assert!(page.contains("Only admins change the scoring and routing rules"), "{page}");
         }
         for kind in ["scoring", "routing"] {
             let form = [("csrf", csrf.as_str()), ("toml", draft), ("action", "save"), ("base", "")];
-            let (status, _, _) = s.post(&who, &format!("/console/admin/rules/{kind}"), &form).await;
+            let (status, _, _) = send(&s, &who, &format!("/console/admin/rules/{kind}"), &form).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{email} {kind}");
         }
     }
@@ -369,27 +340,22 @@ async fn only_admins_reach_the_rules_and_every_form_needs_its_token() {
 
     // An admin's form without its token, with another's, or from another site: refused.
     let boss = s.sign_in("boss@acme.example").await;
-    let (status, editor) = s.get(&boss, "/console/admin/rules/scoring").await;
+    let (status, editor) = s.page_as(&boss, "/console/admin/rules/scoring").await;
     assert_eq!(status, StatusCode::OK);
     assert!(editor.contains("href=\"/console/admin/rules\""), "the Rules link");
     let toml = textarea(&editor);
     for csrf in ["", "0123456789abcdef0123456789abcdef"] {
         let form = [("csrf", csrf), ("toml", toml.as_str()), ("action", "save"), ("base", "")];
-        let (status, page, _) = s.post(&boss, "/console/admin/rules/scoring", &form).await;
+        let (status, page, _) = send(&s, &boss, "/console/admin/rules/scoring", &form).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(page.contains("This form was refused"), "{page}");
     }
     let csrf = Stack::csrf_of(&editor);
     let form = [("csrf", csrf.as_str()), ("toml", toml.as_str()), ("action", "save"), ("base", "")];
-    let req = s
-        .http
-        .post(format!("{}/console/admin/rules/scoring", s.base))
-        .header(COOKIE, &boss)
-        .header(ORIGIN, "https://evil.example");
-    let resp = req.form(&form).send().await.expect("post");
+    let resp = s.post_from("https://evil.example", &boss, "/console/admin/rules/scoring", &form).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(s.api("/admin/rules/scoring").await["version"], Value::Null, "nothing was stored");
-    s.0.running.shutdown().await;
+    s.running.shutdown().await;
 }
 
 /// How long "Try on the last 1,000 leads" takes with 10,000 leads in a local SQLite store, served

@@ -612,36 +612,12 @@ impl SqliteStore {
     }
 
     fn list_leads_now(&self, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
-        // The cursor is the id of the last lead handed out; anything else was not made here.
-        let after = match cursor {
-            None => String::new(),
-            Some(c) => c
-                .parse::<LeadId>()
-                .map_err(|_| StoreError::Corrupt("the lead listing cursor is not one this store handed out".into()))?
-                .to_string(),
-        };
-        // A page of none would hand back the same cursor for ever.
-        let limit = limit.max(1);
-        // One more than the page, to tell whether another page follows without reading it.
-        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let after = lead_cursor(cursor, "", "lead listing")?;
+        let (limit, fetch) = page_size(limit);
         self.db
             .read(|c| {
                 let mut stmt = c.prepare_cached(SELECT_LEAD_PAGE)?;
-                let rows = stmt.query_map(params![after, fetch], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
-                })?;
-                let mut leads = Vec::new();
-                for row in rows {
-                    let (id, version, doc) = row?;
-                    leads.push(lead_from_row(&id, version, &doc)?);
-                }
-                let next = if leads.len() > limit {
-                    leads.truncate(limit);
-                    leads.last().map(|l| l.id.to_string())
-                } else {
-                    None
-                };
-                Ok(LeadPage { leads, next })
+                read_lead_page(stmt.query(params![after, fetch])?, limit, |_| true)
             })
             .map_err(|e| self.db.store_error(e))
     }
@@ -657,65 +633,23 @@ impl SqliteStore {
     }
 
     fn open_leads_of_now(&self, rep_id: &str, cursor: Option<String>, limit: usize) -> Result<LeadPage, StoreError> {
-        // The cursor is the id of the last lead handed out; anything else was not made here.
-        let before = match cursor {
-            None => NO_OPEN_LEAD_CURSOR.to_string(),
-            Some(c) => c
-                .parse::<LeadId>()
-                .map_err(|_| StoreError::Corrupt("the open-lead cursor is not one this store handed out".into()))?
-                .to_string(),
-        };
-        // A page of none would hand back the same cursor for ever.
-        let limit = limit.max(1);
-        // One more than the page, to tell whether another page follows without reading it.
-        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let before = lead_cursor(cursor, NO_OPEN_LEAD_CURSOR, "open-lead")?;
+        let (limit, fetch) = page_size(limit);
         self.db
             .read(|c| {
                 let mut stmt = c.prepare_cached(SELECT_OPEN_LEAD_PAGE)?;
-                let rows = stmt.query_map(params![rep_id, before, fetch], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
-                })?;
-                let mut leads = Vec::new();
-                for row in rows {
-                    let (id, version, doc) = row?;
-                    leads.push(lead_from_row(&id, version, &doc)?);
-                }
-                let next = if leads.len() > limit {
-                    leads.truncate(limit);
-                    leads.last().map(|l| l.id.to_string())
-                } else {
-                    None
-                };
-                Ok(LeadPage { leads, next })
+                read_lead_page(stmt.query(params![rep_id, before, fetch])?, limit, |_| true)
             })
             .map_err(|e| self.db.store_error(e))
     }
 
     fn leads_before_now(&self, before: Option<LeadId>, limit: usize) -> Result<LeadPage, StoreError> {
         let before = before.map_or_else(|| NO_OPEN_LEAD_CURSOR.to_string(), |id| id.to_string());
-        // A page of none would hand back the same cursor for ever.
-        let limit = limit.max(1);
+        let (limit, _) = page_size(limit);
         self.db
             .read(|c| {
                 let mut stmt = c.prepare_cached(SELECT_RECENT_LEADS)?;
-                let mut rows = stmt.query([&before])?;
-                let mut leads = Vec::new();
-                // One more than the page, to tell whether another page follows without reading it.
-                while leads.len() <= limit {
-                    let Some(row) = rows.next()? else { break };
-                    let (id, version, doc): (String, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
-                    let lead = lead_from_row(&id, version, &doc)?;
-                    if !is_erased(&lead) {
-                        leads.push(lead);
-                    }
-                }
-                let next = if leads.len() > limit {
-                    leads.truncate(limit);
-                    leads.last().map(|l| l.id.to_string())
-                } else {
-                    None
-                };
-                Ok(LeadPage { leads, next })
+                read_lead_page(stmt.query([&before])?, limit, |lead| !is_erased(lead))
             })
             .map_err(|e| self.db.store_error(e))
     }
@@ -728,10 +662,7 @@ impl SqliteStore {
                 })
             })
             .transpose()?;
-        // A page of none would hand back the same cursor for ever.
-        let limit = limit.max(1);
-        // One more than the page, to tell whether another page follows without reading it.
-        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let (limit, fetch) = page_size(limit);
         self.db
             .read(|c| {
                 let cols =
@@ -748,13 +679,9 @@ impl SqliteStore {
                 };
                 // The cursor is the stored column, not a time read back from the document: the
                 // next page compares against the column.
-                let next = if page.len() > limit {
-                    page.truncate(limit);
-                    page.last()
-                        .map(|(at_ms, key, _)| SuppressionPosition { at_ms: *at_ms, email_key: key.clone() }.cursor())
-                } else {
-                    None
-                };
+                let next = cut_page(&mut page, limit, |(at_ms, key, _)| {
+                    SuppressionPosition { at_ms: *at_ms, email_key: key.clone() }.cursor()
+                });
                 let mut entries = Vec::with_capacity(page.len());
                 for (_, _, doc) in page {
                     entries.push(from_doc("suppression", &doc)?);
@@ -770,20 +697,9 @@ impl SqliteStore {
         cursor: Option<String>,
         limit: usize,
     ) -> Result<EnrollmentPage, StoreError> {
-        // The cursor is the lead id of the last enrollment handed out; anything else was not made here.
-        let after = match cursor {
-            None => String::new(),
-            Some(c) => c
-                .parse::<LeadId>()
-                .map_err(|_| {
-                    StoreError::Corrupt("the campaign enrollment cursor is not one this store handed out".into())
-                })?
-                .to_string(),
-        };
-        // A page of none would hand back the same cursor for ever.
-        let limit = limit.max(1);
-        // One more than the page, to tell whether another page follows without reading it.
-        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        // The cursor is the lead id of the last enrollment handed out.
+        let after = lead_cursor(cursor, "", "campaign enrollment")?;
+        let (limit, fetch) = page_size(limit);
         self.db
             .read(|c| {
                 let mut stmt = c.prepare_cached(SELECT_CAMPAIGN_ENROLLMENT_PAGE)?;
@@ -791,12 +707,7 @@ impl SqliteStore {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
                 })?;
                 let mut page = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-                let next = if page.len() > limit {
-                    page.truncate(limit);
-                    page.last().map(|(lead_id, _, _)| lead_id.clone())
-                } else {
-                    None
-                };
+                let next = cut_page(&mut page, limit, |(lead_id, _, _)| lead_id.clone());
                 let enrollments = read_enrollments(page.into_iter().map(|(_, version, doc)| Ok((version, doc))))?;
                 Ok(EnrollmentPage { enrollments, next })
             })
@@ -853,6 +764,56 @@ impl SqliteStore {
             })
             .map_err(|e| self.db.store_error(e))
     }
+}
+
+/// A lead-id cursor as the queries compare it: `first` before the first page. The cursor is the
+/// id of the last lead handed out, so anything else was not made here.
+fn lead_cursor(cursor: Option<String>, first: &str, what: &str) -> Result<String, StoreError> {
+    match cursor {
+        None => Ok(first.to_string()),
+        Some(c) => c
+            .parse::<LeadId>()
+            .map(|id| id.to_string())
+            .map_err(|_| StoreError::Corrupt(format!("the {what} cursor is not one this store handed out"))),
+    }
+}
+
+/// The page to serve for a caller's `limit`, and the rows to fetch for it. A page of none would
+/// hand back the same cursor for ever; one row more than the page tells whether another page
+/// follows without reading it.
+fn page_size(limit: usize) -> (usize, i64) {
+    let limit = limit.max(1);
+    (limit, i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1))
+}
+
+/// Cuts `page` (read one past `limit`) to `limit`; the cursor of its last item when more follow.
+fn cut_page<T>(page: &mut Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Option<String> {
+    if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(cursor)
+    } else {
+        None
+    }
+}
+
+/// A page of leads from `rows` of (id, version, doc), newest or oldest first as the query orders
+/// them: the leads `keep` holds for, stepping rows until the page and one more are read.
+fn read_lead_page(
+    mut rows: rusqlite::Rows<'_>,
+    limit: usize,
+    keep: impl Fn(&Lead) -> bool,
+) -> Result<LeadPage, DbError> {
+    let mut leads = Vec::new();
+    while leads.len() <= limit {
+        let Some(row) = rows.next()? else { break };
+        let (id, version, doc): (String, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let lead = lead_from_row(&id, version, &doc)?;
+        if keep(&lead) {
+            leads.push(lead);
+        }
+    }
+    let next = cut_page(&mut leads, limit, |l| l.id.to_string());
+    Ok(LeadPage { leads, next })
 }
 
 /// A lead as read from its row: the version column is what conditional writes compare against,
@@ -1172,17 +1133,25 @@ impl LeadStore for SqliteStore {
 mod tests {
     use super::*;
 
-    fn plan(sql: &str, params: impl rusqlite::Params) -> String {
+    /// A fresh store at `path` (a test's temporary folder).
+    pub(super) fn open(path: &Path) -> SqliteStore {
+        SqliteStore::open(path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Runs `f` on the store's connection, as a test reaches under the store's API.
+    pub(super) fn run<T>(store: &SqliteStore, f: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError>) -> T {
+        store.db.read(f).unwrap_or_else(|e| panic!("{}", store.db.local_error(e)))
+    }
+
+    /// SQLite's plan for `sql` on a fresh store.
+    pub(super) fn plan(sql: &str, params: impl rusqlite::Params) -> String {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = SqliteStore::open(dir.path().join("plan.db")).unwrap_or_else(|e| panic!("{e}"));
-        store
-            .db
-            .read(|c| {
-                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                let rows = stmt.query_map(params, |r| r.get::<_, String>(3))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?.join("\n"))
-            })
-            .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)))
+        let store = open(&dir.path().join("plan.db"));
+        run(&store, |c| {
+            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let rows = stmt.query_map(params, |r| r.get::<_, String>(3))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?.join("\n"))
+        })
     }
 
     #[test]
@@ -1229,32 +1198,26 @@ mod tests {
     fn a_file_without_the_late_indexes_gains_them_when_opened() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("old.db");
-        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let store = open(&path);
         // A version-4 file from before the indexes.
-        store
-            .db
-            .read(|c| {
-                c.execute_batch(
-                    "DROP INDEX leads_open_by_owner; DROP INDEX enrollments_by_campaign; \
-                     DROP INDEX suppressions_by_time;",
-                )?;
-                Ok(())
-            })
-            .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)));
+        run(&store, |c| {
+            c.execute_batch(
+                "DROP INDEX leads_open_by_owner; DROP INDEX enrollments_by_campaign; \
+                 DROP INDEX suppressions_by_time;",
+            )?;
+            Ok(())
+        });
         drop(store);
-        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
-        let indexes = store
-            .db
-            .read(|c| {
-                let mut stmt = c.prepare(
-                    "SELECT name FROM sqlite_schema WHERE type = 'index' \
-                     AND name IN ('leads_open_by_owner', 'enrollments_by_campaign', 'suppressions_by_time') \
-                     ORDER BY name",
-                )?;
-                let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                Ok(names.collect::<Result<Vec<_>, _>>()?)
-            })
-            .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)));
+        let store = open(&path);
+        let indexes = run(&store, |c| {
+            let mut stmt = c.prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'index' \
+                 AND name IN ('leads_open_by_owner', 'enrollments_by_campaign', 'suppressions_by_time') \
+                 ORDER BY name",
+            )?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(names.collect::<Result<Vec<_>, _>>()?)
+        });
         assert_eq!(indexes, ["enrollments_by_campaign", "leads_open_by_owner", "suppressions_by_time"]);
     }
 
@@ -1294,40 +1257,34 @@ mod tests {
             at: at(s),
             lead_id: None,
         };
-        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let store = open(&path);
         // A version-4 file from before the column: its entries, and the table as it was then.
-        store
-            .db
-            .read(|c| {
-                c.execute_batch(
-                    "DROP INDEX suppressions_by_time; DROP TABLE suppressions; \
-                     CREATE TABLE suppressions (email_key TEXT PRIMARY KEY, reason TEXT NOT NULL, \
-                     doc TEXT NOT NULL) WITHOUT ROWID;",
+        run(&store, |c| {
+            c.execute_batch(
+                "DROP INDEX suppressions_by_time; DROP TABLE suppressions; \
+                 CREATE TABLE suppressions (email_key TEXT PRIMARY KEY, reason TEXT NOT NULL, \
+                 doc TEXT NOT NULL) WITHOUT ROWID;",
+            )?;
+            for (key, s) in [("k1", 1), ("k3", 3), ("k2", 2)] {
+                let doc = serde_json::to_string(&entry(key, s)).map_err(|e| DbError::Corrupt(e.to_string()))?;
+                c.execute(
+                    "INSERT INTO suppressions (email_key, reason, doc) VALUES (?1, 'bounced', ?2)",
+                    params![key, doc],
                 )?;
-                for (key, s) in [("k1", 1), ("k3", 3), ("k2", 2)] {
-                    let doc = serde_json::to_string(&entry(key, s)).map_err(|e| DbError::Corrupt(e.to_string()))?;
-                    c.execute(
-                        "INSERT INTO suppressions (email_key, reason, doc) VALUES (?1, 'bounced', ?2)",
-                        params![key, doc],
-                    )?;
-                }
-                Ok(())
-            })
-            .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)));
+            }
+            Ok(())
+        });
         drop(store);
-        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let store = open(&path);
         assert!(store.suppress(&entry("k4", 4), &[]).await.unwrap_or_else(|e| panic!("{e}")));
         // An entry a build that does not know the column adds: filled in on the next open.
-        store
-            .db
-            .read(|c| {
-                let doc = serde_json::to_string(&entry("k0", 0)).map_err(|e| DbError::Corrupt(e.to_string()))?;
-                c.execute("INSERT INTO suppressions (email_key, reason, doc) VALUES ('k0', 'bounced', ?1)", [doc])?;
-                Ok(())
-            })
-            .unwrap_or_else(|e| panic!("{}", store.db.local_error(e)));
+        run(&store, |c| {
+            let doc = serde_json::to_string(&entry("k0", 0)).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            c.execute("INSERT INTO suppressions (email_key, reason, doc) VALUES ('k0', 'bounced', ?1)", [doc])?;
+            Ok(())
+        });
         drop(store);
-        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let store = open(&path);
         let page = store.suppressions(None, 10).await.unwrap_or_else(|e| panic!("{e}"));
         let keys: Vec<&str> = page.entries.iter().map(|e| e.email_key.as_str()).collect();
         assert_eq!(keys, ["k4", "k3", "k2", "k1", "k0"]);

@@ -14,12 +14,13 @@ use leadflow_core::campaign::{Campaign, CampaignStatus, Schedule, StepKind};
 use leadflow_core::erasure::is_erased;
 use leadflow_core::local_time::in_words;
 use leadflow_core::model::LeadId;
-use leadflow_core::ports::{Clock, LeadStore, Ports};
+use leadflow_core::ports::{Clock, Ports};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::warn;
 
 use super::campaign_yaml::{self, EditorError, FIGURES_CAP, MAX_YAML_BYTES};
+use super::leads::resolved;
 use super::session::Role;
 use super::{Console, Signed, query, see_other};
 use crate::campaigns::{self as api, Current};
@@ -409,13 +410,7 @@ async fn render_step<P: Ports>(
     } else {
         let unknown = || at("lead", "No lead has this id. Leave it empty for the sample lead.".into());
         let id: LeadId = raw_lead.parse().map_err(|_| unknown())?;
-        let store = ports.store();
-        let read = async {
-            let Some(id) = store.resolve_lead(id).await? else { return Ok(None) };
-            store.get_lead(id).await
-        }
-        .await;
-        match read {
+        match resolved(ports, id).await {
             Ok(Some(lead))
                 if !is_erased(&lead) && signed.session.may_open(lead.owner.as_ref().map(|o| o.rep_id.as_str())) =>
             {

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 use tracing::warn;
 
 use super::session::Role;
-use super::{Console, Signed, query};
+use super::{Console, Signed, query, thousands};
 use crate::leads::{Filter, LeadQuery, NONE, first_source, id_at};
 
 /// Leads on one page.
@@ -264,19 +264,6 @@ pub(super) async fn prepare<P: Ports>(ports: &P, signed: &Signed, raw: Option<St
             Err(signed.unavailable())
         }
     }
-}
-
-/// A count as a person reads it: 100,000.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(d);
-    }
-    out
 }
 
 fn option(value: &str, label: &str) -> Value {

@@ -10,6 +10,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::erasure::{erased_at, is_erased};
+use leadflow_core::error::StoreError;
 use leadflow_core::local_time::{in_words, time_left};
 use leadflow_core::model::{Activity, ActivityKind, Lead, LeadId, SalesStatus, Touch, Validity};
 use leadflow_core::normalize::phone_for_display;
@@ -112,28 +113,40 @@ pub struct ShowQuery {
     done: Option<String>,
 }
 
+/// The lead `id` names, following a merge.
+pub(crate) async fn resolved<P: Ports>(ports: &P, id: LeadId) -> Result<Option<Lead>, StoreError> {
+    let store = ports.store();
+    let Some(id) = store.resolve_lead(id).await? else { return Ok(None) };
+    store.get_lead(id).await
+}
+
+/// The lead `raw` names (following a merge; an erased one too), else the page to show:
+/// `not_found`'s for an address that names no lead.
+pub(crate) async fn stored_lead<P: Ports>(
+    ports: &P,
+    signed: &Signed,
+    raw: &str,
+    not_found: fn(&Signed) -> Response,
+) -> Result<Lead, Response> {
+    let Ok(id) = raw.parse::<LeadId>() else { return Err(not_found(signed)) };
+    match resolved(ports, id).await {
+        Ok(Some(lead)) => Ok(lead),
+        Ok(None) => Err(not_found(signed)),
+        Err(e) => {
+            warn!(lead_id = %id, error = %e, "a console page could not read its lead");
+            Err(signed.unavailable())
+        }
+    }
+}
+
 /// The lead `raw` names (following a merge), if the person may open it; else the page to show.
 async fn readable_lead<P: Ports>(ports: &P, signed: &Signed, raw: &str) -> Result<Lead, Response> {
-    let Ok(id) = raw.parse::<LeadId>() else { return Err(not_found(signed)) };
-    let store = ports.store();
-    let lead = async {
-        let Some(id) = store.resolve_lead(id).await? else { return Ok(None) };
-        store.get_lead(id).await
+    let lead = stored_lead(ports, signed, raw, not_found).await?;
+    if is_erased(&lead) {
+        let when = erased_at(&lead).map_or_else(|| "earlier".to_string(), |at| in_words(at, "UTC"));
+        let line = format!("Its personal data was erased {when}. What reports count is kept.");
+        return Err(signed.refusal(StatusCode::GONE, "This lead was erased", &line));
     }
-    .await;
-    let lead = match lead {
-        Ok(Some(lead)) if !is_erased(&lead) => lead,
-        Ok(Some(lead)) => {
-            let when = erased_at(&lead).map_or_else(|| "earlier".to_string(), |at| in_words(at, "UTC"));
-            let line = format!("Its personal data was erased {when}. What reports count is kept.");
-            return Err(signed.refusal(StatusCode::GONE, "This lead was erased", &line));
-        }
-        Ok(None) => return Err(not_found(signed)),
-        Err(e) => {
-            warn!(lead_id = %id, error = %e, "a lead page could not read its lead");
-            return Err(signed.unavailable());
-        }
-    };
     let owner = lead.owner.as_ref().map(|o| o.rep_id.as_str());
     if !signed.session.may_open(owner) {
         return Err(signed.forbidden(

@@ -59,6 +59,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::error;
 
+use admin::entry;
+use admin::reps::Reps;
+use admin::teams::Teams;
 use session::{Role, Session};
 pub use sign_in::{LocalCodes, SignIn};
 
@@ -96,11 +99,11 @@ pub fn router<P: Ports>(ports: Arc<P>, sign_in: SignIn) -> Router {
         .route("/console/campaigns/{id}/resume", post(campaigns::resume::<P>))
         .route("/console/campaigns/{id}/schedule", post(campaigns::schedule::<P>))
         .route("/console/admin/reps", get(admin::reps::list::<P>))
-        .route("/console/admin/reps/new", get(admin::reps::new_form::<P>).post(admin::reps::create::<P>))
-        .route("/console/admin/reps/{id}", get(admin::reps::edit::<P>).post(admin::reps::update::<P>))
+        .route("/console/admin/reps/new", get(entry::new_form::<P, Reps>).post(entry::create::<P, Reps>))
+        .route("/console/admin/reps/{id}", get(entry::edit::<P, Reps>).post(entry::update::<P, Reps>))
         .route("/console/admin/teams", get(admin::teams::list::<P>))
-        .route("/console/admin/teams/new", get(admin::teams::new_form::<P>).post(admin::teams::create::<P>))
-        .route("/console/admin/teams/{id}", get(admin::teams::edit::<P>).post(admin::teams::update::<P>))
+        .route("/console/admin/teams/new", get(entry::new_form::<P, Teams>).post(entry::create::<P, Teams>))
+        .route("/console/admin/teams/{id}", get(entry::edit::<P, Teams>).post(entry::update::<P, Teams>))
         .route("/console/leads/{id}/erase", get(admin::erase::confirm::<P>).post(admin::erase::erase::<P>))
         .route("/console/admin/rules", get(admin::rules::overview::<P>))
         .route("/console/admin/rules/scoring", get(admin::rules::scoring::<P>).post(admin::rules::scoring_post::<P>))
@@ -319,6 +322,19 @@ pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
 
+/// A count as a person reads it: 100,000.
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 fn templates() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
@@ -326,6 +342,8 @@ fn templates() -> &'static Environment<'static> {
         // Names ending in .html are escaped; every page is one.
         for (name, text) in [
             ("layout.html", include_str!("../../templates/layout.html")),
+            ("form_fields.html", include_str!("../../templates/form_fields.html")),
+            ("admin_form_head.html", include_str!("../../templates/admin_form_head.html")),
             ("act_confirm.html", include_str!("../../templates/act_confirm.html")),
             ("message.html", include_str!("../../templates/message.html")),
             ("sign_in.html", include_str!("../../templates/sign_in.html")),

@@ -193,26 +193,13 @@ fn read(id: &str, row: &rusqlite::Row<'_>) -> Result<LeadFacts, DbError> {
 mod tests {
     use super::*;
     use crate::store::SqliteStore;
+    use crate::store::tests::{open, plan, run};
     use leadflow_core::ports::LeadStore;
     use leadflow_memory::fixtures::{lead, t};
 
-    fn open(path: &std::path::Path) -> SqliteStore {
-        SqliteStore::open(path).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn run<T>(store: &SqliteStore, f: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError>) -> T {
-        store.db.read(f).unwrap_or_else(|e| panic!("{}", store.db.local_error(e)))
-    }
-
     #[test]
     fn a_page_of_facts_walks_the_side_tables_key_over_the_range() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = open(&dir.path().join("plan.db"));
-        let plan = run(&store, |c| {
-            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {SELECT_FACTS}"))?;
-            let rows = stmt.query_map(params![0_i64, 10_i64, 0_i64, ""], |r| r.get::<_, String>(3))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?.join("\n"))
-        });
+        let plan = plan(SELECT_FACTS, params![0_i64, 10_i64, 0_i64, ""]);
         // The table's own key, searched from the range's start: no lead document, no sort.
         assert!(plan.starts_with("SEARCH lead_facts USING PRIMARY KEY (created_s>? AND created_s<?)"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");

@@ -9,13 +9,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use leadflow_core::erasure::{erased_at, is_erased};
 use leadflow_core::local_time::in_words;
-use leadflow_core::model::{Lead, LeadId};
-use leadflow_core::ports::{LeadStore, Ports};
+use leadflow_core::model::Lead;
+use leadflow_core::ports::Ports;
 use serde::Deserialize;
 use serde_json::json;
 use tracing::warn;
 
 use super::St;
+use crate::console::leads::stored_lead;
 use crate::console::session::Role;
 use crate::console::{Signed, see_other};
 
@@ -35,25 +36,6 @@ fn refused(signed: &Signed) -> Option<Response> {
 
 fn not_found(signed: &Signed) -> Response {
     signed.refusal(StatusCode::NOT_FOUND, "No such lead", "No lead has this address.")
-}
-
-/// The lead `raw` names, following a merge; else the page to show.
-async fn lead_of<P: Ports>(ports: &P, signed: &Signed, raw: &str) -> Result<Lead, Box<Response>> {
-    let Ok(id) = raw.parse::<LeadId>() else { return Err(Box::new(not_found(signed))) };
-    let store = ports.store();
-    let found = async {
-        let Some(id) = store.resolve_lead(id).await? else { return Ok(None) };
-        store.get_lead(id).await
-    }
-    .await;
-    match found {
-        Ok(Some(lead)) => Ok(lead),
-        Ok(None) => Err(Box::new(not_found(signed))),
-        Err(e) => {
-            warn!(lead_id = %id, error = %e, "the erase page could not read its lead");
-            Err(Box::new(signed.unavailable()))
-        }
-    }
 }
 
 /// What the admin must type: the address, or the word for a lead that has none.
@@ -105,10 +87,10 @@ pub async fn confirm<P: Ports>(
     if let Some(page) = refused(&signed) {
         return page;
     }
-    match lead_of(&*console.ports, &signed, &raw).await {
+    match stored_lead(&*console.ports, &signed, &raw, not_found).await {
         Ok(lead) if is_erased(&lead) => erased_page(&signed, &lead),
         Ok(lead) => confirm_page(&signed, &lead, StatusCode::OK, "", None),
-        Err(page) => *page,
+        Err(page) => page,
     }
 }
 
@@ -126,18 +108,21 @@ pub async fn erase<P: Ports>(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let ports = &*console.ports;
-    let form: EraseForm = match signed.form(ports, &headers, &body) {
-        Ok(f) => f,
-        Err(refused) => return *refused,
-    };
-    if let Some(page) = refused(&signed) {
-        return page;
+    confirmed_erase(&*console.ports, &signed, &raw, &headers, &body).await.unwrap_or_else(|page| *page)
+}
+
+async fn confirmed_erase<P: Ports>(
+    ports: &P,
+    signed: &Signed,
+    raw: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, Box<Response>> {
+    let form: EraseForm = signed.form(ports, headers, body)?;
+    if let Some(page) = refused(signed) {
+        return Ok(page);
     }
-    let lead = match lead_of(ports, &signed, &raw).await {
-        Ok(l) => l,
-        Err(page) => return *page,
-    };
+    let lead = stored_lead(ports, signed, raw, not_found).await.map_err(Box::new)?;
     // An erased lead has no address left to type; erasing it again only repeats the harmless
     // parts (the mailer's deletion, the event), as the JSON API does.
     if !is_erased(&lead) && !confirmed(&lead, &form.confirm) {
@@ -145,16 +130,16 @@ pub async fn erase<P: Ports>(
             "" => format!("Type {WORD} to erase this lead."),
             _ => "Type the lead's email address exactly as shown above to erase it.".to_string(),
         };
-        return confirm_page(&signed, &lead, StatusCode::UNPROCESSABLE_ENTITY, &form.confirm, Some(&error));
+        return Ok(confirm_page(signed, &lead, StatusCode::UNPROCESSABLE_ENTITY, &form.confirm, Some(&error)));
     }
-    match leadflow_stage::erasure::erase(ports, lead.id).await {
+    Ok(match leadflow_stage::erasure::erase(ports, lead.id).await {
         Ok(Some(_)) => see_other(&format!("/console/leads/{}/erase", lead.id)),
-        Ok(None) => not_found(&signed),
+        Ok(None) => not_found(signed),
         Err(e) => {
             warn!(lead_id = %lead.id, error = %e, "a lead could not be erased");
             signed.unavailable()
         }
-    }
+    })
 }
 
 #[cfg(test)]

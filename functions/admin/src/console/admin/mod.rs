@@ -1,6 +1,6 @@
-//! The admin's pages: reps and teams (here), the scoring and routing rule editors (`rules*`),
-//! and erasing a lead with a confirmation. Only admins reach them: marketing and sales get a 403
-//! page, a signed-out browser goes to sign-in and back.
+//! The admin's pages: reps and teams (here; what their forms share in `entry`), the scoring and
+//! routing rule editors (`rules*`), and erasing a lead with a confirmation. Only admins reach
+//! them: marketing and sales get a 403 page, a signed-out browser goes to sign-in and back.
 //!
 //! Every change goes through the JSON admin API's own code: `crate::config_docs::save` stores
 //! the next routing version after `rep_problems`/`team_problems` and the whole routing's
@@ -8,6 +8,7 @@
 //! `leadflow_stage::erasure::erase` (as `DELETE /admin/leads/{id}`). A refusal names its field;
 //! [`Errors`] puts each message next to the form's field for it.
 
+pub mod entry;
 pub mod erase;
 pub mod reps;
 mod reps_form;
@@ -69,6 +70,17 @@ pub(crate) async fn routing<P: Ports>(ports: &P, signed: &Signed) -> Result<Effe
         warn!(error = %e.message, "an admin page could not read the routing");
         Box::new(signed.unavailable())
     })
+}
+
+/// What every admin page checks first: the role, then the routing in force.
+pub(crate) async fn admin_routing<P: Ports>(
+    ports: &P,
+    signed: &Signed,
+) -> Result<Effective<RoutingConfig>, Box<Response>> {
+    if let Some(page) = refused(signed) {
+        return Err(Box::new(page));
+    }
+    routing(ports, signed).await
 }
 
 /// Where the routing in force came from, in words.

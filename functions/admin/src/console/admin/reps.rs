@@ -1,12 +1,10 @@
 //! Reps for admins: the list (active, away, open leads against capacity, working hours in their
 //! zone, teams with weights) and the form that adds or changes one, memberships included. A save
 //! is `config_docs::save` of the whole routing, as `PUT /admin/reps/{id}` stores it; the page
-//! says which version it made. The form's fields and their checks are in `reps_form`.
+//! says which version it made. The form's fields and their checks are in `reps_form`, the steps
+//! it shares with the team form in `entry`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use axum::extract::{Path, Query};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use leadflow_core::local_time::in_words;
@@ -15,25 +13,17 @@ use leadflow_core::routing::{Rep, RoutingConfig};
 use serde_json::{Value, json};
 use tracing::warn;
 
-use super::reps_form::{DAYS, RepForm, hours_words, memberships, parse, rep_field, set_member};
-use super::{
-    Done, Errors, St, posted, refusal_status, refused, routing, saved_notice, version_words, weight_field, zone_names,
-};
-use crate::config_docs::{self, Effective, MAX_CAPACITY, MAX_NAME_CHARS, MAX_WEIGHT};
-use crate::console::{Signed, query, see_other};
+use super::entry::{Entry, FormPage, place};
+use super::reps_form::{DAYS, Memberships, RepForm, hours_words, memberships, parse, rep_field, set_member};
+use super::{Errors, Fields, St, admin_routing, version_words, weight_field, zone_names};
+use crate::config_docs::{MAX_CAPACITY, MAX_NAME_CHARS, MAX_WEIGHT};
+use crate::console::Signed;
 use crate::error::ApiError;
-
-fn not_found(signed: &Signed) -> Response {
-    signed.refusal(StatusCode::NOT_FOUND, "No such rep", "No rep has this id. Pick one from the list of reps.")
-}
 
 /// `GET /console/admin/reps`: every rep of the routing in force.
 pub async fn list<P: Ports>(axum::extract::State(console): St<P>, signed: Signed) -> Response {
-    if let Some(page) = refused(&signed) {
-        return page;
-    }
     let ports = &*console.ports;
-    let r = match routing(ports, &signed).await {
+    let r = match admin_routing(ports, &signed).await {
         Ok(r) => r,
         Err(page) => return *page,
     };
@@ -86,162 +76,81 @@ fn away_words(rep: &Rep, now: DateTime<Utc>) -> Option<String> {
         format!("Away from {} until {}", in_words(a.from, zone), in_words(a.until, zone))
     })
 }
-/// `GET /console/admin/reps/new`: the form for a new rep.
-pub async fn new_form<P: Ports>(axum::extract::State(console): St<P>, signed: Signed) -> Response {
-    if let Some(page) = refused(&signed) {
-        return page;
-    }
-    let ports = &*console.ports;
-    let r = match routing(ports, &signed).await {
-        Ok(r) => r,
-        Err(page) => return *page,
-    };
-    let page = FormPage { routing: &r, existing: None, status: StatusCode::OK, notice: None };
-    page.render(ports, &signed, &RepForm::blank(&r.value), &Errors::default()).await
-}
+/// The rep form: its fields in `reps_form`, its steps in `entry`.
+pub struct Reps;
 
-/// `GET /console/admin/reps/{id}`: the rep's form, with what the last save did.
-pub async fn edit<P: Ports>(
-    axum::extract::State(console): St<P>,
-    signed: Signed,
-    Path(raw): Path<String>,
-    Query(done): Query<Done>,
-) -> Response {
-    if let Some(page) = refused(&signed) {
-        return page;
-    }
-    let ports = &*console.ports;
-    let r = match routing(ports, &signed).await {
-        Ok(r) => r,
-        Err(page) => return *page,
-    };
-    let Some(rep) = r.value.reps.iter().find(|x| x.id == raw) else { return not_found(&signed) };
-    let notice = saved_notice(&done);
-    let form = RepForm::of(rep, &r.value, ports.clock().now());
-    let page = FormPage { routing: &r, existing: Some(&rep.id), status: StatusCode::OK, notice: notice.as_deref() };
-    page.render(ports, &signed, &form, &Errors::default()).await
-}
+impl Entry for Reps {
+    const NOUN: &'static str = "rep";
+    const GONE: &'static str = "rep_not_found";
+    type Form = RepForm;
+    /// The rep and the memberships asked for.
+    type Asked = (Rep, Memberships);
 
-/// `POST /console/admin/reps/new`: adds the rep as the next routing version.
-pub async fn create<P: Ports>(
-    axum::extract::State(console): St<P>,
-    signed: Signed,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    save(&*console.ports, &signed, None, &headers, &body).await
-}
+    fn exists(routing: &RoutingConfig, id: &str) -> bool {
+        routing.reps.iter().any(|x| x.id == id)
+    }
 
-/// `POST /console/admin/reps/{id}`: changes the rep as the next routing version.
-pub async fn update<P: Ports>(
-    axum::extract::State(console): St<P>,
-    signed: Signed,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    save(&*console.ports, &signed, Some(raw), &headers, &body).await
-}
+    fn position(routing: &RoutingConfig, id: &str) -> Option<usize> {
+        routing.reps.iter().position(|x| x.id == id)
+    }
 
-async fn save<P: Ports>(
-    ports: &P,
-    signed: &Signed,
-    existing: Option<String>,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
-    let fields = match posted(ports, signed, headers, body) {
-        Ok(f) => f,
-        Err(page) => return *page,
-    };
-    let r = match routing(ports, signed).await {
-        Ok(r) => r,
-        Err(page) => return *page,
-    };
-    if let Some(id) = &existing
-        && !r.value.reps.iter().any(|x| &x.id == id)
-    {
-        return not_found(signed);
+    fn blank(routing: &RoutingConfig) -> RepForm {
+        RepForm::blank(routing)
     }
-    let now = ports.clock().now();
-    let mut form = RepForm::posted(&fields, &r.value);
-    if let Some(id) = &existing {
-        // The id is the address's, not a field of the form.
-        form.id = id.clone();
+
+    fn of(routing: &RoutingConfig, id: &str, now: DateTime<Utc>) -> Option<RepForm> {
+        routing.reps.iter().find(|x| x.id == id).map(|rep| RepForm::of(rep, routing, now))
     }
-    let mut errors = Errors::default();
-    let id = existing.clone().unwrap_or_else(|| form.id.clone());
-    if existing.is_none() {
-        if id == "new" {
-            errors.add("id", "`new` is the address of this form; choose another id");
-        } else if r.value.reps.iter().any(|x| x.id == id) {
-            errors.add("id", "a rep already has this id; choose another");
-        }
+
+    fn posted(fields: &Fields, routing: &RoutingConfig) -> RepForm {
+        RepForm::posted(fields, routing)
     }
-    let stored = existing.as_ref().and_then(|id| r.value.reps.iter().find(|x| &x.id == id));
-    let rep = parse(&form, &id, stored, now, &mut errors);
-    let memberships = memberships(&form, &rep, &r.value, &mut errors);
-    let page =
-        FormPage { routing: &r, existing: existing.as_deref(), status: StatusCode::UNPROCESSABLE_ENTITY, notice: None };
-    if !errors.is_empty() {
-        return page.render(ports, signed, &form, &errors).await;
+
+    fn id_mut(form: &mut RepForm) -> &mut String {
+        &mut form.id
     }
-    let creating = existing.is_none();
-    let index = AtomicUsize::new(usize::MAX);
-    let saved = config_docs::save::<P, RoutingConfig>(ports, |mut routing| {
-        let i = match (routing.reps.iter().position(|x| x.id == rep.id), creating) {
-            (Some(_), true) => return Err(ApiError::invalid("id", "a rep already has this id; choose another")),
-            (None, false) => return Err(ApiError::not_found("rep_not_found", "The rep was removed meanwhile.")),
-            (Some(i), false) => {
-                routing.reps[i] = rep.clone();
-                i
-            }
-            (None, true) => {
-                routing.reps.push(rep.clone());
-                routing.reps.len() - 1
-            }
-        };
-        index.store(i, Ordering::Relaxed);
+
+    fn check(
+        form: &RepForm,
+        id: &str,
+        existing: Option<&str>,
+        routing: &RoutingConfig,
+        now: DateTime<Utc>,
+        errors: &mut Errors,
+    ) -> (Rep, Memberships) {
+        let stored = existing.and_then(|id| routing.reps.iter().find(|x| x.id == id));
+        let rep = parse(form, id, stored, now, errors);
+        let memberships = memberships(form, &rep, routing, errors);
+        (rep, memberships)
+    }
+
+    fn apply(
+        (rep, memberships): &(Rep, Memberships),
+        routing: &mut RoutingConfig,
+        found: Option<usize>,
+        creating: bool,
+    ) -> Result<usize, ApiError> {
+        let i = place::<Self, _>(&mut routing.reps, found, creating, rep.clone())?;
         for team in &mut routing.teams {
             if let Some(w) = memberships.get(&team.id) {
                 set_member(team, &rep.id, *w);
             }
         }
-        Ok(routing)
-    })
-    .await;
-    match saved {
-        Ok(s) => {
-            let done = if s.unchanged { "unchanged" } else { "saved" };
-            let v = s.version.to_string();
-            see_other(&format!("/console/admin/reps/{}?{}", rep.id, query(&[("done", done), ("v", &v)])))
-        }
-        Err(e) if e.status == StatusCode::NOT_FOUND => not_found(signed),
-        Err(e) => {
-            let status = match refusal_status(signed, &e) {
-                Ok(s) => s,
-                Err(page) => return *page,
-            };
-            let i = index.load(Ordering::Relaxed);
-            errors.add_api(&e, |p| rep_field(p, (i != usize::MAX).then_some(i), &rep.id));
-            FormPage { status, ..page }.render(ports, signed, &form, &errors).await
-        }
+        Ok(i)
     }
-}
 
-/// The rep form page: what it shows besides the form's own fields.
-#[derive(Clone, Copy)]
-struct FormPage<'a> {
-    routing: &'a Effective<RoutingConfig>,
-    /// The rep's id; `None` for a new rep.
-    existing: Option<&'a str>,
-    status: StatusCode,
-    notice: Option<&'a str>,
-}
+    fn field((rep, _): &(Rep, Memberships), path: &str, index: Option<usize>) -> Option<String> {
+        rep_field(path, index, &rep.id)
+    }
 
-impl FormPage<'_> {
-    async fn render<P: Ports>(self, ports: &P, signed: &Signed, form: &RepForm, errors: &Errors) -> Response {
-        let current = self.existing.and_then(|id| self.routing.value.reps.iter().find(|x| x.id == id));
+    async fn render<P: Ports>(
+        page: FormPage<'_>,
+        ports: &P,
+        signed: &Signed,
+        form: &RepForm,
+        errors: &Errors,
+    ) -> Response {
+        let current = page.existing.and_then(|id| page.routing.value.reps.iter().find(|x| x.id == id));
         // The load is a convenience next to the capacity; the form works without it.
         let open = match current {
             Some(rep) => match ports.store().rep_loads().await {
@@ -253,7 +162,7 @@ impl FormPage<'_> {
             },
             None => None,
         };
-        let teams: Vec<Value> = self
+        let teams: Vec<Value> = page
             .routing
             .value
             .teams
@@ -264,26 +173,22 @@ impl FormPage<'_> {
             .iter()
             .map(|d| json!({ "field": format!("day_{}", d.1), "label": d.2, "on": form.days.iter().any(|k| k == d.1) }))
             .collect();
-        let action = match self.existing {
-            Some(id) => format!("/console/admin/reps/{id}"),
-            None => "/console/admin/reps/new".to_string(),
-        };
         signed.page(
-            self.status,
+            page.status,
             "admin_rep.html",
             json!({
                 "heading": current.map_or("Add a rep", |r| r.name.as_str()),
-                "creating": self.existing.is_none(),
-                "action": action,
+                "creating": page.existing.is_none(),
+                "action": page.action::<Self>(),
                 "form": form,
                 "errors": errors.json(),
                 "teams": teams,
                 "days": days,
                 "zones": zone_names(),
                 "open": open,
-                "fallback": current.is_some_and(|r| r.id == self.routing.value.fallback_owner),
-                "version": version_words(self.routing),
-                "notice": self.notice,
+                "fallback": current.is_some_and(|r| r.id == page.routing.value.fallback_owner),
+                "version": version_words(page.routing),
+                "notice": page.notice,
                 "max_capacity": MAX_CAPACITY,
                 "max_weight": MAX_WEIGHT,
                 "max_name": MAX_NAME_CHARS,

@@ -63,7 +63,7 @@ pub fn days_words(days: &[Weekday]) -> String {
 
 /// The form as typed (or as the rep stands), every field as text so that it comes back as it was.
 #[derive(Debug, Default, Clone, Serialize)]
-pub(super) struct RepForm {
+pub(crate) struct RepForm {
     pub(super) id: String,
     pub(super) name: String,
     pub(super) email: String,
@@ -147,7 +147,7 @@ impl RepForm {
 }
 
 /// A membership change: by team id, the weight (`None`: not a member).
-pub(super) type Memberships = BTreeMap<String, Option<u32>>;
+pub(crate) type Memberships = BTreeMap<String, Option<u32>>;
 
 /// The rep and memberships the form asks for; every problem goes into `errors` at its field.
 pub(super) fn parse(form: &RepForm, id: &str, stored: Option<&Rep>, now: DateTime<Utc>, errors: &mut Errors) -> Rep {

@@ -25,10 +25,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
+use super::Done;
 use super::rules_toml::{self, EditorError, MAX_TOML_BYTES, RuleSet};
 use crate::config_docs::{self, Effective};
 use crate::console::session::Role;
-use crate::console::{Console, Signed, query, see_other};
+use crate::console::{Console, Signed, query, see_other, thousands};
 
 type St<P> = State<Arc<Console<P>>>;
 
@@ -125,14 +126,6 @@ pub async fn overview<P: Ports>(State(console): St<P>, signed: Signed) -> Respon
             },
         }),
     )
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: Option<String>,
-    #[serde(default)]
-    v: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -404,18 +397,6 @@ async fn tried<P: Ports, D: Editable>(ports: &P, draft: D) -> Result<Value, TryE
     let took = started.elapsed();
     info!(rules = D::KIND, leads = answer.leads, micros = took.as_micros() as u64, "a draft was tried");
     Ok(view(&answer, &leads, behaviour_changes))
-}
-
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// One kind of change as the page shows it: a summary line, and examples with the leads named.

@@ -2,14 +2,14 @@
 //! weights, and the routing-wide fallback owner and SLA it falls back on) and the form that adds
 //! or changes one: its name, its conditions as rows (field, test, value; no script needed) and a
 //! weight per rep. A save is `config_docs::save` of the whole routing, as
-//! `PUT /admin/teams/{id}` stores it.
+//! `PUT /admin/teams/{id}` stores it; the steps it shares with the rep form are in `entry`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
 
-use axum::extract::{Path, Query};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use leadflow_core::model::FIELD_NAMES;
 use leadflow_core::ports::Ports;
 use leadflow_core::routing::{Member, RoutingConfig, Team};
@@ -17,13 +17,11 @@ use leadflow_core::rules::Condition;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::entry::{Entry, FormPage, place};
 use super::team_rows::{MAX_VALUE_CHARS, Row, TESTS, condition_words};
-use super::{
-    Done, Errors, Fields, St, field, parse_weight, posted, refusal_status, refused, routing, saved_notice, sent,
-    version_words, weight_field,
-};
-use crate::config_docs::{self, Effective, MAX_NAME_CHARS, MAX_WEIGHT, team_problems};
-use crate::console::{Signed, query, see_other};
+use super::{Errors, Fields, St, admin_routing, field, parse_weight, sent, version_words, weight_field};
+use crate::config_docs::{MAX_NAME_CHARS, MAX_WEIGHT, team_problems};
+use crate::console::Signed;
 use crate::error::ApiError;
 
 /// Most condition rows a form is read for (a team's own plus two empty ones to add more): far
@@ -31,16 +29,9 @@ use crate::error::ApiError;
 pub const MAX_ROWS: usize = 100;
 const BLANK_ROWS: usize = 2;
 
-fn not_found(signed: &Signed) -> Response {
-    signed.refusal(StatusCode::NOT_FOUND, "No such team", "No team has this id. Pick one from the list of teams.")
-}
-
 /// `GET /console/admin/teams`: the teams in matching order.
 pub async fn list<P: Ports>(axum::extract::State(console): St<P>, signed: Signed) -> Response {
-    if let Some(page) = refused(&signed) {
-        return page;
-    }
-    let r = match routing(&*console.ports, &signed).await {
+    let r = match admin_routing(&*console.ports, &signed).await {
         Ok(r) => r,
         Err(page) => return *page,
     };
@@ -78,7 +69,7 @@ pub async fn list<P: Ports>(axum::extract::State(console): St<P>, signed: Signed
 
 /// The form as typed (or as the team stands).
 #[derive(Debug, Default, Clone, Serialize)]
-struct TeamForm {
+pub(crate) struct TeamForm {
     id: String,
     name: String,
     rows: Vec<Row>,
@@ -130,7 +121,7 @@ impl TeamForm {
 
 /// What the form asks for: the conditions (with the row each came from), the weights by rep
 /// (`None`: not a member; reps the form did not show are left as they are).
-struct Asked {
+pub(crate) struct Asked {
     when: Vec<Condition>,
     rows: Vec<usize>,
     weights: BTreeMap<String, Option<u32>>,
@@ -200,207 +191,134 @@ fn team_field(path: &str, index: Option<usize>, team: &Team, rows: &[usize]) -> 
     None
 }
 
-/// `GET /console/admin/teams/new`: the form for a new team.
-pub async fn new_form<P: Ports>(axum::extract::State(console): St<P>, signed: Signed) -> Response {
-    if let Some(page) = refused(&signed) {
-        return page;
+/// The team form: its steps in `entry`.
+pub struct Teams;
+
+/// A posted team form once checked: what it asks for and the team it makes of the routing in
+/// force (whose problems the refusal of a save is placed by).
+pub(crate) struct Checked {
+    asked: Asked,
+    team: Team,
+}
+
+impl Entry for Teams {
+    const NOUN: &'static str = "team";
+    const GONE: &'static str = "team_not_found";
+    type Form = TeamForm;
+    type Asked = Checked;
+
+    fn exists(routing: &RoutingConfig, id: &str) -> bool {
+        routing.teams.iter().any(|t| t.id == id)
     }
-    let r = match routing(&*console.ports, &signed).await {
-        Ok(r) => r,
-        Err(page) => return *page,
-    };
-    let page = FormPage { routing: &r, existing: None, status: StatusCode::OK, notice: None };
-    page.render(&signed, &TeamForm::blank(&r.value), &Errors::default())
-}
 
-/// `GET /console/admin/teams/{id}`: the team's form, with what the last save did.
-pub async fn edit<P: Ports>(
-    axum::extract::State(console): St<P>,
-    signed: Signed,
-    Path(raw): Path<String>,
-    Query(done): Query<Done>,
-) -> Response {
-    if let Some(page) = refused(&signed) {
-        return page;
+    fn position(routing: &RoutingConfig, id: &str) -> Option<usize> {
+        routing.teams.iter().position(|t| t.id == id)
     }
-    let r = match routing(&*console.ports, &signed).await {
-        Ok(r) => r,
-        Err(page) => return *page,
-    };
-    let Some(team) = r.value.teams.iter().find(|t| t.id == raw) else { return not_found(&signed) };
-    let notice = saved_notice(&done);
-    let page = FormPage { routing: &r, existing: Some(&team.id), status: StatusCode::OK, notice: notice.as_deref() };
-    page.render(&signed, &TeamForm::of(team, &r.value), &Errors::default())
-}
 
-/// `POST /console/admin/teams/new`: adds the team (last in matching order) as the next version.
-pub async fn create<P: Ports>(
-    axum::extract::State(console): St<P>,
-    signed: Signed,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    save(&*console.ports, &signed, None, &headers, &body).await
-}
-
-/// `POST /console/admin/teams/{id}`: changes the team as the next routing version.
-pub async fn update<P: Ports>(
-    axum::extract::State(console): St<P>,
-    signed: Signed,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    save(&*console.ports, &signed, Some(raw), &headers, &body).await
-}
-
-async fn save<P: Ports>(
-    ports: &P,
-    signed: &Signed,
-    existing: Option<String>,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
-    let fields = match posted(ports, signed, headers, body) {
-        Ok(f) => f,
-        Err(page) => return *page,
-    };
-    let r = match routing(ports, signed).await {
-        Ok(r) => r,
-        Err(page) => return *page,
-    };
-    let current = match &existing {
-        Some(id) => match r.value.teams.iter().find(|t| &t.id == id) {
-            Some(t) => Some(t),
-            None => return not_found(signed),
-        },
-        None => None,
-    };
-    let mut form = TeamForm::posted(&fields, &r.value);
-    if let Some(id) = &existing {
-        // The id is the address's, not a field of the form.
-        form.id = id.clone();
+    fn blank(routing: &RoutingConfig) -> TeamForm {
+        TeamForm::blank(routing)
     }
-    let id = existing.clone().unwrap_or_else(|| form.id.clone());
-    let mut errors = Errors::default();
-    if existing.is_none() {
-        if id == "new" {
-            errors.add("id", "`new` is the address of this form; choose another id");
-        } else if r.value.teams.iter().any(|t| t.id == id) {
-            errors.add("id", "a team already has this id; choose another");
+
+    fn of(routing: &RoutingConfig, id: &str, _now: DateTime<Utc>) -> Option<TeamForm> {
+        routing.teams.iter().find(|t| t.id == id).map(|team| TeamForm::of(team, routing))
+    }
+
+    fn posted(fields: &Fields, routing: &RoutingConfig) -> TeamForm {
+        TeamForm::posted(fields, routing)
+    }
+
+    fn id_mut(form: &mut TeamForm) -> &mut String {
+        &mut form.id
+    }
+
+    fn check(
+        form: &TeamForm,
+        id: &str,
+        existing: Option<&str>,
+        routing: &RoutingConfig,
+        _now: DateTime<Utc>,
+        errors: &mut Errors,
+    ) -> Checked {
+        let current = existing.and_then(|id| routing.teams.iter().find(|t| t.id == id));
+        let asked = parse(form, errors);
+        let team = build(id, &form.name, &asked, current, routing);
+        for e in team_problems("", &team, routing) {
+            errors.add_api(&e, |p| team_field(p, None, &team, &asked.rows));
         }
+        Checked { asked, team }
     }
-    let asked = parse(&form, &mut errors);
-    let team = build(&id, &form.name, &asked, current, &r.value);
-    for e in team_problems("", &team, &r.value) {
-        errors.add_api(&e, |p| team_field(p, None, &team, &asked.rows));
+
+    fn apply(
+        checked: &Checked,
+        routing: &mut RoutingConfig,
+        found: Option<usize>,
+        creating: bool,
+    ) -> Result<usize, ApiError> {
+        let Team { id, name, .. } = &checked.team;
+        let team = build(id, name, &checked.asked, found.map(|i| &routing.teams[i]), routing);
+        place::<Self, _>(&mut routing.teams, found, creating, team)
     }
-    let page =
-        FormPage { routing: &r, existing: existing.as_deref(), status: StatusCode::UNPROCESSABLE_ENTITY, notice: None };
-    if !errors.is_empty() {
-        return page.render(signed, &form, &errors);
+
+    fn field(checked: &Checked, path: &str, index: Option<usize>) -> Option<String> {
+        team_field(path, index, &checked.team, &checked.asked.rows)
     }
-    let creating = existing.is_none();
-    let index = AtomicUsize::new(usize::MAX);
-    let saved = config_docs::save::<P, RoutingConfig>(ports, |mut routing| {
-        let found = routing.teams.iter().position(|t| t.id == id);
-        let team = build(&id, &form.name, &asked, found.map(|i| &routing.teams[i]), &routing);
-        let i = match (found, creating) {
-            (Some(_), true) => return Err(ApiError::invalid("id", "a team already has this id; choose another")),
-            (None, false) => return Err(ApiError::not_found("team_not_found", "The team was removed meanwhile.")),
-            (Some(i), false) => {
-                routing.teams[i] = team;
-                i
-            }
-            (None, true) => {
-                routing.teams.push(team);
-                routing.teams.len() - 1
-            }
-        };
-        index.store(i, Ordering::Relaxed);
-        Ok(routing)
-    })
-    .await;
-    match saved {
-        Ok(s) => {
-            let done = if s.unchanged { "unchanged" } else { "saved" };
-            let v = s.version.to_string();
-            see_other(&format!("/console/admin/teams/{id}?{}", query(&[("done", done), ("v", &v)])))
-        }
-        Err(e) if e.status == StatusCode::NOT_FOUND => not_found(signed),
-        Err(e) => {
-            let status = match refusal_status(signed, &e) {
-                Ok(s) => s,
-                Err(page) => return *page,
-            };
-            let i = index.load(Ordering::Relaxed);
-            errors.add_api(&e, |p| team_field(p, (i != usize::MAX).then_some(i), &team, &asked.rows));
-            FormPage { status, ..page }.render(signed, &form, &errors)
-        }
+
+    fn render<P: Ports>(
+        page: FormPage<'_>,
+        _ports: &P,
+        signed: &Signed,
+        form: &TeamForm,
+        errors: &Errors,
+    ) -> impl Future<Output = Response> + Send {
+        std::future::ready(render(page, signed, form, errors))
     }
 }
 
-/// The team form page: what it shows besides the form's own fields.
-#[derive(Clone, Copy)]
-struct FormPage<'a> {
-    routing: &'a Effective<RoutingConfig>,
-    /// The team's id; `None` for a new team.
-    existing: Option<&'a str>,
-    status: StatusCode,
-    notice: Option<&'a str>,
-}
-
-impl FormPage<'_> {
-    fn render(self, signed: &Signed, form: &TeamForm, errors: &Errors) -> Response {
-        let routing = &self.routing.value;
-        let current = self.existing.and_then(|id| routing.teams.iter().find(|t| t.id == id));
-        let mut rows = form.rows.clone();
-        let blanks = BLANK_ROWS.min(MAX_ROWS.saturating_sub(rows.len()));
-        rows.extend(std::iter::repeat_n(Row { test: "in".into(), ..Row::default() }, blanks));
-        let rows: Vec<Value> = rows
-            .iter()
-            .enumerate()
-            .map(|(n, r)| json!({ "n": n, "field": r.field, "test": r.test, "value": r.value, "error_key": format!("when_{n}") }))
-            .collect();
-        let reps: Vec<Value> = routing
-            .reps
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id,
-                    "name": r.name,
-                    "active": r.active,
-                    "field": weight_field(&r.id),
-                    "weight": form.weights.get(&r.id),
-                })
-            })
-            .collect();
-        let action = match self.existing {
-            Some(id) => format!("/console/admin/teams/{id}"),
-            None => "/console/admin/teams/new".to_string(),
-        };
-        let tests: Vec<Value> = TESTS.iter().map(|(v, l)| json!({ "value": v, "label": l })).collect();
-        signed.page(
-            self.status,
-            "admin_team.html",
+fn render(page: FormPage<'_>, signed: &Signed, form: &TeamForm, errors: &Errors) -> Response {
+    let routing = &page.routing.value;
+    let current = page.existing.and_then(|id| routing.teams.iter().find(|t| t.id == id));
+    let mut rows = form.rows.clone();
+    let blanks = BLANK_ROWS.min(MAX_ROWS.saturating_sub(rows.len()));
+    rows.extend(std::iter::repeat_n(Row { test: "in".into(), ..Row::default() }, blanks));
+    let rows: Vec<Value> = rows
+        .iter()
+        .enumerate()
+        .map(|(n, r)| json!({ "n": n, "field": r.field, "test": r.test, "value": r.value, "error_key": format!("when_{n}") }))
+        .collect();
+    let reps: Vec<Value> = routing
+        .reps
+        .iter()
+        .map(|r| {
             json!({
-                "heading": current.map_or("Add a team", |t| t.name.as_str()),
-                "creating": self.existing.is_none(),
-                "action": action,
-                "form": form,
-                "rows": rows,
-                "errors": errors.json(),
-                "reps": reps,
-                "tests": tests,
-                "fields": FIELD_NAMES,
-                "version": version_words(self.routing),
-                "notice": self.notice,
-                "max_weight": MAX_WEIGHT,
-                "max_name": MAX_NAME_CHARS,
-                "max_value": MAX_VALUE_CHARS,
-            }),
-        )
-    }
+                "id": r.id,
+                "name": r.name,
+                "active": r.active,
+                "field": weight_field(&r.id),
+                "weight": form.weights.get(&r.id),
+            })
+        })
+        .collect();
+    let tests: Vec<Value> = TESTS.iter().map(|(v, l)| json!({ "value": v, "label": l })).collect();
+    signed.page(
+        page.status,
+        "admin_team.html",
+        json!({
+            "heading": current.map_or("Add a team", |t| t.name.as_str()),
+            "creating": page.existing.is_none(),
+            "action": page.action::<Teams>(),
+            "form": form,
+            "rows": rows,
+            "errors": errors.json(),
+            "reps": reps,
+            "tests": tests,
+            "fields": FIELD_NAMES,
+            "version": version_words(page.routing),
+            "notice": page.notice,
+            "max_weight": MAX_WEIGHT,
+            "max_name": MAX_NAME_CHARS,
+            "max_value": MAX_VALUE_CHARS,
+        }),
+    )
 }
 
 #[cfg(test)]
