@@ -172,8 +172,18 @@ async fn items_from_before_the_listing_index_are_listed_once_backfilled() {
     assert_eq!(listed(db.store.leads_before(None, 10).await), ids([5]), "not listed until backfilled");
     assert_eq!(entries(db.store.suppressions(None, 10).await), [email_key("new@x.example")]);
 
-    let added = db.store.backfill_listing().await;
-    assert_eq!(added.ok(), Some(2), "the old lead and the old suppression; not the tombstone");
+    // The operator's command, as the upgrade notes tell them to run it.
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_leadflow-backfill-listing"))
+        .args(["--table", &db.name])
+        .env("AWS_ENDPOINT_URL", common::endpoint())
+        .output();
+    let run = match run {
+        Ok(run) => run,
+        Err(e) => panic!("leadflow-backfill-listing did not start: {e}"),
+    };
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "the backfill failed: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(said.contains("added 2 item(s)"), "the old lead and the old suppression, not the tombstone: {said}");
     assert_eq!(listed(db.store.leads_before(None, 10).await), ids([5, 3]));
     assert_eq!(
         entries(db.store.suppressions(None, 10).await),
