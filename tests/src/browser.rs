@@ -4,6 +4,7 @@
 //! rather than pass without a browser.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,7 +19,9 @@ pub const DRIVER_VAR: &str = "LEADFLOW_CHROMEDRIVER";
 pub const PHONE: (u32, u32) = (375, 812);
 pub const DESKTOP: (u32, u32) = (1280, 900);
 
-/// A chromedriver process and one browser session on it; both end when this is dropped.
+/// A chromedriver process and one browser session on it; both end when this is dropped, even by
+/// a failing test's panic: chromedriver leads a process group of its own, which Chromium and its
+/// helpers join, and the whole group is killed.
 pub struct Browser {
     pub client: Client,
     driver: Child,
@@ -54,6 +57,7 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("chromedriver does not start: {e}"));
         let profile = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
@@ -188,8 +192,14 @@ impl Browser {
         self.client.current_url().await.map(|u| u.to_string()).unwrap_or_else(|e| panic!("no current URL: {e}"))
     }
 
-    pub async fn close(mut self) {
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
+        // Drop ends the processes.
+    }
+
+    fn end_processes(&mut self) {
+        let group = rustix::process::Pid::from_child(&self.driver);
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -197,7 +207,7 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        self.end_processes();
     }
 }
 
