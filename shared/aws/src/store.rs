@@ -467,6 +467,9 @@ impl ShardQuery {
     }
 }
 
+/// Trail Queries [`LeadStore::trails`] keeps in flight.
+const TRAILS_IN_FLIGHT: usize = 16;
+
 impl LeadStore for DynamoStore {
     async fn claim_idempotency_key(
         &self,
@@ -638,6 +641,16 @@ impl LeadStore for DynamoStore {
         // is restored here.
         out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
         Ok(out)
+    }
+
+    async fn trails(&self, lead_ids: &[LeadId]) -> Result<Vec<Vec<Activity>>, StoreError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        // One Query per lead; a few in flight keep a thousand from taking a thousand round trips.
+        let ids: Vec<LeadId> = lead_ids.to_vec();
+        futures_util::stream::iter(ids.into_iter().map(|id| async move { self.activities(id).await }))
+            .buffered(TRAILS_IN_FLIGHT)
+            .try_collect()
+            .await
     }
 
     async fn team_cursor(&self, team_id: &str) -> Result<TeamCursor, StoreError> {

@@ -16,6 +16,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@checks $open;
             trail::activity_ids_are_unique_per_lead_and_the_first_is_kept,
             trail::a_created_lead_has_its_trail_and_a_refused_create_writes_none,
+            trail::many_trails_are_read_in_the_order_asked_each_oldest_first,
             trail::an_update_writes_its_trail_only_when_it_is_written,
             trail::an_assignment_writes_its_trail_only_when_it_is_made,
             trail::a_finished_effect_has_its_trail_and_a_second_finish_replaces_it,

@@ -78,6 +78,23 @@ pub async fn a_created_lead_has_its_trail_and_a_refused_create_writes_none<S: Le
     assert_eq!(ids(store, same.id).await, Vec::<String>::new());
 }
 
+pub async fn many_trails_are_read_in_the_order_asked_each_oldest_first<S: LeadStore>(store: &S) {
+    let (a, b) = (lead(1, "a@x.example"), lead(2, "b@x.example"));
+    created(store, &a).await;
+    created(store, &b).await;
+    for (l, name, at) in [(a.id, "a-late", t(5)), (b.id, "b-only", t(1)), (a.id, "a-early", t(0))] {
+        assert!(store.record_activity(&entry(l, name, at)).await.is_ok());
+    }
+    let unknown = id(99);
+    let trails = match store.trails(&[b.id, unknown, a.id, b.id]).await {
+        Ok(trails) => trails,
+        Err(e) => panic!("the trails cannot be read: {e}"),
+    };
+    let names: Vec<Vec<&str>> = trails.iter().map(|t| t.iter().map(|x| x.id.as_str()).collect()).collect();
+    assert_eq!(names, [vec!["b-only"], vec![], vec!["a-early", "a-late"], vec!["b-only"]]);
+    assert_eq!(store.trails(&[]).await.ok(), Some(vec![]));
+}
+
 pub async fn an_update_writes_its_trail_only_when_it_is_written<S: LeadStore>(store: &S) {
     let mut a = lead(1, "a@x.example");
     created(store, &a).await;

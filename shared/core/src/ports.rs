@@ -191,6 +191,11 @@ pub trait LeadStore: Send + Sync + 'static {
     /// The lead's activities, oldest first.
     fn activities(&self, lead_id: LeadId) -> impl Future<Output = Result<Vec<Activity>, StoreError>> + Send;
 
+    /// The trails of many leads at once, in the order asked, each oldest first (an unknown lead's
+    /// is empty): the console's "try a rule change" reads a thousand, and a store that can read
+    /// them in one go or side by side does.
+    fn trails(&self, lead_ids: &[LeadId]) -> impl Future<Output = Result<Vec<Vec<Activity>>, StoreError>> + Send;
+
     fn team_cursor(&self, team_id: &str) -> impl Future<Output = Result<TeamCursor, StoreError>> + Send;
 
     /// Open (assigned, not won or lost) leads per rep.

@@ -114,6 +114,9 @@ impl<S: LeadStore> LeadStore for FaultyStore<S> {
     async fn activities(&self, lead_id: LeadId) -> Result<Vec<Activity>, StoreError> {
         self.inner.activities(lead_id).await
     }
+    async fn trails(&self, lead_ids: &[LeadId]) -> Result<Vec<Vec<Activity>>, StoreError> {
+        self.inner.trails(lead_ids).await
+    }
     async fn team_cursor(&self, team_id: &str) -> Result<TeamCursor, StoreError> {
         self.inner.team_cursor(team_id).await
     }

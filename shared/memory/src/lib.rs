@@ -83,6 +83,18 @@ impl MemoryStore {
     }
 }
 
+/// A lead's activities, oldest first.
+fn trail_of(s: &Inner, lead_id: LeadId) -> Vec<Activity> {
+    let mut v: Vec<Activity> = s
+        .activities
+        .range((lead_id, String::new())..)
+        .take_while(|((l, _), _)| *l == lead_id)
+        .map(|(_, a)| a.clone())
+        .collect();
+    v.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+    v
+}
+
 impl LeadStore for MemoryStore {
     fn claim_idempotency_key(
         &self,
@@ -170,16 +182,11 @@ impl LeadStore for MemoryStore {
     }
 
     fn activities(&self, lead_id: LeadId) -> impl Future<Output = Result<Vec<Activity>, StoreError>> + Send {
-        self.with(|s| {
-            let mut v: Vec<Activity> = s
-                .activities
-                .range((lead_id, String::new())..)
-                .take_while(|((l, _), _)| *l == lead_id)
-                .map(|(_, a)| a.clone())
-                .collect();
-            v.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
-            v
-        })
+        self.with(|s| trail_of(s, lead_id))
+    }
+
+    fn trails(&self, lead_ids: &[LeadId]) -> impl Future<Output = Result<Vec<Vec<Activity>>, StoreError>> + Send {
+        self.with(|s| lead_ids.iter().map(|id| trail_of(s, *id)).collect())
     }
 
     fn team_cursor(&self, team_id: &str) -> impl Future<Output = Result<TeamCursor, StoreError>> + Send {
@@ -762,6 +769,9 @@ impl LeadStore for DownStore {
         down()
     }
     async fn activities(&self, _: LeadId) -> Result<Vec<Activity>, StoreError> {
+        down()
+    }
+    async fn trails(&self, _: &[LeadId]) -> Result<Vec<Vec<Activity>>, StoreError> {
         down()
     }
     async fn team_cursor(&self, _: &str) -> Result<TeamCursor, StoreError> {
