@@ -11,8 +11,8 @@ use leadflow_core::erasure::is_erased;
 use leadflow_core::messages::SlaBreach;
 use leadflow_core::model::{Activity, ActivityKind, Assignment, Lead, LeadId, SalesStatus};
 use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, LeadStore, Ports};
-use leadflow_stage::{StageError, WRITE_ATTEMPTS, activity, send_once};
-use tracing::info;
+use leadflow_stage::{Sent, StageError, WRITE_ATTEMPTS, activity, send_once};
+use tracing::{info, warn};
 
 use crate::{assigned_entry, notify};
 
@@ -34,7 +34,10 @@ pub async fn handle_breach<P: Ports>(ports: &P, lead_id: LeadId, breach: &SlaBre
         let new_name = routing.rep(new_rep).map_or(new_rep.clone(), |r| r.name.clone());
         let email = sla_breach_email(&lead, rep, &new_name, &config.settings, breach.sla_due_at)
             .map_err(|e| StageError::Permanent(e.to_string()))?;
-        send_once(ports, lead.id, &email).await?;
+        // The words the rejection alarm's metric filter counts (template.yaml).
+        if let Sent::Rejected(reason) = send_once(ports, lead.id, &email).await? {
+            warn!(lead_id = %lead.id, rep = %rep.id, %reason, "assignment email rejected");
+        }
     }
     if lead.owner.as_ref().is_some_and(|o| o.rep_id == *new_rep) {
         notify(ports, &lead).await?;

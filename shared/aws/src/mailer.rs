@@ -1,5 +1,19 @@
 //! The mailer over SES v2, sending raw MIME (text + HTML alternatives and our own headers,
 //! `List-Unsubscribe` among them).
+//!
+//! What SES's refusals mean for the send (`mail_error`): only `MessageRejected` (SES refused
+//! this one message) is final, [`MailError::Rejected`], and the caller records the email as
+//! done. Every other refusal is about the account or the deployment, not the message (the
+//! account is suspended, sending is paused, the MAIL FROM domain lapsed, the configuration set
+//! is gone), so it is [`MailError::Unavailable`], with what an operator must fix: the claim is
+//! given back, route's message is delivered again and after the queue's receives lands in its
+//! dead-letter queue, and nurture retries the step on every later tick. Once the account is fixed,
+//! a redrive of the dead-letter queue sends every email that was held up; recording them as
+//! done would have skipped each assignment email and drip for good. `BadRequest` is retried
+//! too: SES does not say whether the request or this message is at fault, and a message that is
+//! bad for good then ends in the dead-letter queue, where an operator sees it, instead of being
+//! skipped without a trace. Throttling stays [`MailError::Throttled`]. The messages carry SES's
+//! error code and its message with every address taken out (SES quotes them).
 
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::error::SdkError;
@@ -97,22 +111,37 @@ fn message_tags(email: &OutgoingEmail) -> Vec<(String, String)> {
     tags
 }
 
-/// SES errors by what the caller should do; the messages are redacted, since SES quotes
-/// addresses in them.
-fn mail_error(key: &str, err: &SdkError<SendEmailError>) -> MailError {
-    let what = format!("email {key}: {}", describe_sdk_error(err));
+/// SES errors by what the caller should do (see the module doc); the messages are redacted,
+/// since SES quotes addresses in them.
+fn mail_error(key: &str, configuration_set: Option<&str>, err: &SdkError<SendEmailError>) -> MailError {
+    let said = describe_sdk_error(err);
+    let what = format!("email {key}: {said}");
     let Some(service) = err.as_service_error() else {
         return MailError::Unavailable(what);
     };
+    // What an operator must fix before the held-up emails can go out.
+    let fix = |problem: &str| MailError::Unavailable(format!("email {key}: {problem} ({said})"));
     match service {
+        SendEmailError::MessageRejected(_) => MailError::Rejected(what),
         SendEmailError::TooManyRequestsException(_) | SendEmailError::LimitExceededException(_) => {
             MailError::Throttled(what)
         }
-        SendEmailError::MessageRejected(_)
-        | SendEmailError::AccountSuspendedException(_)
-        | SendEmailError::MailFromDomainNotVerifiedException(_)
-        | SendEmailError::NotFoundException(_)
-        | SendEmailError::BadRequestException(_) => MailError::Rejected(what),
+        SendEmailError::AccountSuspendedException(_) => {
+            fix("the SES account is suspended; emails are held until AWS reinstates it")
+        }
+        SendEmailError::SendingPausedException(_) => {
+            fix("sending is paused for the SES account or its configuration set; resume it")
+        }
+        SendEmailError::MailFromDomainNotVerifiedException(_) => {
+            fix("the MAIL FROM domain is not verified; fix its DNS records in SES")
+        }
+        SendEmailError::NotFoundException(_) => match configuration_set {
+            Some(set) => fix(&format!("the configuration set {set} does not exist in SES")),
+            None => fix("an SES resource the send names does not exist"),
+        },
+        SendEmailError::BadRequestException(_) => {
+            fix("SES called the request bad; check the sender address and the configuration set")
+        }
         // Throttling that reaches us outside the modelled exceptions (the SDK retried it already).
         other if matches!(other.meta().code(), Some("Throttling" | "ThrottlingException")) => {
             MailError::Throttled(what)
@@ -151,7 +180,7 @@ impl Mailer for SesMailer {
             .set_email_tags(Some(tags))
             .send()
             .await
-            .map_err(|e| mail_error(&email.key, &e))?;
+            .map_err(|e| mail_error(&email.key, self.configuration_set.as_deref(), &e))?;
         out.message_id
             .ok_or_else(|| MailError::Unavailable(format!("email {}: SES answered without a message id", email.key)))
     }
