@@ -28,6 +28,8 @@ use tracing::{error, info};
 
 use leadflow_stage::config_files::{self, ConfigLoadError};
 
+pub mod guard;
+
 #[derive(Debug, Clone)]
 pub struct DevOptions {
     pub addr: SocketAddr,
@@ -60,6 +62,8 @@ impl Default for DevOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
+    #[error("the admin token (LEADFLOW_ADMIN_TOKEN or --admin-token) {0}")]
+    AdminToken(#[from] guard::TokenProblem),
     #[error(transparent)]
     Config(#[from] ConfigLoadError),
     #[error("cannot open the data folder: {0}")]
@@ -155,6 +159,10 @@ impl Running {
 /// Opens the data folder, binds the address and starts the HTTP API, the stage workers and the
 /// nurture scheduler.
 pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
+    // Before anything is opened: an empty token used to let every request through.
+    if let Some(token) = &opts.admin_token {
+        guard::check_admin_token(token)?;
+    }
     let mut config = config_files::load(opts.config_dir.as_deref())?;
     leadflow_core::normalize::warm_up();
     std::fs::create_dir_all(&opts.data_dir).map_err(|source| leadflow_local::LocalError::Io {
@@ -195,6 +203,7 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
 
     let listener = TcpListener::bind(opts.addr).await.map_err(|source| DevError::Listen { addr: opts.addr, source })?;
     let addr = listener.local_addr().map_err(|source| DevError::Listen { addr: opts.addr, source })?;
+    let hosts = Arc::new(guard::Hosts::new(&ports.config().settings.public_url, addr.ip()));
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
@@ -220,7 +229,8 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
                 axum::Json(json!({ "error": { "code": "not_found", "message": "No such endpoint.", "field": null } })),
             )
                 .into_response()
-        });
+        })
+        .layer(axum::middleware::from_fn_with_state(hosts, guard::host_guard));
     let mut http_stop = stop.clone();
     tasks.spawn(async move {
         // The peer address tells the console's sign-in links that they are opened on this machine.

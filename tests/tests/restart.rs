@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-const TOKEN: &str = "restart-token";
+const TOKEN: &str = "restart-admin-token";
 const LEADS: usize = 500;
 
 /// Starts the real binary and answers it with the address it printed.

@@ -17,10 +17,13 @@ use crate::{AdminAuth, AppState};
 /// Proof that the caller may use the admin API. Every handler takes it as its first argument.
 pub struct Authorized;
 
-/// Compares in time independent of where the strings differ, so the token cannot be guessed
-/// byte by byte from response times.
+/// Compares in time independent of where the strings differ, and of their lengths: both sides
+/// are hashed first, so the token cannot be guessed byte by byte, nor its length learnt, from
+/// response times.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    std::hint::black_box(a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
 impl AdminAuth {
@@ -29,13 +32,16 @@ impl AdminAuth {
     pub fn allows(&self, headers: &axum::http::HeaderMap) -> bool {
         match self {
             AdminAuth::Upstream => true,
+            // An empty token would match a request without one: it opens nothing. (`leadflow dev`
+            // refuses to start with one; this holds for any other caller too.)
+            AdminAuth::Bearer(token) if token.is_empty() => false,
             AdminAuth::Bearer(token) => {
                 let given = headers
                     .get(header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.strip_prefix("Bearer "))
                     .unwrap_or("");
-                same_secret(given.as_bytes(), token.as_bytes())
+                !given.is_empty() && same_secret(given.as_bytes(), token.as_bytes())
             }
         }
     }
@@ -173,5 +179,39 @@ pub fn config_id(field: &str, raw: &str) -> Result<String, ApiError> {
         Ok(raw.to_string())
     } else {
         Err(ApiError::invalid(field, "an id is 1 to 64 letters, digits, `-`, `_` or `.`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use super::{AdminAuth, same_secret};
+
+    fn with(auth: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = auth.and_then(|v| HeaderValue::from_str(v).ok()) {
+            h.insert(header::AUTHORIZATION, v);
+        }
+        h
+    }
+
+    #[test]
+    fn an_empty_token_opens_nothing() {
+        let empty = AdminAuth::Bearer("".into());
+        for h in [with(None), with(Some("Bearer ")), with(Some("Bearer x")), with(Some(""))] {
+            assert!(!empty.allows(&h), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_exact_token_passes() {
+        let auth = AdminAuth::Bearer("a-long-enough-token".into());
+        assert!(auth.allows(&with(Some("Bearer a-long-enough-token"))));
+        for wrong in ["Bearer a-long-enough-toke", "Bearer a-long-enough-token ", "a-long-enough-token"] {
+            assert!(!auth.allows(&with(Some(wrong))), "{wrong}");
+        }
+        assert!(!auth.allows(&with(None)));
+        assert!(same_secret(b"abc", b"abc") && !same_secret(b"abc", b"abd") && !same_secret(b"abc", b"abcd"));
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -121,8 +121,6 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
     let config = ports.config();
     let settings = &config.settings.capture;
     let (parts, body) = request.into_parts();
-    check_origin(&parts.headers, settings)?;
-    let kind = content_kind(&parts.headers)?;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -132,10 +130,24 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
     };
     let declared =
         parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > settings.max_body_bytes) {
-        return Err(too_large());
-    }
-    let bytes = to_bytes(body, settings.max_body_bytes).await.map_err(|_| too_large())?;
+    let checked = check_origin(&parts.headers, settings).and_then(|()| content_kind(&parts.headers)).and_then(|kind| {
+        if declared.is_some_and(|n| n > settings.max_body_bytes) { Err(too_large()) } else { Ok(kind) }
+    });
+    let kind = match checked {
+        Ok(kind) => kind,
+        Err(e) => {
+            // A client waiting for `100 Continue` sends no body after a final answer; any other
+            // is sending it now.
+            if declared.is_none_or(|n| n <= DRAIN_LIMIT) && !expects_continue(&parts.headers) {
+                drain(body, DRAIN_LIMIT).await;
+            }
+            return Err(e);
+        }
+    };
+    let bytes = read_capped(body, settings.max_body_bytes).await.map_err(|e| match e {
+        Unread::TooLarge => too_large(),
+        Unread::Broken => ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "The body could not be read."),
+    })?;
     let fields = match kind {
         Kind::Json => parse_json(&bytes)?,
         Kind::Form => parse_form(&bytes)?,
@@ -185,6 +197,53 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
     ports.queue().send(Stage::Validate, &[body]).await.map_err(|e| unavailable(e.to_string()))?;
     info!(lead_id = %sub.lead_id, "lead captured");
     Ok(answer(sub.lead_id, redirect))
+}
+
+/// How much of a refused body is read and thrown away before the answer. A client that writes
+/// its whole body before it reads (Python's urllib, most scripts) otherwise finds the
+/// connection closed under it, with its unread bytes, and reports a broken pipe instead of
+/// the JSON error. Past this much, closing is the lesser evil.
+pub const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Reads and throws away what is left of `body`, up to `limit` bytes; stops early at its end or
+/// at a read error. Bytes are not kept, so a large body costs no memory.
+pub async fn drain(mut body: Body, limit: usize) {
+    let mut seen = 0usize;
+    while seen <= limit {
+        match std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+            Some(Ok(frame)) => seen = seen.saturating_add(frame.data_ref().map_or(0, |d| d.len())),
+            Some(Err(_)) | None => return,
+        }
+    }
+}
+
+enum Unread {
+    TooLarge,
+    Broken,
+}
+
+/// The whole body when it is at most `limit` bytes. A longer one is drained (to
+/// [`DRAIN_LIMIT`]) before it is refused, so that the client reads the refusal.
+async fn read_capped(mut body: Body, limit: usize) -> Result<Vec<u8>, Unread> {
+    let mut bytes = Vec::new();
+    loop {
+        match std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+            None => return Ok(bytes),
+            Some(Err(_)) => return Err(Unread::Broken),
+            Some(Ok(frame)) => {
+                let Some(data) = frame.data_ref() else { continue };
+                if bytes.len() + data.len() > limit {
+                    drain(body, DRAIN_LIMIT.saturating_sub(bytes.len() + data.len())).await;
+                    return Err(Unread::TooLarge);
+                }
+                bytes.extend_from_slice(data);
+            }
+        }
+    }
 }
 
 fn unavailable(reason: String) -> ApiError {

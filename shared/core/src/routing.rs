@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, Datelike, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +88,14 @@ fn one() -> u32 {
     1
 }
 
+/// Longest SLA: a year. Past that a deadline says nothing, and `sla_hours = 1e10` once overflowed
+/// the date arithmetic and brought the process down.
+pub const MAX_SLA_HOURS: f64 = 8760.0;
+/// Most open leads a capacity may allow: anything beyond is a typo that means "no limit" in effect.
+pub const MAX_CAPACITY: u32 = 10_000;
+/// Largest weight of a team member: with 100 against 1, a rep gets 100 leads for another's one.
+pub const MAX_WEIGHT: u32 = 100;
+
 #[derive(Debug, Clone)]
 pub struct CompiledRouting {
     pub fallback_owner: RepId,
@@ -112,8 +120,24 @@ impl RoutingConfig {
         if !reps.contains_key(&self.fallback_owner) {
             return Err(invalid("fallback_owner".into(), format!("{} is not a rep", self.fallback_owner)));
         }
-        if !(self.sla_hours.is_finite() && self.sla_hours > 0.0) {
-            return Err(invalid("sla_hours".into(), "must be a positive number of hours".into()));
+        // `!(… > 0)` rather than `<= 0` so that NaN is refused too.
+        if !(self.sla_hours > 0.0 && self.sla_hours <= MAX_SLA_HOURS) {
+            return Err(invalid(
+                "sla_hours".into(),
+                format!("must be more than 0 and at most {MAX_SLA_HOURS} hours (a year), got {}", self.sla_hours),
+            ));
+        }
+        for rep in &self.reps {
+            if let Some(cap) = rep.capacity
+                && cap > MAX_CAPACITY
+            {
+                return Err(invalid(
+                    format!("rep {}", rep.id),
+                    format!(
+                        "capacity must be from 0 to {MAX_CAPACITY} open leads (leave it out for no limit), got {cap}"
+                    ),
+                ));
+            }
         }
         let mut teams = Vec::new();
         for team in &self.teams {
@@ -124,6 +148,12 @@ impl RoutingConfig {
                 }
                 if m.weight == 0 {
                     return Err(invalid(what.clone(), format!("member {} has weight 0; remove it instead", m.rep)));
+                }
+                if m.weight > MAX_WEIGHT {
+                    return Err(invalid(
+                        what.clone(),
+                        format!("member {} has weight {}; a weight is from 1 to {MAX_WEIGHT}", m.rep, m.weight),
+                    ));
                 }
             }
             teams.push((team.clone(), compile_all(&team.when, &what)?));
@@ -167,7 +197,7 @@ pub fn availability(rep: &Rep, tz: Tz, open_leads: u32, now: DateTime<Utc>) -> R
         return Err(Unavailable::AtCapacity);
     }
     if let Some(hours) = &rep.working_hours
-        && !hours.contains(now.with_timezone(&tz).naive_local())
+        && !local_time(now, tz).is_some_and(|t| hours.contains(t))
     {
         return Err(Unavailable::OutsideWorkingHours);
     }
@@ -191,7 +221,12 @@ impl WorkingHours {
 /// one with the most credit wins and pays the eligible total. Members who are skipped neither
 /// gain nor pay, so they return without a backlog and get nothing while away.
 pub fn weighted_pick(members: &[(RepId, u32)], eligible: &[bool], credit: &mut BTreeMap<RepId, i64>) -> Option<usize> {
-    let total: i64 = members.iter().zip(eligible).filter(|(_, e)| **e).map(|((_, w), _)| i64::from(*w)).sum();
+    // Saturating: the credits come back from the store, and a damaged cursor must not overflow.
+    let total: i64 = members
+        .iter()
+        .zip(eligible)
+        .filter(|(_, e)| **e)
+        .fold(0i64, |sum, ((_, w), _)| sum.saturating_add(i64::from(*w)));
     if total == 0 {
         return None;
     }
@@ -201,14 +236,14 @@ pub fn weighted_pick(members: &[(RepId, u32)], eligible: &[bool], credit: &mut B
             continue;
         }
         let c = credit.entry(rep.clone()).or_insert(0);
-        *c += i64::from(*w);
+        *c = c.saturating_add(i64::from(*w));
         if best.is_none_or(|(_, b)| *c > b) {
             best = Some((i, *c));
         }
     }
     let (winner, _) = best?;
     if let Some(c) = credit.get_mut(&members[winner].0) {
-        *c -= total;
+        *c = c.saturating_sub(total);
     }
     Some(winner)
 }
@@ -331,15 +366,23 @@ impl CompiledRouting {
 
     /// When a lead assigned to `rep_id` at `from` must have been contacted: `sla_hours` of the
     /// rep's working time (in the rep's zone), or of wall-clock time for a rep without hours.
+    /// Near the end of time the deadline is the end of time rather than an overflow.
     pub fn sla_due(&self, rep_id: &str, from: DateTime<Utc>) -> DateTime<Utc> {
-        let budget = chrono::Duration::milliseconds((self.sla_hours * 3_600_000.0) as i64);
-        let Some((rep, tz)) = self.reps.get(rep_id) else { return from + budget };
-        let Some(hours) = &rep.working_hours else { return from + budget };
+        // `sla_hours` is public: clamp again rather than trust that it still is what compiled.
+        let sla = if self.sla_hours > 0.0 { self.sla_hours.min(MAX_SLA_HOURS) } else { 0.0 };
+        let budget = chrono::Duration::milliseconds((sla * 3_600_000.0) as i64);
+        let Some((rep, tz)) = self.reps.get(rep_id) else { return later(from, budget) };
+        let Some(hours) = &rep.working_hours else { return later(from, budget) };
         if hours.days.is_empty() || hours.start == hours.end {
-            return from + budget;
+            return later(from, budget);
         }
+        // Shifts are counted on up to 400 calendar days ahead; at the end of chrono's calendar
+        // (`at_local` cannot step past it) the wall-clock budget stands in, saturating.
+        let today = local_time(from, *tz).map(|t| t.date());
+        let Some(today) = today.filter(|d| d.checked_add_days(chrono::Days::new(402)).is_some()) else {
+            return later(from, budget);
+        };
         let mut left = budget;
-        let today = from.with_timezone(tz).date_naive();
         // From the day before: a night shift that began yesterday may still be running.
         let first_day = today.pred_opt().unwrap_or(today);
         // A shift per working day; an SLA longer than a year of shifts is not a real setting.
@@ -355,12 +398,13 @@ impl CompiledRouting {
             if close <= start {
                 continue;
             }
-            if close - start >= left {
-                return start + left;
+            let shift = close.signed_duration_since(start);
+            if shift >= left {
+                return later(start, left);
             }
-            left -= close - start;
+            left -= shift;
         }
-        from + budget
+        later(from, budget)
     }
 
     fn fallback(
@@ -382,4 +426,16 @@ impl CompiledRouting {
             sla_due_at,
         }
     }
+}
+
+/// The wall clock in `tz` at `t`; `None` at the very ends of time, where it cannot be written
+/// (chrono's `naive_local` panics there).
+fn local_time(t: DateTime<Utc>, tz: Tz) -> Option<NaiveDateTime> {
+    let utc = t.naive_utc();
+    utc.checked_add_offset(tz.offset_from_utc_datetime(&utc).fix())
+}
+
+/// `t + d`, or the last instant there is when that lies beyond it.
+fn later(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

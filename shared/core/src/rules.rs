@@ -31,6 +31,9 @@ pub enum Test {
     Exists(bool),
 }
 
+/// Largest bound of a `range` test, either way.
+pub const MAX_RANGE_BOUND: f64 = 1e15;
+
 /// A condition ready to evaluate: regexes compiled, words lowercased.
 #[derive(Debug, Clone)]
 pub struct CompiledCondition {
@@ -71,6 +74,16 @@ impl Condition {
                     .map_err(|e| invalid(format!("bad regex: {e}")))?,
             ),
             Test::Range { min, max } => {
+                // TOML can spell `nan` and `inf`; past 1e15 a float no longer tells whole numbers apart.
+                for (name, bound) in [("min", min), ("max", max)] {
+                    if let Some(x) = bound
+                        && !(-MAX_RANGE_BOUND..=MAX_RANGE_BOUND).contains(x)
+                    {
+                        return Err(invalid(format!(
+                            "range {name} must be a number from -{MAX_RANGE_BOUND:e} to {MAX_RANGE_BOUND:e}, got {x}"
+                        )));
+                    }
+                }
                 if let (Some(lo), Some(hi)) = (min, max)
                     && lo > hi
                 {

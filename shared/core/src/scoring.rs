@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::model::{Activity, ActivityKind, Grade, Lead, Lifecycle, Score, ScoreReason, ScoreRuleKind};
 use crate::rules::{CompiledCondition, Condition};
+use bounds::{MAX_CAP, MAX_HALF_LIFE_DAYS, MAX_POINTS, MAX_THRESHOLD, MIN_HALF_LIFE_DAYS};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoringRules {
@@ -65,28 +66,59 @@ pub struct CompiledScoring {
     behaviour: Vec<BehaviourRule>,
 }
 
+/// Bounds of every number in the scoring rules. Each is far beyond any sensible setting, so it
+/// only refuses typos and mischief, and keeps every score finite and exact in hundredths: a rule
+/// worth 1e300 once made totals infinite, stored as `null`, and the lead unreadable.
+pub mod bounds {
+    /// Points of one fit or behaviour rule: from `-MAX_POINTS` to `MAX_POINTS`.
+    pub const MAX_POINTS: f64 = 1_000.0;
+    /// The size of a behaviour rule's cap (its sign is ignored).
+    pub const MAX_CAP: f64 = 100_000.0;
+    /// Thresholds and grade bands: from `-MAX_THRESHOLD` to `MAX_THRESHOLD`.
+    pub const MAX_THRESHOLD: f64 = 100_000.0;
+    /// Shortest half-life: about a quarter of an hour.
+    pub const MIN_HALF_LIFE_DAYS: f64 = 0.01;
+    /// Longest half-life: ten years, past which nothing decays in a lead's lifetime.
+    pub const MAX_HALF_LIFE_DAYS: f64 = 3_650.0;
+}
+
+/// `name` lies in `lo..=hi`: a message naming it and the range when not (NaN never does).
+fn in_range(name: &str, x: f64, lo: f64, hi: f64) -> Result<(), String> {
+    if lo <= x && x <= hi { Ok(()) } else { Err(format!("{name} must be from {lo} to {hi}, got {x}")) }
+}
+
 impl ScoringRules {
     pub fn compile(&self) -> Result<CompiledScoring, ConfigError> {
         let invalid = |what: String, message: String| ConfigError::Invalid { what, message };
-        if !(self.thresholds.mql.is_finite() && self.thresholds.sql.is_finite())
-            || self.thresholds.sql < self.thresholds.mql
-        {
+        let t = self.thresholds;
+        in_range("mql", t.mql, -MAX_THRESHOLD, MAX_THRESHOLD).map_err(|m| invalid("thresholds.mql".into(), m))?;
+        in_range("sql", t.sql, -MAX_THRESHOLD, MAX_THRESHOLD).map_err(|m| invalid("thresholds.sql".into(), m))?;
+        if t.sql < t.mql {
             return Err(invalid(
                 "scoring thresholds".into(),
-                format!("need finite mql <= sql, got mql {} and sql {}", self.thresholds.mql, self.thresholds.sql),
+                format!("need mql <= sql, got mql {} and sql {}", t.mql, t.sql),
             ));
+        }
+        for (i, band) in self.grades.iter().enumerate() {
+            in_range("min_fit", band.min_fit, -MAX_THRESHOLD, MAX_THRESHOLD)
+                .map_err(|m| invalid(format!("grades[{i}].min_fit"), m))?;
         }
         let mut fit = Vec::with_capacity(self.fit.len());
         for rule in &self.fit {
-            if !rule.points.is_finite() {
-                return Err(invalid(format!("fit rule {}", rule.id), "points must be a number".into()));
-            }
-            fit.push((rule.clone(), rule.when.compile(&format!("fit rule {}", rule.id))?));
+            let what = format!("fit rule {}", rule.id);
+            in_range("points", rule.points, -MAX_POINTS, MAX_POINTS).map_err(|m| invalid(what.clone(), m))?;
+            fit.push((rule.clone(), rule.when.compile(&what)?));
         }
         for rule in &self.behaviour {
             let what = format!("behaviour rule {}", rule.id);
-            if !(rule.half_life_days.is_finite() && rule.half_life_days > 0.0) {
-                return Err(invalid(what, "half_life_days must be a positive number of days".into()));
+            if !(MIN_HALF_LIFE_DAYS..=MAX_HALF_LIFE_DAYS).contains(&rule.half_life_days) {
+                return Err(invalid(
+                    what,
+                    format!(
+                        "half_life_days must be a number of days from {MIN_HALF_LIFE_DAYS} to {MAX_HALF_LIFE_DAYS}, got {}",
+                        rule.half_life_days
+                    ),
+                ));
             }
             if !ActivityKind::NAMES.contains(&rule.activity.as_str()) {
                 return Err(invalid(
@@ -94,8 +126,9 @@ impl ScoringRules {
                     format!("unknown activity `{}`; use one of {}", rule.activity, ActivityKind::NAMES.join(", ")),
                 ));
             }
-            if !rule.points.is_finite() || rule.max_points.is_some_and(|m| !m.is_finite()) {
-                return Err(invalid(what, "points and max_points must be numbers".into()));
+            in_range("points", rule.points, -MAX_POINTS, MAX_POINTS).map_err(|m| invalid(what.clone(), m))?;
+            if let Some(cap) = rule.max_points {
+                in_range("max_points", cap, -MAX_CAP, MAX_CAP).map_err(|m| invalid(what.clone(), m))?;
             }
         }
         let mut grades = self.grades.clone();
