@@ -149,10 +149,8 @@ const REP_FIELDS: &[&str] =
 const TEAM_FIELDS: &[&str] = &["id", "name", "when", "members"];
 /// Longest name of a rep or team.
 pub const MAX_NAME_CHARS: usize = 200;
-/// Most open leads a capacity may allow: anything beyond is a typo that means "no limit" in effect.
-pub const MAX_CAPACITY: u32 = 10_000;
-/// Largest weight of a team member: with 100 against 1, a rep gets 100 leads for another's one.
-pub const MAX_WEIGHT: u32 = 100;
+/// The routing rules' own bounds, checked by the core when the rules compile.
+pub use leadflow_core::routing::{MAX_CAPACITY, MAX_WEIGHT};
 
 fn check_name(field: &str, name: &str) -> ApiResult<()> {
     if name.trim().is_empty() {

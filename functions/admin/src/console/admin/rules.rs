@@ -13,7 +13,6 @@ use std::time::Instant;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use futures_util::StreamExt;
 use leadflow_core::error::StoreError;
 use leadflow_core::local_time::in_words;
 use leadflow_core::model::{Activity, Lead, LeadId};
@@ -41,8 +40,6 @@ const PAGE: usize = 250;
 pub const EXAMPLES: usize = 10;
 /// Moves named in a summary line; the rest are counted.
 const MOVES_SHOWN: usize = 6;
-/// Trails read at once when behaviour rules change.
-const TRAILS_AT_ONCE: usize = 16;
 
 /// A rule set the pages edit, with what its page says and which side of the replay it changes.
 pub trait Editable: RuleSet {
@@ -365,6 +362,7 @@ async fn tried<P: Ports, D: Editable>(ports: &P, draft: D) -> Result<Value, TryE
     let new_s = if draft_scoring == scoring { None } else { Some(draft_scoring.compile().map_err(rules)?) };
     let new_r = if draft_routing == routing { None } else { Some(draft_routing.compile().map_err(rules)?) };
 
+    let reading = Instant::now();
     let leads = newest_leads(store).await?;
     let mut state = RoutingState { loads: store.rep_loads().await?, ..RoutingState::default() };
     let teams: BTreeSet<&str> = routing.teams.iter().chain(&draft_routing.teams).map(|t| t.id.as_str()).collect();
@@ -377,12 +375,10 @@ async fn tried<P: Ports, D: Editable>(ports: &P, draft: D) -> Result<Value, TryE
     let mut trails: HashMap<LeadId, Vec<Activity>> = HashMap::new();
     if behaviour_changes {
         let ids: Vec<LeadId> = leads.iter().filter(|l| l.is_valid()).map(|l| l.id).collect();
-        let reads = ids.into_iter().map(|id| async move { (id, store.activities(id).await) });
-        let mut reads = futures_util::stream::iter(reads).buffer_unordered(TRAILS_AT_ONCE);
-        while let Some((id, trail)) = reads.next().await {
-            trails.insert(id, trail?);
-        }
+        let read = store.trails(&ids).await?;
+        trails.extend(ids.into_iter().zip(read));
     }
+    let read = reading.elapsed();
     let past: Vec<PastLead<'_>> =
         leads.iter().map(|lead| PastLead { lead, activities: trails.get(&lead.id).map(Vec::as_slice) }).collect();
     let started = Instant::now();
@@ -395,7 +391,14 @@ async fn tried<P: Ports, D: Editable>(ports: &P, draft: D) -> Result<Value, TryE
         EXAMPLES,
     );
     let took = started.elapsed();
-    info!(rules = D::KIND, leads = answer.leads, micros = took.as_micros() as u64, "a draft was tried");
+    info!(
+        rules = D::KIND,
+        leads = answer.leads,
+        trails = behaviour_changes,
+        read_micros = read.as_micros() as u64,
+        replay_micros = took.as_micros() as u64,
+        "a draft was tried"
+    );
     Ok(view(&answer, &leads, behaviour_changes))
 }
 

@@ -70,7 +70,13 @@ impl RuleSet for ScoringRules {
             return p + &key_in(message, &keys).unwrap_or_default();
         }
         if let Some(p) = indexed(field, "behaviour", self.behaviour.iter().map(|r| r.id.as_str())) {
-            let keys = [("half_life_days", "half_life_days"), ("unknown activity", "activity"), ("points", "points")];
+            // `max_points` before `points`: the first key found in the message wins.
+            let keys = [
+                ("half_life_days", "half_life_days"),
+                ("unknown activity", "activity"),
+                ("max_points", "max_points"),
+                ("points", "points"),
+            ];
             return p + &key_in(message, &keys).unwrap_or_default();
         }
         if field == "thresholds" {
