@@ -1,8 +1,9 @@
 //! Marketing's console in a real browser (headless Chromium over WebDriver), against the running
 //! local stack: a marketer edits a campaign, gets the error for a bad step at its field, fixes
-//! it, previews the step, saves version 2 and pauses it. Every page at 375 × 812 and at desktop
-//! width, with nothing sticking out (a long YAML line scrolls inside the editor). Screenshots go
-//! to `target/screenshots/`.
+//! it, previews the step, saves version 2 and pauses it; creates a new campaign and finds it
+//! listed; moves a lead enrolled in version 1 to version 2. Every page at 375 × 812 and at
+//! desktop width, with nothing sticking out (a long YAML line scrolls inside the editor).
+//! Screenshots go to `target/screenshots/`.
 
 use std::time::Duration;
 
@@ -140,6 +141,78 @@ async fn a_marketer_fixes_a_bad_step_previews_it_saves_version_2_and_pauses_it()
     desktop.assert_fits("the preview", DESKTOP.0).await;
     desktop.screenshot("marketing-preview-desktop").await;
     desktop.close().await;
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marketer_creates_a_campaign_and_moves_enrolled_leads_to_the_new_version() {
+    let (running, _dir) = leadflow_tests::harness::local_stack(TOKEN, Duration::from_secs(1)).await;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    // A lead in the welcome series' version 1; then version 2, through the admin API.
+    let resp = http.post(format!("{base}/leads")).json(&json!({"email": "pat@gmail.com", "first_name": "Pat"}));
+    let body: Value = resp.send().await.expect("capture").json().await.expect("json");
+    let pat = body["lead_id"].as_str().expect("an id").to_string();
+    let enrollment = async || {
+        let resp = http.get(format!("{base}/admin/leads/{pat}")).bearer_auth(TOKEN).send().await.expect("admin api");
+        let lead: Value = resp.json().await.expect("json");
+        lead["enrollments"][0].clone()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // Its first email sent, it waits two days for the next: nothing moves it meanwhile.
+    while enrollment().await["next_step"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "the first email was never sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = http.post(format!("{base}/admin/campaigns/welcome/pause")).bearer_auth(TOKEN).send().await;
+    assert!(resp.expect("admin api").status().is_success());
+
+    // The desktop sees the move offered; the phone makes it.
+    for (size, name) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+        let browser = Browser::start(size).await;
+        browser.goto(&sign_in_link(&http, &base, "/console/campaigns").await).await;
+        browser.wait_for_text("Sign in as maria@acme.example").await;
+        browser.press("Sign in").await;
+        browser.wait_for_text("Welcome series").await;
+        browser.goto(&browser.link("New campaign", &base).await).await;
+        browser.wait_for_text("Campaign (YAML)").await;
+        browser.assert_fits("the new campaign's editor", size.0).await;
+        browser.screenshot(&format!("marketing-new-campaign-{name}")).await;
+        let yaml = browser.eval("return document.getElementById('yaml').value;").await;
+        let yaml = yaml.as_str().expect("the editor's text");
+        assert!(yaml.contains("id: newsletter-welcome") && yaml.contains("status: paused"), "{yaml}");
+        let mine = yaml
+            .replace("id: newsletter-welcome", &format!("id: spring-{name}"))
+            .replace("name: Newsletter welcome", &format!("name: Spring webinar ({name})"));
+        set_yaml(&browser, &mine).await;
+        browser.press("Create campaign").await;
+        let text = browser.wait_for_text("Created as version 1, paused").await;
+        assert!(text.contains(&format!("Spring webinar ({name})")) && text.contains("Resume"), "{text}");
+        browser.assert_fits("the new campaign's page", size.0).await;
+        browser.goto(&format!("{base}/console/campaigns")).await;
+        let text = browser.wait_for_text(&format!("Spring webinar ({name})")).await;
+        assert!(text.contains(&format!("spring-{name} · version 1")) && text.contains("Welcome series"), "{text}");
+        browser.assert_fits("the campaign list", size.0).await;
+        browser.screenshot(&format!("marketing-campaigns-created-{name}")).await;
+
+        browser.goto(&browser.link("Welcome series", &base).await).await;
+        browser.wait_for_text("Active on older versions: 1 lead.").await;
+        browser.goto(&browser.link("Move enrolled leads to version 2", &base).await).await;
+        let text = browser.wait_for_text("Version 1: 1 lead").await;
+        assert!(text.contains("due when it was due"), "{text}");
+        browser.assert_fits("the move's confirmation", size.0).await;
+        browser.screenshot(&format!("marketing-migrate-{name}")).await;
+        assert_eq!(enrollment().await["campaign_version"], 1, "opening the page moves nobody");
+        if size == PHONE {
+            browser.press("Move to version 2").await;
+            let text = browser.wait_for_text("Moved 1 lead to version 2.").await;
+            assert!(text.contains("nothing to move"), "{text}");
+            browser.assert_fits("the move's result", size.0).await;
+            browser.screenshot(&format!("marketing-migrated-{name}")).await;
+            assert_eq!(enrollment().await["campaign_version"], 2);
+        }
+        browser.close().await;
+    }
     running.shutdown().await;
 }
 

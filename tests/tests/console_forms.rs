@@ -342,6 +342,15 @@ async fn every_field_of_every_console_form_refuses_bad_input_clearly() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    // A lead in the welcome series, then a second version of it: the campaign page offers to
+    // move that lead, and the walk reaches the form that does.
+    let gus = s.post_lead(&json!({"email": "gus@gmail.com", "first_name": "Gus"})).await;
+    while s.lead(&gus).await["enrollments"].as_array().is_none_or(Vec::is_empty) {
+        assert!(Instant::now() < deadline, "lead {gus} was not enrolled in 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let paused = s.http.post(format!("{}/admin/campaigns/welcome/pause", s.base)).bearer_auth(&s.token).send().await;
+    assert!(paused.is_ok_and(|r| r.status().is_success()), "version 2 of the welcome series");
     let lead_pages: Vec<String> = ids.iter().map(|id| format!("/console/leads/{id}")).collect();
 
     let mut total = 0;

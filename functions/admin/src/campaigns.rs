@@ -6,6 +6,7 @@
 //! `1..=n` (the file's content, so that leads enrolled in version `n` finish the same campaign),
 //! then the change as `n + 1`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -400,51 +401,59 @@ pub struct MigrateRequest {
     pub from_version: Option<u32>,
 }
 
-/// `POST /admin/campaigns/{id}/migrate` `{"from_version": n}`: moves the active enrollments of
-/// older versions to the latest on purpose. Each continues at the step of the same id, due when
-/// it was due; a lead whose next step has no counterpart in the latest version finishes its own
-/// version, and is counted as kept.
-pub async fn migrate<P: Ports>(
-    _: Authorized,
-    State(st): St<P>,
-    PathParams(id): PathParams<String>,
-    JsonBody(req): JsonBody<MigrateRequest>,
-) -> ApiResult<Response> {
-    let id = config_id("id", &id)?;
-    let ports = &*st.ports;
+/// What a migration did: moved to `to_version`, kept on their own version (their next step has
+/// no counterpart in the latest), changed by the scheduler while being moved (run it again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Migration {
+    pub to_version: u32,
+    pub migrated: u64,
+    pub kept: u64,
+    pub changed: u64,
+}
+
+/// Moves the active enrollments of campaign `id`'s older versions (only `from_version`'s, when
+/// given) to the latest version. Each continues at the step of the same id, due when it was
+/// due; a lead whose next step has no counterpart in the latest version finishes its own
+/// version, and is counted as kept. `from_version` must be older than the latest (else an error
+/// on the field `from_version`). The JSON API and the console both move leads through here.
+pub(crate) async fn migrate_enrollments<P: Ports>(
+    ports: &P,
+    id: &str,
+    from_version: Option<u32>,
+) -> ApiResult<Migration> {
     let store = ports.store();
     let config = leadflow_stage::live::refresh(ports, true).await;
-    let latest = config.campaign(&id).cloned().ok_or_else(|| not_found(&id))?;
+    let latest = config.campaign(id).cloned().ok_or_else(|| not_found(id))?;
     let to = latest.campaign.version;
-    if req.from_version.is_some_and(|v| v == 0 || v >= to) {
+    if from_version.is_some_and(|v| v == 0 || v >= to) {
         return Err(ApiError::invalid("from_version", format!("must be a version older than the latest, {to}")));
     }
-    let (mut migrated, mut kept, mut changed) = (0u64, 0u64, 0u64);
+    let mut done = Migration { to_version: to, ..Migration::default() };
     let mut cursor = None;
     loop {
-        let page = store.campaign_enrollments(&id, cursor, 500).await?;
+        let page = store.campaign_enrollments(id, cursor, 500).await?;
         for e in page.enrollments {
-            let wanted = req.from_version.is_none_or(|v| v == e.campaign_version);
+            let wanted = from_version.is_none_or(|v| v == e.campaign_version);
             if e.state != EnrollmentState::Active || e.campaign_version >= to || !wanted {
                 continue;
             }
-            let from = leadflow_stage::live::campaign_version(ports, &config, &id, e.campaign_version)
+            let from = leadflow_stage::live::campaign_version(ports, &config, id, e.campaign_version)
                 .await
                 .map_err(|err| ApiError::unavailable(&err.to_string()))?;
             let Some(moved) = from.and_then(|from| latest.migrate(&e, &from)) else {
-                kept += 1;
+                done.kept += 1;
                 continue;
             };
             let enrolled = leadflow_stage::activity(
                 e.lead_id,
                 format!("enrolled-{id}-v{to}"),
                 ports.clock().now(),
-                ActivityKind::Enrolled { campaign_id: id.clone(), version: to },
+                ActivityKind::Enrolled { campaign_id: id.to_string(), version: to },
             );
             match store.update_enrollment(&moved, e.version, &[enrolled]).await? {
-                WriteOutcome::Written => migrated += 1,
+                WriteOutcome::Written => done.migrated += 1,
                 // The scheduler moved it on meanwhile; running the migration again takes it.
-                WriteOutcome::VersionConflict => changed += 1,
+                WriteOutcome::VersionConflict => done.changed += 1,
             }
         }
         match page.next {
@@ -452,12 +461,52 @@ pub async fn migrate<P: Ports>(
             None => break,
         }
     }
+    Ok(done)
+}
+
+/// The active enrollments of campaign `id` on versions older than `latest`, counted by version,
+/// from at most `limit` enrollments read (`None`: all of them; on DynamoDB every read is a Scan
+/// page). The flag: every enrollment was read, so the counts are whole.
+pub(crate) async fn older_active<P: Ports>(
+    ports: &P,
+    id: &str,
+    latest: u32,
+    limit: Option<usize>,
+) -> ApiResult<(BTreeMap<u32, u64>, bool)> {
+    let mut counts = BTreeMap::new();
+    let (mut read, mut cursor) = (0usize, None);
+    loop {
+        let page = ports.store().campaign_enrollments(id, cursor, 500).await?;
+        read += page.enrollments.len();
+        for e in page.enrollments {
+            if e.state == EnrollmentState::Active && e.campaign_version < latest {
+                *counts.entry(e.campaign_version).or_insert(0) += 1;
+            }
+        }
+        match page.next {
+            None => return Ok((counts, true)),
+            Some(_) if limit.is_some_and(|l| read >= l) => return Ok((counts, false)),
+            Some(next) => cursor = Some(next),
+        }
+    }
+}
+
+/// `POST /admin/campaigns/{id}/migrate` `{"from_version": n}`: moves the active enrollments of
+/// older versions to the latest on purpose (see [`migrate_enrollments`]).
+pub async fn migrate<P: Ports>(
+    _: Authorized,
+    State(st): St<P>,
+    PathParams(id): PathParams<String>,
+    JsonBody(req): JsonBody<MigrateRequest>,
+) -> ApiResult<Response> {
+    let id = config_id("id", &id)?;
+    let done = migrate_enrollments(&*st.ports, &id, req.from_version).await?;
     Ok(axum::Json(json!({
         "campaign": id,
-        "to_version": to,
-        "migrated": migrated,
-        "kept_on_their_version": kept,
-        "changed_meanwhile": changed,
+        "to_version": done.to_version,
+        "migrated": done.migrated,
+        "kept_on_their_version": done.kept,
+        "changed_meanwhile": done.changed,
     }))
     .into_response())
 }

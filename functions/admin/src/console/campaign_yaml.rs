@@ -1,6 +1,7 @@
 //! What the campaign pages need besides their handlers: the campaign as YAML for the editor and
-//! back (read exactly as `POST /admin/campaigns` reads it, but with the error's line), the sample
-//! lead previews render for, and the per-step figures counted from enrolled leads' trails.
+//! back (read exactly as `POST /admin/campaigns` reads it, but with the error's line), the
+//! campaign a new one starts from, the sample lead previews render for, and the per-step figures
+//! counted from enrolled leads' trails.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -19,6 +20,48 @@ pub const MAX_YAML_BYTES: usize = 64 * 1024;
 
 /// Enrolled leads whose trails the figures read, at most: each is one read of the store.
 pub const FIGURES_CAP: usize = 1000;
+
+/// What the page for a new campaign starts from: a small campaign a marketer adapts, valid as it
+/// is, and paused, so that pressing Create on it unchanged emails nobody.
+pub const STARTER: &str = r#"# A new nurture campaign: change what you need, then press Create campaign. It is stored as
+# version 1, paused: nothing is sent until you press Resume on its page. Every email gets an
+# unsubscribe link and your postal address without you adding them.
+id: newsletter-welcome   # letters, digits, - and _; it cannot change later
+name: Newsletter welcome
+status: paused
+# Who enters: leads below MQL whose first form was `newsletter`, if they gave consent.
+entry:
+  lifecycle: lead
+  forms: [newsletter]
+  requires_consent: true
+# Weekdays from 09:00 to 17:00 in each lead's own time zone (this one when theirs is unknown).
+send_window: { days: [mon, tue, wed, thu, fri], start: "09:00", end: "17:00" }
+time_zone: America/New_York
+# Besides unsubscribes, bounces, complaints, won, lost and erasure: stop once sales takes over.
+stop_on: [assigned, contacted]
+steps:
+  # The first email goes out when the lead enters (within the send window).
+  - id: hello
+    subject: "Welcome, {{ lead.first_name or 'there' }}"
+    text: |
+      Hi {{ lead.first_name or 'there' }},
+
+      thanks for subscribing. Here is what teams like {{ lead.company or 'yours' }} do with us.
+    html: |
+      <p>Hi {{ lead.first_name or 'there' }},</p>
+      <p>thanks for subscribing. Here is what teams like {{ lead.company or 'yours' }} do with us.</p>
+  # A wait before a step: 90m, 36h, 2d, 1w, or "next weekday at 10:00".
+  - id: case-study
+    wait: 3d
+    subject: "How a team like {{ lead.company or 'yours' }} put us to work"
+    text: |
+      Hi {{ lead.first_name or 'there' }},
+
+      a short case study, in case it is useful: https://www.example.com/case-study
+    html: |
+      <p>Hi {{ lead.first_name or 'there' }},</p>
+      <p>A short <a href="https://www.example.com/case-study">case study</a>, in case it is useful.</p>
+"#;
 
 /// What is wrong with a campaign: the field (as a path, `steps[1].subject`), the line of the
 /// YAML it is on when that can be told, and why.
@@ -426,6 +469,16 @@ steps:
         let text = "id: a\nsteps:\n- id: one\n  subject: x\n- id: two\n  subject: y\nname: A\n";
         assert_eq!(line_of(text, "steps[1].subject"), Some(6));
         assert_eq!(line_of(text, "steps[0].subject"), Some(4));
+    }
+
+    #[test]
+    fn the_starting_campaign_is_valid_paused_and_reads_back() {
+        let campaign = parse(STARTER).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(campaign.status, leadflow_core::campaign::CampaignStatus::Paused, "it emails nobody unchanged");
+        assert_eq!(campaign.steps.len(), 2);
+        let again = parse(&to_yaml(&campaign).unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(campaign.same_content(&again));
+        assert_eq!(line_of(STARTER, "id"), Some(4));
     }
 
     #[test]

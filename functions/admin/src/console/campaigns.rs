@@ -1,6 +1,7 @@
 //! Campaigns for marketing: the list, a campaign's page (its steps with their figures, its
-//! versions, pause, resume, schedule), the YAML editor (errors at the field and line, a preview
+//! versions, the forms that change it), the YAML editor (errors at the field and line, a preview
 //! of the draft, save as the next version) and the preview of a step for a lead or a sample.
+//! Creating, pausing, resuming, scheduling and moving enrolled leads are in `campaign_actions`.
 //! The data and the rules are the JSON API's (`crate::campaigns`): a change made here is the
 //! same new version `leadflow campaign apply` would store.
 
@@ -29,19 +30,19 @@ use crate::error::ApiError;
 type St<P> = State<Arc<Console<P>>>;
 
 /// The page for a person whose role does not include campaigns, if theirs does not.
-fn refused(signed: &Signed) -> Option<Response> {
+pub(super) fn refused(signed: &Signed) -> Option<Response> {
     match signed.session.role {
         Role::Marketing | Role::Admin => None,
         Role::Sales => Some(signed.forbidden("Campaigns are marketing's", "Your role does not include campaigns.")),
     }
 }
 
-fn not_found(signed: &Signed) -> Response {
+pub(super) fn not_found(signed: &Signed) -> Response {
     signed.refusal(StatusCode::NOT_FOUND, "No such campaign", "No campaign has this id.")
 }
 
 /// The latest version of campaign `raw`, or the page that says why there is none.
-async fn campaign<P: Ports>(ports: &P, signed: &Signed, raw: &str) -> Result<Current, Box<Response>> {
+pub(super) async fn campaign<P: Ports>(ports: &P, signed: &Signed, raw: &str) -> Result<Current, Box<Response>> {
     let Ok(id) = crate::extract::config_id("id", raw) else { return Err(Box::new(not_found(signed))) };
     match api::current(ports, &id).await {
         Ok(Some(c)) => Ok(c),
@@ -116,9 +117,9 @@ pub struct ShowQuery {
 #[derive(Debug, Default, Deserialize)]
 pub struct ScheduleForm {
     #[serde(default)]
-    start: String,
+    pub(super) start: String,
     #[serde(default)]
-    end: String,
+    pub(super) end: String,
 }
 
 /// `GET /console/campaigns/{id}`: the latest version, its steps with their figures, its
@@ -144,6 +145,17 @@ pub async fn show<P: Ports>(
         "paused" => Some(format!("Paused (version {v}). Enrolled leads wait; nobody new enters.")),
         "resumed" => Some(format!("Resumed (version {v}).")),
         "scheduled" => Some(format!("Schedule saved (version {v}).")),
+        "created" => Some(format!(
+            "Created as version {v}, {}.",
+            if c.campaign.status == CampaignStatus::Paused {
+                "paused: nothing is sent and nobody enters until you press Resume"
+            } else {
+                "active: leads its entry admits enter from now on"
+            }
+        )),
+        "exists" => {
+            Some(format!("This campaign exists already with that content (version {v}): nothing new was created."))
+        }
         _ => None,
     });
     let form = ScheduleForm {
@@ -159,7 +171,7 @@ fn last_day(end: DateTime<Utc>) -> NaiveDate {
     if end.time() == chrono::NaiveTime::MIN { day.pred_opt().unwrap_or(day) } else { day }
 }
 
-async fn campaign_page<P: Ports>(
+pub(super) async fn campaign_page<P: Ports>(
     ports: &P,
     signed: &Signed,
     c: &Current,
@@ -213,12 +225,30 @@ async fn campaign_page<P: Ports>(
         })
         .collect();
     // Steps of older versions that the latest no longer has, so that no send goes uncounted.
-    let older: Vec<Value> = figures
+    let older_steps: Vec<Value> = figures
         .steps
         .iter()
         .filter(|(id, _)| !c.campaign.steps.iter().any(|s| &s.id == *id))
         .map(|(id, f)| json!({ "id": id, "figures": f }))
         .collect();
+    // Whether leads wait on older versions, read from at most FIGURES_CAP enrollments: past
+    // that the link is offered anyway, and its page counts them all.
+    let older = if c.version > 1 {
+        api::older_active(ports, &c.campaign.id, c.version, Some(FIGURES_CAP)).await
+    } else {
+        Ok((Default::default(), true))
+    };
+    let migrate = match older {
+        Ok((counts, all_counted)) => {
+            let on_older = counts.values().sum::<u64>();
+            (on_older > 0 || !all_counted)
+                .then(|| json!({ "leads": super::campaign_actions::leads(on_older), "all_counted": all_counted }))
+        }
+        Err(e) => {
+            warn!(campaign = %c.campaign.id, error = %e.message, "older enrollments could not be counted");
+            None
+        }
+    };
     let now = ports.clock().now();
     signed.page(
         status,
@@ -233,18 +263,19 @@ async fn campaign_page<P: Ports>(
             "source": if c.from_file { "deployed file" } else { "saved in Leadflow" },
             "saved": c.saved_at.map(|d| in_words(d, "UTC")),
             "steps": steps,
-            "older_steps": older,
+            "older_steps": older_steps,
             "versions": versions,
             "figures": { "leads": figures.leads, "capped": figures.capped, "cap": FIGURES_CAP, "error": figures_error },
             "notice": notice,
             "form": { "start": form.start, "end": form.end },
             "errors": schedule_errors,
+            "migrate": migrate,
         }),
     )
 }
 
 /// A change the JSON API's rules refused or could not store, as the page shows it.
-fn store_failed(signed: &Signed, id: &str, e: &ApiError) -> Response {
+pub(super) fn store_failed(signed: &Signed, id: &str, e: &ApiError) -> Response {
     if e.status == StatusCode::NOT_FOUND {
         return not_found(signed);
     }
@@ -261,7 +292,7 @@ fn store_failed(signed: &Signed, id: &str, e: &ApiError) -> Response {
 
 /// What every campaign POST checks first: the form (its CSRF token and origin), the role, and
 /// the campaign it names. `Err`: the page that says which failed.
-async fn posted<P: Ports, F: serde::de::DeserializeOwned + Default>(
+pub(super) async fn posted<P: Ports, F: serde::de::DeserializeOwned + Default>(
     ports: &P,
     signed: &Signed,
     raw: &str,
@@ -275,123 +306,9 @@ async fn posted<P: Ports, F: serde::de::DeserializeOwned + Default>(
     Ok((form, campaign(ports, signed, raw).await?))
 }
 
-async fn set_status<P: Ports>(
-    console: &Console<P>,
-    signed: &Signed,
-    raw: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    status: CampaignStatus,
-) -> Response {
-    let ports = &*console.ports;
-    let (CsrfOnly {}, c) = match posted(ports, signed, raw, headers, body).await {
-        Ok(posted) => posted,
-        Err(page) => return *page,
-    };
-    let id = c.campaign.id.clone();
-    let stored = api::store_next(ports, &id, |latest| {
-        let latest = latest.ok_or_else(|| ApiError::not_found("campaign_not_found", "No campaign has this id."))?;
-        Ok(Campaign { status, ..latest })
-    })
-    .await;
-    match stored {
-        Ok(s) => {
-            let done = if status == CampaignStatus::Paused { "paused" } else { "resumed" };
-            let done = if s.unchanged { "unchanged" } else { done };
-            see_other(&format!("/console/campaigns/{id}?{}", query(&[("done", done), ("v", &s.version.to_string())])))
-        }
-        Err(e) => store_failed(signed, &id, &e),
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct CsrfOnly {}
-
-/// `POST /console/campaigns/{id}/pause`: the next version, paused, as `POST /admin/campaigns/{id}/pause`.
-pub async fn pause<P: Ports>(
-    State(console): St<P>,
-    signed: Signed,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    set_status(&console, &signed, &raw, &headers, &body, CampaignStatus::Paused).await
-}
-
-/// `POST /console/campaigns/{id}/resume`: the next version, active again.
-pub async fn resume<P: Ports>(
-    State(console): St<P>,
-    signed: Signed,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    set_status(&console, &signed, &raw, &headers, &body, CampaignStatus::Active).await
-}
-
-/// A date field of the schedule form: empty is no limit; a date is read in UTC.
-fn date_field(raw: &str) -> Result<Option<NaiveDate>, &'static str> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    NaiveDate::parse_from_str(raw, "%Y-%m-%d").map(Some).map_err(|_| "Use a date like 2026-12-01.")
-}
-
-/// `POST /console/campaigns/{id}/schedule`: the next version with this schedule: from the start
-/// of the start day until the end of the end day, UTC.
-pub async fn schedule<P: Ports>(
-    State(console): St<P>,
-    signed: Signed,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let ports = &*console.ports;
-    let (form, c): (ScheduleForm, Current) = match posted(ports, &signed, &raw, &headers, &body).await {
-        Ok(posted) => posted,
-        Err(page) => return *page,
-    };
-    let start = date_field(&form.start);
-    let end = date_field(&form.end);
-    let mut errors = serde_json::Map::new();
-    if let Err(e) = start {
-        errors.insert("start".into(), json!(e));
-    }
-    if let Err(e) = end {
-        errors.insert("end".into(), json!(e));
-    }
-    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
-    let start = start.ok().flatten().map(midnight);
-    let end = end.ok().flatten().and_then(|d| d.succ_opt()).map(midnight);
-    if let (Some(s), Some(e)) = (start, end)
-        && e <= s
-    {
-        errors.insert("end".into(), json!("The end date must be on or after the start date."));
-    }
-    if !errors.is_empty() {
-        let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return campaign_page(ports, &signed, &c, status, None, &form, Value::Object(errors)).await;
-    }
-    let id = c.campaign.id.clone();
-    let schedule = Schedule { start, end };
-    let stored = api::store_next(ports, &id, |latest| {
-        let latest = latest.ok_or_else(|| ApiError::not_found("campaign_not_found", "No campaign has this id."))?;
-        Ok(Campaign { schedule, ..latest })
-    })
-    .await;
-    match stored {
-        Ok(s) => {
-            let done = if s.unchanged { "unchanged" } else { "scheduled" };
-            see_other(&format!("/console/campaigns/{id}?{}", query(&[("done", done), ("v", &s.version.to_string())])))
-        }
-        Err(e) => store_failed(&signed, &id, &e),
-    }
-}
-
 /// A step of `campaign` rendered as the nurture stage would send it, for the lead `raw_lead`
 /// (a lead id) or, when it is empty, the sample lead; the unsubscribe link is a placeholder.
-async fn render_step<P: Ports>(
+pub(super) async fn render_step<P: Ports>(
     ports: &P,
     signed: &Signed,
     campaign: &Campaign,
@@ -440,7 +357,7 @@ async fn render_step<P: Ports>(
     }))
 }
 
-fn send_steps(c: &Campaign) -> Vec<String> {
+pub(super) fn send_steps(c: &Campaign) -> Vec<String> {
     c.steps.iter().filter(|s| s.kind == StepKind::Send).map(|s| s.id.clone()).collect()
 }
 
@@ -494,33 +411,45 @@ pub async fn preview<P: Ports>(
 #[derive(Debug, Default, Deserialize)]
 pub struct EditForm {
     #[serde(default)]
-    yaml: String,
+    pub(super) yaml: String,
     #[serde(default)]
-    action: String,
+    pub(super) action: String,
     #[serde(default)]
-    step: String,
+    pub(super) step: String,
     #[serde(default)]
-    lead: String,
+    pub(super) lead: String,
 }
 
-struct Editor<'a> {
-    c: &'a Current,
-    yaml: &'a str,
-    steps: Vec<String>,
-    step: &'a str,
-    lead: &'a str,
-    error: Option<EditorError>,
-    preview: Option<Value>,
+/// The editor page's content. `version: None`: the page that creates a new campaign.
+pub(super) struct Editor<'a> {
+    pub(super) id: &'a str,
+    pub(super) name: &'a str,
+    pub(super) version: Option<u32>,
+    pub(super) yaml: &'a str,
+    pub(super) steps: Vec<String>,
+    pub(super) step: &'a str,
+    pub(super) lead: &'a str,
+    pub(super) error: Option<EditorError>,
+    pub(super) preview: Option<Value>,
 }
 
-fn editor_page(signed: &Signed, status: StatusCode, e: Editor<'_>) -> Response {
+impl<'a> Editor<'a> {
+    /// The editor of campaign `c`, with no error and no preview.
+    fn of(c: &'a Current, yaml: &'a str, steps: Vec<String>, step: &'a str, lead: &'a str) -> Self {
+        let (id, name, version) = (c.campaign.id.as_str(), c.campaign.name.as_str(), Some(c.version));
+        Editor { id, name, version, yaml, steps, step, lead, error: None, preview: None }
+    }
+}
+
+pub(super) fn editor_page(signed: &Signed, status: StatusCode, e: Editor<'_>) -> Response {
     signed.page(
         status,
         "campaign_edit.html",
         json!({
-            "id": e.c.campaign.id,
-            "name": e.c.campaign.name,
-            "version": e.c.version,
+            "id": e.id,
+            "name": e.name,
+            "version": e.version,
+            "new": e.version.is_none(),
             "yaml": e.yaml,
             "steps": e.steps,
             "step": e.step,
@@ -550,8 +479,7 @@ pub async fn edit<P: Ports>(State(console): St<P>, signed: Signed, Path(raw): Pa
     };
     let steps = send_steps(&c.campaign);
     let step = steps.first().cloned().unwrap_or_default();
-    let editor = Editor { c: &c, yaml: &yaml, steps, step: &step, lead: "", error: None, preview: None };
-    editor_page(&signed, StatusCode::OK, editor)
+    editor_page(&signed, StatusCode::OK, Editor::of(&c, &yaml, steps, &step, ""))
 }
 
 /// `POST /console/campaigns/{id}/edit`: previews a step of the draft (`action=preview`), or
@@ -580,7 +508,7 @@ pub async fn save<P: Ports>(
                 line: campaign_yaml::line_of(&yaml, "id"),
                 field: "id".into(),
                 message: format!(
-                    "The id must stay {id}: enrolled leads follow the campaign by it. A new campaign is applied with `leadflow campaign apply`."
+                    "The id must stay {id}: enrolled leads follow the campaign by it. For another campaign, use New campaign on the campaign list."
                 ),
             })
         }
@@ -588,17 +516,8 @@ pub async fn save<P: Ports>(
     let draft = match parsed {
         Ok(k) => k,
         Err(error) => {
-            let steps = send_steps(&c.campaign);
-            let editor = Editor {
-                c: &c,
-                yaml: &yaml,
-                steps,
-                step: &form.step,
-                lead: &form.lead,
-                error: Some(error),
-                preview: None,
-            };
-            return editor_page(&signed, StatusCode::UNPROCESSABLE_ENTITY, editor);
+            let editor = Editor::of(&c, &yaml, send_steps(&c.campaign), &form.step, &form.lead);
+            return editor_page(&signed, StatusCode::UNPROCESSABLE_ENTITY, Editor { error: Some(error), ..editor });
         }
     };
     if form.action == "preview" {
@@ -609,8 +528,8 @@ pub async fn save<P: Ports>(
             Ok(p) => (StatusCode::OK, Some(p), None),
             Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, None, Some(e)),
         };
-        let editor = Editor { c: &c, yaml: &yaml, steps, step: &step, lead: &form.lead, error, preview };
-        return editor_page(&signed, status, editor);
+        let editor = Editor::of(&c, &yaml, steps, &step, &form.lead);
+        return editor_page(&signed, status, Editor { error, preview, ..editor });
     }
     match api::store_next(ports, &id, |_| Ok(draft.clone())).await {
         Ok(s) => {
@@ -620,17 +539,8 @@ pub async fn save<P: Ports>(
         Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
             let field = e.field.clone().unwrap_or_else(|| "yaml".into());
             let error = EditorError { line: campaign_yaml::line_of(&yaml, &field), field, message: e.message };
-            let steps = send_steps(&draft);
-            let editor = Editor {
-                c: &c,
-                yaml: &yaml,
-                steps,
-                step: &form.step,
-                lead: &form.lead,
-                error: Some(error),
-                preview: None,
-            };
-            editor_page(&signed, StatusCode::UNPROCESSABLE_ENTITY, editor)
+            let editor = Editor::of(&c, &yaml, send_steps(&draft), &form.step, &form.lead);
+            editor_page(&signed, StatusCode::UNPROCESSABLE_ENTITY, Editor { error: Some(error), ..editor })
         }
         Err(e) => store_failed(&signed, &id, &e),
     }

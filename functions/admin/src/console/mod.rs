@@ -19,6 +19,7 @@
 //! | `GET /console/campaigns`, `GET /console/campaigns/{id}` | marketing, admin | campaigns, a campaign with its figures and versions |
 //! | `GET/POST /console/campaigns/{id}/edit`, `GET …/preview` | marketing, admin | the YAML editor, a step rendered |
 //! | `POST /console/campaigns/{id}/pause`, `…/resume`, `…/schedule` | marketing, admin | the next version, changed |
+//! | `GET/POST /console/campaigns/new`, `GET/POST /console/campaigns/{id}/migrate` | marketing, admin | a new campaign (version 1); moving enrolled leads to the latest version |
 //! | `GET /console/admin/reps`, `GET/POST /console/admin/reps/{id}` (`…/new`) | admin | reps; a rep's form, saved as the next routing version |
 //! | `GET /console/admin/teams`, `GET/POST /console/admin/teams/{id}` (`…/new`) | admin | teams in matching order; a team's conditions and weights |
 //! | `GET/POST /console/leads/{id}/erase` | admin | what erasure removes and keeps; erasing, once the address is typed |
@@ -30,6 +31,7 @@
 
 pub mod act;
 pub mod admin;
+pub mod campaign_actions;
 pub mod campaign_yaml;
 pub mod campaigns;
 #[cfg(feature = "cognito")]
@@ -95,9 +97,14 @@ pub fn router<P: Ports>(ports: Arc<P>, sign_in: SignIn) -> Router {
         .route("/console/campaigns/{id}", get(campaigns::show::<P>))
         .route("/console/campaigns/{id}/edit", get(campaigns::edit::<P>).post(campaigns::save::<P>))
         .route("/console/campaigns/{id}/preview", get(campaigns::preview::<P>))
-        .route("/console/campaigns/{id}/pause", post(campaigns::pause::<P>))
-        .route("/console/campaigns/{id}/resume", post(campaigns::resume::<P>))
-        .route("/console/campaigns/{id}/schedule", post(campaigns::schedule::<P>))
+        .route("/console/campaigns/new", get(campaign_actions::new_form::<P>).post(campaign_actions::create::<P>))
+        .route("/console/campaigns/{id}/pause", post(campaign_actions::pause::<P>))
+        .route("/console/campaigns/{id}/resume", post(campaign_actions::resume::<P>))
+        .route("/console/campaigns/{id}/schedule", post(campaign_actions::schedule::<P>))
+        .route(
+            "/console/campaigns/{id}/migrate",
+            get(campaign_actions::migrate_confirm::<P>).post(campaign_actions::migrate::<P>),
+        )
         .route("/console/admin/reps", get(admin::reps::list::<P>))
         .route("/console/admin/reps/new", get(entry::new_form::<P, Reps>).post(entry::create::<P, Reps>))
         .route("/console/admin/reps/{id}", get(entry::edit::<P, Reps>).post(entry::update::<P, Reps>))
@@ -360,6 +367,7 @@ fn templates() -> &'static Environment<'static> {
             ("campaign_edit.html", include_str!("../../templates/campaign_edit.html")),
             ("campaign_preview.html", include_str!("../../templates/campaign_preview.html")),
             ("campaign_rendered.html", include_str!("../../templates/campaign_rendered.html")),
+            ("campaign_migrate.html", include_str!("../../templates/campaign_migrate.html")),
             ("admin_reps.html", include_str!("../../templates/admin_reps.html")),
             ("admin_rep.html", include_str!("../../templates/admin_rep.html")),
             ("admin_teams.html", include_str!("../../templates/admin_teams.html")),
