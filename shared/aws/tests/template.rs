@@ -876,9 +876,10 @@ fn references(t: &Template, resource: &Value) -> BTreeSet<String> {
 fn the_http_api_depends_on_no_function_so_functions_may_name_its_url() {
     let t = Template::load();
     let (api_id, _) = t.api();
-    // Everything the API (and its stage) depends on, however indirectly.
-    let mut stages: Vec<String> =
-        t.of_type("AWS::ApiGatewayV2::Stage").into_iter().map(|(id, _)| id).chain([api_id.clone()]).collect();
+    // Everything the API depends on, however indirectly. Not its stage: route settings name
+    // routes, so the stage waits for them and their functions, and nothing names the stage
+    // (template_limits.rs); the cycle check below covers it.
+    let mut stages: Vec<String> = vec![api_id.clone()];
     let mut needed = BTreeSet::new();
     while let Some(id) = stages.pop() {
         for r in references(&t, t.resource(&id)) {
