@@ -28,7 +28,10 @@ use tracing::{error, info};
 
 use leadflow_stage::config_files::{self, ConfigLoadError};
 
+mod data_lock;
 pub mod guard;
+
+pub use data_lock::LOCK_FILE;
 
 #[derive(Debug, Clone)]
 pub struct DevOptions {
@@ -68,6 +71,8 @@ pub enum DevError {
     Config(#[from] ConfigLoadError),
     #[error("cannot open the data folder: {0}")]
     Data(#[from] leadflow_local::LocalError),
+    #[error(transparent)]
+    Lock(#[from] data_lock::LockError),
     #[error("cannot recover the data folder: {0}")]
     Recover(#[from] leadflow_core::error::StoreError),
     #[error("cannot start the {stage} stage worker: {source}")]
@@ -115,6 +120,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     stage_threads: Vec<std::thread::JoinHandle<()>>,
+    /// Released last, when the workers are done with the folder.
+    _data_lock: data_lock::DataLock,
 }
 
 impl Running {
@@ -170,6 +177,8 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         path: opts.data_dir.clone(),
         source,
     })?;
+    // Before the folder is read or written: a second stack must not touch the first one's files.
+    let data_lock = data_lock::lock(&opts.data_dir)?;
     config.settings.unsubscribe_secret = unsubscribe_secret(&opts.data_dir)?;
     let database = opts.data_dir.join("leadflow.db");
     let outbox = opts.data_dir.join("outbox");
@@ -267,7 +276,19 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         stage_threads.push(thread);
     }
     tasks.spawn(nurture_scheduler(Arc::clone(&ports), opts.nurture_every, stop));
-    Ok(Running { addr, outbox, events, database, admin_token, sign_in_link, ports, shutdown, tasks, stage_threads })
+    Ok(Running {
+        addr,
+        outbox,
+        events,
+        database,
+        admin_token,
+        sign_in_link,
+        ports,
+        shutdown,
+        tasks,
+        stage_threads,
+        _data_lock: data_lock,
+    })
 }
 
 /// The secret unsubscribe links are signed with: `LEADFLOW_UNSUBSCRIBE_SECRET`, else one made up

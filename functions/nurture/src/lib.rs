@@ -211,6 +211,8 @@ fn facts_from(campaign: &CompiledCampaign, lead: &Lead, activities: &[Activity],
     for a in activities {
         let (message_id, email, set) = match &a.kind {
             ActivityKind::EmailOpened { message_id, email } => (message_id, email, &mut opened),
+            // A link scanner following the unsubscribe link is not interest in the step.
+            ActivityKind::EmailClicked { .. } if leadflow_core::scoring::is_unsubscribe_click(&a.kind) => continue,
             ActivityKind::EmailClicked { message_id, email, .. } => (message_id, email, &mut clicked),
             _ => continue,
         };

@@ -50,7 +50,8 @@ impl Mail {
         self.tag(LEAD_ID_TAG)?.parse().ok()
     }
 
-    /// The email's key (`drip-<lead>-<campaign>-v<version>-<step>`, `assignment-<lead>-<rep>`).
+    /// The email's key (`drip-<lead>-<campaign>-v<version>-<step>`,
+    /// `assignment-<lead>-<rep>-<assigned at, ms>`).
     pub fn email_key(&self) -> Option<&str> {
         self.tag(EMAIL_TAG)
     }

@@ -4,7 +4,9 @@
 //!   a lead has it) and stops every active nurture enrollment of the lead that has it.
 //! - A transient bounce is only recorded on the lead: the address may work tomorrow.
 //! - Deliveries, opens and clicks are recorded on the lead; opens and clicks then ask the score
-//!   stage to score the lead again (behaviour rules count them, with decay).
+//!   stage to score the lead again (behaviour rules count them, with decay). A click on the
+//!   lead's unsubscribe link (an email sent before that link was left out of click tracking, or
+//!   a mail scanner) is recorded for the trail but scores nothing, so it asks for no rescore.
 //!
 //! The lead is the one the email's `lead_id` tag names, provided the event's recipient is that
 //! lead's address; else the lead with the recipient's address. So an assignment email, which
@@ -20,6 +22,7 @@ use leadflow_core::messages::ScoreMessage;
 use leadflow_core::model::{ActivityKind, Lead, LeadId, Suppression, SuppressionReason};
 use leadflow_core::normalize::{email_key, normalize_email};
 use leadflow_core::ports::{Clock, LeadStore, Ports, Stage, StageQueue};
+use leadflow_core::scoring::is_unsubscribe_click;
 use leadflow_stage::optout::suppress_lead;
 use leadflow_stage::{StageError, activity};
 use serde_json::Value;
@@ -118,8 +121,11 @@ pub async fn handle_event<P: Ports>(ports: &P, event: &Value) -> Result<Outcome,
                     email: mail.email_key().map(str::to_string),
                     url: link.clone(),
                 };
+                let scores = !is_unsubscribe_click(&kind);
                 record(ports, &mut report, &lead, &event, kind).await?;
-                rescore(ports, &mut report, lead.id).await?;
+                if scores {
+                    rescore(ports, &mut report, lead.id).await?;
+                }
             }
         }
     }

@@ -12,7 +12,7 @@ use minijinja::{Environment, context};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::Settings;
-use crate::email::{LeadView, RenderError, one_line};
+use crate::email::{LeadView, RenderError, one_line, untrack_links_to};
 use crate::error::ConfigError;
 use crate::local_time::{add_days, at_local, lead_zone};
 use crate::model::{Enrollment, EnrollmentState, Grade, Lead, Lifecycle, SalesStatus};
@@ -302,9 +302,11 @@ fn is_token(s: &str) -> bool {
 }
 
 /// The footer every drip email ends with, whatever its template says (CAN-SPAM, RFC 8058).
+/// Its link is left out of SES click tracking: a mail scanner opening it would otherwise count
+/// as the lead's engagement and raise the score.
 const FOOTER: &str = "footer.html";
 const FOOTER_HTML: &str = "<hr><p style=\"color:#888;font-size:12px\">{{ postal_address }}<br>\
-                           <a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>";
+                           <a ses:no-track href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>";
 
 fn template_name(step: usize, part: &str) -> String {
     format!("{step}.{part}")
@@ -754,7 +756,8 @@ impl CompiledCampaign {
             to: Mailbox { name: Some(lead.display_name()), email: lead.contact.email.clone() },
             subject: one_line(&render("subject")?),
             text: format!("{}{text_footer}", render("txt")?.trim_end()),
-            html: format!("{}{html_footer}", render("html")?),
+            // A step may link to `{{ unsubscribe_url }}` itself: that link is untracked too.
+            html: format!("{}{html_footer}", untrack_links_to(&render("html")?, unsubscribe_url)),
             headers: vec![
                 ("List-Unsubscribe".into(), format!("<{unsubscribe_url}>")),
                 ("List-Unsubscribe-Post".into(), "List-Unsubscribe=One-Click".into()),

@@ -82,7 +82,10 @@ impl Templates {
             not_a_fit_url => action_url(SalesAction::NotAFit),
         };
         Ok(OutgoingEmail {
-            key: format!("assignment-{}-{}", lead.id, rep.id),
+            // One per assignment, not per rep: a lead that comes back to a rep (an SLA re-route
+            // there and back) tells them again, while a redelivery of the same assignment
+            // renders the same key and is not sent twice.
+            key: format!("assignment-{}-{}-{}", lead.id, rep.id, assignment.assigned_at.timestamp_millis()),
             category: EmailCategory::Transactional,
             from: settings.sender.clone(),
             to: Mailbox { name: Some(rep.name.clone()), email: rep.email.clone() },
@@ -150,6 +153,105 @@ pub fn sla_breach_email(
 /// Subjects are headers: a template may not smuggle a line break into one.
 pub(crate) fn one_line(s: &str) -> String {
     s.split(['\r', '\n']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// The attribute SES reads to leave a link alone: no click-tracking redirect, no click event.
+pub const NO_TRACK: &str = "ses:no-track";
+
+/// `html` with [`NO_TRACK`] added to every `<a>` whose `href` is `url`, written as it is or
+/// HTML-escaped as a template writes it; every other link keeps its tracking.
+pub fn untrack_links_to(html: &str, url: &str) -> String {
+    let mut out = String::with_capacity(html.len() + 32);
+    let mut rest = html;
+    while let Some(start) = next_anchor(rest) {
+        out.push_str(&rest[..start]);
+        let (attrs, len) = attributes(&rest[start + 2..]);
+        let tag = &rest[start..start + 2 + len];
+        let to_url = attrs.iter().any(|(n, v)| n.eq_ignore_ascii_case("href") && unescape(v).trim() == url);
+        let untracked = attrs.iter().any(|(n, _)| n.eq_ignore_ascii_case(NO_TRACK));
+        if to_url && !untracked {
+            out.push_str(&tag[..2]);
+            out.push(' ');
+            out.push_str(NO_TRACK);
+            out.push_str(&tag[2..]);
+        } else {
+            out.push_str(tag);
+        }
+        rest = &rest[start + 2 + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the next `<a …>` tag opens, by byte index.
+fn next_anchor(html: &str) -> Option<usize> {
+    let bytes = html.as_bytes();
+    let mut from = 0;
+    while let Some(i) = html[from..].find('<').map(|i| from + i) {
+        if matches!(bytes.get(i + 1), Some(b'a' | b'A')) && bytes.get(i + 2).is_some_and(u8::is_ascii_whitespace) {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// The attributes of a tag whose name has been read (`s` starts after it), and how many bytes
+/// the rest of the tag takes, its `>` included. Every index lands on an ASCII byte, so on a
+/// character boundary.
+fn attributes(s: &str) -> (Vec<(&str, &str)>, usize) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    loop {
+        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
+            i += 1;
+        }
+        match b.get(i) {
+            None => return (out, i),
+            Some(b'>') => return (out, i + 1),
+            Some(_) => {}
+        }
+        let name_start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'=' | b'>' | b'/') {
+            i += 1;
+        }
+        let name = &s[name_start..i];
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let mut value = "";
+        if b.get(i) == Some(&b'=') {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if let Some(&quote @ (b'"' | b'\'')) = b.get(i) {
+                let start = i + 1;
+                let end = s[start..].find(char::from(quote)).map_or(b.len(), |e| start + e);
+                value = &s[start..end];
+                i = (end + 1).min(b.len());
+            } else {
+                let start = i;
+                while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'>' {
+                    i += 1;
+                }
+                value = &s[start..i];
+            }
+        }
+        out.push((name, value));
+    }
+}
+
+/// The entities minijinja's HTML escaping writes, read back.
+fn unescape(value: &str) -> String {
+    if !value.contains('&') {
+        return value.to_string();
+    }
+    [("&#x2f;", "/"), ("&#x2F;", "/"), ("&#47;", "/"), ("&quot;", "\""), ("&#x27;", "'"), ("&#39;", "'")]
+        .into_iter()
+        .chain([("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&")])
+        .fold(value.to_string(), |v, (entity, c)| v.replace(entity, c))
 }
 
 /// What templates see of a lead.

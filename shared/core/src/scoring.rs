@@ -137,6 +137,31 @@ impl ScoringRules {
     }
 }
 
+/// Whether an activity is a click on an unsubscribe link. No behaviour rule counts one: the
+/// footer's link is left out of click tracking now, but emails sent before were not, and a mail
+/// scanner opening every link would push a lead towards sales for asking to leave. The click
+/// stays on the trail as it happened.
+pub fn is_unsubscribe_click(kind: &ActivityKind) -> bool {
+    matches!(kind, ActivityKind::EmailClicked { url: Some(url), .. } if is_unsubscribe_link(url))
+}
+
+/// Whether `url` is an unsubscribe link as nurture writes them, `<public URL>/u/<token>` with a
+/// token shaped as [`crate::unsubscribe::sign`] makes them (a lead id and a 128-bit hex MAC).
+/// Any host: the public URL may have changed since the email went out. The token's shape keeps
+/// a page of the sender's own site that happens to live under `/u/` counted.
+pub fn is_unsubscribe_link(url: &str) -> bool {
+    let url = url.trim();
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let Some(path) = after_scheme.find('/').map(|i| &after_scheme[i..]) else { return false };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let Some((_, token)) = path.rsplit_once("/u/") else { return false };
+    let parts: Vec<&str> = token.split('.').collect();
+    !token.contains('/')
+        && parts.len() >= 2
+        && parts.iter().any(|p| p.parse::<crate::model::LeadId>().is_ok())
+        && parts.iter().any(|p| p.len() == 32 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Points rounded to hundredths, so that the reasons shown add up to the total shown.
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
@@ -160,7 +185,7 @@ impl CompiledScoring {
         for rule in &self.behaviour {
             let mut count = 0u32;
             let mut raw = 0.0f64;
-            for a in activities.iter().filter(|a| a.kind.name() == rule.activity) {
+            for a in activities.iter().filter(|a| a.kind.name() == rule.activity && !is_unsubscribe_click(&a.kind)) {
                 let age_days = (now - a.at).num_milliseconds().max(0) as f64 / 86_400_000.0;
                 raw += rule.points * 0.5f64.powf(age_days / rule.half_life_days);
                 count += 1;

@@ -378,7 +378,9 @@ pub fn tally(steps: &mut BTreeMap<String, StepFigures>, campaign: &str, lead: Le
                     opened.insert((message_id.clone(), step));
                 }
             }
-            ActivityKind::EmailClicked { message_id, email, .. } => {
+            ActivityKind::EmailClicked { message_id, email, .. }
+                if !leadflow_core::scoring::is_unsubscribe_click(&a.kind) =>
+            {
                 if let Some(step) = of(message_id, email.as_ref()) {
                     clicked.insert((message_id.clone(), step));
                 }
