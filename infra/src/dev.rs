@@ -18,6 +18,7 @@ use leadflow_admin::console::sign_in::{LocalCodes, MintError, link_json};
 use leadflow_core::error::QueueError;
 use leadflow_core::ports::Ports;
 use leadflow_core::ports::{Adapters, ConfigHandle, Stage, StageQueue};
+use leadflow_core::signing::SigningKeys;
 use leadflow_local::{JsonlBus, OutboxMailer, SqliteQueue, SqliteStore, SystemClock};
 use leadflow_stage::{BatchItem, Failure};
 use serde_json::json;
@@ -79,6 +80,8 @@ pub enum DevError {
     Runtime { stage: &'static str, source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("the signing keys in {} cannot be used: {reason}", path.display())]
+    SigningKeys { path: PathBuf, reason: String },
 }
 
 /// The stage queue as the handlers see it: the SQLite queue, waking the stage's worker on send so
@@ -179,7 +182,7 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
     })?;
     // Before the folder is read or written: a second stack must not touch the first one's files.
     let data_lock = data_lock::lock(&opts.data_dir)?;
-    config.settings.unsubscribe_secret = unsubscribe_secret(&opts.data_dir)?;
+    config.settings.unsubscribe_secret = signing_keys(&opts.data_dir)?;
     let database = opts.data_dir.join("leadflow.db");
     let outbox = opts.data_dir.join("outbox");
     let events = opts.data_dir.join("events.jsonl");
@@ -291,26 +294,29 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
     })
 }
 
-/// The secret unsubscribe links are signed with: `LEADFLOW_UNSUBSCRIBE_SECRET`, else one made up
-/// on first start and kept in the data folder, so links in emails already sent keep working
-/// after a restart.
-fn unsubscribe_secret(data_dir: &std::path::Path) -> Result<String, DevError> {
+/// The keys links and console sessions are signed with: `LEADFLOW_UNSUBSCRIBE_SECRET`, else the
+/// data folder's `unsubscribe.secret`, made up on first start and kept, so links in emails already
+/// sent keep working after a restart. The file holds one secret, or the same JSON key ring as the
+/// AWS secret (`{"current": id, id: secret, ...}`) to try a rotation locally.
+fn signing_keys(data_dir: &std::path::Path) -> Result<SigningKeys, DevError> {
     if let Ok(secret) = std::env::var("LEADFLOW_UNSUBSCRIBE_SECRET")
         && !secret.trim().is_empty()
     {
-        return Ok(secret.trim().to_string());
+        return Ok(SigningKeys::single(secret.trim()));
     }
     let path = data_dir.join("unsubscribe.secret");
     let io = |action: &'static str, source: std::io::Error| {
         DevError::Data(leadflow_local::LocalError::Io { action, path: path.clone(), source })
     };
     match std::fs::read_to_string(&path) {
-        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Ok(s) if s.trim().starts_with('{') => SigningKeys::from_json(s.trim())
+            .map_err(|e| DevError::SigningKeys { path: path.clone(), reason: e.to_string() }),
+        Ok(s) if !s.trim().is_empty() => Ok(SigningKeys::single(s.trim())),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("read", e)),
         _ => {
             let secret = format!("{}{}", random_token(), random_token());
             std::fs::write(&path, &secret).map_err(|e| io("write", e))?;
-            Ok(secret)
+            Ok(SigningKeys::single(secret))
         }
     }
 }
@@ -397,13 +403,15 @@ fn sign_in_link_endpoint(ports: Arc<LocalPorts>, auth: AdminAuth, codes: Arc<Loc
             let request: LinkRequest = if body.is_empty() {
                 LinkRequest::default()
             } else {
-                match serde_json::from_slice(&body) {
+                // Through a map: serde would also read the struct from an array, `[email, next]`.
+                let object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body);
+                match object.and_then(|o| serde_json::from_value(serde_json::Value::Object(o))) {
                     Ok(r) => r,
                     Err(e) => {
                         return error(
                             StatusCode::BAD_REQUEST,
                             "malformed_body",
-                            format!("The body is not valid JSON: {e}"),
+                            format!("The body is not a JSON object of email and next: {e}"),
                             None,
                         );
                     }
@@ -481,6 +489,10 @@ async fn stage_worker(
     }
 }
 
+/// The time one local nurture tick may take: each tick starts with the SLA pass, so a long
+/// drip backlog delays it (and a shutdown) by this at most. Nothing is paced locally.
+const LOCAL_TICK_BUDGET: Duration = Duration::from_secs(10);
+
 async fn nurture_scheduler(ports: Arc<LocalPorts>, every: Duration, mut stop: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -489,10 +501,20 @@ async fn nurture_scheduler(ports: Arc<LocalPorts>, every: Duration, mut stop: wa
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
-        // Keep ticking while a tick fills its limit, so a backlog drains without waiting.
+        // Keep ticking while a tick fills its limit or its budget, so a backlog drains without
+        // waiting.
         loop {
-            match leadflow_nurture::tick(&*ports, leadflow_nurture::TICK_LIMIT).await {
-                Ok(report) if report.due >= leadflow_nurture::TICK_LIMIT && report.sent + report.stopped > 0 => {
+            if *stop.borrow() {
+                return;
+            }
+            let budget = leadflow_stage::Deadline::budget(LOCAL_TICK_BUDGET, Duration::ZERO);
+            let tick = leadflow_nurture::tick(&*ports, leadflow_nurture::TICK_LIMIT);
+            match leadflow_stage::within(budget, tick).await {
+                Ok(report)
+                    if report.unstarted > 0
+                        || (report.due >= leadflow_nurture::TICK_LIMIT
+                            && report.sent + report.stopped + report.rejected > 0) =>
+                {
                     continue;
                 }
                 Ok(_) => break,

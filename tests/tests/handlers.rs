@@ -7,8 +7,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http_body_util::BodyExt;
+use leadflow_core::messages::ScoreMessage;
 use leadflow_core::model::{EnrollmentState, LeadId, Lifecycle, Validity};
-use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore, Stage};
+use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore, Stage, StageQueue, WriteOutcome};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
 use leadflow_stage::BatchItem;
 use serde_json::{Value, json};
@@ -137,9 +138,10 @@ async fn a_repeat_submission_merges_into_the_existing_lead() {
     assert_eq!(ports.store.resolve_lead(lead_id(&second)).await.ok().flatten(), Some(first_id));
     let lead = ports.store.get_lead(first_id).await.ok().flatten().unwrap_or_else(|| panic!("lead gone"));
     assert_eq!(lead.submissions, 2, "the merge counted once although delivered twice");
-    assert_eq!(lead.contact.job_title.as_deref(), Some("Chief Technology Officer"), "newest details win");
+    assert_eq!(lead.contact.job_title.as_deref(), Some("CTO"), "a repeat does not rewrite the lead");
     let trail = ports.store.activities(first_id).await.unwrap_or_default();
     assert_eq!(trail.iter().filter(|a| a.kind.name() == "form_submission").count(), 2);
+    assert_eq!(trail.iter().filter(|a| a.kind.name() == "changes_held").count(), 1, "held once for review");
     assert_eq!(ports.mailer.sent().len(), 1, "still one owner and one assignment email");
 }
 
@@ -285,13 +287,16 @@ async fn a_lead_that_qualifies_later_leaves_nurture_and_is_routed() {
     let _ = leadflow_nurture::tick(&*ports, 100).await;
     let before = ports.mailer.sent().len();
     assert_eq!(before, 1, "first drip step");
-    // Kim comes back as a VP in Germany: qualifies and is routed.
-    post(
-        &ports,
-        json!({"email": "kim@globex.example", "job_title": "VP Sales", "country": "DE", "company": "Globex"}),
-        None,
-    )
-    .await;
+    // Kim turns out to be a VP in Germany, and a person corrects the record (a repeat
+    // submission no longer rewrites a lead by itself): Kim qualifies and is routed.
+    let mut kim = ports.store.get_lead(id).await.ok().flatten().unwrap_or_else(|| panic!("lead missing"));
+    kim.contact.job_title = Some("VP Sales".into());
+    kim.contact.country = Some("DE".into());
+    kim.contact.company = Some("Globex".into());
+    let written = ports.store.update_lead(&kim, kim.version, &[]).await;
+    assert_eq!(written.ok(), Some(WriteOutcome::Written));
+    let rescore = serde_json::to_string(&ScoreMessage { lead_id: id, cause: "edited".into() }).unwrap_or_default();
+    ports.queue.send(Stage::Score, &[rescore]).await.unwrap_or_else(|e| panic!("{e}"));
     pipeline(&ports, 1).await;
     let lead = ports.store.get_lead(id).await.ok().flatten().unwrap_or_else(|| panic!("lead missing"));
     assert!(lead.owner.is_some(), "{:?}", lead.score);

@@ -123,6 +123,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// Reads JSON into `T`; a type error names the field by its path (`reps[2].time_zone`).
 pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.trim_ascii_start().starts_with(b"[") {
+        return Err(not_an_object());
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -139,10 +142,19 @@ pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// Reads a JSON value into `T`, naming the field of an error.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if value.is_array() {
+        return Err(not_an_object());
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         field_error(&path, &without_position(&e.into_inner().to_string()))
     })
+}
+
+/// Every body of this API is an object. serde would also read a struct from an array of its
+/// fields in order (`["won"]` for `{"status": "won"}`), which no client means.
+fn not_an_object() -> ApiError {
+    ApiError::invalid("body", "must be a JSON object, not an array")
 }
 
 /// A type error at `path`; serde reports a missing field at its parent, so the field's own
@@ -202,6 +214,19 @@ mod tests {
         for h in [with(None), with(Some("Bearer ")), with(Some("Bearer x")), with(Some(""))] {
             assert!(!empty.allows(&h), "{h:?}");
         }
+    }
+
+    #[test]
+    fn an_array_is_not_an_object_of_fields() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Body {
+            #[allow(dead_code)]
+            status: String,
+        }
+        let refused = super::from_json::<Body>(b" [\"won\"]").err().map(|e| (e.status, e.field));
+        assert_eq!(refused, Some((axum::http::StatusCode::UNPROCESSABLE_ENTITY, Some("body".to_string()))));
+        assert!(super::from_value::<Body>(serde_json::json!(["won"])).is_err());
+        assert!(super::from_json::<Body>(b"{\"status\": \"won\"}").is_ok());
     }
 
     #[test]

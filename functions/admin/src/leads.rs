@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures_util::StreamExt;
 use futures_util::stream;
+use leadflow_core::StoreError;
 use leadflow_core::erasure::{erased_at, is_erased};
 use leadflow_core::model::{Grade, Lead, LeadId, Lifecycle, SalesStatus};
 use leadflow_core::normalize::{email_key, normalize_email};
@@ -376,15 +377,17 @@ fn parse_limit(raw: &Option<String>) -> ApiResult<usize> {
     }
 }
 
+fn bad_cursor() -> ApiError {
+    ApiError::invalid("cursor", "not a cursor this API answered; start again without one")
+}
+
 /// A search cursor: how many leads of a store page were read, and that page's store cursor.
 fn parse_cursor(raw: &Option<String>) -> ApiResult<(Option<String>, usize)> {
     let Some(raw) = non_empty(raw) else {
         return Ok((None, 0));
     };
-    let (skip, store) = raw
-        .split_once(':')
-        .and_then(|(n, c)| n.parse::<usize>().ok().map(|n| (n, c)))
-        .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this API answered; start again without one"))?;
+    let (skip, store) =
+        raw.split_once(':').and_then(|(n, c)| n.parse::<usize>().ok().map(|n| (n, c))).ok_or_else(bad_cursor)?;
     Ok(((!store.is_empty()).then(|| store.to_string()), skip))
 }
 
@@ -401,18 +404,24 @@ pub async fn search<P: Ports>(
     State(st): St<P>,
     QueryParams(q): QueryParams<LeadQuery>,
 ) -> ApiResult<Response> {
+    // Checked even for a lookup by address, which uses none of them: a bad one is told, not ignored.
+    let filter = Filter::parse(&q)?;
+    let limit = parse_limit(&q.limit)?;
+    let (mut store_cursor, mut skip) = parse_cursor(&q.cursor)?;
     if let Some(email) = &q.email {
         return by_email(&*st.ports, email).await;
     }
-    let filter = Filter::parse(&q)?.load_campaign(&*st.ports).await?;
-    let limit = parse_limit(&q.limit)?;
-    let (mut store_cursor, mut skip) = parse_cursor(&q.cursor)?;
+    let filter = filter.load_campaign(&*st.ports).await?;
     let store = st.ports.store();
     let mut found = Vec::new();
     let mut scanned = 0usize;
     let mut pages = 0usize;
     let next = loop {
-        let page = store.list_leads(store_cursor.clone(), SCAN_PAGE).await?;
+        let page = match store.list_leads(store_cursor.clone(), SCAN_PAGE).await {
+            // The client's cursor, which the store did not hand out: theirs to fix, not a 503.
+            Err(StoreError::Corrupt(_)) if pages == 0 && store_cursor.is_some() => return Err(bad_cursor()),
+            page => page?,
+        };
         pages += 1;
         let mut stopped_at = None;
         for (i, lead) in page.leads.iter().enumerate().skip(skip) {

@@ -188,6 +188,11 @@
             return;
           }
           var error = answer.body && answer.body.error;
+          if (answer.status === 409 && key === sent) {
+            // The key went with other fields before (an answer was lost and the form changed
+            // since): the next press sends these fields as a submission of their own.
+            key = null;
+          }
           if (answer.status === 422 && error) {
             showFieldErrors(form, error);
           } else {

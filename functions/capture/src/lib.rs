@@ -4,6 +4,9 @@
 //! Also what a landing page loads: the optional form script (`GET /forms/leadflow.js`) and the
 //! default thank-you page (`GET /thanks`).
 
+pub mod captcha;
+pub mod idempotency;
+pub mod openapi;
 pub mod thanks;
 
 use std::collections::BTreeMap;
@@ -11,7 +14,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, HttpBody};
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,12 +22,14 @@ use chrono::Duration;
 use leadflow_core::config::{CaptureSettings, FormSettings};
 use leadflow_core::error::FieldProblem;
 use leadflow_core::model::LeadId;
-use leadflow_core::ports::{Clock, IdempotencyClaim, LeadStore, Ports, Stage, StageQueue};
+use leadflow_core::ports::{Clock, Ports, Stage, StageQueue};
 use leadflow_core::submission::from_fields;
 use leadflow_core::validate::check_submission;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::captcha::{Captcha, Refusal};
 use tracing::{info, warn};
 
 /// A capture error as the API answers it: `{"error": {"code", "message", "field"}}`.
@@ -58,14 +63,23 @@ impl IntoResponse for ApiError {
 }
 
 /// The capture routes: `POST /leads`, with CORS for the configured origins; the form script and
-/// the thank-you page, which any page may load.
+/// the thank-you page, which any page may load. A configured CAPTCHA takes its secret from the
+/// environment ([`captcha::SECRET_VAR`]).
 pub fn router<P: Ports>(ports: Arc<P>) -> Router {
+    let captcha = Captcha::from_env(ports.config().settings.capture.captcha.as_ref());
+    router_with(ports, captcha)
+}
+
+/// [`router`] with the CAPTCHA check given.
+pub fn router_with<P: Ports>(ports: Arc<P>, captcha: Captcha) -> Router {
     let settings = ports.config().settings.capture.clone();
     Router::new()
         .route("/leads", post(capture::<P>).fallback(method_not_allowed))
+        .layer(Extension(captcha))
         .layer(cors(&settings))
         .route(SCRIPT_PATH, get(script))
         .route(thanks::PATH, get(thanks::page::<P>))
+        .route(openapi::PATH, get(openapi::document))
         .with_state(ports)
 }
 
@@ -105,8 +119,12 @@ enum Kind {
     Form,
 }
 
-async fn capture<P: Ports>(State(ports): State<Arc<P>>, request: Request) -> Response {
-    match accept(&*ports, request).await {
+async fn capture<P: Ports>(
+    State(ports): State<Arc<P>>,
+    Extension(captcha): Extension<Captcha>,
+    request: Request,
+) -> Response {
+    match accept(&*ports, &captcha, request).await {
         Ok(response) => response,
         Err(e) => {
             if e.status.is_server_error() {
@@ -117,7 +135,7 @@ async fn capture<P: Ports>(State(ports): State<Arc<P>>, request: Request) -> Res
     }
 }
 
-async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiError> {
+async fn accept<P: Ports>(ports: &P, captcha: &Captcha, request: Request) -> Result<Response, ApiError> {
     let config = ports.config();
     let settings = &config.settings.capture;
     let (parts, body) = request.into_parts();
@@ -148,7 +166,7 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
         Unread::TooLarge => too_large(),
         Unread::Broken => ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "The body could not be read."),
     })?;
-    let fields = match kind {
+    let mut fields = match kind {
         Kind::Json => parse_json(&bytes)?,
         Kind::Form => parse_form(&bytes)?,
     };
@@ -165,6 +183,8 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
         info!("honeypot filled; submission dropped");
         return Ok(answer(lead_id, redirect));
     }
+    // The widget's token is checked after the cheap checks below; it is no field of the lead.
+    let captcha_token = captcha.field().and_then(|f| fields.remove(f));
     let idempotency_key = idempotency_key(&parts.headers, &fields)?;
     let mut sub = from_fields(&fields, &settings.honeypot_field, settings.max_custom_fields).map_err(|p| ApiError {
         field: (!p.field.is_empty()).then(|| p.field.clone()),
@@ -183,15 +203,12 @@ async fn accept<P: Ports>(ports: &P, request: Request) -> Result<Response, ApiEr
             problems,
         }
     })?;
+    captcha.check(captcha_token.as_ref().and_then(Value::as_str)).await.map_err(|r| captcha_refused(r, captcha))?;
     if let Some(key) = idempotency_key {
         let expires = now + Duration::hours(i64::from(settings.idempotency_hours));
-        match ports.store().claim_idempotency_key(&key, lead_id, now, expires).await {
-            Ok(IdempotencyClaim::Claimed) => {}
-            // The retry is queued again under the first id: validation drops it if the first
-            // made it, and if the first was lost between the claim and the queue, this one counts.
-            Ok(IdempotencyClaim::Seen(first)) => sub.lead_id = first,
-            Err(e) => return Err(unavailable(e.to_string())),
-        }
+        // A retry is queued again under the first id: validation drops it if the first made it,
+        // and if the first was lost between the claim and the queue, this one counts.
+        sub.lead_id = idempotency::claim(ports.store(), &key, &fields, lead_id, now, expires).await?;
     }
     let body = serde_json::to_string(&sub).map_err(|e| unavailable(e.to_string()))?;
     ports.queue().send(Stage::Validate, &[body]).await.map_err(|e| unavailable(e.to_string()))?;
@@ -243,6 +260,17 @@ async fn read_capped(mut body: Body, limit: usize) -> Result<Vec<u8>, Unread> {
                 bytes.extend_from_slice(data);
             }
         }
+    }
+}
+
+fn captcha_refused(refusal: Refusal, captcha: &Captcha) -> ApiError {
+    let field = captcha.field().unwrap_or_default();
+    match refusal {
+        Refusal::Missing => {
+            ApiError::field("captcha_required", field, "Complete the CAPTCHA, then send the form again.")
+        }
+        Refusal::Failed => ApiError::field("captcha_failed", field, "The CAPTCHA was not passed; try it again."),
+        Refusal::Unavailable(reason) => unavailable(format!("CAPTCHA check: {reason}")),
     }
 }
 
@@ -348,6 +376,21 @@ fn is_blank(v: &Value) -> bool {
 }
 
 fn idempotency_key(headers: &HeaderMap, fields: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    let out_of_bounds = |k: &str| k.is_empty() || k.len() > 255;
+    let refused = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "An idempotency key must be 1 to 255 characters.",
+        )
+    };
+    // Checked even when the header's key is the one used, so that a bad field is never ignored.
+    let field = match fields.get("submission_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if out_of_bounds(s) => return Err(refused()),
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(ApiError::field("invalid_type", "submission_id", "submission_id must be a string.")),
+    };
     let raw = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
@@ -360,18 +403,10 @@ fn idempotency_key(headers: &HeaderMap, fields: &Map<String, Value>) -> Result<O
                 })?
                 .to_string(),
         ),
-        None => match fields.get("submission_id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(ApiError::field("invalid_type", "submission_id", "submission_id must be a string.")),
-        },
+        None => field,
     };
     match raw {
-        Some(k) if k.is_empty() || k.len() > 255 => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_idempotency_key",
-            "An idempotency key must be 1 to 255 characters.",
-        )),
+        Some(k) if out_of_bounds(&k) => Err(refused()),
         // Hashed: the key is the client's text, and only its identity matters.
         Some(k) => Ok(Some(hex::encode(Sha256::digest(k.as_bytes())))),
         None => Ok(None),

@@ -1,11 +1,18 @@
-//! Nurture: on every scheduler tick, finds the enrollments whose next step is due and runs the
-//! drip state machine on each: stop (opt-out, bounce, complaint, won, lost, erasure, …), wait
-//! for the send window or the frequency cap, take branches, or send the step once. Then it
-//! hands the leads whose owner let the SLA run out to route.
+//! Nurture: on every scheduler tick, first hands the leads whose owner let the SLA run out to
+//! route, then finds the enrollments whose next step is due and runs the drip state machine on
+//! each: stop (opt-out, bounce, complaint, won, lost, erasure, …), wait for the send window or
+//! the frequency cap, take branches, or send the step once.
+//!
+//! A tick keeps to its time: under a [`Deadline`](leadflow_stage::Deadline) (the Lambda
+//! invocation's, or the local ticker's budget) it starts no step that would not end a margin
+//! before it, so every step is either done (sent and recorded) or untouched and still due for the
+//! next tick. Sends may be spaced out by a [`Pacer`] to the mail provider's rate.
 
+pub mod pace;
 pub mod sla;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use leadflow_core::campaign::{CompiledCampaign, Control, Decision, Facts, stopped};
@@ -14,8 +21,11 @@ use leadflow_core::model::{Activity, ActivityKind, Enrollment, Lead};
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{Clock, LeadStore, Ports, WriteOutcome};
 use leadflow_core::unsubscribe;
-use leadflow_stage::{Sent, StageError, activity, live, send_once};
+use leadflow_stage::{Sent, StageError, activity, current_deadline, live, send_once};
+use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
+
+pub use pace::Pacer;
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -28,6 +38,11 @@ pub struct TickReport {
     pub rescheduled: usize,
     /// Steps left due, to be tried on a later tick (throttling, a store hiccup).
     pub retry_later: usize,
+    /// Steps whose email can never go out (the mail service rejected it for good, or it cannot
+    /// be rendered): recorded on the lead's trail and passed, the enrollment moving on.
+    pub rejected: usize,
+    /// Due steps the tick did not reach before its deadline: untouched, still due.
+    pub unstarted: usize,
     /// Leads whose owner did not contact them within the SLA, handed to route to move.
     pub sla_breaches: usize,
 }
@@ -40,6 +55,8 @@ impl TickReport {
         self.completed += other.completed;
         self.rescheduled += other.rescheduled;
         self.retry_later += other.retry_later;
+        self.rejected += other.rejected;
+        self.unstarted += other.unstarted;
         self.sla_breaches += other.sla_breaches;
     }
 }
@@ -47,27 +64,53 @@ impl TickReport {
 /// How many due enrollments one tick takes on; the rest wait for the next tick.
 pub const TICK_LIMIT: usize = 500;
 
-/// One scheduler tick.
+/// One scheduler tick, sending as fast as the mailer takes the emails.
 pub async fn tick<P: Ports>(ports: &P, limit: usize) -> Result<TickReport, StageError> {
+    tick_paced(ports, limit, None).await
+}
+
+/// One scheduler tick, each send waiting for its turn at `pacer`. Under a deadline (see
+/// [`leadflow_stage::within`]) it stops early, leaving the steps it did not reach due.
+pub async fn tick_paced<P: Ports>(ports: &P, limit: usize, pacer: Option<&Pacer>) -> Result<TickReport, StageError> {
     let config = live::refresh(ports, false).await;
     let now = ports.clock().now();
+    // First: a backlog of drips may take the whole budget, and a missed SLA is a lead waiting.
+    let sla_breaches = sla::hand_over_due(ports, now, limit).await;
     let due = ports.store().due_enrollments(now, limit).await?;
-    let mut report = TickReport { due: due.len(), ..Default::default() };
-    for enrollment in due {
+    let mut report = TickReport { due: due.len(), sla_breaches, ..Default::default() };
+    let deadline = current_deadline();
+    // The longest step so far: what the next one is expected to take at most.
+    let mut longest = Duration::ZERO;
+    for (done, enrollment) in due.iter().enumerate() {
+        let left = due.len() - done;
+        if deadline.is_some_and(|d| !d.allows(longest)) {
+            report.unstarted = left;
+            break;
+        }
+        let started = Instant::now();
         let span = info_span!("enrollment", lead_id = %enrollment.lead_id, campaign = %enrollment.campaign_id);
-        match step(ports, &config, &enrollment, now).instrument(span).await {
+        let due_step = Step { ports, config: &config, enrollment, now, pacer, expected: longest };
+        match step(&due_step).instrument(span).await {
             Ok(Outcome::Sent) => report.sent += 1,
             Ok(Outcome::Stopped) => report.stopped += 1,
             Ok(Outcome::Completed) => report.completed += 1,
             Ok(Outcome::Rescheduled) => report.rescheduled += 1,
+            Ok(Outcome::Rejected) => report.rejected += 1,
             Ok(Outcome::Nothing) => {}
+            Ok(Outcome::Unstarted) => {
+                report.unstarted = left;
+                break;
+            }
             Err(e) => {
                 warn!(lead_id = %enrollment.lead_id, error = %e, "drip step not sent; retried on a later tick");
                 report.retry_later += 1;
             }
         }
+        longest = longest.max(started.elapsed());
     }
-    report.sla_breaches = sla::hand_over_due(ports, now, limit).await;
+    if report.unstarted > 0 {
+        info!(unstarted = report.unstarted, "tick stopped before its deadline; the rest stay due");
+    }
     Ok(report)
 }
 
@@ -76,8 +119,12 @@ enum Outcome {
     Stopped,
     Completed,
     Rescheduled,
+    /// The email can never go out; recorded, and the enrollment moved past it.
+    Rejected,
     /// Another worker moved the enrollment on first, or the step was sent before.
     Nothing,
+    /// The deadline came near while waiting for a turn to send: nothing was written.
+    Unstarted,
 }
 
 async fn end<P: Ports>(
@@ -97,12 +144,19 @@ fn ended_entry(enrollment: &Enrollment, reason: &str, now: DateTime<Utc>) -> Act
     activity(enrollment.lead_id, format!("enrollment-ended-{}", enrollment.campaign_id), now, kind)
 }
 
-async fn step<P: Ports>(
-    ports: &P,
-    config: &CompiledConfig,
-    enrollment: &Enrollment,
+/// One due enrollment, and what its tick gives it.
+struct Step<'a, P> {
+    ports: &'a P,
+    config: &'a CompiledConfig,
+    enrollment: &'a Enrollment,
     now: DateTime<Utc>,
-) -> Result<Outcome, StageError> {
+    pacer: Option<&'a Pacer>,
+    /// How long the step may be expected to take (the tick's longest so far).
+    expected: Duration,
+}
+
+async fn step<P: Ports>(s: &Step<'_, P>) -> Result<Outcome, StageError> {
+    let Step { ports, config, enrollment, now, .. } = *s;
     let store = ports.store();
     let stop = |reason: String| async move {
         let done = end(ports, enrollment, &stopped(enrollment, &reason), &reason, now).await?;
@@ -137,44 +191,63 @@ async fn step<P: Ports>(
                 WriteOutcome::VersionConflict => Outcome::Nothing,
             })
         }
-        Decision::Send { step, after } => send(ports, config, &campaign, enrollment, &lead, step, after, now).await,
+        Decision::Send { step, after } => send(s, &campaign, &lead, step, after).await,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn send<P: Ports>(
-    ports: &P,
-    config: &CompiledConfig,
+    s: &Step<'_, P>,
     campaign: &CompiledCampaign,
-    enrollment: &Enrollment,
     lead: &Lead,
     step: usize,
     after: Enrollment,
-    now: DateTime<Utc>,
 ) -> Result<Outcome, StageError> {
+    let Step { ports, config, enrollment, now, .. } = *s;
     let settings = &config.settings;
     // Without a secret there is no working unsubscribe link, and no marketing email may go out
     // without one: wait for the configuration to be fixed rather than send.
     let token = unsubscribe::sign(&settings.unsubscribe_secret, lead.id)
         .map_err(|e| StageError::Retryable(format!("cannot sign the unsubscribe link: {e}")))?;
     let url = format!("{}/u/{token}", settings.public_url.trim_end_matches('/'));
-    let email = campaign.render(lead, step, settings, &url).map_err(|e| StageError::Permanent(e.to_string()))?;
+    let mut trail: Vec<Activity> =
+        (after.state != enrollment.state).then(|| ended_entry(enrollment, "completed", now)).into_iter().collect();
+    let email = match campaign.render(lead, step, settings, &url) {
+        Ok(email) => email,
+        Err(e) => {
+            // No later tick renders it either: pass the step, on the trail, rather than retry
+            // it every minute for ever.
+            let key = campaign.email_key(lead, step);
+            let reason = format!("the step could not be rendered: {e}");
+            warn!(%reason, "drip email rejected");
+            trail.push(leadflow_stage::not_sent(lead.id, &key, &reason, now));
+            return Ok(match ports.store().update_enrollment(&after, enrollment.version, &trail).await? {
+                WriteOutcome::Written => Outcome::Rejected,
+                WriteOutcome::VersionConflict => Outcome::Nothing,
+            });
+        }
+    };
+    if let Some(pacer) = s.pacer {
+        pacer.wait().await;
+        // The wait may have taken what was left: then leave the step untouched for the next tick.
+        if current_deadline().is_some_and(|d| !d.allows(s.expected)) {
+            return Ok(Outcome::Unstarted);
+        }
+    }
     let sent = send_once(ports, lead.id, &email).await?;
     if let Sent::Rejected(reason) = &sent {
         warn!(%reason, "drip email rejected");
     }
     // Another tick may have advanced it already: then its write wins and ours is dropped. A
     // crash before this write leaves the step due: the next tick finds the email sent (its claim
-    // is done) and only advances.
-    let trail: Vec<Activity> =
-        (after.state != enrollment.state).then(|| ended_entry(enrollment, "completed", now)).into_iter().collect();
+    // is done) and only advances. A rejection is on the trail already, written with its claim.
     ports.store().update_enrollment(&after, enrollment.version, &trail).await?;
     match sent {
         Sent::Now(_) => {
             info!(step, "drip step sent");
             Ok(Outcome::Sent)
         }
-        Sent::Before(_) | Sent::Rejected(_) => Ok(Outcome::Nothing),
+        Sent::Rejected(_) => Ok(Outcome::Rejected),
+        Sent::Before(_) => Ok(Outcome::Nothing),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Route: picks the team and the rep for a qualified lead, records the decision with its
 //! explanation, emails the rep and announces `lead.assigned`. It also moves the leads whose
-//! owner let the SLA run out (`sla`).
+//! owner let the SLA run out (`sla`), and sends double opt-in's confirmation emails (`confirm`).
 
+pub mod confirm;
 pub mod sla;
 
 use leadflow_core::messages::RouteMessage;
@@ -23,9 +24,15 @@ pub async fn handle<P: Ports>(ports: &P, msg: RouteMessage) -> Result<(), StageE
     if let Some(breach) = &msg.sla_breach {
         return sla::handle_breach(ports, msg.lead_id, breach).await;
     }
-    let lead = assign(ports, &msg).await?;
-    let Some(lead) = lead else { return Ok(()) };
-    notify(ports, &lead).await
+    // The score stage sends a lead here to be routed, to have its confirmation email sent, or
+    // both; each part does nothing when there is nothing to do.
+    if let Some(lead) = assign(ports, &msg).await? {
+        notify(ports, &lead).await?;
+    }
+    if msg.confirm {
+        confirm::send_if_due(ports, msg.lead_id).await?;
+    }
+    Ok(())
 }
 
 /// Assigns the lead unless it has an owner; answers the lead with its owner.
@@ -41,7 +48,8 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Le
             return Ok(Some(lead));
         }
         if !lead.is_valid() || lead.lifecycle < Lifecycle::Mql {
-            warn!(lead_id = %lead.id, "not routed: the lead is not qualified");
+            // Sent here for its confirmation email only.
+            info!(lead_id = %lead.id, "not routed: the lead is not qualified");
             return Ok(None);
         }
         let now = ports.clock().now();

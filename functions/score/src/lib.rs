@@ -1,8 +1,10 @@
 //! Score: fit and behaviour scoring with decay, grade and lifecycle stage. A lead that reaches
-//! MQL goes to routing; one below it is enrolled in the nurture campaign that admits it.
+//! MQL goes to routing; one below it is enrolled in the nurture campaign that admits it, unless
+//! its consent awaits confirmation (double opt-in: the route stage sends that email).
 
+use leadflow_core::confirmation;
 use leadflow_core::messages::{RouteMessage, ScoreMessage};
-use leadflow_core::model::{ActivityKind, EnrollmentState, Lead, Lifecycle};
+use leadflow_core::model::{Activity, ActivityKind, EnrollmentState, Lead, Lifecycle};
 use leadflow_core::ports::{Clock, LeadStore, Ports, Stage, StageQueue, WriteOutcome};
 use leadflow_stage::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, live, optout, process_batch};
 use tracing::info;
@@ -14,15 +16,20 @@ pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Fai
 pub async fn handle<P: Ports>(ports: &P, msg: ScoreMessage) -> Result<(), StageError> {
     // Picks up scoring rules and campaigns applied through the admin API.
     live::refresh(ports, false).await;
-    let Some(lead) = rescore(ports, &msg).await? else {
+    let Some((lead, trail)) = rescore_with_trail(ports, &msg).await? else {
         return Ok(());
     };
-    if lead.lifecycle >= Lifecycle::Mql {
-        if lead.owner.is_none() {
-            let body = serde_json::to_string(&RouteMessage { lead_id: lead.id, sla_breach: None })
-                .map_err(|e| StageError::Permanent(e.to_string()))?;
-            ports.queue().send(Stage::Route, &[body]).await?;
-        }
+    // Double opt-in: the route stage sends the confirmation email (it has the mailer), and a
+    // lead whose consent is awaited enters no campaign until it is confirmed.
+    let consent = confirmation::standing(&lead, &trail, ports.clock().now());
+    let unrouted = lead.lifecycle >= Lifecycle::Mql && lead.owner.is_none();
+    let confirm = consent.due.is_some();
+    if unrouted || confirm {
+        let body = serde_json::to_string(&RouteMessage { lead_id: lead.id, sla_breach: None, confirm })
+            .map_err(|e| StageError::Permanent(e.to_string()))?;
+        ports.queue().send(Stage::Route, &[body]).await?;
+    }
+    if lead.lifecycle >= Lifecycle::Mql || consent.awaiting {
         return Ok(());
     }
     enroll(ports, &lead).await
@@ -31,6 +38,15 @@ pub async fn handle<P: Ports>(ports: &P, msg: ScoreMessage) -> Result<(), StageE
 /// Scores the lead and stores the result; answers the stored lead (`None` when there is nothing
 /// to score: unknown or invalid lead).
 pub async fn rescore<P: Ports>(ports: &P, msg: &ScoreMessage) -> Result<Option<Lead>, StageError> {
+    Ok(rescore_with_trail(ports, msg).await?.map(|(lead, _)| lead))
+}
+
+/// [`rescore`], also answering the trail the score was computed from (read once per attempt:
+/// the consent's standing is read from it too).
+async fn rescore_with_trail<P: Ports>(
+    ports: &P,
+    msg: &ScoreMessage,
+) -> Result<Option<(Lead, Vec<Activity>)>, StageError> {
     let store = ports.store();
     let config = ports.config();
     for _ in 0..WRITE_ATTEMPTS {
@@ -50,7 +66,7 @@ pub async fn rescore<P: Ports>(ports: &P, msg: &ScoreMessage) -> Result<Option<L
             .is_some_and(|s| s.total == score.total && s.grade == score.grade && s.reasons == score.reasons)
             && stage == lead.lifecycle;
         if unchanged {
-            return Ok(Some(lead));
+            return Ok(Some((lead, activities)));
         }
         let before = lead.lifecycle;
         let version = lead.version;
@@ -76,7 +92,7 @@ pub async fn rescore<P: Ports>(ports: &P, msg: &ScoreMessage) -> Result<Option<L
         if stage != before {
             info!(lead_id = %lead.id, stage = stage.as_str(), "lifecycle stage changed");
         }
-        return Ok(Some(lead));
+        return Ok(Some((lead, activities)));
     }
     Err(StageError::Retryable("the lead kept changing while scoring".into()))
 }

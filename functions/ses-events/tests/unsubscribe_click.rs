@@ -52,7 +52,7 @@ fn click_on(link: &str, at: &str) -> Value {
 
 /// Ada's unsubscribe link as nurture writes it into her emails.
 fn unsubscribe_link() -> String {
-    let token = unsubscribe::sign(SECRET, id(1)).unwrap_or_default();
+    let token = unsubscribe::sign(&SECRET.into(), id(1)).unwrap_or_default();
     format!("https://leads.acme.example.com/u/{token}")
 }
 

@@ -13,11 +13,17 @@
 //!
 //! The pages show nothing about the person (not even the address): whoever holds the link sees
 //! only that it unsubscribes someone.
+//!
+//! The other signed links sent to leads are served here too: double opt-in's `/confirm/{token}`
+//! ([`confirm`]).
+
+pub mod confirm;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -69,6 +75,7 @@ pub enum Unsubscribed {
 pub fn router<P: Ports>(ports: Arc<P>) -> Router {
     Router::new()
         .route("/u/{token}", get(confirm_page::<P>).post(unsubscribe_post::<P>))
+        .route(confirm::ROUTE, get(confirm::page_get::<P>).post(confirm::page_post::<P>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ports)
 }
@@ -118,11 +125,26 @@ async fn unsubscribe_post<P: Ports>(
     State(ports): State<Arc<P>>,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let lead_id = match path_token(path).and_then(|token| verify(&ports.config().settings.unsubscribe_secret, &token)) {
         Ok(id) => id,
         Err(e) => return token_refused(&e, &headers),
+    };
+    // axum's own answer to a body over the limit (or cut off) is plain text.
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error_response(
+                &headers,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "The request is larger than an unsubscribe needs: send List-Unsubscribe=One-Click, or nothing.",
+            );
+        }
+        Err(_) => {
+            return error_response(&headers, StatusCode::BAD_REQUEST, "unreadable_body", "The body could not be read.");
+        }
     };
     let via = if is_one_click(&headers, &body) { Via::OneClick } else { Via::Link };
     match unsubscribe(&*ports, lead_id, via).await {
@@ -244,7 +266,7 @@ fn token_refused(e: &TokenError, headers: &HeaderMap) -> Response {
             )
         }
         TokenError::NoSecret => {
-            error!("no unsubscribe secret is configured (LEADFLOW_UNSUBSCRIBE_SECRET); no link can be verified");
+            error!("no signing key is configured (LEADFLOW_SIGNING_KEYS_SECRET); no link can be verified");
             unavailable(headers)
         }
     }
@@ -266,7 +288,8 @@ fn error_response(headers: &HeaderMap, status: StatusCode, code: &str, message: 
     if wants_html(headers) {
         return html_page(status, &error_html(message));
     }
-    let mut response = (status, axum::Json(json!({ "error": { "code": code, "message": message } }))).into_response();
+    let mut response =
+        (status, axum::Json(json!({ "error": { "code": code, "message": message, "field": null } }))).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

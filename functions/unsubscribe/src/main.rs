@@ -1,14 +1,16 @@
-//! The unsubscribe function on Lambda, behind the HTTP API's public `GET/POST /u/{token}` routes.
-//! Anyone may call it: the token's signature is the authorization. It does not start without
+//! The unsubscribe function on Lambda, behind the HTTP API's public `GET/POST /u/{token}` and
+//! `/confirm/{token}` routes. Anyone may call it: the token's signature is the authorization. It does not start without
 //! `LEADFLOW_UNSUBSCRIBE_SECRET`, since it could verify no link.
 
 use std::sync::Arc;
 
 use leadflow_aws::lambda::{init_tracing, ports_from_env_with_secret};
+use leadflow_core::ports::Stage;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
-    let ports = Arc::new(ports_from_env_with_secret(&[]).await?);
+    // A confirmed subscription goes to the score stage, which enrolls the lead.
+    let ports = Arc::new(ports_from_env_with_secret(&[Stage::Score]).await?);
     lambda_http::run(leadflow_unsubscribe::router(ports)).await
 }

@@ -31,7 +31,7 @@ fn config(secret: &str) -> CompiledConfig {
     let compiled = CompiledConfig::compile(&leadflow_stage::config_files::sample());
     assert!(compiled.is_ok(), "the sample configuration compiles: {:?}", compiled.as_ref().err());
     let mut config = compiled.unwrap_or_else(|_| unreachable!());
-    config.settings.unsubscribe_secret = secret.to_string();
+    config.settings.unsubscribe_secret = secret.into();
     config
 }
 
@@ -60,7 +60,7 @@ async fn ports() -> Arc<MemPorts> {
 }
 
 fn token(lead_id: LeadId) -> String {
-    sign(SECRET, lead_id).unwrap_or_default()
+    sign(&SECRET.into(), lead_id).unwrap_or_default()
 }
 
 struct Answer {
@@ -289,7 +289,7 @@ async fn forged_tokens_are_refused_and_suppress_nothing() {
         Some(true)
     );
     let good = token(id(1));
-    let forged_with_another_secret = sign("another-secret", id(1)).unwrap_or_default();
+    let forged_with_another_secret = sign(&"another-secret".into(), id(1)).unwrap_or_default();
     for forged in [with_mac_changed(&good), with_other_lead(&good), forged_with_another_secret] {
         assert_ne!(forged, good);
         let refused = one_click(&ports, &forged).await;

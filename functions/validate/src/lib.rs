@@ -1,10 +1,11 @@
 //! Validate: normalizes and validates a captured submission, dedupes it by email (a repeat
 //! submission merges into the lead that has the address), stores it and passes it to scoring.
 
+use leadflow_core::confirmation::{hold_consent, merge_repeat};
 use leadflow_core::messages::{ScoreMessage, ValidateMessage};
 use leadflow_core::model::{ActivityKind, LeadId, Submission, Validity};
 use leadflow_core::ports::{Clock, CreateOutcome, LeadStore, Ports, Stage, StageQueue, WriteOutcome};
-use leadflow_core::validate::{build_lead, merge_into};
+use leadflow_core::validate::build_lead;
 use leadflow_stage::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, process_batch};
 use tracing::info;
 
@@ -67,7 +68,11 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
             ActivityKind::ValidationFailed { reasons: reasons.clone() },
         ));
     }
-    match store.create_lead(&incoming, &trail).await? {
+    // Double opt-in: consent waits for the person's confirmation. `incoming` keeps it as
+    // posted, for a merge to weigh.
+    let mut fresh = incoming.clone();
+    trail.extend(hold_consent(&mut fresh, &config.settings, sub.lead_id));
+    match store.create_lead(&fresh, &trail).await? {
         CreateOutcome::Created if incoming.is_valid() => {
             info!(lead_id = %incoming.id, "lead created");
             Ok(Outcome::Created(incoming.id))
@@ -85,8 +90,11 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
                 // twice.
                 let merged_before = store.activities(existing_id).await?.iter().any(|a| a.id == marker);
                 if !merged_before {
-                    let merged = merge_into(&existing, &incoming, now);
-                    let trail = [submitted(existing_id)];
+                    // A repeat cannot rewrite who the lead is: what it would change is held on
+                    // the trail for a person to review.
+                    let (merged, held) = merge_repeat(&existing, &incoming, sub.lead_id, now);
+                    let mut trail = vec![submitted(existing_id)];
+                    trail.extend(held);
                     if store.update_lead(&merged, existing.version, &trail).await? == WriteOutcome::VersionConflict {
                         continue;
                     }

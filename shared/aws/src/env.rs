@@ -17,12 +17,12 @@ pub const SENDER: &str = "LEADFLOW_SENDER";
 pub const ALLOWED_ORIGINS: &str = "LEADFLOW_ALLOWED_ORIGINS";
 /// Where people reach the deployment (links in emails); overrides `public_url`.
 pub const PUBLIC_URL: &str = "LEADFLOW_PUBLIC_URL";
-/// The key unsubscribe links are signed with (`Settings.unsubscribe_secret`), at least
-/// [`MIN_SECRET_LEN`] characters. Set on the functions that sign or verify links (nurture,
-/// unsubscribe, admin for previews), which start with
-/// [`ports_from_env_with_secret`](crate::lambda::ports_from_env_with_secret) and refuse to start
-/// without it; the others leave the setting empty.
-pub const UNSUBSCRIBE_SECRET: &str = "LEADFLOW_UNSUBSCRIBE_SECRET";
+/// The Secrets Manager secret (ARN or name) holding the signing keys
+/// ([`leadflow_core::signing::SigningKeys`], JSON `{"current": id, id: secret, ...}`). Set on the
+/// functions that sign or verify links (route, nurture, unsubscribe, admin), which start with
+/// [`ports_from_env_with_secret`](crate::lambda::ports_from_env_with_secret), read it once at
+/// start and refuse to start without it. The keys themselves are never in the environment.
+pub const SIGNING_KEYS_SECRET: &str = "LEADFLOW_SIGNING_KEYS_SECRET";
 
 /// The console's Cognito user pool (admin function): its managed-login domain
 /// (`https://<prefix>.auth.<region>.amazoncognito.com`), its issuer
@@ -33,8 +33,8 @@ pub const COGNITO_DOMAIN: &str = "LEADFLOW_COGNITO_DOMAIN";
 pub const COGNITO_ISSUER: &str = "LEADFLOW_COGNITO_ISSUER";
 pub const COGNITO_CLIENT_ID: &str = "LEADFLOW_COGNITO_CLIENT_ID";
 
-/// The shortest unsubscribe secret accepted (the template's `MinLength`).
-pub const MIN_SECRET_LEN: usize = 32;
+/// The shortest signing secret accepted (and the template's `UnsubscribeSecret` pattern's).
+pub const MIN_SECRET_LEN: usize = leadflow_core::signing::MIN_SECRET_LEN;
 
 /// A required variable that is missing: the template and the function disagree.
 #[derive(Debug, thiserror::Error)]

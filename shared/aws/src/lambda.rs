@@ -7,14 +7,16 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::error::ConfigError;
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage};
-use leadflow_stage::{BatchItem, Failure};
+use leadflow_core::signing::SigningKeys;
+use leadflow_stage::{BatchItem, Deadline, Failure, within};
 use tracing::{error, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -76,6 +78,9 @@ pub enum StartupError {
     InvalidVar { name: &'static str, reason: String },
     #[error("the configuration built into the function (infra/config) does not compile: {0}")]
     Config(#[from] ConfigError),
+    /// Names the secret, never its value.
+    #[error("the signing keys in secret {secret} cannot be used: {reason}")]
+    SigningKeys { secret: String, reason: String },
 }
 
 /// The environment variable holding the URL of `stage`'s queue.
@@ -94,6 +99,8 @@ pub struct Environment {
     pub queue_urls: StageUrls,
     pub event_bus: String,
     pub configuration_set: Option<String>,
+    /// Where the signing keys are ([`env::SIGNING_KEYS_SECRET`]); read once the SDK is set up.
+    pub signing_keys_secret: Option<String>,
     /// The built-in configuration with the deployment's overrides applied.
     pub config: CompiledConfig,
 }
@@ -102,16 +109,15 @@ pub struct Environment {
 /// environment). `sends_to` names the stage queues the function sends to: only their URLs are
 /// required, because the template gives each function the URLs it uses and no others.
 ///
-/// The unsubscribe secret is optional here: `Settings.unsubscribe_secret` is empty without it
+/// The signing keys are optional here: `Settings.unsubscribe_secret` is empty without them
 /// (such a function signs no links). A function that signs or verifies links starts with
-/// [`environment_with_secret`] instead. Either refuses a secret shorter than
-/// [`env::MIN_SECRET_LEN`].
+/// [`environment_with_secret`] instead.
 pub fn environment(lookup: impl Fn(&str) -> Option<String>, sends_to: &[Stage]) -> Result<Environment, StartupError> {
     read_environment(lookup, sends_to, false)
 }
 
 /// [`environment`] for the functions that sign or verify unsubscribe links (nurture,
-/// unsubscribe, admin): a missing `LEADFLOW_UNSUBSCRIBE_SECRET` is a start-up error.
+/// unsubscribe, admin, route): a missing `LEADFLOW_SIGNING_KEYS_SECRET` is a start-up error.
 pub fn environment_with_secret(
     lookup: impl Fn(&str) -> Option<String>,
     sends_to: &[Stage],
@@ -161,19 +167,11 @@ fn read_environment(
     if let Some(public_url) = get(env::PUBLIC_URL) {
         settings.public_url = public_url;
     }
-    match get(env::UNSUBSCRIBE_SECRET) {
-        // The value never goes into a message.
-        Some(secret) if secret.chars().count() < env::MIN_SECRET_LEN => {
-            return Err(StartupError::InvalidVar {
-                name: env::UNSUBSCRIBE_SECRET,
-                reason: format!("shorter than {} characters", env::MIN_SECRET_LEN),
-            });
-        }
-        Some(secret) => settings.unsubscribe_secret = secret,
-        None if secret_required => return Err(MissingVar(env::UNSUBSCRIBE_SECRET).into()),
-        None => settings.unsubscribe_secret = String::new(),
+    let signing_keys_secret = get(env::SIGNING_KEYS_SECRET);
+    if secret_required && signing_keys_secret.is_none() {
+        return Err(MissingVar(env::SIGNING_KEYS_SECRET).into());
     }
-    Ok(Environment { table, queue_urls, event_bus, configuration_set, config })
+    Ok(Environment { table, queue_urls, event_bus, configuration_set, signing_keys_secret, config })
 }
 
 /// Builds the AWS adapters from the process environment; call once per cold start. The SDK
@@ -185,7 +183,7 @@ pub async fn ports_from_env(sends_to: &[Stage]) -> Result<AwsPorts, StartupError
 }
 
 /// [`ports_from_env`] for the functions that sign or verify unsubscribe links (nurture,
-/// unsubscribe, admin): they do not start without `LEADFLOW_UNSUBSCRIBE_SECRET`.
+/// unsubscribe, admin, route): they do not start without their signing keys.
 pub async fn ports_from_env_with_secret(sends_to: &[Stage]) -> Result<AwsPorts, StartupError> {
     ports_from(read_environment(|name| std::env::var(name).ok(), sends_to, true)).await
 }
@@ -194,15 +192,36 @@ async fn ports_from(env: Result<Environment, StartupError>) -> Result<AwsPorts, 
     let env = env.inspect_err(|e| {
         error!(error = %e, "the function cannot start");
     })?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = sdk_config().await;
+    let mut config = env.config;
+    if let Some(secret) = &env.signing_keys_secret {
+        let client = aws_sdk_secretsmanager::Client::new(&sdk);
+        config.settings.unsubscribe_secret = signing_keys(&client, secret).await.inspect_err(|e| {
+            error!(error = %e, "the function cannot start");
+        })?;
+    }
     Ok(Adapters {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), env.table),
         queue: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), env.queue_urls),
-        mailer: SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), env.configuration_set),
+        mailer: SesMailer::new(ses_client(&sdk), env.configuration_set),
         bus: EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), env.event_bus),
         clock: SystemClock,
-        config: ConfigHandle::new(env.config),
+        config: ConfigHandle::new(config),
     })
+}
+
+/// The signing keys from Secrets Manager (`secret` is its ARN or name). Read once per cold start:
+/// a rotation reaches a running function when Lambda starts a new instance, which is why old
+/// keys stay in the secret until every link and session signed with them may go (see
+/// docs/signing-keys.md).
+pub async fn signing_keys(client: &aws_sdk_secretsmanager::Client, secret: &str) -> Result<SigningKeys, StartupError> {
+    let refused = |reason: String| StartupError::SigningKeys { secret: secret.to_string(), reason };
+    let value = client.get_secret_value().secret_id(secret).send().await.map_err(|e| {
+        let e = e.into_service_error();
+        refused(format!("{} ({})", e.meta().message().unwrap_or("no message"), e.meta().code().unwrap_or("no code")))
+    })?;
+    let text = value.secret_string().ok_or_else(|| refused("it holds no string".into()))?;
+    SigningKeys::from_json(text).map_err(|e| refused(e.to_string()))
 }
 
 /// A record Lambda delivered without a message id, by its position in the batch.
@@ -289,9 +308,18 @@ where
     batch_response(failures)
 }
 
+/// Kept free before an SQS invocation's deadline: the answer naming the failed records must
+/// reach Lambda, or the whole batch comes back.
+pub const BATCH_MARGIN: Duration = Duration::from_secs(1);
+
 /// Runs an SQS-triggered stage until the execution environment is shut down. The event source
 /// mapping must have `FunctionResponseTypes: [ReportBatchItemFailures]`, or a failed message
 /// would be dropped with its neighbours' success.
+///
+/// Each invocation runs under its deadline (`leadflow_stage::within`): the batch starts no
+/// record that would not end [`BATCH_MARGIN`] before it (those are answered as failures and
+/// come back), and the effects' claims are leased until the deadline, so a claim of an
+/// invocation that timed out or crashed has expired before SQS delivers its message again.
 pub async fn run_sqs_stage<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Vec<BatchItem>) -> Fut,
@@ -299,11 +327,48 @@ where
 {
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let deadline = Deadline::invocation(event.context.deadline(), BATCH_MARGIN);
         // Boxed: nested in the runtime's futures, the handlers' futures (SDK calls inside
         // domain steps) go past the compiler's type layout depth limit.
-        Box::pin(async move { handle_sqs_event(handler, &event.payload).await })
+        Box::pin(async move { within(deadline, handle_sqs_event(handler, &event.payload)).await })
     }))
     .await
+}
+
+/// How long an AWS call may take. Every call the functions make (DynamoDB, SQS, SES,
+/// EventBridge) takes milliseconds; one that hangs must come back as an error while the
+/// invocation can still answer, which needs the whole call, retries included, well inside the
+/// shortest function timeout (10 s). An attempt that has not answered in 3 s is abandoned and
+/// retried (the SDK's standard retries: 3 attempts); after 8 s the call fails. Connecting gets
+/// 3 s, about the SDK's default.
+pub fn sdk_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(8))
+        .build()
+}
+
+/// The SDK configuration every function's clients are built from: region, credentials and
+/// `AWS_ENDPOINT_URL` from the environment, and [`sdk_timeouts`].
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(sdk_timeouts()).load().await
+}
+
+/// [`sdk_timeouts`] for SES, without the per-attempt timeout: SES does not drop a repeated
+/// `SendEmail`, so an attempt abandoned after SES took the message would send it twice. A hung
+/// send still fails after the operation's 8 s; throttling, answered at once, is still retried.
+pub fn ses_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .disable_operation_attempt_timeout()
+        .operation_timeout(Duration::from_secs(8))
+        .build()
+}
+
+/// The SES client of the functions: `sdk`'s, with [`ses_timeouts`].
+pub fn ses_client(sdk: &SdkConfig) -> aws_sdk_sesv2::Client {
+    aws_sdk_sesv2::Client::from_conf(aws_sdk_sesv2::config::Builder::from(sdk).timeout_config(ses_timeouts()).build())
 }
 
 /// Decides whether one more round of work fits before an invocation's deadline.

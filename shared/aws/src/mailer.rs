@@ -47,6 +47,18 @@ impl SesMailer {
     pub fn message_id_for(key: &str) -> String {
         format!("{}@{MESSAGE_ID_DOMAIN}", message_id_left(key))
     }
+
+    /// The account's maximum send rate in this region, emails a second (SES `GetAccount`,
+    /// `SendQuota.MaxSendRate`), for pacing sends below it. An error says why it is unknown.
+    pub async fn max_send_rate(&self) -> Result<f64, MailError> {
+        let unknown = |why: String| MailError::Unavailable(format!("the SES account's send rate: {why}"));
+        let account = self.client.get_account().send().await.map_err(|e| unknown(describe_sdk_error(&e)))?;
+        account
+            .send_quota()
+            .map(|quota| quota.max_send_rate())
+            .filter(|rate| rate.is_finite() && *rate > 0.0)
+            .ok_or_else(|| unknown("SES answered without a usable maximum".into()))
+    }
 }
 
 /// The key as the left part of a Message-ID: letters, digits, `-` and `_` stay, every other byte

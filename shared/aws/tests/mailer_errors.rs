@@ -81,7 +81,7 @@ async fn ports(fake: &FakeSes) -> Ports {
     let mut config =
         CompiledConfig::compile(&leadflow_stage::config_files::sample()).expect("the sample configuration");
     config.settings.sender.email = SENDER.to_string();
-    config.settings.unsubscribe_secret = SECRET.to_string();
+    config.settings.unsubscribe_secret = SECRET.into();
     Adapters {
         store: MemoryStore::new(),
         queue: MemoryQueue::new(),
@@ -194,7 +194,8 @@ async fn route_gives_the_message_back_while_the_account_is_refused() {
         let lead = owned_by(lead(1, QUOTED), "anna");
         assert_eq!(ports.store.create_lead(&lead, &[]).await.expect("create"), CreateOutcome::Created);
         let batch = || {
-            let body = serde_json::to_string(&RouteMessage { lead_id: lead.id, sla_breach: None }).expect("json");
+            let body = serde_json::to_string(&RouteMessage { lead_id: lead.id, sla_breach: None, confirm: false })
+                .expect("json");
             vec![BatchItem { id: "m-1".into(), body }]
         };
 
@@ -215,7 +216,8 @@ async fn route_gives_the_message_back_while_the_account_is_refused() {
     let ports = ports(&fake).await;
     let lead = owned_by(lead(1, QUOTED), "anna");
     ports.store.create_lead(&lead, &[]).await.expect("create");
-    let body = serde_json::to_string(&RouteMessage { lead_id: lead.id, sla_breach: None }).expect("json");
+    let body =
+        serde_json::to_string(&RouteMessage { lead_id: lead.id, sla_breach: None, confirm: false }).expect("json");
     let failed = leadflow_route::handle_batch(&ports, vec![BatchItem { id: "m-1".into(), body }]).await;
     assert!(failed.is_empty(), "a rejected email is final: {failed:?}");
     assert_eq!(fake.requests().len(), 1);

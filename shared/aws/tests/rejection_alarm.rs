@@ -208,7 +208,8 @@ async fn route_lines(answer: Answer) -> Vec<String> {
     let mut lead = lead(1, QUOTED);
     lead.lifecycle = Lifecycle::Mql;
     ports.store.create_lead(&lead, &[]).await.expect("create");
-    let body = serde_json::to_string(&RouteMessage { lead_id: lead.id, sla_breach: None }).expect("json");
+    let body =
+        serde_json::to_string(&RouteMessage { lead_id: lead.id, sla_breach: None, confirm: false }).expect("json");
     logged(async {
         leadflow_route::handle_batch(&ports, vec![BatchItem { id: "m-1".into(), body }]).await;
     })

@@ -553,13 +553,19 @@ fn environment_is_the_contract_in_env_rs_and_matches_each_functions_permissions(
             "{id}: LEADFLOW_EVENT_BUS goes with events:PutEvents"
         );
 
-        // The secret goes to the functions that sign or verify unsubscribe links or the
-        // assignment email's one-click actions, and only there, from the NoEcho parameter
-        // (never a literal in the template).
+        // The signing keys go to the functions that sign or verify unsubscribe links, the
+        // assignment email's one-click actions or console sessions, and only there: the name of
+        // the secret in the environment, the keys themselves read with its one permission.
         let signs = matches!(binary_of(f), Some("route" | "nurture" | "unsubscribe" | "admin"));
-        assert_eq!(names.contains("LEADFLOW_UNSUBSCRIBE_SECRET"), signs, "{id}: LEADFLOW_UNSUBSCRIBE_SECRET");
-        if let Some(secret) = vars.get("LEADFLOW_UNSUBSCRIBE_SECRET") {
-            assert_eq!(ref_of(secret), Some("UnsubscribeSecret"), "{id}: the secret comes from the parameter");
+        assert!(!names.contains("LEADFLOW_UNSUBSCRIBE_SECRET"), "{id}: no secret in the environment");
+        assert_eq!(names.contains("LEADFLOW_SIGNING_KEYS_SECRET"), signs, "{id}: LEADFLOW_SIGNING_KEYS_SECRET");
+        let reads = t.allowed(f, "secretsmanager:GetSecretValue");
+        if let Some(secret) = vars.get("LEADFLOW_SIGNING_KEYS_SECRET") {
+            assert_eq!(ref_of(secret), Some("SigningKeys"), "{id}: the secret is the stack's own");
+            let refs: Vec<Option<&str>> = reads.iter().map(ref_of).collect();
+            assert_eq!(refs, [Some("SigningKeys")], "{id}: reads only that secret");
+        } else {
+            assert!(reads.is_empty(), "{id}: reads no secret: {reads:?}");
         }
     }
 }
@@ -572,11 +578,12 @@ fn the_functions_send_to_the_queues_their_work_needs() {
         t.allowed(f, "sqs:SendMessage").iter().filter_map(|r| get_att(r).map(|(q, _)| q)).collect()
     };
     let queues = |ids: &[&str]| ids.iter().map(|q| q.to_string()).collect::<BTreeSet<_>>();
-    // Nurture re-routes leads whose SLA expired and has sends rescored.
-    assert_eq!(sends("nurture"), queues(&["RouteQueue", "ScoreQueue"]));
+    // Nurture re-routes leads whose SLA expired; nothing it does changes a score.
+    assert_eq!(sends("nurture"), queues(&["RouteQueue"]));
     // Opens and clicks are behaviour: ses-events has the lead rescored.
     assert_eq!(sends("ses-events"), queues(&["ScoreQueue"]));
-    assert_eq!(sends("unsubscribe"), queues(&[]));
+    // A confirmed subscription (double opt-in) is rescored, which enrolls the lead.
+    assert_eq!(sends("unsubscribe"), queues(&["ScoreQueue"]));
     // Lead search and export page through the table; no other function scans it.
     for (id, f) in t.functions() {
         let scans = !t.allowed(f, "dynamodb:Scan").is_empty();
@@ -629,7 +636,13 @@ fn permissions_name_their_actions_and_resources() {
                 let action = action.as_str().unwrap_or_else(|| panic!("{id}: an action is not a string"));
                 assert!(!action.contains('*'), "{id}: wildcard action {action}");
             }
+            // SES's GetAccount (nurture paces its drips to the account's send rate) has no
+            // resource type: IAM accepts only "*" for it, and it reads no lead's data.
+            let account_only = seq(statement.get("Action")).iter().all(|a| a.as_str() == Some("ses:GetAccount"));
             for resource in seq(statement.get("Resource")) {
+                if account_only {
+                    continue;
+                }
                 assert_ne!(resource.as_str(), Some("*"), "{id}: a statement on every resource");
             }
         }
@@ -815,15 +828,21 @@ fn http_api_routes_are_iam_authorized_except_capture_unsubscribe_and_the_console
             route("admin", "ANY", "/console/{proxy+}", "NONE"),
             route("admin", "GET", "/console", "NONE"),
             route("capture", "GET", "/forms/leadflow.js", "NONE"),
+            // The API's own description, public as the API it describes.
+            route("capture", "GET", "/openapi.json", "NONE"),
             route("capture", "GET", "/thanks", "NONE"),
             route("capture", "POST", "/leads", "NONE"),
+            // Double opt-in's link: a page, and its button.
+            route("unsubscribe", "GET", "/confirm/{token}", "NONE"),
             route("unsubscribe", "GET", "/u/{token}", "NONE"),
+            route("unsubscribe", "POST", "/confirm/{token}", "NONE"),
             route("unsubscribe", "POST", "/u/{token}", "NONE"),
         ]
     );
     // Whatever routes come: everything under /admin is IAM-authorized; only the landing pages'
-    // endpoint (with their script and thank-you page), the signed unsubscribe links and the
-    // console are open, and the console is the admin function's, which checks the session.
+    // endpoint (with their script, thank-you page and the API's description), the signed
+    // unsubscribe and confirmation links and the console are open, and the console is the admin
+    // function's, which checks the session.
     for (binary, method, path, auth) in t.routes() {
         if path == "/admin" || path.starts_with("/admin/") {
             assert_eq!(auth.as_deref(), Some("AWS_IAM"), "{method} {path}");
@@ -833,12 +852,13 @@ fn http_api_routes_are_iam_authorized_except_capture_unsubscribe_and_the_console
             assert_eq!(binary, "admin", "{method} {path}: only the admin function checks console sessions");
         }
         if auth.as_deref() == Some("NONE") {
-            // The landing pages' script and thank-you page are static: GET only, from capture.
-            let landing = binary == "capture" && method == "GET" && (path == "/forms/leadflow.js" || path == "/thanks");
-            assert!(
-                path == "/leads" || landing || path.starts_with("/u/") || console,
-                "{binary}: {method} {path} is open"
-            );
+            // The landing pages' script, thank-you page and the API's description are static:
+            // GET only, from capture.
+            let landing = binary == "capture"
+                && method == "GET"
+                && ["/forms/leadflow.js", "/thanks", "/openapi.json"].contains(&path.as_str());
+            let signed = binary == "unsubscribe" && (path.starts_with("/u/") || path.starts_with("/confirm/"));
+            assert!(path == "/leads" || landing || signed || console, "{binary}: {method} {path} is open");
         }
     }
 }
@@ -1009,14 +1029,14 @@ fn parameters_are_the_documented_ones() {
     for optional in ["PublicUrl", "AlarmTopicArn", "ConsoleDomainPrefix", "ConsoleIdentityProvider"] {
         assert_eq!(params.get(optional).and_then(|v| v.get("Default")).and_then(Value::as_str), Some(""), "{optional}");
     }
-    // The secret is never shown by CloudFormation, has no default, and is as long as the
-    // functions require.
+    // The earlier deployments' secret, carried into the signing keys: never shown by
+    // CloudFormation, empty on a new deployment, else as long as the keys must be.
     let secret = params.get("UnsubscribeSecret").expect("UnsubscribeSecret");
     assert_eq!(ty("UnsubscribeSecret"), Some("String"));
     assert_eq!(secret.get("NoEcho").and_then(Value::as_bool), Some(true), "UnsubscribeSecret: NoEcho");
-    assert!(secret.get("Default").is_none(), "UnsubscribeSecret has no default");
-    let min = secret.get("MinLength").map(|v| int(v, "MinLength"));
-    assert_eq!(min, Some(leadflow_aws::env::MIN_SECRET_LEN as u64), "UnsubscribeSecret: MinLength");
+    assert_eq!(secret.get("Default").and_then(Value::as_str), Some(""), "UnsubscribeSecret: optional");
+    let pattern = secret.get("AllowedPattern").and_then(Value::as_str).expect("UnsubscribeSecret: AllowedPattern");
+    assert_eq!(pattern, format!("^(.{{{},}})?$", leadflow_aws::env::MIN_SECRET_LEN), "UnsubscribeSecret: pattern");
 }
 
 /// The strings a value can become once deployed, with references left as `${Name}` and

@@ -483,3 +483,76 @@ fn public_url_is_empty_or_an_https_origin() {
         assert!(!re.is_match(bad), "{bad:?} accepted by {pattern}");
     }
 }
+
+#[test]
+fn functions_people_call_raise_an_alarm_when_throttled() {
+    let t = Template::load();
+    for binary in ["capture", "unsubscribe", "admin"] {
+        let (function, _) = t.function(binary);
+        let alarms = t.alarms_on("AWS/Lambda", "Throttles", "FunctionName", &ref_to(&function));
+        let [(id, a)] = alarms.as_slice() else { panic!("{function}: one Throttles alarm, found {alarms:?}") };
+        fires_on_one(id, a);
+    }
+}
+
+#[test]
+fn ses_reputation_alarms_fire_before_ses_reviews_the_account() {
+    let t = Template::load();
+    // SES's review thresholds (its documentation): 5 % bounces, 0.1 % complaints.
+    for (metric, review) in [("Reputation.BounceRate", 0.05), ("Reputation.ComplaintRate", 0.001)] {
+        let alarms: Vec<_> = t
+            .of_type("AWS::CloudWatch::Alarm")
+            .into_iter()
+            .filter(|(_, a)| {
+                text(prop(a, "Namespace")) == Some("AWS/SES") && text(prop(a, "MetricName")) == Some(metric)
+            })
+            .collect();
+        let [(id, a)] = alarms.as_slice() else { panic!("one {metric} alarm, found {alarms:?}") };
+        let threshold = number(prop(a, "Threshold"), "Threshold");
+        assert!(threshold > 0.0 && threshold < review, "{id}: {threshold} must fire before {review}");
+        assert_eq!(text(prop(a, "ComparisonOperator")), Some("GreaterThanOrEqualToThreshold"), "{id}");
+        assert_eq!(text(prop(a, "TreatMissingData")), Some("notBreaching"), "{id}: no sends, no alarm");
+    }
+}
+
+#[test]
+fn api_access_logs_name_routes_never_paths_tokens_or_people() {
+    let t = Template::load();
+    let stages = t.of_type("AWS::ApiGatewayV2::Stage");
+    let [(id, stage)] = stages.as_slice() else { panic!("one API stage") };
+    let settings = prop(stage, "AccessLogSettings").unwrap_or_else(|| panic!("{id}: AccessLogSettings"));
+    let format = text(settings.get("Format")).unwrap_or_else(|| panic!("{id}: Format"));
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(format).unwrap_or_else(|e| panic!("{id}: the format is not one JSON object: {e}"));
+    let used: Vec<&str> = fields.values().filter_map(|v| v.as_str()).collect();
+    for needed in ["$context.requestId", "$context.routeKey", "$context.status", "$context.integrationErrorMessage"] {
+        assert!(used.contains(&needed), "{id}: the access log needs {needed}");
+    }
+    // The path holds unsubscribe and sales-action tokens; the others identify a person.
+    for personal in
+        ["$context.path", "$context.identity.sourceIp", "$context.identity.userAgent", "$context.authorizer"]
+    {
+        assert!(!format.contains(personal), "{id}: {personal} in the access log");
+    }
+    let destination = settings.get("DestinationArn").unwrap_or_else(|| panic!("{id}: DestinationArn"));
+    let mut refs = BTreeSet::new();
+    names(destination, &mut refs);
+    let [group] = refs.iter().collect::<Vec<_>>()[..] else { panic!("{id}: one log group, found {refs:?}") };
+    assert_eq!(text(t.resource(group).get("Type")), Some("AWS::Logs::LogGroup"), "{group}");
+}
+
+#[test]
+fn every_log_group_expires_and_goes_with_the_stack() {
+    let t = Template::load();
+    let groups = t.of_type("AWS::Logs::LogGroup");
+    assert_eq!(groups.len(), t.functions().len() + 1, "one per function and the API's access log");
+    for (id, g) in groups {
+        let days = number(prop(g, "RetentionInDays"), "RetentionInDays");
+        assert!((1.0..=90.0).contains(&days), "{id}: kept {days} days");
+        // Said, not defaulted: logs are not data to keep, and a kept group would block a new
+        // stack of the same name.
+        for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            assert_eq!(text(g.get(policy)), Some("Delete"), "{id}: {policy}");
+        }
+    }
+}

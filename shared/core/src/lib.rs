@@ -5,6 +5,7 @@
 
 pub mod campaign;
 pub mod config;
+pub mod confirmation;
 pub mod email;
 pub mod erasure;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod routing;
 pub mod rules;
 pub mod sales_link;
 pub mod scoring;
+pub mod signing;
 pub mod submission;
 pub mod unsubscribe;
 pub mod validate;

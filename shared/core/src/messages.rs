@@ -23,6 +23,10 @@ pub struct RouteMessage {
     /// it to another rep of the team (unless that happened already) and tells both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla_breach: Option<SlaBreach>,
+    /// Set by the score stage when the lead is due double opt-in's confirmation email, which
+    /// route sends (it has the mailer); only then does route read the lead's trail for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm: bool,
 }
 
 /// Which owner let which SLA run out: a breach is handled once, however often it is sent.

@@ -404,6 +404,12 @@ pub enum ActivityKind {
     EmailComplained {
         message_id: String,
     },
+    /// An email that will never go out: the mail service rejected it for good (SES
+    /// `MessageRejected`), or a drip step could not be rendered. Nobody retries it.
+    EmailNotSent {
+        email: String,
+        reason: String,
+    },
     Unsubscribed {
         /// Where the opt-out came from: `link`, `one_click`, `admin`.
         via: String,
@@ -430,6 +436,43 @@ pub enum ActivityKind {
         campaign_id: CampaignId,
         reason: String,
     },
+    /// A submission ticked consent on a form with double opt-in: nothing is recorded as consent
+    /// until the person confirms it from the email (`crate::confirmation`).
+    ConsentRequested {
+        /// The capture id of the submission.
+        submission_id: LeadId,
+        form: Option<String>,
+        purpose: String,
+        /// What the form said next to the checkbox.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wording: Option<String>,
+    },
+    /// The confirmation email went out; its link is good until `expires_at`, and confirms what
+    /// is written here (the request it was sent for).
+    ConfirmationSent {
+        email: String,
+        message_id: String,
+        expires_at: DateTime<Utc>,
+        form: Option<String>,
+        purpose: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wording: Option<String>,
+    },
+    /// The person confirmed from the email's link: consent is recorded on the lead.
+    ConsentConfirmed {
+        form: Option<String>,
+        purpose: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wording: Option<String>,
+    },
+    /// A repeat submission for a known address wanted to change who the lead is (name, phone,
+    /// company, custom fields, consent); nothing of it was applied, it waits here for a person.
+    ChangesHeld {
+        submission_id: LeadId,
+        form: Option<String>,
+        /// Field name to the value the submission gave, for each field it would have changed.
+        changes: BTreeMap<String, String>,
+    },
 }
 
 impl ActivityKind {
@@ -446,11 +489,16 @@ impl ActivityKind {
         "email_delivered",
         "email_bounce",
         "email_complaint",
+        "email_not_sent",
         "unsubscribed",
         "status_changed",
         "sla_breached",
         "enrolled",
         "enrollment_ended",
+        "consent_requested",
+        "confirmation_sent",
+        "consent_confirmed",
+        "changes_held",
     ];
 
     /// The name behaviour rules match on.
@@ -467,11 +515,16 @@ impl ActivityKind {
             ActivityKind::EmailDelivered { .. } => "email_delivered",
             ActivityKind::EmailBounced { .. } => "email_bounce",
             ActivityKind::EmailComplained { .. } => "email_complaint",
+            ActivityKind::EmailNotSent { .. } => "email_not_sent",
             ActivityKind::Unsubscribed { .. } => "unsubscribed",
             ActivityKind::StatusChanged { .. } => "status_changed",
             ActivityKind::SlaBreached { .. } => "sla_breached",
             ActivityKind::Enrolled { .. } => "enrolled",
             ActivityKind::EnrollmentEnded { .. } => "enrollment_ended",
+            ActivityKind::ConsentRequested { .. } => "consent_requested",
+            ActivityKind::ConfirmationSent { .. } => "confirmation_sent",
+            ActivityKind::ConsentConfirmed { .. } => "consent_confirmed",
+            ActivityKind::ChangesHeld { .. } => "changes_held",
         }
     }
 }

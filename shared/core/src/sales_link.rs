@@ -7,12 +7,9 @@
 //! the action.
 
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 
 use crate::model::{LeadId, RepId, SalesStatus};
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::signing::{SignatureError, SigningKeys};
 
 /// Bytes of the MAC kept in the token: 128 bits is beyond guessing and keeps links short.
 const MAC_BYTES: usize = 16;
@@ -75,16 +72,17 @@ pub enum LinkError {
     NoSecret,
 }
 
-fn mac(secret: &str, message: &str) -> Result<HmacSha256, LinkError> {
-    if secret.is_empty() {
-        return Err(LinkError::NoSecret);
+// Another purpose than the unsubscribe tokens signed with the same keys: neither can pass for
+// the other.
+const PURPOSE: &[u8] = b"leadflow-sales-action-v1:";
+
+impl From<SignatureError> for LinkError {
+    fn from(e: SignatureError) -> Self {
+        match e {
+            SignatureError::NoKey => Self::NoSecret,
+            SignatureError::Mismatch => Self::BadSignature,
+        }
     }
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).map_err(|_| LinkError::NoSecret)?;
-    // Another purpose than the unsubscribe tokens signed with the same secret: neither can pass
-    // for the other.
-    mac.update(b"leadflow-sales-action-v1:");
-    mac.update(message.as_bytes());
-    Ok(mac)
 }
 
 /// Rep ids go into the token as they are; these characters keep it one URL path segment with
@@ -96,19 +94,20 @@ fn rep_id_fits(rep_id: &str) -> bool {
 }
 
 /// `<lead>.<rep>.<action>.<expiry, unix seconds>.<hex MAC>`: one URL path segment.
-pub fn sign(secret: &str, link: &SalesLink) -> Result<String, LinkError> {
+pub fn sign(keys: &SigningKeys, link: &SalesLink) -> Result<String, LinkError> {
     if !rep_id_fits(&link.rep_id) {
         return Err(LinkError::Malformed);
     }
     let message = format!("{}.{}.{}.{}", link.lead_id, link.rep_id, link.action.as_str(), link.expires_at.timestamp());
-    let tag = mac(secret, &message)?.finalize().into_bytes();
-    Ok(format!("{message}.{}", hex::encode(&tag[..MAC_BYTES])))
+    let (_, tag) = keys.sign(PURPOSE, message.as_bytes(), MAC_BYTES)?;
+    Ok(format!("{message}.{}", hex::encode(tag)))
 }
 
-/// What the token says, if it was signed with `secret` and has not expired by `now`. The
+/// What the token says, if it was signed with any of `keys` and has not expired by `now` (a
+/// link lives for days, so one signed just before a key rotation is tried against every key). The
 /// signature is checked before the expiry, so an altered link never reads as merely expired; the
 /// comparison takes the same time wherever it differs.
-pub fn verify(secret: &str, token: &str, now: DateTime<Utc>) -> Result<SalesLink, LinkError> {
+pub fn verify(keys: &SigningKeys, token: &str, now: DateTime<Utc>) -> Result<SalesLink, LinkError> {
     let (message, tag) = token.rsplit_once('.').ok_or(LinkError::Malformed)?;
     let tag = hex::decode(tag).map_err(|_| LinkError::Malformed)?;
     if tag.len() != MAC_BYTES {
@@ -126,7 +125,7 @@ pub fn verify(secret: &str, token: &str, now: DateTime<Utc>) -> Result<SalesLink
     if !rep_id_fits(rep) {
         return Err(LinkError::Malformed);
     }
-    mac(secret, message)?.verify_truncated_left(&tag).map_err(|_| LinkError::BadSignature)?;
+    keys.verify(None, PURPOSE, message.as_bytes(), &tag)?;
     let expires_at = DateTime::from_timestamp(expiry, 0).ok_or(LinkError::Malformed)?;
     if expires_at <= now {
         return Err(LinkError::Expired);

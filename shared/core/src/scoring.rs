@@ -146,7 +146,8 @@ pub fn is_unsubscribe_click(kind: &ActivityKind) -> bool {
 }
 
 /// Whether `url` is an unsubscribe link as nurture writes them, `<public URL>/u/<token>` with a
-/// token shaped as [`crate::unsubscribe::sign`] makes them (a lead id and a 128-bit hex MAC).
+/// token shaped as [`crate::unsubscribe::sign`] makes them (a lead id, a key id if the link is
+/// newer than key rotation, and a 128-bit hex MAC).
 /// Any host: the public URL may have changed since the email went out. The token's shape keeps
 /// a page of the sender's own site that happens to live under `/u/` counted.
 pub fn is_unsubscribe_link(url: &str) -> bool {
@@ -155,11 +156,7 @@ pub fn is_unsubscribe_link(url: &str) -> bool {
     let Some(path) = after_scheme.find('/').map(|i| &after_scheme[i..]) else { return false };
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let Some((_, token)) = path.rsplit_once("/u/") else { return false };
-    let parts: Vec<&str> = token.split('.').collect();
-    !token.contains('/')
-        && parts.len() >= 2
-        && parts.iter().any(|p| p.parse::<crate::model::LeadId>().is_ok())
-        && parts.iter().any(|p| p.len() == 32 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    !token.contains('/') && crate::unsubscribe::is_token_shaped(token)
 }
 
 /// Points rounded to hundredths, so that the reasons shown add up to the total shown.

@@ -29,7 +29,7 @@ postal_address = "Acme Inc., 1 Example Street, Springfield"
 
 /// The lead's unsubscribe link as nurture writes it.
 fn unsubscribe_url() -> String {
-    let token = unsubscribe::sign(SECRET, lead().id).unwrap_or_else(|e| panic!("{e}"));
+    let token = unsubscribe::sign(&SECRET.into(), lead().id).unwrap_or_else(|e| panic!("{e}"));
     format!("https://leads.acme.example/u/{token}")
 }
 
@@ -167,12 +167,13 @@ fn a_click_on_the_unsubscribe_link_scores_nothing_and_another_click_still_does()
 
 #[test]
 fn unsubscribe_links_are_known_by_their_path_and_token_on_any_host() {
-    let token = unsubscribe::sign(SECRET, lead().id).unwrap_or_else(|e| panic!("{e}"));
+    let token = unsubscribe::sign(&SECRET.into(), lead().id).unwrap_or_else(|e| panic!("{e}"));
     for url in [
         format!("https://leads.acme.example/u/{token}"),
         format!("https://old-name.example/prod/u/{token}"),
         format!("http://127.0.0.1:8080/u/{token}?from=email#top"),
         format!("  leads.acme.example/u/{token} "),
+        format!("https://leads.acme.example/u/{}", legacy_form(&token)),
     ] {
         assert!(is_unsubscribe_link(&url), "{url}");
     }
@@ -184,6 +185,7 @@ fn unsubscribe_links_are_known_by_their_path_and_token_on_any_host() {
         format!("https://leads.acme.example/u/{token}/more"),
         format!("https://leads.acme.example/x/{token}"),
         format!("https://leads.acme.example/?u/{token}"),
+        format!("https://leads.acme.example/u/{}", token.replacen(".0.", ".a b.", 1)),
         String::new(),
     ] {
         assert!(!is_unsubscribe_link(&url), "{url}");
@@ -233,4 +235,36 @@ email = "anna@acme.example"
     assert_ne!(k1, k2, "the same rep, assigned again later, gets another email");
     let prefix = format!("assignment-{}-{}-", lead().id, rep.id);
     assert!(k2.as_ref().is_some_and(|k| k.starts_with(&prefix)), "{k2:?}");
+}
+
+/// A token as links were signed before key ids: `<lead>.<MAC>`, the MAC the same as today's
+/// under the same secret.
+fn legacy_form(token: &str) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    format!("{}.{}", parts[0], parts[parts.len() - 1])
+}
+
+#[test]
+fn unsubscribe_links_keep_working_across_a_key_rotation_and_from_before_key_ids() {
+    let long = |c: char| c.to_string().repeat(40);
+    let before = leadflow_core::signing::SigningKeys::single(long('a'));
+    let token = unsubscribe::sign(&before, lead().id).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(token.split('.').nth(1), Some("0"), "{token}");
+    let rotated = leadflow_core::signing::SigningKeys::from_json(&format!(
+        r#"{{"current":"1","0":"{}","1":"{}"}}"#,
+        long('a'),
+        long('b')
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(unsubscribe::verify(&rotated, &token), Ok(lead().id));
+    assert_eq!(unsubscribe::verify(&rotated, &legacy_form(&token)), Ok(lead().id), "a link from before key ids");
+    let new = unsubscribe::sign(&rotated, lead().id).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(new.split('.').nth(1), Some("1"), "new links name the new key: {new}");
+    assert_eq!(unsubscribe::verify(&before, &new), Err(unsubscribe::TokenError::BadSignature));
+    let retired = leadflow_core::signing::SigningKeys::single(long('b'));
+    assert_eq!(
+        unsubscribe::verify(&retired, &token),
+        Err(unsubscribe::TokenError::BadSignature),
+        "a key removed from the ring no longer signs anything valid"
+    );
 }

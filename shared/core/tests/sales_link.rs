@@ -30,20 +30,20 @@ fn link() -> impl Strategy<Value = SalesLink> {
 proptest! {
     #[test]
     fn a_signed_link_verifies_as_itself_until_it_expires(l in link()) {
-        let token = sign(SECRET, &l).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(verify(SECRET, &token, now()), Ok(l.clone()));
-        prop_assert_eq!(verify(SECRET, &token, l.expires_at), Err(LinkError::Expired));
-        prop_assert_eq!(verify("another-secret-entirely-of-length", &token, now()), Err(LinkError::BadSignature));
+        let token = sign(&SECRET.into(), &l).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(verify(&SECRET.into(), &token, now()), Ok(l.clone()));
+        prop_assert_eq!(verify(&SECRET.into(), &token, l.expires_at), Err(LinkError::Expired));
+        prop_assert_eq!(verify(&"another-secret-entirely-of-length".into(), &token, now()), Err(LinkError::BadSignature));
     }
 
     #[test]
     fn no_single_change_to_a_token_verifies(l in link(), at in any::<prop::sample::Index>(), to in "[a-z0-9.-]") {
-        let token = sign(SECRET, &l).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let token = sign(&SECRET.into(), &l).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let i = at.index(token.len());
         let mut changed = token.clone();
         changed.replace_range(i..=i, &to);
         prop_assume!(changed != token);
-        prop_assert!(verify(SECRET, &changed, now()).is_err(), "{} verified", changed);
+        prop_assert!(verify(&SECRET.into(), &changed, now()).is_err(), "{} verified", changed);
     }
 }
 
@@ -55,13 +55,17 @@ fn a_link_for_one_lead_rep_or_action_is_refused_for_another() {
         action: SalesAction::Contacted,
         expires_at: now() + Duration::days(7),
     };
-    let token = sign(SECRET, &l).unwrap_or_default();
+    let token = sign(&SECRET.into(), &l).unwrap_or_default();
     for (from, to) in [(".anna.", ".ben."), (".contacted.", ".not-a-fit.")] {
-        assert_eq!(verify(SECRET, &token.replace(from, to), now()), Err(LinkError::BadSignature), "{to}");
+        assert_eq!(verify(&SECRET.into(), &token.replace(from, to), now()), Err(LinkError::BadSignature), "{to}");
     }
     let later = (l.expires_at + Duration::days(30)).timestamp().to_string();
     let extended = token.replace(&l.expires_at.timestamp().to_string(), &later);
-    assert_eq!(verify(SECRET, &extended, now()), Err(LinkError::BadSignature), "the expiry cannot be pushed back");
+    assert_eq!(
+        verify(&SECRET.into(), &extended, now()),
+        Err(LinkError::BadSignature),
+        "the expiry cannot be pushed back"
+    );
     assert_eq!(SalesAction::NotAFit.status(), SalesStatus::Lost);
     assert_eq!(SalesAction::Contacted.status(), SalesStatus::Contacted);
 }
@@ -74,11 +78,11 @@ fn without_a_secret_nothing_is_signed_or_verified() {
         action: SalesAction::Contacted,
         expires_at: now() + Duration::days(7),
     };
-    assert_eq!(sign("", &l), Err(LinkError::NoSecret));
-    let token = sign(SECRET, &l).unwrap_or_default();
-    assert_eq!(verify("", &token, now()), Err(LinkError::NoSecret));
+    assert_eq!(sign(&"".into(), &l), Err(LinkError::NoSecret));
+    let token = sign(&SECRET.into(), &l).unwrap_or_default();
+    assert_eq!(verify(&"".into(), &token, now()), Err(LinkError::NoSecret));
     let odd = SalesLink { rep_id: "an.na".into(), ..l };
-    assert_eq!(sign(SECRET, &odd), Err(LinkError::Malformed), "a rep id that would break the token's shape");
+    assert_eq!(sign(&SECRET.into(), &odd), Err(LinkError::Malformed), "a rep id that would break the token's shape");
 }
 
 #[test]

@@ -29,62 +29,62 @@ fn other_char(c: char) -> char {
 
 #[test]
 fn a_signed_token_names_its_lead() {
-    let token = sign(SECRET, some_id()).unwrap_or_default();
+    let token = sign(&SECRET.into(), some_id()).unwrap_or_default();
     assert!(token.starts_with(&format!("{}.", some_id())), "token: {token}");
-    assert_eq!(verify(SECRET, &token), Ok(some_id()));
+    assert_eq!(verify(&SECRET.into(), &token), Ok(some_id()));
 }
 
 #[test]
 fn tokens_are_url_safe_and_deterministic() {
-    let a = sign(SECRET, some_id()).unwrap_or_default();
-    let b = sign(SECRET, some_id()).unwrap_or_default();
+    let a = sign(&SECRET.into(), some_id()).unwrap_or_default();
+    let b = sign(&SECRET.into(), some_id()).unwrap_or_default();
     assert_eq!(a, b);
     assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'), "token: {a}");
 }
 
 #[test]
 fn another_secret_is_refused() {
-    let token = sign(SECRET, some_id()).unwrap_or_default();
-    assert_eq!(verify("another-secret", &token), Err(TokenError::BadSignature));
+    let token = sign(&SECRET.into(), some_id()).unwrap_or_default();
+    assert_eq!(verify(&"another-secret".into(), &token), Err(TokenError::BadSignature));
 }
 
 #[test]
 fn an_empty_secret_is_an_error() {
-    assert_eq!(sign("", some_id()), Err(TokenError::NoSecret));
-    let token = sign(SECRET, some_id()).unwrap_or_default();
-    assert_eq!(verify("", &token), Err(TokenError::NoSecret));
+    assert_eq!(sign(&"".into(), some_id()), Err(TokenError::NoSecret));
+    let token = sign(&SECRET.into(), some_id()).unwrap_or_default();
+    assert_eq!(verify(&"".into(), &token), Err(TokenError::NoSecret));
 }
 
 #[test]
 fn another_leads_id_with_this_mac_is_refused() {
-    let token = sign(SECRET, some_id()).unwrap_or_default();
+    let token = sign(&SECRET.into(), some_id()).unwrap_or_default();
     let mac = token.split_once('.').map(|(_, m)| m).unwrap_or_default();
     let other = LeadId::from_parts(1_750_000_000_001, 43);
-    assert_eq!(verify(SECRET, &format!("{other}.{mac}")), Err(TokenError::BadSignature));
+    assert_eq!(verify(&SECRET.into(), &format!("{other}.{mac}")), Err(TokenError::BadSignature));
 }
 
 #[test]
 fn garbage_is_malformed() {
     for bad in ["", ".", "abc", "not-a-ulid.00", "01JXXXXXXXXXXXXXXXXXXXXXXX", &format!("{}.", some_id())] {
-        assert_eq!(verify(SECRET, bad), Err(TokenError::Malformed), "{bad:?}");
+        assert_eq!(verify(&SECRET.into(), bad), Err(TokenError::Malformed), "{bad:?}");
     }
     // A shortened or lengthened MAC is malformed, not a near miss.
-    let token = sign(SECRET, some_id()).unwrap_or_default();
-    assert_eq!(verify(SECRET, &token[..token.len() - 2]), Err(TokenError::Malformed));
-    assert_eq!(verify(SECRET, &format!("{token}00")), Err(TokenError::Malformed));
+    let token = sign(&SECRET.into(), some_id()).unwrap_or_default();
+    assert_eq!(verify(&SECRET.into(), &token[..token.len() - 2]), Err(TokenError::Malformed));
+    assert_eq!(verify(&SECRET.into(), &format!("{token}00")), Err(TokenError::Malformed));
 }
 
 proptest! {
     #[test]
     fn sign_then_verify_round_trips(id in lead_id()) {
-        let token = sign(SECRET, id);
+        let token = sign(&SECRET.into(), id);
         prop_assert!(token.is_ok());
-        prop_assert_eq!(verify(SECRET, &token.unwrap_or_default()), Ok(id));
+        prop_assert_eq!(verify(&SECRET.into(), &token.unwrap_or_default()), Ok(id));
     }
 
     #[test]
     fn changing_any_character_is_refused(id in lead_id(), position in any::<prop::sample::Index>()) {
-        let token = sign(SECRET, id).unwrap_or_default();
+        let token = sign(&SECRET.into(), id).unwrap_or_default();
         let chars: Vec<char> = token.chars().collect();
         let at = position.index(chars.len());
         let tampered: String = chars
@@ -94,6 +94,6 @@ proptest! {
             .collect();
         prop_assert_ne!(&tampered, &token);
         // Either the token no longer parses, or it names a lead its MAC was not made for.
-        prop_assert!(verify(SECRET, &tampered).is_err(), "accepted {} (from {})", tampered, token);
+        prop_assert!(verify(&SECRET.into(), &tampered).is_err(), "accepted {} (from {})", tampered, token);
     }
 }

@@ -1,6 +1,7 @@
 //! In-memory adapters: the fakes that handler tests run on. They keep the same conditional-write
 //! semantics as the real stores, so a test of a handler's idempotency means something.
 
+pub mod faults;
 pub mod faulty;
 pub mod fixtures;
 

@@ -1,6 +1,6 @@
 //! What every stage handler shares, on Lambda and in the local stack alike: processing a batch
-//! so that one bad message fails alone, and performing side effects (emails, events) once under
-//! at-least-once delivery.
+//! so that one bad message fails alone and stops before the invocation's deadline, and
+//! performing side effects (emails, events) once under at-least-once delivery.
 
 pub mod config_files;
 pub mod erasure;
@@ -8,16 +8,26 @@ pub mod live;
 pub mod optout;
 pub mod sales;
 
+use std::time::{Duration as StdDuration, SystemTime};
+
 use chrono::{DateTime, Duration, Utc};
 use leadflow_core::error::{MailError, StoreError};
 use leadflow_core::model::{Activity, ActivityKind, LeadId};
 use leadflow_core::ports::{Clock, DomainEvent, EffectClaim, EventBus, LeadStore, Mailer, OutgoingEmail, Ports};
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 use tracing::{Instrument, info_span, warn};
 
-/// How long a claimed effect is presumed in progress before another worker may take it over.
-/// Longer than any send takes; short enough that a crashed worker's email goes out soon after.
+/// How long a claimed effect is presumed in progress before another worker may take it over,
+/// where no invocation deadline says when its worker is stopped (the local stack, which also
+/// releases a dead run's claims when it starts, and functions not run under [`within`]). Longer
+/// than any send takes (the AWS clients give up on a call after 8 s); short enough that a
+/// crashed worker's email goes out soon after.
 pub const EFFECT_LEASE: Duration = Duration::seconds(120);
+
+/// Added to an invocation's time left to make a claim's lease: the claim is compared with the
+/// clock of whichever worker looks at it next, and hosts' clocks differ by a little.
+pub const LEASE_SKEW: StdDuration = StdDuration::from_secs(2);
 
 /// Why a message could not be handled.
 #[derive(Debug, thiserror::Error)]
@@ -61,16 +71,104 @@ pub struct Failure {
     pub reason: String,
 }
 
+/// When the work in hand must stop: a Lambda invocation's deadline, or a budget the caller gives
+/// (the local stack's nurture ticker). Measured on tokio's clock, so tests may pause it.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    /// Kept free before `at`: answering the invocation, flushing the logs.
+    margin: StdDuration,
+    /// Whether the worker is stopped at `at` (Lambda ends the invocation there). Only then may
+    /// a claim's lease end with it: a budget's worker lives on and may still be sending.
+    hard: bool,
+}
+
+impl Deadline {
+    /// A Lambda invocation's deadline (`Context::deadline()`, wall clock). A deadline already
+    /// past leaves no time.
+    pub fn invocation(deadline: SystemTime, margin: StdDuration) -> Self {
+        let left = deadline.duration_since(SystemTime::now()).unwrap_or(StdDuration::ZERO);
+        Self { at: Instant::now() + left, margin, hard: true }
+    }
+
+    /// A budget of `time` from now, of which `margin` is kept free; the worker is not stopped
+    /// when it runs out, it only starts nothing new.
+    pub fn budget(time: StdDuration, margin: StdDuration) -> Self {
+        Self { at: Instant::now() + time, margin, hard: false }
+    }
+
+    /// The time left until the deadline itself (the margin included).
+    pub fn remaining(&self) -> StdDuration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    /// Whether work expected to take `expected` (the longest such piece so far is a fair guess)
+    /// may start now and still end a margin before the deadline.
+    pub fn allows(&self, expected: StdDuration) -> bool {
+        self.remaining() > self.margin.saturating_add(expected)
+    }
+}
+
+tokio::task_local! {
+    static DEADLINE: Deadline;
+}
+
+/// Runs `work` under `deadline`: [`process_batch`] and the nurture tick start no new item once
+/// it is near, and [`send_once`] and [`publish_once`] lease their claims until it (see
+/// [`lease_until`]). The Lambda glue wraps each invocation in this; without it nothing stops
+/// early and leases are [`EFFECT_LEASE`].
+pub async fn within<F: Future>(deadline: Deadline, work: F) -> F::Output {
+    DEADLINE.scope(deadline, work).await
+}
+
+/// The deadline the current task runs under, if any (see [`within`]).
+pub fn current_deadline() -> Option<Deadline> {
+    DEADLINE.try_with(|d| *d).ok()
+}
+
+/// Until when a claim taken `now` is presumed alive. Under an invocation's deadline: until that
+/// deadline and [`LEASE_SKEW`], since Lambda stops the claimant there; so a crashed invocation's
+/// claims have expired before SQS delivers its messages again (a queue's visibility timeout is
+/// six times its consumer's timeout) and before the next nurture tick. Elsewhere:
+/// [`EFFECT_LEASE`].
+pub fn lease_until(now: DateTime<Utc>) -> DateTime<Utc> {
+    let left = current_deadline().filter(|d| d.hard).map(|d| d.remaining().saturating_add(LEASE_SKEW));
+    left.and_then(|l| Duration::from_std(l).ok()).map_or(now + EFFECT_LEASE, |l| now + l)
+}
+
+/// Why an item of a batch was given back without being tried.
+pub const NOT_STARTED: &str = "not started: the invocation's deadline was near";
+
 /// Handles every item of a batch with `handle` and answers the items that must be delivered
 /// again. Malformed bodies are permanent failures: logged, not redelivered.
+///
+/// Under a [`Deadline`] no item is started unless the longest one so far still fits before it:
+/// the rest are answered as failures without being touched, so SQS delivers them again, rather
+/// than the invocation timing out and the whole batch, done items included, coming back.
 pub async fn process_batch<M, F, Fut>(stage: &str, items: Vec<BatchItem>, handle: F) -> Vec<Failure>
 where
     M: DeserializeOwned,
     F: Fn(M) -> Fut,
     Fut: Future<Output = Result<(), StageError>>,
 {
+    let deadline = current_deadline();
     let mut failed = Vec::new();
-    for item in items {
+    let mut longest = StdDuration::ZERO;
+    let mut items = items.into_iter();
+    while let Some(item) = items.next() {
+        if deadline.is_some_and(|d| !d.allows(longest)) {
+            let given_back = failed.len();
+            for item in std::iter::once(item).chain(items.by_ref()) {
+                failed.push(Failure { id: item.id, reason: NOT_STARTED.to_string() });
+            }
+            warn!(
+                stage,
+                not_started = failed.len() - given_back,
+                "batch stopped before the deadline; the rest come back"
+            );
+            break;
+        }
+        let started = Instant::now();
         let span = info_span!("message", stage, message_id = %item.id);
         let outcome = async {
             match serde_json::from_str::<M>(&item.body) {
@@ -89,6 +187,7 @@ where
                 failed.push(Failure { id: item.id, reason });
             }
         }
+        longest = longest.max(started.elapsed());
     }
     failed
 }
@@ -116,7 +215,7 @@ pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEma
     let now = ports.clock().now();
     let store = ports.store();
     let key = format!("email:{}", email.key);
-    match store.claim_effect(&key, now, now + EFFECT_LEASE).await? {
+    match store.claim_effect(&key, now, lease_until(now)).await? {
         EffectClaim::Done(detail) => return Ok(Sent::Before(detail)),
         EffectClaim::Busy => return Err(StageError::Retryable("the email is being sent by another worker".into())),
         EffectClaim::Claimed => {}
@@ -137,7 +236,9 @@ pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEma
             Ok(Sent::Now(message_id))
         }
         Err(MailError::Rejected(reason)) => {
-            store.finish_effect(&key, &format!("rejected: {reason}"), &[]).await?;
+            // On the lead's trail, with the claim's end: nobody retries it, so a person must see it.
+            let trail = [not_sent(lead_id, &email.key, &reason, now)];
+            store.finish_effect(&key, &format!("rejected: {reason}"), &trail).await?;
             Ok(Sent::Rejected(reason))
         }
         Err(e @ (MailError::Throttled(_) | MailError::Unavailable(_))) => {
@@ -152,7 +253,7 @@ pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEma
 pub async fn publish_once<P: Ports>(ports: &P, event: DomainEvent) -> Result<(), StageError> {
     let now = ports.clock().now();
     let key = format!("event:{}", event.id);
-    match ports.store().claim_effect(&key, now, now + EFFECT_LEASE).await? {
+    match ports.store().claim_effect(&key, now, lease_until(now)).await? {
         EffectClaim::Done(_) => Ok(()),
         EffectClaim::Busy => Err(StageError::Retryable("the event is being published by another worker".into())),
         EffectClaim::Claimed => match ports.bus().publish(std::slice::from_ref(&event)).await {
@@ -169,6 +270,81 @@ pub fn activity(lead_id: LeadId, id: String, at: DateTime<Utc>, kind: ActivityKi
     Activity { id, lead_id, at, kind }
 }
 
+/// The trail entry of the email `key` that will never go out, and why (no address in `reason`).
+pub fn not_sent(lead_id: LeadId, key: &str, reason: &str, at: DateTime<Utc>) -> Activity {
+    let kind = ActivityKind::EmailNotSent { email: key.to_string(), reason: reason.to_string() };
+    activity(lead_id, format!("not-sent-{key}"), at, kind)
+}
+
 /// How many times a handler re-reads and retries a write that lost an optimistic-locking race
 /// before it gives the message back to the queue.
 pub const WRITE_ATTEMPTS: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> StdDuration = StdDuration::from_millis;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_allows_work_that_ends_a_margin_before_it() {
+        let d = Deadline::budget(MS(1_000), MS(100));
+        assert!(d.allows(MS(899)));
+        assert!(!d.allows(MS(900)));
+        tokio::time::sleep(MS(600)).await;
+        assert_eq!(d.remaining(), MS(400));
+        assert!(d.allows(MS(299)) && !d.allows(MS(300)));
+        tokio::time::sleep(MS(600)).await;
+        assert_eq!(d.remaining(), StdDuration::ZERO);
+        assert!(!d.allows(StdDuration::ZERO));
+        // Lambda's deadline in the past (a hand-made context says 0) leaves no time.
+        assert!(!Deadline::invocation(SystemTime::UNIX_EPOCH, MS(0)).allows(StdDuration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_is_the_current_tasks_only_inside_within() {
+        assert!(current_deadline().is_none());
+        let inside = within(Deadline::budget(MS(50), MS(0)), async { current_deadline().map(|d| d.remaining()) }).await;
+        assert_eq!(inside, Some(MS(50)));
+        assert!(current_deadline().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leases_end_with_an_invocation_and_are_the_default_elsewhere() {
+        let now = Utc::now();
+        assert_eq!(lease_until(now), now + EFFECT_LEASE);
+        let deadline = Deadline::invocation(SystemTime::now() + StdDuration::from_secs(10), MS(1_000));
+        let lease = within(deadline, async { lease_until(now) }).await;
+        let expected = now + Duration::from_std(StdDuration::from_secs(10) + LEASE_SKEW).unwrap_or(EFFECT_LEASE);
+        // The wall clock moved a little between building the deadline and reading it.
+        assert!(lease <= expected && lease > expected - Duration::milliseconds(50), "{lease} vs {expected}");
+        let budget = within(Deadline::budget(StdDuration::from_secs(10), MS(0)), async { lease_until(now) }).await;
+        assert_eq!(budget, now + EFFECT_LEASE, "a budget's worker is not stopped at its end");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_under_a_deadline_gives_back_the_items_it_did_not_start_untouched() {
+        let items: Vec<BatchItem> = (1..=10).map(|n| BatchItem { id: format!("m{n}"), body: n.to_string() }).collect();
+        let handled = std::sync::Mutex::new(Vec::new());
+        let handle = |n: u32| {
+            let handled = &handled;
+            async move {
+                tokio::time::sleep(MS(100)).await;
+                handled.lock().map(|mut h| h.push(n)).map_err(|_| StageError::Retryable("lock".into()))
+            }
+        };
+        // 100 ms an item, 1 s with a 300 ms margin: items start at 0, 100, …, 500 ms (600 would
+        // end at 700, inside the margin).
+        let failed = within(Deadline::budget(MS(1_000), MS(300)), process_batch("test", items.clone(), handle)).await;
+        let handled_now = handled.lock().map(|h| h.clone()).unwrap_or_default();
+        assert_eq!(handled_now, [1, 2, 3, 4, 5, 6]);
+        let ids: Vec<&str> = failed.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids, ["m7", "m8", "m9", "m10"]);
+        assert!(failed.iter().all(|f| f.reason == NOT_STARTED));
+
+        // Without a deadline every item is handled.
+        handled.lock().map(|mut h| h.clear()).unwrap_or_default();
+        assert!(process_batch("test", items, handle).await.is_empty());
+        assert_eq!(handled.lock().map(|h| h.len()).unwrap_or_default(), 10);
+    }
+}

@@ -77,7 +77,11 @@ fn compile(current: &CompiledConfig, docs: &[Document]) -> Result<CompiledConfig
         }
     }
     let mut next = CompiledConfig::compile_with(&current.sources, &overrides).map_err(|e| e.to_string())?;
-    next.settings.unsubscribe_secret = current.settings.unsubscribe_secret.clone();
+    // Documents replace rules and campaigns only. The settings in force may have been set after
+    // the files were compiled (on Lambda the sender, origins, public URL and signing keys come
+    // from the environment and the secret): compiling the files again would lose them, and the
+    // first rule change would send every email from the sample's sender.
+    next.settings = current.settings.clone();
     Ok(next)
 }
 
@@ -115,4 +119,21 @@ pub async fn campaign_version<P: Ports>(
     let compiled = Arc::new(compiled);
     handle.live(|s| s.versions.insert(key, Arc::clone(&compiled)));
     Ok(Some(compiled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applying_documents_keeps_the_settings_set_after_start() {
+        let mut current = CompiledConfig::compile(&crate::config_files::sample()).unwrap_or_else(|e| panic!("{e}"));
+        current.settings.sender.email = "leads@deployed.example".into();
+        current.settings.public_url = "https://leads.deployed.example".into();
+        current.settings.capture.allowed_origins = vec!["https://www.deployed.example".into()];
+        let next = compile(&current, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(next.settings.sender.email, "leads@deployed.example");
+        assert_eq!(next.settings.public_url, "https://leads.deployed.example");
+        assert_eq!(next.settings.capture.allowed_origins, ["https://www.deployed.example"]);
+    }
 }

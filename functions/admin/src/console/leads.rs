@@ -364,6 +364,7 @@ fn describe(config: &CompiledConfig, kind: &ActivityKind) -> String {
             }
         }
         ActivityKind::EmailComplained { .. } => "Marked an email as spam".to_string(),
+        ActivityKind::EmailNotSent { reason, .. } => format!("An email was not sent, for good: {reason}"),
         ActivityKind::Unsubscribed { via } => format!("Unsubscribed ({via})"),
         ActivityKind::StatusChanged { from, to, by, note } => {
             let mut s = format!("Marked {} (was {})", sales::status_name(*to), sales::status_name(*from));
@@ -381,6 +382,18 @@ fn describe(config: &CompiledConfig, kind: &ActivityKind) -> String {
         },
         ActivityKind::Enrolled { campaign_id, version } => format!("Enrolled in {campaign_id} (version {version})"),
         ActivityKind::EnrollmentEnded { campaign_id, reason } => format!("Left {campaign_id}: {reason}"),
+        ActivityKind::ConsentRequested { form, purpose, .. } => match form {
+            Some(f) => format!("Ticked consent ({purpose}) on “{f}”; waiting for the confirmation"),
+            None => format!("Ticked consent ({purpose}); waiting for the confirmation"),
+        },
+        ActivityKind::ConfirmationSent { expires_at, .. } => {
+            format!("Confirmation sent; the link works until {}", expires_at.format("%-d %b %Y"))
+        }
+        ActivityKind::ConsentConfirmed { purpose, .. } => format!("Consent confirmed from the email ({purpose})"),
+        ActivityKind::ChangesHeld { changes, .. } => {
+            let fields: Vec<String> = changes.iter().map(|(field, value)| format!("{field} “{value}”")).collect();
+            format!("A repeat submission was not applied, for review; it gave {}", fields.join(", "))
+        }
     }
 }
 

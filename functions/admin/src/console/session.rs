@@ -9,13 +9,10 @@
 //! clears the cookie; a copy taken before then works until it expires, so sessions are short.
 
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, KeyInit, Mac};
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::model::RepId;
+use leadflow_core::signing::{SignatureError, SigningKeys};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// How long a sign-in lasts: a working day.
 pub const SESSION_FOR: Duration = Duration::hours(12);
@@ -115,31 +112,31 @@ pub enum SessionError {
     NoSecret,
 }
 
-fn mac(secret: &str, purpose: &[u8], message: &[u8]) -> Result<HmacSha256, SessionError> {
-    if secret.is_empty() {
-        return Err(SessionError::NoSecret);
+impl From<SignatureError> for SessionError {
+    fn from(e: SignatureError) -> Self {
+        match e {
+            SignatureError::NoKey => Self::NoSecret,
+            SignatureError::Mismatch => Self::BadSignature,
+        }
     }
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).map_err(|_| SessionError::NoSecret)?;
-    // The secret also signs unsubscribe and one-click links: a purpose of its own keeps a value
-    // made for one from passing for another.
-    mac.update(purpose);
-    mac.update(message);
-    Ok(mac)
 }
 
+// The keys also sign unsubscribe and one-click links: a purpose of its own keeps a value made for
+// one from passing for another. Sessions and CSRF tokens name no key: they live hours, so one
+// made just before a key rotation is tried against every key still kept.
 const SESSION_PURPOSE: &[u8] = b"leadflow-console-session-v1:";
 /// What a sign-in through Cognito carries from its start to its callback (PKCE, state).
 pub const OAUTH_PURPOSE: &[u8] = b"leadflow-console-oauth-v1:";
 const CSRF_PURPOSE: &[u8] = b"leadflow-console-csrf-v1:";
 
 /// `<hex of the session's JSON>.<hex MAC>`: cookie-safe characters only.
-pub fn seal(secret: &str, session: &Session) -> Result<String, SessionError> {
-    seal_json(secret, SESSION_PURPOSE, session)
+pub fn seal(keys: &SigningKeys, session: &Session) -> Result<String, SessionError> {
+    seal_json(keys, SESSION_PURPOSE, session)
 }
 
-/// The session the cookie value holds, if it was sealed with `secret` and has not expired.
-pub fn open(secret: &str, value: &str, now: DateTime<Utc>) -> Result<Session, SessionError> {
-    let session: Session = open_json(secret, SESSION_PURPOSE, value)?;
+/// The session the cookie value holds, if it was sealed with one of `keys` and has not expired.
+pub fn open(keys: &SigningKeys, value: &str, now: DateTime<Utc>) -> Result<Session, SessionError> {
+    let session: Session = open_json(keys, SESSION_PURPOSE, value)?;
     if session.expires_at <= now {
         return Err(SessionError::Expired);
     }
@@ -147,40 +144,44 @@ pub fn open(secret: &str, value: &str, now: DateTime<Utc>) -> Result<Session, Se
 }
 
 /// Any value as `<hex of its JSON>.<hex MAC>`, signed for `purpose`.
-pub fn seal_json<T: Serialize>(secret: &str, purpose: &[u8], value: &T) -> Result<String, SessionError> {
+pub fn seal_json<T: Serialize>(keys: &SigningKeys, purpose: &[u8], value: &T) -> Result<String, SessionError> {
     let json = serde_json::to_vec(value).map_err(|_| SessionError::Malformed)?;
-    let tag = mac(secret, purpose, &json)?.finalize().into_bytes();
-    Ok(format!("{}.{}", hex::encode(&json), hex::encode(&tag[..MAC_BYTES])))
+    let (_, tag) = keys.sign(purpose, &json, MAC_BYTES)?;
+    Ok(format!("{}.{}", hex::encode(&json), hex::encode(tag)))
 }
 
-/// The value [`seal_json`] sealed for `purpose` with `secret`; the signature is checked first.
-pub fn open_json<T: serde::de::DeserializeOwned>(secret: &str, purpose: &[u8], value: &str) -> Result<T, SessionError> {
+/// The value [`seal_json`] sealed for `purpose` with one of `keys`; the signature is checked first.
+pub fn open_json<T: serde::de::DeserializeOwned>(
+    keys: &SigningKeys,
+    purpose: &[u8],
+    value: &str,
+) -> Result<T, SessionError> {
     let (body, tag) = value.split_once('.').ok_or(SessionError::Malformed)?;
     let json = hex::decode(body).map_err(|_| SessionError::Malformed)?;
     let tag = hex::decode(tag).map_err(|_| SessionError::Malformed)?;
     if tag.len() != MAC_BYTES {
         return Err(SessionError::Malformed);
     }
-    mac(secret, purpose, &json)?.verify_truncated_left(&tag).map_err(|_| SessionError::BadSignature)?;
+    keys.verify(None, purpose, &json, &tag)?;
     serde_json::from_slice(&json).map_err(|_| SessionError::Malformed)
 }
 
 /// The token every console form posts back. Bound to the sign-in, so it changes with each.
-pub fn csrf_token(secret: &str, session: &Session) -> String {
-    match mac(secret, CSRF_PURPOSE, session.nonce.as_bytes()) {
-        Ok(m) => hex::encode(&m.finalize().into_bytes()[..MAC_BYTES]),
+pub fn csrf_token(keys: &SigningKeys, session: &Session) -> String {
+    match keys.sign(CSRF_PURPOSE, session.nonce.as_bytes(), MAC_BYTES) {
+        Ok((_, tag)) => hex::encode(tag),
         // No secret means no session could have been opened either.
         Err(_) => String::new(),
     }
 }
 
 /// Whether `given` is this session's CSRF token, compared in constant time.
-pub fn csrf_ok(secret: &str, session: &Session, given: &str) -> bool {
+pub fn csrf_ok(keys: &SigningKeys, session: &Session, given: &str) -> bool {
     let Ok(given) = hex::decode(given.trim()) else { return false };
     if given.len() != MAC_BYTES {
         return false;
     }
-    mac(secret, CSRF_PURPOSE, session.nonce.as_bytes()).is_ok_and(|m| m.verify_truncated_left(&given).is_ok())
+    keys.verify(None, CSRF_PURPOSE, session.nonce.as_bytes(), &given).is_ok()
 }
 
 /// A new session for a person who just signed in.
@@ -254,25 +255,25 @@ mod tests {
     fn a_sealed_session_opens_until_it_expires() {
         let now = Utc::now();
         let s = session(now);
-        let sealed = seal("k", &s).unwrap_or_default();
-        assert_eq!(open("k", &sealed, now), Ok(s.clone()));
+        let sealed = seal(&"k".into(), &s).unwrap_or_default();
+        assert_eq!(open(&"k".into(), &sealed, now), Ok(s.clone()));
         assert_eq!(s.email, "ben@acme.example");
-        assert_eq!(open("k", &sealed, now + SESSION_FOR), Err(SessionError::Expired));
-        assert_eq!(open("other", &sealed, now), Err(SessionError::BadSignature));
+        assert_eq!(open(&"k".into(), &sealed, now + SESSION_FOR), Err(SessionError::Expired));
+        assert_eq!(open(&"other".into(), &sealed, now), Err(SessionError::BadSignature));
     }
 
     #[test]
     fn an_altered_session_is_refused() {
         let now = Utc::now();
         let mut s = session(now);
-        let sealed = seal("k", &s).unwrap_or_default();
+        let sealed = seal(&"k".into(), &s).unwrap_or_default();
         let (_, tag) = sealed.split_once('.').unwrap_or_default();
         s.role = Role::Admin;
         let json = serde_json::to_vec(&s).unwrap_or_default();
         let forged = format!("{}.{tag}", hex::encode(json));
-        assert_eq!(open("k", &forged, now), Err(SessionError::BadSignature));
-        assert_eq!(open("k", "zz.zz", now), Err(SessionError::Malformed));
-        assert_eq!(open("", &sealed, now), Err(SessionError::NoSecret));
+        assert_eq!(open(&"k".into(), &forged, now), Err(SessionError::BadSignature));
+        assert_eq!(open(&"k".into(), "zz.zz", now), Err(SessionError::Malformed));
+        assert_eq!(open(&"".into(), &sealed, now), Err(SessionError::NoSecret));
     }
 
     #[test]
@@ -280,11 +281,11 @@ mod tests {
         let now = Utc::now();
         let a = session(now);
         let b = session(now);
-        let token = csrf_token("k", &a);
-        assert!(csrf_ok("k", &a, &token));
-        assert!(!csrf_ok("k", &b, &token));
-        assert!(!csrf_ok("other", &a, &token));
-        assert!(!csrf_ok("k", &a, ""));
+        let token = csrf_token(&"k".into(), &a);
+        assert!(csrf_ok(&"k".into(), &a, &token));
+        assert!(!csrf_ok(&"k".into(), &b, &token));
+        assert!(!csrf_ok(&"other".into(), &a, &token));
+        assert!(!csrf_ok(&"k".into(), &a, ""));
     }
 
     #[test]

@@ -1,0 +1,60 @@
+//! Double opt-in's email: the link that asks a person to confirm the consent a form gave in
+//! their name (`leadflow_core::confirmation`). Sent from this stage because it has the mailer;
+//! the score stage sends the lead here when [`confirmation::standing`] says an email is due.
+
+use leadflow_core::confirmation;
+use leadflow_core::model::{Activity, ActivityKind, LeadId};
+use leadflow_core::ports::{Clock, LeadStore, Ports};
+use leadflow_stage::{Sent, StageError, activity, optout, send_once};
+use tracing::{info, warn};
+
+/// Sends the confirmation email the lead is due, once per email (the key [`confirmation::standing`]
+/// names), and records what its link confirms. Nothing to do for a lead that consented already,
+/// asked for nothing, was sent a link that still works, or whose address is suppressed.
+pub async fn send_if_due<P: Ports>(ports: &P, lead_id: LeadId) -> Result<(), StageError> {
+    let store = ports.store();
+    let Some(lead) = store.get_lead(lead_id).await? else { return Ok(()) };
+    if lead.consent.as_ref().is_some_and(|c| c.given) {
+        return Ok(());
+    }
+    let trail = store.activities(lead.id).await?;
+    let Some(due) = confirmation::standing(&lead, &trail, ports.clock().now()).due else {
+        return Ok(());
+    };
+    if optout::is_suppressed(ports, &lead).await? {
+        info!(lead_id = %lead.id, "no confirmation email: the address is suppressed");
+        return Ok(());
+    }
+    let config = ports.config();
+    let (email, expires_at) =
+        confirmation::email(&lead, &due, &config.settings).map_err(|e| StageError::Permanent(e.to_string()))?;
+    let message_id = match send_once(ports, lead.id, &email).await? {
+        Sent::Now(id) => id,
+        // `send_once` records a refusal as "rejected: <reason>"; that email never went out.
+        Sent::Before(detail) if detail.starts_with("rejected: ") => return Ok(()),
+        Sent::Before(id) => id,
+        Sent::Rejected(reason) => {
+            warn!(lead_id = %lead.id, %reason, "confirmation email rejected");
+            return Ok(());
+        }
+    };
+    // After the send, as its own fact: a crash before it leaves the email sent and this entry
+    // missing, so the redelivered message finds the email done (the same key) and writes it then.
+    let request = due.request;
+    let sent: Activity = activity(
+        lead.id,
+        format!("confirmation-sent-{}", email.key),
+        ports.clock().now(),
+        ActivityKind::ConfirmationSent {
+            email: email.key.clone(),
+            message_id,
+            expires_at,
+            form: request.form,
+            purpose: request.purpose,
+            wording: request.wording,
+        },
+    );
+    store.record_activity(&sent).await?;
+    info!(lead_id = %lead.id, "confirmation email sent");
+    Ok(())
+}
