@@ -104,11 +104,11 @@ fn template_binaries(template: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Builds the function binaries (debug, for this machine) and answers where each is. With the
-/// workspace's binaries and tests, which is what `cargo test --workspace` builds: the same
-/// features, so under `./scripts/test` this is a no-op. A build of the function packages alone
-/// resolves features differently, and cargo then compiles the AWS SDK again in their place
-/// (six minutes on 2 cores), and again for the next workspace build.
+/// Builds the function binaries (debug, for this machine) and answers where each is. Only the
+/// packages that have them: with `--tests` too, cargo also builds each `src/main.rs` as a test
+/// harness, and run inside a test it rebuilds the whole workspace. This build resolves features
+/// apart from `cargo test --workspace`, so cargo compiles the AWS SDK again (about six minutes on
+/// 2 cores); the test binaries already built are not touched.
 fn build_functions(binaries: &BTreeSet<String>) -> BTreeMap<String, PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let run = |args: &[&str]| {
@@ -122,12 +122,29 @@ fn build_functions(binaries: &BTreeSet<String>) -> BTreeMap<String, PathBuf> {
         out.stdout
     };
     let started = Instant::now();
-    let args = ["build", "--workspace", "--locked", "--bins", "--tests", "--message-format=json-render-diagnostics"];
+    let metadata: Value = serde_json::from_slice(&run(&["metadata", "--no-deps", "--format-version", "1", "--locked"]))
+        .expect("cargo metadata answers JSON");
+    let mut packages = BTreeSet::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let bins = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")));
+        if bins.filter_map(|t| t["name"].as_str()).any(|name| binaries.contains(name)) {
+            packages.insert(package["name"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    let mut args = vec!["build", "--locked", "--bins", "--message-format=json-render-diagnostics"];
+    for package in &packages {
+        args.extend(["-p", package.as_str()]);
+    }
     let mut built = BTreeMap::new();
     for line in String::from_utf8_lossy(&run(&args)).lines() {
         let Ok(message) = serde_json::from_str::<Value>(line) else { continue };
-        // Test targets may share a binary's name (tests/nurture.rs): only binaries count.
-        let is_bin = message["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"));
+        // Only the executables themselves, never a test harness of the same name.
+        let is_bin = message["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"))
+            && message["profile"]["test"] == Value::Bool(false);
         if let (Some(name), Some(exe)) = (message["target"]["name"].as_str(), message["executable"].as_str())
             && is_bin
             && binaries.contains(name)
