@@ -87,6 +87,10 @@ pub fn verify(keys: &SigningKeys, token: &str, now: DateTime<Utc>) -> Result<Con
     };
     let lead_id: LeadId = lead.parse().map_err(|_| LinkError::Malformed)?;
     let seconds: i64 = expiry.parse().map_err(|_| LinkError::Malformed)?;
+    // Lowercase only, as signed: one link has one spelling (hex would read either case).
+    if tag.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(LinkError::Malformed);
+    }
     let tag = hex::decode(tag).map_err(|_| LinkError::Malformed)?;
     if tag.len() != MAC_BYTES || !key_id_is_valid(key_id) {
         return Err(LinkError::Malformed);
