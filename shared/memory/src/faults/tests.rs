@@ -55,7 +55,7 @@ fn the_same_seed_fails_the_same_calls() {
 
 #[test]
 fn a_timed_out_write_is_carried_out_and_answered_as_a_failure() {
-    let faults = Faults::new(FaultPlan { seed: 1, fail: 0.0, time_out: 1.0, crash_after_send: 0.0 });
+    let faults = Faults::new(FaultPlan { seed: 1, fail: 0.0, time_out: 1.0, crash_after_send: 0.0, each_kind_by: 0 });
     let store = faults.wrap(MemoryStore::new());
     let claimed = block_on(store.claim_effect("email:k", Utc::now(), Utc::now()));
     assert!(matches!(claimed, Err(StoreError::Unavailable(ref m)) if m.contains("timed out")), "{claimed:?}");
@@ -68,7 +68,7 @@ fn a_timed_out_write_is_carried_out_and_answered_as_a_failure() {
 
 #[test]
 fn a_crash_after_a_send_refuses_every_later_call_until_revived() {
-    let faults = Faults::new(FaultPlan { seed: 1, fail: 0.0, time_out: 0.0, crash_after_send: 1.0 });
+    let faults = Faults::new(FaultPlan { seed: 1, fail: 0.0, time_out: 0.0, crash_after_send: 1.0, each_kind_by: 0 });
     let mailer = faults.wrap(RecordingMailer::new());
     let store = faults.wrap(MemoryStore::new());
     assert!(block_on(mailer.send(&email("k"), Utc::now())).is_err());
@@ -105,20 +105,20 @@ fn an_email_accepted_after_its_send_was_recorded_is_outside_the_window() {
 fn each_repeat_is_owed_to_the_fault_that_left_the_first_send_unrecorded() {
     let send =
         |faults: &Arc<Faults>, key: &str| block_on(faults.wrap(RecordingMailer::new()).send(&email(key), Utc::now()));
-    let lost = Faults::new(FaultPlan { seed: 3, fail: 0.0, time_out: 1.0, crash_after_send: 0.0 });
+    let lost = Faults::new(FaultPlan { seed: 3, fail: 0.0, time_out: 1.0, crash_after_send: 0.0, each_kind_by: 0 });
     assert!(send(&lost, "k").is_err(), "timed out, yet accepted");
     lost.calm_down();
     assert!(send(&lost, "k").is_ok());
     assert_eq!(lost.repeats("email"), BTreeMap::from([(Unrecorded::AnswerLost, 1)]));
 
-    let crash = Faults::new(FaultPlan { seed: 3, fail: 0.0, time_out: 0.0, crash_after_send: 1.0 });
+    let crash = Faults::new(FaultPlan { seed: 3, fail: 0.0, time_out: 0.0, crash_after_send: 1.0, each_kind_by: 0 });
     assert!(send(&crash, "k").is_err());
     assert!(crash.revive());
     crash.calm_down();
     assert!(send(&crash, "k").is_ok());
     assert_eq!(crash.repeats("email"), BTreeMap::from([(Unrecorded::CrashAfterSend, 1)]));
 
-    let refused = Faults::new(FaultPlan { seed: 3, fail: 1.0, time_out: 0.0, crash_after_send: 0.0 });
+    let refused = Faults::new(FaultPlan { seed: 3, fail: 1.0, time_out: 0.0, crash_after_send: 0.0, each_kind_by: 0 });
     refused.accepted_email(&email("k"), None);
     assert!(block_on(refused.wrap(MemoryStore::new()).finish_effect("email:k", "id", &[])).is_err());
     refused.calm_down();
@@ -215,4 +215,25 @@ mod audit_of_a_run {
         let o = block_on(audit(&store, &[person("a@x.example", &[id(1), id(2)])], &[], &faults)).unwrap_or_default();
         assert!(o.problems.iter().any(|p| p.starts_with("duplicated")), "{o}");
     }
+}
+
+#[test]
+fn a_short_run_meets_every_kind_of_fault_on_every_port_whatever_the_dice_say() {
+    let plan = FaultPlan { seed: 4, fail: 0.0, time_out: 0.0, crash_after_send: 0.0, each_kind_by: 3 };
+    let faults = Faults::new(plan);
+    let store = faults.wrap(MemoryStore::new());
+    let outcomes: Vec<bool> = (0..8).map(|_| block_on(store.rep_loads()).is_ok()).collect();
+    assert_eq!(outcomes, [true, true, false, true, true, false, true, true]);
+    let mailer = faults.wrap(RecordingMailer::new());
+    // The mailer's third call is refused before it reaches the provider; the provider's third
+    // acceptance (the fourth call) is followed by a crash.
+    let sent: Vec<bool> = (0..4).map(|i| block_on(mailer.send(&email(&format!("k{i}")), Utc::now())).is_ok()).collect();
+    assert_eq!(sent, [true, true, false, false]);
+    assert_eq!(mailer.inner().sent().len(), 3);
+    let tally = faults.tally();
+    assert_eq!(tally.faults(Port::Store, Fault::Failed), 1);
+    assert_eq!(tally.faults(Port::Store, Fault::TimedOut), 1);
+    assert_eq!(tally.faults(Port::Mailer, Fault::Failed), 1);
+    assert_eq!(tally.faults(Port::Mailer, Fault::CrashAfterSend), 1);
+    assert!(faults.revive());
 }
