@@ -5,6 +5,7 @@
 
 mod campaigns;
 mod commands;
+pub mod dead_letters;
 mod execute;
 mod leads;
 mod render;
@@ -95,6 +96,13 @@ enum Command {
         api: ApiArgs,
         #[command(subcommand)]
         action: TeamCommand,
+    },
+    /// The stages' dead letters, with why each failed; `redrive` puts them back on the queue.
+    DeadLetters {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        args: dead_letters::DeadLetterArgs,
     },
     /// The web console of the local stack.
     Console {
@@ -227,6 +235,7 @@ pub fn main() -> ExitCode {
         Command::Report { api, action } => run_api_call(&api, ApiCall::Report(action)),
         Command::Team { api, action } => run_api_call(&api, ApiCall::Team(action)),
         Command::Console { api, action } => run_api_call(&api, ApiCall::Console(action)),
+        Command::DeadLetters { api, args } => run_api_call(&api, ApiCall::DeadLetters(args)),
     }
 }
 
@@ -239,6 +248,7 @@ pub enum ApiCall {
     Report(ReportCommand),
     Team(TeamCommand),
     Console(ConsoleCommand),
+    DeadLetters(dead_letters::DeadLetterArgs),
 }
 
 /// What a command prints on success.

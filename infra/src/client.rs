@@ -393,6 +393,17 @@ impl AdminClient {
         self.json(Method::GET, self.url(&["admin", "teams", id], &[]), None).await
     }
 
+    // --- dead letters --------------------------------------------------------------------
+
+    /// `GET /admin/dead-letters`: every stage's, or `stage`'s.
+    pub async fn dead_letters(&self, stage: Option<&str>, limit: Option<&str>) -> Result<Value, ClientError> {
+        self.json(Method::GET, self.url(&["admin", "dead-letters"], &[("stage", stage), ("limit", limit)]), None).await
+    }
+
+    pub async fn dead_letters_redrive(&self, stage: &str) -> Result<Value, ClientError> {
+        self.json(Method::POST, self.url(&["admin", "dead-letters", stage, "redrive"], &[]), None).await
+    }
+
     // --- the local stack's console ------------------------------------------------------
 
     /// A one-time console sign-in link from the local stack (`POST /dev/sign-in-link`): for

@@ -15,9 +15,10 @@ use chrono::Utc;
 use leadflow_admin::AdminAuth;
 use leadflow_admin::console::SignIn;
 use leadflow_admin::console::sign_in::{LocalCodes, MintError, link_json};
+use leadflow_core::dead_letters::{DeadLetterList, Redrive};
 use leadflow_core::error::QueueError;
 use leadflow_core::ports::Ports;
-use leadflow_core::ports::{Adapters, ConfigHandle, Stage, StageQueue};
+use leadflow_core::ports::{Adapters, ConfigHandle, DeadLetters, Stage, StageQueue};
 use leadflow_core::signing::SigningKeys;
 use leadflow_local::{JsonlBus, OutboxMailer, SqliteQueue, SqliteStore, SystemClock};
 use leadflow_stage::{BatchItem, Failure};
@@ -105,6 +106,20 @@ impl StageQueue for WakingQueue {
         self.inner.send(stage, bodies).await?;
         self.wake[slot(stage)].notify_one();
         Ok(())
+    }
+}
+
+/// The admin's view of the local dead letters; a redrive wakes the stage's worker, so the
+/// messages are handled at once.
+impl DeadLetters for WakingQueue {
+    async fn list(&self, stage: Stage, limit: usize) -> Result<DeadLetterList, QueueError> {
+        DeadLetters::list(&self.inner, stage, limit).await
+    }
+
+    async fn redrive(&self, stage: Stage) -> Result<Redrive, QueueError> {
+        let redrive = DeadLetters::redrive(&self.inner, stage).await?;
+        self.wake[slot(stage)].notify_one();
+        Ok(redrive)
     }
 }
 
@@ -231,6 +246,7 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .merge(leadflow_capture::router(Arc::clone(&ports)))
         .merge(leadflow_admin::router(Arc::clone(&ports), auth.clone()))
+        .merge(leadflow_admin::dead_letters::router(Arc::new(queue.clone()), auth.clone()))
         .merge(leadflow_admin::console::router(Arc::clone(&ports), SignIn::Local(Arc::clone(&codes))))
         .merge(sign_in_link_endpoint(Arc::clone(&ports), auth.clone(), codes, base_url))
         .merge(leadflow_unsubscribe::router(Arc::clone(&ports)))

@@ -263,7 +263,7 @@ fn print(title: &str, r: &Report) {
     println!("outbox files (what people received): {}", r.outbox_files);
     let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
     for d in &r.dead {
-        let reason = d.reason.clone().unwrap_or_default();
+        let reason = d.reason.clone().unwrap_or_else(|| "no reason: every invocation that received it died".into());
         // The reason without the ids in it, to group them.
         let kind: String = reason.split(':').take(2).collect::<Vec<_>>().join(":");
         *reasons.entry(format!("{} — {kind}", d.stage.as_str())).or_insert(0) += 1;

@@ -288,6 +288,7 @@ async fn real_answers_of_every_operation_match_the_document() {
     admin_reps_and_teams(&mut c).await;
     admin_rules(&mut c).await;
     admin_campaigns(&mut c, &joe_id).await;
+    admin_dead_letters(&mut c).await;
     unsubscribe_links(&mut c, &unsubscribe).await;
     confirm_links(&mut c, &confirm).await;
     local_only(&mut c).await;
@@ -548,6 +549,17 @@ async fn admin_campaigns(c: &mut Contract, lead: &str) {
         c.json(Method::POST, migrate, "/admin/campaigns/probe/migrate", json!({"from_version": 9})).await.status,
         422
     );
+}
+
+async fn admin_dead_letters(c: &mut Contract) {
+    let list = "/admin/dead-letters";
+    assert_eq!(c.get(list, list).await.body["stages"].as_array().map(Vec::len), Some(3));
+    assert_eq!(c.get(list, "/admin/dead-letters?stage=route&limit=100").await.status, 200);
+    assert_eq!(c.get(list, "/admin/dead-letters?limit=101").await.status, 422);
+    assert_eq!(c.get(list, "/admin/dead-letters?stage=nurture").await.status, 422);
+    let redrive = "/admin/dead-letters/{stage}/redrive";
+    assert_eq!(c.call(Method::POST, redrive, "/admin/dead-letters/score/redrive", |r| r).await.status, 200);
+    assert_eq!(c.call(Method::POST, redrive, "/admin/dead-letters/nurture/redrive", |r| r).await.status, 404);
 }
 
 async fn unsubscribe_links(c: &mut Contract, path: &str) {

@@ -16,6 +16,7 @@
 //! | `GET /admin/campaigns/{id}` | latest version and the version list |
 //! | `POST /admin/campaigns/{id}/pause`, `/resume`, `/schedule` | each a new version |
 //! | `GET /admin/campaigns/{id}/preview?lead=&step=` | a drip email rendered for a lead |
+//! | `GET /admin/dead-letters?stage=&limit=`, `POST /admin/dead-letters/{stage}/redrive` | dead letters ([`dead_letters::router`], merged by the builders) |
 //!
 //! Every route checks [`AdminAuth`] first. Every error answers
 //! `{"error": {"code", "message", "field"}}`; a failing store answers 503.
@@ -23,6 +24,7 @@
 pub mod campaigns;
 pub mod config_docs;
 pub mod console;
+pub mod dead_letters;
 pub mod error;
 pub mod extract;
 pub mod leads;

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use leadflow_admin::AdminAuth;
 use leadflow_admin::console::SignIn;
 use leadflow_admin::console::cognito::{Cognito, CognitoSettings};
+use leadflow_aws::dead_letters::SqsDeadLetters;
 use leadflow_aws::lambda::{init_tracing, ports_from_env_with_secret};
+use leadflow_aws::metrics::{Emf, Metered};
 use leadflow_core::ports::Ports;
-use tracing::warn;
+use tracing::{error, warn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -24,7 +26,13 @@ async fn main() -> Result<(), lambda_http::Error> {
             SignIn::NotSetUp
         }
     };
+    // The dead letters: the three stage DLQs, and the failure reasons the stages record in the table.
+    let dead_letters = Arc::new(SqsDeadLetters::from_env().await.inspect_err(|e| {
+        error!(error = %e, "the function cannot start");
+    })?);
     let app = leadflow_admin::router(Arc::clone(&ports), AdminAuth::Upstream)
+        .merge(leadflow_admin::dead_letters::router(dead_letters, AdminAuth::Upstream))
         .merge(leadflow_admin::console::router(ports, sign_in));
-    lambda_http::run(app).await
+    // Metered like every function, so a count added to shared code reached from here is kept.
+    lambda_http::run(Metered::new(app, Emf::from_env())).await
 }

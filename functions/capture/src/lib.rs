@@ -25,6 +25,7 @@ use leadflow_core::model::LeadId;
 use leadflow_core::ports::{Clock, Ports, Stage, StageQueue};
 use leadflow_core::submission::from_fields;
 use leadflow_core::validate::check_submission;
+use leadflow_stage::metrics::{Metric, count};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -212,6 +213,7 @@ async fn accept<P: Ports>(ports: &P, captcha: &Captcha, request: Request) -> Res
     }
     let body = serde_json::to_string(&sub).map_err(|e| unavailable(e.to_string()))?;
     ports.queue().send(Stage::Validate, &[body]).await.map_err(|e| unavailable(e.to_string()))?;
+    count(Metric::LeadsCaptured, 1);
     info!(lead_id = %sub.lead_id, "lead captured");
     Ok(answer(sub.lead_id, redirect))
 }

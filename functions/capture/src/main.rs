@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use leadflow_aws::lambda::{init_tracing, ports_from_env};
+use leadflow_aws::metrics::{Emf, Metered};
 use leadflow_core::ports::Stage;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let ports = Arc::new(ports_from_env(&[Stage::Validate]).await?);
-    lambda_http::run(leadflow_capture::router(ports)).await
+    lambda_http::run(Metered::new(leadflow_capture::router(ports), Emf::from_env())).await
 }

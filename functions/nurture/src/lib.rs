@@ -21,6 +21,7 @@ use leadflow_core::model::{Activity, ActivityKind, Enrollment, Lead};
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{Clock, LeadStore, Ports, WriteOutcome};
 use leadflow_core::unsubscribe;
+use leadflow_stage::metrics::{Metric, count};
 use leadflow_stage::{Sent, StageError, activity, current_deadline, live, send_once};
 use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
@@ -219,6 +220,8 @@ async fn send<P: Ports>(
             let key = campaign.email_key(lead, step);
             let reason = format!("the step could not be rendered: {e}");
             warn!(%reason, "drip email rejected");
+            // Never sent, like an email the provider refused for good: the same alarm.
+            count(Metric::EmailsRejected, 1);
             trail.push(leadflow_stage::not_sent(lead.id, &key, &reason, now));
             return Ok(match ports.store().update_enrollment(&after, enrollment.version, &trail).await? {
                 WriteOutcome::Written => Outcome::Rejected,
@@ -234,8 +237,11 @@ async fn send<P: Ports>(
         }
     }
     let sent = send_once(ports, lead.id, &email).await?;
-    if let Sent::Rejected(reason) = &sent {
-        warn!(%reason, "drip email rejected");
+    match &sent {
+        // Counted once the provider has it, whatever becomes of the enrollment's write.
+        Sent::Now(_) => count(Metric::DripsSent, 1),
+        Sent::Rejected(reason) => warn!(%reason, "drip email rejected"),
+        Sent::Before(_) => {}
     }
     // Another tick may have advanced it already: then its write wins and ours is dropped. A
     // crash before this write leaves the step due: the next tick finds the email sent (its claim

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use leadflow_aws::lambda::{AwsPorts, init_tracing, ports_from_env_with_secret};
+use leadflow_aws::metrics::Emf;
 use leadflow_core::ports::Stage;
 use leadflow_nurture::pace::{Pacer, drip_rate};
 use leadflow_nurture::{TICK_LIMIT, TickReport};
@@ -25,9 +26,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // go to the route queue, whose URL must then be given.
     let ports = ports_from_env_with_secret(&[Stage::Route]).await?;
     let pacer = pacer(&ports).await;
+    let emf = Emf::from_env();
     // Boxed: inside the runtime's futures, the tick's future is nested past the compiler's type
     // layout depth limit.
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| Box::pin(run_ticks(&ports, &pacer, event)))).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| Box::pin(emf.metered(run_ticks(&ports, &pacer, event)))))
+        .await
 }
 
 /// The drips' pace, from the account's SES send rate, read once per cold start.

@@ -9,6 +9,7 @@ use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{Activity, ActivityKind, Assignment, Lead, LeadId, Lifecycle};
 use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, DomainEvent, LeadStore, Ports};
 use leadflow_core::routing::RoutingDecision;
+use leadflow_stage::metrics::{Metric, count};
 use leadflow_stage::{
     BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, live, process_batch, publish_once, send_once,
 };
@@ -79,6 +80,7 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Le
         match store.assign(&write).await? {
             AssignOutcome::Conflict => continue,
             AssignOutcome::Assigned => {
+                count(Metric::LeadsAssigned, 1);
                 lead.version = version + 1;
                 info!(lead_id = %lead.id, rep = %decision.rep_id, "lead assigned");
                 return Ok(Some(lead));

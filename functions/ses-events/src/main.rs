@@ -8,6 +8,7 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use leadflow_aws::lambda::{AwsPorts, init_tracing, ports_from_env};
+use leadflow_aws::metrics::Emf;
 use leadflow_core::ports::Stage;
 use leadflow_ses_events::{Outcome, handle_event};
 use leadflow_stage::StageError;
@@ -19,9 +20,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     // Opens and clicks ask the score stage to score the lead again.
     let ports = ports_from_env(&[Stage::Score]).await?;
+    let emf = Emf::from_env();
     // Boxed: nested in the runtime's futures, the handler's future (SDK calls inside domain
     // steps) goes past the compiler's type layout depth limit.
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| Box::pin(handle(&ports, event)))).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| Box::pin(emf.metered(handle(&ports, event))))).await
 }
 
 async fn handle(ports: &AwsPorts, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {

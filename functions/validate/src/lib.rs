@@ -6,6 +6,7 @@ use leadflow_core::messages::{ScoreMessage, ValidateMessage};
 use leadflow_core::model::{ActivityKind, LeadId, Submission, Validity};
 use leadflow_core::ports::{Clock, CreateOutcome, LeadStore, Ports, Stage, StageQueue, WriteOutcome};
 use leadflow_core::validate::build_lead;
+use leadflow_stage::metrics::{Metric, count};
 use leadflow_stage::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, process_batch};
 use tracing::info;
 
@@ -74,6 +75,7 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
     trail.extend(hold_consent(&mut fresh, &config.settings, sub.lead_id));
     match store.create_lead(&fresh, &trail).await? {
         CreateOutcome::Created if incoming.is_valid() => {
+            count(Metric::LeadsValidated, 1);
             info!(lead_id = %incoming.id, "lead created");
             Ok(Outcome::Created(incoming.id))
         }

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use super::dead_letters::{DeadLetterArgs, DeadLetterCommand};
 use super::render::{Format, Shown, View, show};
 use super::{
     ApiCall, CallError, CampaignCommand, ConsoleCommand, ExportFormat, FunnelBy, LeadCommand, MarkStatus, Output,
@@ -189,6 +190,13 @@ pub async fn execute(client: &AdminClient, call: ApiCall, format: Format) -> Res
             TeamCommand::List => answer(View::TeamList, client.teams().await?),
             TeamCommand::Show { id } => answer(View::TeamShow, client.team(&id).await?),
         },
+        ApiCall::DeadLetters(DeadLetterArgs { action: Some(DeadLetterCommand::Redrive { stage }), .. }) => {
+            answer(View::Redriven, client.dead_letters_redrive(stage.as_str()).await?)
+        }
+        ApiCall::DeadLetters(DeadLetterArgs { stage, limit, action: None }) => {
+            let limit = limit.map(|l| l.to_string());
+            answer(View::DeadLetters, client.dead_letters(stage.map(|s| s.as_str()), limit.as_deref()).await?)
+        }
         ApiCall::Console(ConsoleCommand::Link { as_email, next }) => {
             // The endpoint exists only on the local stack; a deployment's console signs people
             // in itself, and a signed request must not go looking for it.

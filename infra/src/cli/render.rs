@@ -41,6 +41,8 @@ pub enum View {
     LeadErased,
     Funnel,
     SignInLink,
+    DeadLetters,
+    Redriven,
 }
 
 /// What a person sees: `text` on standard output, `hint` (how to go on) on standard error.
@@ -83,6 +85,8 @@ pub fn show(view: View, answer: &Value, now: DateTime<Utc>) -> Shown {
         View::LeadErased => leads::erased(answer),
         View::Funnel => funnel(answer),
         View::SignInLink => sign_in_link(answer, now),
+        View::DeadLetters => super::dead_letters::list(answer),
+        View::Redriven => super::dead_letters::redriven(answer),
     };
     shown.unwrap_or_else(|| Shown::text(pretty(answer)))
 }

@@ -7,6 +7,11 @@ pub const TABLE: &str = "LEADFLOW_TABLE";
 pub const VALIDATE_QUEUE_URL: &str = "LEADFLOW_VALIDATE_QUEUE_URL";
 pub const SCORE_QUEUE_URL: &str = "LEADFLOW_SCORE_QUEUE_URL";
 pub const ROUTE_QUEUE_URL: &str = "LEADFLOW_ROUTE_QUEUE_URL";
+/// Queue URLs of the stage queues' dead-letter queues (admin: listing and redrive, see
+/// [`crate::dead_letters`]).
+pub const VALIDATE_DLQ_URL: &str = "LEADFLOW_VALIDATE_DLQ_URL";
+pub const SCORE_DLQ_URL: &str = "LEADFLOW_SCORE_DLQ_URL";
+pub const ROUTE_DLQ_URL: &str = "LEADFLOW_ROUTE_DLQ_URL";
 /// EventBridge bus name for `lead.*` events (default: `default`).
 pub const EVENT_BUS: &str = "LEADFLOW_EVENT_BUS";
 /// SES configuration set every email is sent with.
@@ -23,6 +28,13 @@ pub const PUBLIC_URL: &str = "LEADFLOW_PUBLIC_URL";
 /// [`ports_from_env_with_secret`](crate::lambda::ports_from_env_with_secret), read it once at
 /// start and refuse to start without it. The keys themselves are never in the environment.
 pub const SIGNING_KEYS_SECRET: &str = "LEADFLOW_SIGNING_KEYS_SECRET";
+
+/// The CloudWatch namespace the functions' metrics go to (`Leadflow/<stack name>`), the one
+/// the template's alarms and dashboard read; see [`crate::metrics`].
+pub const METRICS_NAMESPACE: &str = "LEADFLOW_METRICS_NAMESPACE";
+/// The stage queue's `maxReceiveCount` (its RedrivePolicy's): a record failing on this receive
+/// goes to the dead-letter queue, which the `DeadLettered` metric counts.
+pub const MAX_RECEIVES: &str = "LEADFLOW_MAX_RECEIVES";
 
 /// The console's Cognito user pool (admin function): its managed-login domain
 /// (`https://<prefix>.auth.<region>.amazoncognito.com`), its issuer

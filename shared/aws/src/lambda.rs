@@ -16,6 +16,7 @@ use leadflow_core::config::CompiledConfig;
 use leadflow_core::error::ConfigError;
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage};
 use leadflow_core::signing::SigningKeys;
+use leadflow_stage::metrics::{Metric, count};
 use leadflow_stage::{BatchItem, Deadline, Failure, within};
 use tracing::{error, warn};
 use tracing_subscriber::EnvFilter;
@@ -23,6 +24,7 @@ use tracing_subscriber::EnvFilter;
 use crate::bus::EventBridgeBus;
 use crate::env::{self, MissingVar};
 use crate::mailer::SesMailer;
+use crate::metrics::Emf;
 use crate::queue::{SqsQueue, StageUrls};
 use crate::store::DynamoStore;
 
@@ -296,6 +298,7 @@ where
 {
     let (items, unidentified) = batch_items(event);
     let failures = handler(items).await;
+    crate::dead_letters::record_failures(&event.records, &failures).await;
     if !unidentified.is_empty() {
         // Failing the invocation is the only correct answer: Lambda then delivers every message
         // of the batch again, the unidentified ones included. The identified ones were handled
@@ -326,13 +329,61 @@ where
     Fut: Future<Output = Vec<Failure>>,
 {
     let handler = &handler;
+    let emf = &Emf::from_env();
+    let max_receives = max_receives(|name| std::env::var(name).ok());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deadline = Deadline::invocation(event.context.deadline(), BATCH_MARGIN);
         // Boxed: nested in the runtime's futures, the handlers' futures (SDK calls inside
         // domain steps) go past the compiler's type layout depth limit.
-        Box::pin(async move { within(deadline, handle_sqs_event(handler, &event.payload)).await })
+        Box::pin(async move {
+            emf.metered(within(deadline, handle_sqs_counted(handler, &event.payload, max_receives))).await
+        })
     }))
     .await
+}
+
+/// [`handle_sqs_event`], counting the records its answer sends to the dead-letter queue when
+/// the queue's `max_receives` is known.
+pub async fn handle_sqs_counted<F, Fut>(
+    handler: &F,
+    event: &SqsEvent,
+    max_receives: Option<u32>,
+) -> Result<SqsBatchResponse, BatchError>
+where
+    F: Fn(Vec<BatchItem>) -> Fut,
+    Fut: Future<Output = Vec<Failure>>,
+{
+    let answer = handle_sqs_event(handler, event).await;
+    if let Some(max) = max_receives {
+        count(Metric::DeadLettered, last_receives(event, &answer, max));
+    }
+    answer
+}
+
+/// The stage queue's `maxReceiveCount` ([`env::MAX_RECEIVES`]). Without it dead letters are not
+/// counted (said once, at start); the queues' own dead-letter alarms still see them.
+pub fn max_receives(lookup: impl Fn(&str) -> Option<String>) -> Option<u32> {
+    let value = lookup(env::MAX_RECEIVES);
+    let parsed = value.as_deref().map(str::trim).and_then(|v| v.parse::<u32>().ok()).filter(|&n| n > 0);
+    if parsed.is_none() {
+        warn!(var = env::MAX_RECEIVES, ?value, "not a receive count: dead letters are not counted");
+    }
+    parsed
+}
+
+/// How many records of `event` the queue moves to its dead-letter queue after this answer: those
+/// that failed (named in the answer, or every record when the whole batch failed) on their
+/// `max_receives`-th receive or later (`ApproximateReceiveCount`).
+pub fn last_receives(event: &SqsEvent, answer: &Result<SqsBatchResponse, BatchError>, max_receives: u32) -> u64 {
+    let failed = |id: Option<&str>| match answer {
+        Err(_) => true,
+        Ok(response) => id.is_some_and(|id| response.batch_item_failures.iter().any(|f| f.item_identifier == id)),
+    };
+    let last = |record: &aws_lambda_events::event::sqs::SqsMessage| {
+        let receives = record.attributes.get("ApproximateReceiveCount").and_then(|n| n.trim().parse::<u32>().ok());
+        receives.is_some_and(|n| n >= max_receives)
+    };
+    event.records.iter().filter(|r| failed(r.message_id.as_deref()) && last(r)).count() as u64
 }
 
 /// How long an AWS call may take. Every call the functions make (DynamoDB, SQS, SES,

@@ -5,9 +5,11 @@
 //! tests.
 
 pub mod bus;
+pub mod dead_letters;
 pub mod env;
 pub mod lambda;
 pub mod mailer;
+pub mod metrics;
 pub mod queue;
 pub mod store;
 

@@ -288,6 +288,13 @@ async fn every_request_of_every_function_is_allowed_by_its_own_role() {
     s.expect(step, "admin", "GET", &contacted, None, 200).await;
     s.expect(step, "admin", "POST", &contacted, Some(("application/x-www-form-urlencoded", "")), 200).await;
 
+    // A dead letter in the score DLQ, so that the listing peeks (receive, make visible again)
+    // and reads the failure reasons. The redrive is asked of the empty route DLQ: moto has no
+    // `StartMessageMoveTask` (tests/dead_letters.rs checks that request against a fake).
+    let sqs = aws_sdk_sqs::Client::new(&s.observer);
+    let dead = r#"{"lead_id":"01KA0000000000000000000000","cause":"activity"}"#;
+    sqs.send_message().queue_url(&s.made.dlq_urls.score).message_body(dead).send().await.expect("a dead letter");
+
     // Admin reads, marks and erases.
     let step = "admin reads, marks and erases";
     for target in [
@@ -298,9 +305,11 @@ async fn every_request_of_every_function_is_allowed_by_its_own_role() {
         "/admin/reports/funnel?by=source".to_string(),
         "/admin/campaigns/welcome".to_string(),
         format!("/admin/campaigns/welcome/preview?lead={b}&step=hello"),
+        "/admin/dead-letters".to_string(),
     ] {
         s.expect(step, "admin", "GET", &target, None, 200).await;
     }
+    s.expect(step, "admin", "POST", "/admin/dead-letters/route/redrive", None, 200).await;
     s.expect(
         step,
         "admin",

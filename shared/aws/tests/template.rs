@@ -539,6 +539,14 @@ fn environment_is_the_contract_in_env_rs_and_matches_each_functions_permissions(
                 assert_eq!(get_att(value), Some((queue.clone(), "QueueUrl")), "{id}: {var}");
                 url_vars.insert(queue);
             }
+            // A DLQ's URL (admin: dead letters) is that stage queue's DLQ; its redrive, an SQS
+            // move task, sends each message back to the stage queue.
+            let dlq_var = format!("LEADFLOW_{}_DLQ_URL", stage.to_uppercase());
+            if let Some(value) = vars.get(dlq_var.as_str()) {
+                let queue = stage_queue(stage);
+                assert_eq!(get_att(value), Some((queue.replace("Queue", "DLQ"), "QueueUrl")), "{id}: {dlq_var}");
+                url_vars.insert(queue);
+            }
         }
         assert_eq!(sends, url_vars, "{id}: sqs:SendMessage exactly on the queues whose URLs it is given");
 

@@ -6,6 +6,7 @@
 pub mod campaign;
 pub mod config;
 pub mod confirmation;
+pub mod dead_letters;
 pub mod email;
 pub mod erasure;
 pub mod error;

@@ -387,6 +387,21 @@ pub trait StageQueue: Send + Sync + 'static {
     fn send(&self, stage: Stage, bodies: &[String]) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
+/// The stages' dead letters, for operators: the local queue's, or the SQS dead-letter queues.
+/// Kept apart from [`Ports`]: only the admin API uses it.
+pub trait DeadLetters: Send + Sync + 'static {
+    /// Up to `limit` of `stage`'s dead letters (oldest first where the queue keeps an order),
+    /// each with the reason its last delivery failed.
+    fn list(
+        &self,
+        stage: Stage,
+        limit: usize,
+    ) -> impl Future<Output = Result<crate::dead_letters::DeadLetterList, QueueError>> + Send;
+
+    /// Puts every dead letter of `stage` back on the stage's queue, to be handled again.
+    fn redrive(&self, stage: Stage) -> impl Future<Output = Result<crate::dead_letters::Redrive, QueueError>> + Send;
+}
+
 /// Which kind of email: marketing emails carry unsubscribe headers, transactional ones do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use leadflow_core::dead_letters::{self, DeadLetterList, Redrive};
 use leadflow_core::error::QueueError;
-use leadflow_core::ports::{Stage, StageQueue};
+use leadflow_core::ports::{DeadLetters, Stage, StageQueue};
 use rusqlite::params;
 
 use crate::db::{Db, DbError, duration_millis, millis};
@@ -225,6 +226,62 @@ impl SqliteQueue {
             .map_err(|e| self.db.local_error(e))
     }
 
+    /// Up to `limit` of the stage's dead letters, oldest first, shown as operators see them
+    /// (see [`leadflow_core::dead_letters`]), and how many there are in all.
+    pub fn dead_letter_list(&self, stage: Stage, limit: usize) -> Result<DeadLetterList, LocalError> {
+        let total = self.count("SELECT COUNT(*) FROM dead_letters WHERE stage = ?1", stage, None)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, String, i64, Option<String>, i64)> = self
+            .db
+            .read(|c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, body, receive_count, last_error, dead_at FROM dead_letters \
+                     WHERE stage = ?1 ORDER BY id LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![stage.as_str(), limit], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .map_err(|e| self.db.local_error(e))?;
+        let items = rows
+            .into_iter()
+            .map(|(id, body, count, last_error, dead_at)| {
+                let (lead_id, kind) = dead_letters::describe(stage, &body);
+                dead_letters::DeadLetter {
+                    message_id: id.to_string(),
+                    stage,
+                    lead_id,
+                    kind,
+                    reason: last_error,
+                    receive_count: u32::try_from(count).unwrap_or(u32::MAX),
+                    dead_at: DateTime::from_timestamp_millis(dead_at),
+                }
+            })
+            .collect();
+        Ok(DeadLetterList { stage, total, items })
+    }
+
+    /// Moves every dead letter of `stage` back onto its queue, due at once and with its
+    /// deliveries counted from zero again; answers how many. Each gets a new id, as SQS gives a
+    /// redriven message a new message id: a late delete from a worker that held the old one can
+    /// then not remove the new one.
+    pub fn redrive_dead_letters(&self, stage: Stage, now: DateTime<Utc>) -> Result<u64, LocalError> {
+        let enqueued_at = millis(now);
+        self.db
+            .write(|tx| {
+                let moved = tx
+                    .prepare_cached(
+                        "INSERT INTO queue_messages (stage, body, visible_at, receive_count, enqueued_at) \
+                         SELECT stage, body, 0, 0, ?2 FROM dead_letters WHERE stage = ?1 ORDER BY id",
+                    )?
+                    .execute(params![stage.as_str(), enqueued_at])?;
+                tx.prepare_cached("DELETE FROM dead_letters WHERE stage = ?1")?.execute([stage.as_str()])?;
+                Ok(u64::try_from(moved).unwrap_or(0))
+            })
+            .map_err(|e| self.db.local_error(e))
+    }
+
     fn count(&self, sql: &str, stage: Stage, now: Option<i64>) -> Result<u64, LocalError> {
         self.db
             .read(|c| {
@@ -261,6 +318,18 @@ impl SqliteQueue {
 impl StageQueue for SqliteQueue {
     async fn send(&self, stage: Stage, bodies: &[String]) -> Result<(), QueueError> {
         self.send_now(stage, bodies).map_err(|e| self.db.queue_error(e))
+    }
+}
+
+impl DeadLetters for SqliteQueue {
+    async fn list(&self, stage: Stage, limit: usize) -> Result<DeadLetterList, QueueError> {
+        self.dead_letter_list(stage, limit).map_err(|e| QueueError::Unavailable(e.to_string()))
+    }
+
+    async fn redrive(&self, stage: Stage) -> Result<Redrive, QueueError> {
+        let messages =
+            self.redrive_dead_letters(stage, Utc::now()).map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        Ok(Redrive { stage, messages, done: true, task: None })
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod config_files;
 pub mod erasure;
 pub mod live;
+pub mod metrics;
 pub mod optout;
 pub mod sales;
 
@@ -15,6 +16,8 @@ use leadflow_core::error::{MailError, StoreError};
 use leadflow_core::model::{Activity, ActivityKind, LeadId};
 use leadflow_core::ports::{Clock, DomainEvent, EffectClaim, EventBus, LeadStore, Mailer, OutgoingEmail, Ports};
 use serde::de::DeserializeOwned;
+
+use crate::metrics::{Metric, count};
 use tokio::time::Instant;
 use tracing::{Instrument, info_span, warn};
 
@@ -140,7 +143,7 @@ pub fn lease_until(now: DateTime<Utc>) -> DateTime<Utc> {
 pub const NOT_STARTED: &str = "not started: the invocation's deadline was near";
 
 /// Handles every item of a batch with `handle` and answers the items that must be delivered
-/// again. Malformed bodies are permanent failures: logged, not redelivered.
+/// again. Malformed bodies are permanent failures: logged and counted, not redelivered.
 ///
 /// Under a [`Deadline`] no item is started unless the longest one so far still fits before it:
 /// the rest are answered as failures without being touched, so SQS delivers them again, rather
@@ -181,7 +184,11 @@ where
         let _guard = span.enter();
         match outcome {
             Ok(()) => {}
-            Err(StageError::Permanent(reason)) => warn!(%reason, "message dropped: no retry can fix it"),
+            Err(StageError::Permanent(reason)) => {
+                // Not silent: the count raises MessagesDroppedAlarm, the line says which and why.
+                count(Metric::MessagesDropped, 1);
+                warn!(%reason, "message dropped: no retry can fix it");
+            }
             Err(StageError::Retryable(reason)) => {
                 warn!(%reason, "message failed; it will be delivered again");
                 failed.push(Failure { id: item.id, reason });
@@ -222,6 +229,7 @@ pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEma
     }
     match ports.mailer().send(email, now).await {
         Ok(message_id) => {
+            count(Metric::EmailsSent, 1);
             let sent = activity(
                 lead_id,
                 format!("sent-{}", email.key),
@@ -236,12 +244,14 @@ pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEma
             Ok(Sent::Now(message_id))
         }
         Err(MailError::Rejected(reason)) => {
+            count(Metric::EmailsRejected, 1);
             // On the lead's trail, with the claim's end: nobody retries it, so a person must see it.
             let trail = [not_sent(lead_id, &email.key, &reason, now)];
             store.finish_effect(&key, &format!("rejected: {reason}"), &trail).await?;
             Ok(Sent::Rejected(reason))
         }
         Err(e @ (MailError::Throttled(_) | MailError::Unavailable(_))) => {
+            count(Metric::EmailsRetried, 1);
             // Not sent: give the claim back so the retry can send at once.
             store.release_effect(&key).await?;
             Err(StageError::Retryable(e.to_string()))

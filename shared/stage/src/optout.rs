@@ -8,6 +8,7 @@ use leadflow_core::model::{Activity, ActivityKind, EnrollmentState, Lead, LeadId
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{LeadStore, Ports, WriteOutcome};
 
+use crate::metrics::{Metric, count};
 use crate::{StageError, WRITE_ATTEMPTS, activity};
 
 /// Stops every active enrollment of the lead, recording why on its trail; answers how many
@@ -61,6 +62,9 @@ pub async fn suppress_lead<P: Ports>(
 ) -> Result<bool, StageError> {
     let entry = Suppression { email_key: email_key(&lead.contact.email), reason, at: now, lead_id: Some(lead.id) };
     let fresh = ports.store().suppress(&entry, trail).await?;
+    if fresh && reason == SuppressionReason::Unsubscribed {
+        count(Metric::OptOuts, 1);
+    }
     stop_enrollments(ports, lead.id, reason.as_str(), now).await?;
     Ok(fresh)
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 const ROUTERS: &[(&str, Option<&str>)] = &[
     ("leadflow_capture::router", Some("functions/capture/src/lib.rs")),
     ("leadflow_admin::router", Some("functions/admin/src/lib.rs")),
+    ("leadflow_admin::dead_letters::router", Some("functions/admin/src/dead_letters.rs")),
     ("leadflow_admin::console::router", None),
     ("leadflow_unsubscribe::router", Some("functions/unsubscribe/src/lib.rs")),
 ];
