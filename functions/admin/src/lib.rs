@@ -16,6 +16,7 @@
 //! | `GET /admin/campaigns/{id}` | latest version and the version list |
 //! | `POST /admin/campaigns/{id}/pause`, `/resume`, `/schedule` | each a new version |
 //! | `GET /admin/campaigns/{id}/preview?lead=&step=` | a drip email rendered for a lead |
+//! | `POST /admin/campaigns/{id}/migrate` | move enrolled leads to the latest version |
 //! | `GET /admin/dead-letters?stage=&limit=`, `POST /admin/dead-letters/{stage}/redrive` | dead letters ([`dead_letters::router`], merged by the builders) |
 //!
 //! Every route checks [`AdminAuth`] first. Every error answers

@@ -1,4 +1,4 @@
-//! The lead store over one DynamoDB table (the single-table design of DESIGN.md, "Data").
+//! The lead store over one DynamoDB table (the single-table design of docs/architecture.md, "Data").
 //!
 //! | item | PK | SK | attributes |
 //! |---|---|---|---|

@@ -12,7 +12,8 @@ pub type ValidateMessage = Submission;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScoreMessage {
     pub lead_id: LeadId,
-    /// Why the lead is being scored again (for the trail): `submission`, `merge`, `activity`.
+    /// Why the lead is being scored again (for the trail): `submission`, `activity`,
+    /// `consent_confirmed`.
     pub cause: String,
 }
 
