@@ -153,7 +153,7 @@ async fn consent_is_recorded_only_by_the_confirmation_post_and_drips_start_after
     let path = confirm_path(confirmation);
     let (status, shown) = page(&ports, "GET", &path).await;
     assert_eq!(status, StatusCode::OK, "{shown}");
-    assert!(shown.contains("Confirm your subscription") && shown.contains("Yes, send me Acme&#39;s newsletter."));
+    assert!(shown.contains("Confirm your subscription") && shown.contains("Yes, send me Acme&#x27;s newsletter."));
     assert!(!shown.contains("joe@gmail.com"), "the page shows nothing about the person");
     assert_eq!(lead(&ports, id).await, joe);
     assert_eq!(trail(&ports, id).await, before);

@@ -179,12 +179,7 @@ fn is_one_click_pair(key: &str, value: &str) -> bool {
 }
 
 fn urlencoded_one_click(body: &[u8]) -> bool {
-    body.split(|b| *b == b'&').any(|pair| {
-        let mut parts = pair.splitn(2, |b| *b == b'=');
-        let key = percent_decode(parts.next().unwrap_or_default());
-        let value = percent_decode(parts.next().unwrap_or_default());
-        is_one_click_pair(&key, &value)
-    })
+    form_urlencoded::parse(body).any(|(key, value)| is_one_click_pair(&key, &value))
 }
 
 /// Finds a part named `List-Unsubscribe` whose value is `One-Click`. Lenient on purpose: the
@@ -210,28 +205,6 @@ fn multipart_one_click(body: &[u8]) -> bool {
         }
     }
     false
-}
-
-/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XY` a byte.
-fn percent_decode(raw: &[u8]) -> String {
-    let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex)) {
-                (Some(h), Some(l)) => {
-                    out.push((h << 4) | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn sender_name<P: Ports>(ports: &P) -> String {
@@ -316,18 +289,7 @@ fn html_page(status: StatusCode, body: &str) -> Response {
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    minijinja::HtmlEscape(text).to_string()
 }
 
 fn from_whom(sender: &str) -> String {

@@ -379,6 +379,6 @@ fn one_click_detection() {
 fn html_escaping() {
     assert_eq!(
         leadflow_unsubscribe::escape_html("<a href=\"x\">Tom & Jerry's</a>"),
-        "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;"
+        "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#x27;s&lt;&#x2f;a&gt;"
     );
 }
