@@ -1202,24 +1202,10 @@ fn email(key: &str, from: &str) -> OutgoingEmail {
 
 /// moto's record of a raw message SES sent, found by the message id SES answered.
 async fn sent_raw_message(message_id: &str) -> serde_json::Value {
-    let url = format!("{}/moto-api/data.json", common::endpoint());
-    let mut last = String::new();
-    // moto builds data.json by walking live objects: a test creating resources at the same
-    // moment can make that walk fail (a 500), so a failed read is retried.
-    for _ in 0..20 {
-        let response = reqwest::get(&url).await.expect("moto data");
-        let status = response.status();
-        let text = response.text().await.expect("moto data body");
-        if let Ok(data) = serde_json::from_str::<serde_json::Value>(&text)
-            && let Some(found) =
-                data["ses"]["RawMessage"].as_array().and_then(|all| all.iter().find(|m| m["id"] == message_id).cloned())
-        {
-            return found;
-        }
-        last = format!("{status}: {}", text.chars().take(300).collect::<String>());
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    panic!("message {message_id} is not listed under ses.RawMessage in {url}; last answer {last}");
+    let read = common::moto_data_until(std::time::Duration::from_secs(4), |data| {
+        common::ses_raw_messages(data).find(|m| m["id"] == message_id).cloned()
+    });
+    read.await.unwrap_or_else(|last| panic!("message {message_id} is not listed under ses.RawMessage: {last}"))
 }
 
 #[tokio::test]

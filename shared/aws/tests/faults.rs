@@ -426,19 +426,14 @@ fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
 
 /// Messages moto's SES recorded from senders whose address starts with `faults-`.
 async fn ses_messages() -> u64 {
-    let url = format!("{}/moto-api/data.json", common::endpoint());
-    for _ in 0..20 {
-        // moto builds data.json by walking live objects; a concurrent write can make it fail.
-        let Ok(text) = reqwest::get(&url).await.and_then(|r| r.error_for_status()) else { continue };
-        let Ok(data) = text.json::<Value>().await else { continue };
-        return data["ses"]["RawMessage"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| m["source"].as_str().is_some_and(|s| s.contains("faults-")))
-            .count() as u64;
-    }
-    panic!("moto's data.json could not be read");
+    let read = common::moto_data_until(std::time::Duration::from_secs(4), |data| {
+        Some(
+            common::ses_raw_messages(data)
+                .filter(|m| m["source"].as_str().is_some_and(|s| s.contains("faults-")))
+                .count(),
+        )
+    });
+    read.await.unwrap_or_else(|last| panic!("moto's data.json could not be read: {last}")) as u64
 }
 
 /// `leads` leads over deployments of `per_deployment` each, seeds `seed`, `seed + 1`, …

@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use leadflow_aws::bus::EventBridgeBus;
@@ -191,37 +191,23 @@ impl Drip {
     }
 
     /// Every message moto's SES recorded from this test's sender. All were sent before the ticks
-    /// returned, so one good read is the whole record; moto builds data.json by walking live
-    /// objects, and another test creating resources at that moment can make the walk fail (a
-    /// 500): then it is read again.
+    /// returned, so one good read is the whole record.
     async fn messages_at_ses(&self) -> Vec<SesMessage> {
-        let url = format!("{}/moto-api/data.json", common::endpoint());
-        let until = Instant::now() + PATIENCE;
-        loop {
-            let response = reqwest::get(&url).await.expect("moto data");
-            let status = response.status();
-            let text = response.text().await.expect("moto data body");
-            if let Ok(data) = serde_json::from_str::<Value>(&text) {
-                let ours = |kind: &str| -> Vec<Value> {
-                    data["ses"][kind]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter(|m| m["source"].as_str().is_some_and(|s| s.contains(&self.sender)))
-                        .cloned()
-                        .collect()
-                };
-                // Drip emails go out as raw MIME only: nothing may hide among the simple ones.
-                assert_eq!(ours("Message"), Vec::<Value>::new(), "simple (non-raw) messages from {}", self.sender);
-                return ours("RawMessage").iter().map(SesMessage::from_moto).collect();
-            }
-            assert!(
-                Instant::now() < until,
-                "no readable {url}: {status}: {}",
-                text.chars().take(300).collect::<String>()
-            );
-            tokio::time::sleep(StdDuration::from_millis(200)).await;
-        }
+        let read = common::moto_data_until(PATIENCE, |data| {
+            let ours = |kind: &str| -> Vec<Value> {
+                data["ses"][kind]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m["source"].as_str().is_some_and(|s| s.contains(&self.sender)))
+                    .cloned()
+                    .collect()
+            };
+            // Drip emails go out as raw MIME only: nothing may hide among the simple ones.
+            assert_eq!(ours("Message"), Vec::<Value>::new(), "simple (non-raw) messages from {}", self.sender);
+            Some(ours("RawMessage").iter().map(SesMessage::from_moto).collect())
+        });
+        read.await.unwrap_or_else(|last| panic!("moto's SES record could not be read: {last}"))
     }
 }
 

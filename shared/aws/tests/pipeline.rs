@@ -545,32 +545,14 @@ impl Pipeline {
     /// The raw messages SES sent from this deployment's sender, polled until there are at
     /// least `at_least`.
     async fn emails_sent(&self, at_least: usize) -> Vec<SentEmail> {
-        let url = format!("{}/moto-api/data.json", common::endpoint());
-        let until = deadline();
-        loop {
-            let response = reqwest::get(&url).await.expect("moto data");
-            let status = response.status();
-            let text = response.text().await.expect("moto data body");
-            // moto builds data.json by walking live objects; a test creating resources at that
-            // moment can make the walk fail (a 500): read again.
-            let last = if let Ok(data) = serde_json::from_str::<Value>(&text) {
-                let ours: Vec<SentEmail> = data["ses"]["RawMessage"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|m| m["source"].as_str().is_some_and(|s| s.contains(&self.sender)))
-                    .map(SentEmail::from_moto)
-                    .collect();
-                if ours.len() >= at_least {
-                    return ours;
-                }
-                format!("{} of our messages so far", ours.len())
-            } else {
-                format!("{status}: {}", text.chars().take(300).collect::<String>())
-            };
-            assert!(Instant::now() < until, "fewer than {at_least} emails from {} in {url}: {last}", self.sender);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let read = common::moto_data_until(PATIENCE, |data| {
+            let ours: Vec<SentEmail> = common::ses_raw_messages(data)
+                .filter(|m| m["source"].as_str().is_some_and(|s| s.contains(&self.sender)))
+                .map(SentEmail::from_moto)
+                .collect();
+            (ours.len() >= at_least).then_some(ours)
+        });
+        read.await.unwrap_or_else(|last| panic!("fewer than {at_least} emails from {}: {last}", self.sender))
     }
 
     async fn lead_items(&self) -> Vec<Lead> {

@@ -102,3 +102,42 @@ pub async fn table() -> Table {
 // Not every test binary that includes this module builds leads.
 #[allow(unused_imports)]
 pub use leadflow_memory::fixtures::*;
+
+/// Reads moto's `/moto-api/data.json` until `pick` finds in it what the caller waits for, for at
+/// most `patience`. moto builds the document by walking live objects, and a test creating
+/// resources at that moment can make the walk fail (a 500): an answer that is not JSON is read
+/// again rather than failing the test. `Err` says what the last answer was.
+pub async fn moto_data_until<T>(
+    patience: std::time::Duration,
+    pick: impl Fn(&serde_json::Value) -> Option<T>,
+) -> Result<T, String> {
+    let url = format!("{}/moto-api/data.json", endpoint());
+    let until = std::time::Instant::now() + patience;
+    loop {
+        let last = match reqwest::get(&url).await {
+            Err(e) => format!("{url}: {e}"),
+            Ok(response) => {
+                let status = response.status();
+                match response.text().await {
+                    Err(e) => format!("{url}: {status}: {e}"),
+                    Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+                        Ok(data) => match pick(&data) {
+                            Some(found) => return Ok(found),
+                            None => format!("{url}: read, and what is waited for is not in it yet"),
+                        },
+                        Err(_) => format!("{url}: {status}: {}", text.chars().take(300).collect::<String>()),
+                    },
+                }
+            }
+        };
+        if std::time::Instant::now() >= until {
+            return Err(last);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The raw messages moto's SES recorded (`ses.RawMessage` in moto's data.json).
+pub fn ses_raw_messages(data: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    data["ses"]["RawMessage"].as_array().into_iter().flatten()
+}
