@@ -34,6 +34,7 @@ use tokio::sync::OnceCell;
 use tracing::warn;
 
 use crate::env::{self as lf_env, MissingVar};
+use crate::queue::StageUrls;
 use crate::store::{describe_sdk_error, redact};
 
 use crate::env::{ROUTE_DLQ_URL, SCORE_DLQ_URL, VALIDATE_DLQ_URL};
@@ -202,29 +203,16 @@ pub async fn record_failures(records: &[SqsMessage], failures: &[Failure]) {
     }
 }
 
-/// The DLQ URL of each stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DlqUrls {
-    pub validate: String,
-    pub score: String,
-    pub route: String,
-}
+/// The DLQ URL of each stage: the same shape as the stage queues' own.
+pub type DlqUrls = StageUrls;
 
 impl DlqUrls {
-    /// From the admin function's environment.
-    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingVar> {
+    /// The DLQs' URLs from the admin function's environment.
+    pub fn dlqs_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingVar> {
         let get = |name: &'static str| {
             lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).ok_or(MissingVar(name))
         };
         Ok(Self { validate: get(VALIDATE_DLQ_URL)?, score: get(SCORE_DLQ_URL)?, route: get(ROUTE_DLQ_URL)? })
-    }
-
-    pub fn url(&self, stage: Stage) -> &str {
-        match stage {
-            Stage::Validate => &self.validate,
-            Stage::Score => &self.score,
-            Stage::Route => &self.route,
-        }
     }
 }
 
@@ -249,7 +237,7 @@ impl SqsDeadLetters {
 
     /// From the admin function's environment: the DLQ URLs and `LEADFLOW_TABLE`.
     pub async fn from_env() -> Result<Self, MissingVar> {
-        let urls = DlqUrls::from_env(|name| std::env::var(name).ok())?;
+        let urls = DlqUrls::dlqs_from_env(|name| std::env::var(name).ok())?;
         let table = lf_env::required(lf_env::TABLE)?;
         let sdk = crate::lambda::sdk_config().await;
         let reasons = ReasonLog::new(aws_sdk_dynamodb::Client::new(&sdk), table);
