@@ -18,10 +18,10 @@ pub mod repeat;
 use chrono::{DateTime, Duration, Utc};
 use minijinja::{Environment, context};
 
-use crate::config::Settings;
 use crate::email::{NO_TRACK, RenderError, one_line};
 use crate::model::{Activity, ActivityKind, Consent, Lead, LeadId};
-use crate::ports::{EmailCategory, Mailbox, OutgoingEmail};
+use crate::outgoing::{EmailCategory, Mailbox, OutgoingEmail};
+use crate::settings::Settings;
 use crate::signing::{SignatureError, SigningKeys, key_id_is_valid};
 
 pub use repeat::merge_repeat;

@@ -8,8 +8,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::messages::Stage;
 use crate::model::LeadId;
-use crate::ports::Stage;
 
 /// The most dead letters one listing returns; the admin API's `limit` is bounded by it.
 pub const MAX_LIST: usize = 100;

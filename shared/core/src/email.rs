@@ -7,14 +7,14 @@ use mail_builder::headers::raw::Raw;
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use crate::config::{ConfigSources, Settings};
 use crate::error::ConfigError;
 use crate::local_time;
 use crate::model::{Assignment, Lead};
 use crate::normalize::phone_for_display;
-use crate::ports::{EmailCategory, Mailbox, OutgoingEmail};
+use crate::outgoing::{EmailCategory, Mailbox, OutgoingEmail};
 use crate::routing::Rep;
 use crate::sales_link::{self, SalesAction, SalesLink};
+use crate::settings::{ConfigSources, Settings};
 
 #[derive(Debug, thiserror::Error)]
 #[error("template {template} failed to render: {message}")]

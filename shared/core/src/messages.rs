@@ -36,3 +36,23 @@ pub struct SlaBreach {
     pub rep_id: RepId,
     pub sla_due_at: DateTime<Utc>,
 }
+
+/// The three stage queues between the pipeline's functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Validate,
+    Score,
+    Route,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Validate, Stage::Score, Stage::Route];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Validate => "validate",
+            Stage::Score => "score",
+            Stage::Route => "route",
+        }
+    }
+}

@@ -4,18 +4,20 @@
 //! crate runs them.
 
 use std::collections::BTreeMap;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::campaign::CompiledCampaign;
 use crate::config::CompiledConfig;
+use crate::dead_letters::{DeadLetterList, Redrive};
 use crate::error::{BusError, MailError, QueueError, StoreError};
 use crate::funnel::LeadFacts;
+pub use crate::live_config::{ConfigHandle, LiveState};
+pub use crate::messages::Stage;
 use crate::model::{Activity, Document, Enrollment, Lead, LeadId, RepId, Suppression, TeamCursor, TeamId};
+pub use crate::outgoing::{EmailCategory, Mailbox, OutgoingEmail};
 
 /// The outcome of claiming an idempotency key at capture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,26 +364,6 @@ pub trait LeadStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The three stage queues between the pipeline's functions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Validate,
-    Score,
-    Route,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::Validate, Stage::Score, Stage::Route];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Validate => "validate",
-            Stage::Score => "score",
-            Stage::Route => "route",
-        }
-    }
-}
-
 pub trait StageQueue: Send + Sync + 'static {
     /// Enqueues message bodies (JSON) on a stage's queue; all or none are accepted.
     fn send(&self, stage: Stage, bodies: &[String]) -> impl Future<Output = Result<(), QueueError>> + Send;
@@ -392,47 +374,10 @@ pub trait StageQueue: Send + Sync + 'static {
 pub trait DeadLetters: Send + Sync + 'static {
     /// Up to `limit` of `stage`'s dead letters (oldest first where the queue keeps an order),
     /// each with the reason its last delivery failed.
-    fn list(
-        &self,
-        stage: Stage,
-        limit: usize,
-    ) -> impl Future<Output = Result<crate::dead_letters::DeadLetterList, QueueError>> + Send;
+    fn list(&self, stage: Stage, limit: usize) -> impl Future<Output = Result<DeadLetterList, QueueError>> + Send;
 
     /// Puts every dead letter of `stage` back on the stage's queue, to be handled again.
-    fn redrive(&self, stage: Stage) -> impl Future<Output = Result<crate::dead_letters::Redrive, QueueError>> + Send;
-}
-
-/// Which kind of email: marketing emails carry unsubscribe headers, transactional ones do not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmailCategory {
-    Transactional,
-    Marketing,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Mailbox {
-    pub name: Option<String>,
-    pub email: String,
-}
-
-/// A rendered email, ready to be turned into MIME by an adapter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutgoingEmail {
-    /// Names the send: an adapter that can deduplicate (the outbox) does so by this key.
-    pub key: String,
-    pub category: EmailCategory,
-    pub from: Mailbox,
-    pub to: Mailbox,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    /// Extra headers, e.g. `List-Unsubscribe`.
-    pub headers: Vec<(String, String)>,
-    /// Tags the provider hands back with delivery, bounce, open and click events (SES
-    /// `EmailTags`): `lead_id` and `email` (this email's key). Values are `[A-Za-z0-9_-]`.
-    #[serde(default)]
-    pub tags: Vec<(String, String)>,
+    fn redrive(&self, stage: Stage) -> impl Future<Output = Result<Redrive, QueueError>> + Send;
 }
 
 pub trait Mailer: Send + Sync + 'static {
@@ -465,53 +410,6 @@ pub trait EventBus: Send + Sync + 'static {
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
-}
-
-/// The configuration in force, swappable at run time: documents applied through the admin API
-/// replace parts of it (see `leadflow_stage::live`).
-#[derive(Clone)]
-pub struct ConfigHandle(Arc<RwLock<Arc<CompiledConfig>>>, Arc<Mutex<LiveState>>);
-
-/// What the live configuration was built from, and campaign versions compiled on demand.
-#[derive(Debug, Default)]
-pub struct LiveState {
-    /// When the store's documents were last looked at.
-    pub checked_at: Option<DateTime<Utc>>,
-    /// `(name, version)` of the documents the current configuration was built with.
-    pub applied: Vec<(String, u32)>,
-    /// Older campaign versions that enrolled leads still finish.
-    pub versions: HashMap<(String, u32), Arc<CompiledCampaign>>,
-}
-
-impl ConfigHandle {
-    pub fn new(config: CompiledConfig) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new(config))), Arc::new(Mutex::new(LiveState::default())))
-    }
-
-    /// Runs `f` on the live state; a panic elsewhere cannot leave it half-written in a way that
-    /// matters (it is a cache), so a poisoned lock is used as it is.
-    pub fn live<T>(&self, f: impl FnOnce(&mut LiveState) -> T) -> T {
-        match self.1.lock() {
-            Ok(mut guard) => f(&mut guard),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
-    }
-
-    pub fn current(&self) -> Arc<CompiledConfig> {
-        match self.0.read() {
-            Ok(guard) => Arc::clone(&guard),
-            // A writer panicked mid-swap; the Arc inside is still a whole config.
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    pub fn replace(&self, config: CompiledConfig) {
-        let fresh = Arc::new(config);
-        match self.0.write() {
-            Ok(mut guard) => *guard = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
-        }
-    }
 }
 
 /// Everything a handler is given at start-up.
