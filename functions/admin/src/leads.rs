@@ -25,7 +25,7 @@ use leadflow_core::erasure::{erased_at, is_erased};
 use leadflow_core::model::{Grade, Lead, LeadId, Lifecycle, SalesStatus};
 use leadflow_core::normalize::{email_key, normalize_email};
 use leadflow_core::ports::{LeadStore, Ports};
-use leadflow_stage::sales::{MarkError, status_name};
+use leadflow_stage::sales::MarkError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::warn;
@@ -785,7 +785,7 @@ fn csv_row(lead: &Lead) -> String {
         own(lead.id.to_string()),
         own(lead.created_at.to_rfc3339()),
         own(lead.updated_at.to_rfc3339()),
-        own(status_name(lead.status).to_string()),
+        own(lead.status.as_str().to_string()),
         own(lead.lifecycle.as_str().to_string()),
         own(lead.is_valid().to_string()),
         own(erased.to_string()),

@@ -21,6 +21,7 @@ pub mod ports;
 pub mod routing;
 pub mod rules;
 pub mod sales_link;
+pub mod sales_status;
 pub mod scoring;
 pub mod settings;
 pub mod signing;

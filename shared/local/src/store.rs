@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use leadflow_core::erasure::is_erased;
 use leadflow_core::error::StoreError;
 use leadflow_core::model::{
-    Activity, Document, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, Suppression, TeamCursor,
+    Activity, Document, Enrollment, EnrollmentState, Lead, LeadId, RepId, Suppression, TeamCursor,
 };
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
@@ -858,7 +858,7 @@ impl LeadRow {
             // An erased lead keeps its owner for the reports, but is nobody's open lead and has
             // no SLA running.
             owner_rep: lead.owner.as_ref().filter(|_| !is_erased(lead)).map(|o| o.rep_id.clone()),
-            status: status_name(lead.status),
+            status: lead.status.as_str(),
             doc,
             sla_due_at: sla_due_key(lead).filter(|_| !is_erased(lead)),
         })
@@ -910,15 +910,6 @@ fn write_activities(c: &Connection, rows: &[ActivityRow], on_same_id: OnSameId) 
         stmt.execute(params![row.lead_id, row.id, row.at, row.doc])?;
     }
     Ok(())
-}
-
-fn status_name(status: SalesStatus) -> &'static str {
-    match status {
-        SalesStatus::New => "new",
-        SalesStatus::Contacted => "contacted",
-        SalesStatus::Won => "won",
-        SalesStatus::Lost => "lost",
-    }
 }
 
 fn update_lead_row(c: &Connection, row: &LeadRow, expected_version: u64) -> Result<usize, DbError> {

@@ -40,27 +40,10 @@ pub struct Marked {
     pub stopped: usize,
 }
 
-pub fn status_name(s: SalesStatus) -> &'static str {
-    match s {
-        SalesStatus::New => "new",
-        SalesStatus::Contacted => "contacted",
-        SalesStatus::Won => "won",
-        SalesStatus::Lost => "lost",
-    }
-}
-
-/// Whether `from` may become `to`. Staying is always allowed (marking twice is harmless);
-/// otherwise a lead only moves forward: new → contacted → won or lost, and between won and lost
-/// (a correction), never back to new or contacted.
-pub fn transition(from: SalesStatus, to: SalesStatus) -> Result<(), MarkError> {
-    use SalesStatus::*;
-    let refused = |why| Err(MarkError::Refused { from: status_name(from), to: status_name(to), why });
-    match (from, to) {
-        _ if from == to => Ok(()),
-        (_, New) => refused("a lead never goes back to new; its SLA and routing would start again"),
-        (Won | Lost, Contacted) => refused("a closed lead stays closed; mark it won or lost instead"),
-        _ => Ok(()),
-    }
+/// Whether `from` may become `to` (the core's rule, [`SalesStatus::may_become`]), as the error
+/// [`mark`] answers.
+fn transition(from: SalesStatus, to: SalesStatus) -> Result<(), MarkError> {
+    from.may_become(to).map_err(|why| MarkError::Refused { from: from.as_str(), to: to.as_str(), why })
 }
 
 /// Marks the lead `status`, on behalf of `by`. Updates the lead optimistically (re-reading on a
@@ -94,7 +77,7 @@ pub async fn mark<P: Ports>(
         }
         let changed = activity(
             lead_id,
-            format!("status-{}-{}", status_name(from), status_name(status)),
+            format!("status-{}-{}", from.as_str(), status.as_str()),
             now,
             ActivityKind::StatusChanged { from, to: status, by: by.clone(), note: note.clone() },
         );

@@ -142,7 +142,7 @@ pub async fn perform<P: Ports>(State(ports): State<Arc<P>>, Path(token): Path<St
         Ok(_) => page(
             StatusCode::OK,
             "message.html",
-            json!({ "kind": "notice", "heading": "Already done", "lines": [format!("{name} was marked {} before.", sales::status_name(link.action.status()))] }),
+            json!({ "kind": "notice", "heading": "Already done", "lines": [format!("{name} was marked {} before.", link.action.status().as_str())] }),
         ),
         Err(MarkError::NotFound | MarkError::Erased) => {
             refused(StatusCode::GONE, "This lead is no longer here", &["It was erased."])

@@ -23,7 +23,6 @@ use futures_util::{StreamExt, stream};
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::model::Lead;
 use leadflow_core::ports::Ports;
-use leadflow_stage::sales::status_name;
 use tracing::warn;
 
 use super::lead_list::{BATCH, Prepared, Walk, lifecycle_name, link, prepare, refused, rep_name};
@@ -94,7 +93,7 @@ fn row(config: &CompiledConfig, lead: &Lead) -> String {
         own(&lead.score.as_ref().map(|s| format!("{:?}", s.grade)).unwrap_or_default()),
         own(&lead.score.as_ref().map(|s| s.total.to_string()).unwrap_or_default()),
         own(lifecycle_name(lead.lifecycle)),
-        own(status_name(lead.status)),
+        own(lead.status.as_str()),
         text(owner.as_deref()),
         text(utm.source.as_deref()),
         text(utm.medium.as_deref()),

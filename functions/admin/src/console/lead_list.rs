@@ -23,7 +23,6 @@ use leadflow_core::error::StoreError;
 use leadflow_core::local_time::in_words;
 use leadflow_core::model::{Lead, LeadId, Lifecycle};
 use leadflow_core::ports::{LeadStore, Ports};
-use leadflow_stage::sales::status_name;
 use serde_json::{Map, Value, json};
 use tracing::warn;
 
@@ -335,7 +334,7 @@ fn row(config: &CompiledConfig, lead: &Lead) -> Value {
         "grade": lead.score.as_ref().map(|s| s.grade),
         "score": lead.score.as_ref().map(|s| s.total.to_string()),
         "lifecycle": lifecycle_name(lead.lifecycle),
-        "status": status_name(lead.status),
+        "status": lead.status.as_str(),
         "owner": lead.owner.as_ref().map(|o| rep_name(config, &o.rep_id)),
         "source": (source != NONE).then_some(source),
         "captured": lead.created_at.format("%-d %b %Y, %H:%M").to_string(),

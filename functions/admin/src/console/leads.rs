@@ -101,7 +101,7 @@ fn row(lead: &Lead, zone: &str, now: DateTime<Utc>) -> Value {
         "job_title": lead.contact.job_title,
         "grade": lead.score.as_ref().map(|s| s.grade),
         "score": lead.score.as_ref().map(|s| s.total),
-        "status": sales::status_name(lead.status),
+        "status": lead.status.as_str(),
         "sla": sla,
         "created": in_words(lead.created_at, zone),
     })
@@ -256,8 +256,8 @@ async fn lead_page<P: Ports>(
     let actions: Vec<Value> = if signed.session.may_work(owner_id) {
         [SalesStatus::Contacted, SalesStatus::Won, SalesStatus::Lost]
             .into_iter()
-            .filter(|to| *to != lead.status && sales::transition(lead.status, *to).is_ok())
-            .map(|to| json!({ "status": sales::status_name(to), "label": action_label(to) }))
+            .filter(|to| *to != lead.status && lead.status.may_become(*to).is_ok())
+            .map(|to| json!({ "status": to.as_str(), "label": action_label(to) }))
             .collect()
     } else {
         Vec::new()
@@ -278,7 +278,7 @@ async fn lead_page<P: Ports>(
             "phone": c.phone.as_deref().map(|p| json!({ "tel": p, "shown": phone_for_display(p) })),
             "country": c.country,
             "time_zone": c.time_zone,
-            "status": sales::status_name(lead.status),
+            "status": lead.status.as_str(),
             "lifecycle": lead.lifecycle.as_str(),
             "invalid": invalid,
             "created": in_words(lead.created_at, &zone),
@@ -367,7 +367,7 @@ fn describe(config: &CompiledConfig, kind: &ActivityKind) -> String {
         ActivityKind::EmailNotSent { reason, .. } => format!("An email was not sent, for good: {reason}"),
         ActivityKind::Unsubscribed { via } => format!("Unsubscribed ({via})"),
         ActivityKind::StatusChanged { from, to, by, note } => {
-            let mut s = format!("Marked {} (was {})", sales::status_name(*to), sales::status_name(*from));
+            let mut s = format!("Marked {} (was {})", to.as_str(), from.as_str());
             if let Some(by) = by {
                 s.push_str(&format!(" by {}", rep_name(by)));
             }
@@ -451,7 +451,7 @@ pub async fn mark<P: Ports>(
     // The trail says who: the rep by id (shown by name), anybody else by email.
     let by = signed.session.rep_id.clone().unwrap_or_else(|| signed.session.email.clone());
     match sales::mark(ports, lead.id, status, Some(by), note).await {
-        Ok(_) => see_other(&format!("/console/leads/{}?{}", lead.id, query(&[("done", sales::status_name(status))]))),
+        Ok(_) => see_other(&format!("/console/leads/{}?{}", lead.id, query(&[("done", status.as_str())]))),
         Err(MarkError::NotFound | MarkError::Erased) => not_found(&signed),
         Err(e @ MarkError::Refused { .. }) => {
             let why = e.to_string();

@@ -178,13 +178,7 @@ fn read(id: &str, row: &rusqlite::Row<'_>) -> Result<LeadFacts, DbError> {
             _ => return Err(corrupt("unknown lifecycle")),
         },
         assigned: row.get(5)?,
-        status: match status.as_str() {
-            "new" => SalesStatus::New,
-            "contacted" => SalesStatus::Contacted,
-            "won" => SalesStatus::Won,
-            "lost" => SalesStatus::Lost,
-            _ => return Err(corrupt("unknown status")),
-        },
+        status: SalesStatus::parse(&status).ok_or_else(|| corrupt("unknown status"))?,
         source: row.get(7)?,
     })
 }
