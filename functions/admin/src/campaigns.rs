@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use leadflow_core::campaign::{Campaign, CampaignStatus, Schedule, StepKind};
 use leadflow_core::config::ConfigSources;
 use leadflow_core::error::ConfigError;
-use leadflow_core::model::{ActivityKind, Document, EnrollmentState};
+use leadflow_core::model::{Document, EnrollmentState};
 use leadflow_core::ports::{Clock, LeadStore, Ports, WriteOutcome};
 use leadflow_stage::live::{CAMPAIGN_PREFIX, campaign_document, campaign_of};
 use serde::Deserialize;
@@ -401,67 +401,23 @@ pub struct MigrateRequest {
     pub from_version: Option<u32>,
 }
 
-/// What a migration did: moved to `to_version`, kept on their own version (their next step has
-/// no counterpart in the latest), changed by the scheduler while being moved (run it again).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Migration {
-    pub to_version: u32,
-    pub migrated: u64,
-    pub kept: u64,
-    pub changed: u64,
-}
+pub use leadflow_stage::migrate::Migration;
 
-/// Moves the active enrollments of campaign `id`'s older versions (only `from_version`'s, when
-/// given) to the latest version. Each continues at the step of the same id, due when it was
-/// due; a lead whose next step has no counterpart in the latest version finishes its own
-/// version, and is counted as kept. `from_version` must be older than the latest (else an error
-/// on the field `from_version`). The JSON API and the console both move leads through here.
+/// [`leadflow_stage::migrate::migrate_enrollments`], its refusals as the API answers them: an
+/// unknown campaign 404, a `from_version` not older than the latest an error on that field.
+/// The JSON API and the console both move leads through here.
 pub(crate) async fn migrate_enrollments<P: Ports>(
     ports: &P,
     id: &str,
     from_version: Option<u32>,
 ) -> ApiResult<Migration> {
-    let store = ports.store();
-    let config = leadflow_stage::live::refresh(ports, true).await;
-    let latest = config.campaign(id).cloned().ok_or_else(|| not_found(id))?;
-    let to = latest.campaign.version;
-    if from_version.is_some_and(|v| v == 0 || v >= to) {
-        return Err(ApiError::invalid("from_version", format!("must be a version older than the latest, {to}")));
-    }
-    let mut done = Migration { to_version: to, ..Migration::default() };
-    let mut cursor = None;
-    loop {
-        let page = store.campaign_enrollments(id, cursor, 500).await?;
-        for e in page.enrollments {
-            let wanted = from_version.is_none_or(|v| v == e.campaign_version);
-            if e.state != EnrollmentState::Active || e.campaign_version >= to || !wanted {
-                continue;
-            }
-            let from = leadflow_stage::live::campaign_version(ports, &config, id, e.campaign_version)
-                .await
-                .map_err(|err| ApiError::unavailable(&err.to_string()))?;
-            let Some(moved) = from.and_then(|from| latest.migrate(&e, &from)) else {
-                done.kept += 1;
-                continue;
-            };
-            let enrolled = leadflow_stage::activity(
-                e.lead_id,
-                format!("enrolled-{id}-v{to}"),
-                ports.clock().now(),
-                ActivityKind::Enrolled { campaign_id: id.to_string(), version: to },
-            );
-            match store.update_enrollment(&moved, e.version, &[enrolled]).await? {
-                WriteOutcome::Written => done.migrated += 1,
-                // The scheduler moved it on meanwhile; running the migration again takes it.
-                WriteOutcome::VersionConflict => done.changed += 1,
-            }
-        }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-    Ok(done)
+    use leadflow_stage::migrate::MigrateError;
+    leadflow_stage::migrate::migrate_enrollments(ports, id, from_version).await.map_err(|e| match e {
+        MigrateError::NotFound => not_found(id),
+        MigrateError::NotOlder { .. } => ApiError::invalid("from_version", e.to_string()),
+        MigrateError::Store(e) => e.into(),
+        MigrateError::Version(e) => ApiError::unavailable(&e.to_string()),
+    })
 }
 
 /// The active enrollments of campaign `id` on versions older than `latest`, counted by version,

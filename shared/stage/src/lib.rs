@@ -6,6 +6,7 @@ pub mod config_files;
 pub mod erasure;
 pub mod live;
 pub mod metrics;
+pub mod migrate;
 pub mod optout;
 pub mod sales;
 
