@@ -68,11 +68,7 @@ async fn fail_until_dead(sqs: &aws_sdk_sqs::Client, log: &ReasonLog, url: &str, 
 #[tokio::test]
 async fn a_dead_letter_is_listed_with_its_last_reason_by_message_id_and_stays_in_the_dlq() {
     let sdk = common::sdk_config().await;
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).expect("template");
-    let made = leadflow_aws::provision::create_from_template(&sdk, &template, &common::unique("dl"))
-        .await
-        .expect("resources from template.yaml");
+    let made = common::deployment(&sdk, "dl").await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let log = ReasonLog::new(aws_sdk_dynamodb::Client::new(&sdk), &made.table);
 
@@ -86,12 +82,7 @@ async fn a_dead_letter_is_listed_with_its_last_reason_by_message_id_and_stays_in
     let route_id = fail_until_dead(&sqs, &log, &made.stage_urls.route, &made.dlq_urls.route).await;
     let validate_id = fail_until_dead(&sqs, &log, &made.stage_urls.validate, &made.dlq_urls.validate).await;
 
-    let urls = DlqUrls {
-        validate: made.dlq_urls.validate.clone(),
-        score: made.dlq_urls.score.clone(),
-        route: made.dlq_urls.route.clone(),
-    };
-    let dead_letters = SqsDeadLetters::new(sqs.clone(), log.clone(), urls);
+    let dead_letters = SqsDeadLetters::new(sqs.clone(), log.clone(), made.dlq_urls.clone());
     for round in 0..2 {
         let list = dead_letters.list(Stage::Route, 20).await.expect("the route DLQ is listed");
         assert_eq!((list.total, list.items.len()), (1, 1), "round {round}: {list:?}");
@@ -122,11 +113,7 @@ async fn a_dead_letter_is_listed_with_its_last_reason_by_message_id_and_stays_in
 #[tokio::test]
 async fn a_message_without_a_recorded_reason_is_listed_without_one() {
     let sdk = common::sdk_config().await;
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).expect("template");
-    let made = leadflow_aws::provision::create_from_template(&sdk, &template, &common::unique("dl"))
-        .await
-        .expect("resources from template.yaml");
+    let made = common::deployment(&sdk, "dl").await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     // Straight into the DLQ, as a message whose every delivery timed out leaves no reason.
     for i in 0..12 {
@@ -137,10 +124,8 @@ async fn a_message_without_a_recorded_reason_is_listed_without_one() {
             .await
             .expect("send");
     }
-    let urls =
-        DlqUrls { validate: made.dlq_urls.validate, score: made.dlq_urls.score.clone(), route: made.dlq_urls.route };
     let log = ReasonLog::new(aws_sdk_dynamodb::Client::new(&sdk), &made.table);
-    let dead_letters = SqsDeadLetters::new(sqs, log, urls);
+    let dead_letters = SqsDeadLetters::new(sqs, log, made.dlq_urls);
     let list = dead_letters.list(Stage::Score, 11).await.expect("listed");
     assert_eq!(list.total, 12);
     assert_eq!(list.items.len(), 11, "more than one receive's ten, at most the limit");

@@ -3,20 +3,16 @@
 //! ever, so each one is checked against `Metric::ALL` and the very EMF line the functions write;
 //! the functions' namespace and dead-letter threshold come from the template too. Needs no moto.
 
+mod template_yaml;
+
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use chrono::Utc;
 use leadflow_aws::metrics::{Emf, NAMESPACE_VAR};
 use leadflow_stage::metrics::{Metric, count, counted};
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
-
-fn template() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_yaml_ng::from_str(&text).expect("template.yaml is YAML")
-}
+use template_yaml::{prop, tagged, template};
 
 fn resources_of<'a>(t: &'a Value, ty: &str) -> Vec<(&'a str, &'a Value)> {
     let resources = t.get("Resources").and_then(Value::as_mapping).expect("Resources");
@@ -25,18 +21,6 @@ fn resources_of<'a>(t: &'a Value, ty: &str) -> Vec<(&'a str, &'a Value)> {
         .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(ty))
         .map(|(id, r)| (id.as_str().expect("resource ids are strings"), r))
         .collect()
-}
-
-fn prop<'a>(resource: &'a Value, key: &str) -> Option<&'a Value> {
-    resource.get("Properties")?.get(key)
-}
-
-/// The argument of a short-form intrinsic (`!Ref X`, `!Sub "…"`) named `tag`.
-fn tagged<'a>(v: &'a Value, tag: &str) -> Option<&'a Value> {
-    match v {
-        Value::Tagged(t) if t.tag == tag => Some(&t.value),
-        _ => None,
-    }
 }
 
 fn sub_text(v: &Value) -> Option<&str> {

@@ -7,8 +7,7 @@
 //! rejections. Needs no moto.
 
 mod fake_ses;
-
-use std::path::Path;
+mod template_yaml;
 
 use chrono::Utc;
 use fake_ses::{Answer, FakeSes, QUOTED};
@@ -23,26 +22,9 @@ use leadflow_stage::BatchItem;
 use leadflow_stage::metrics::counted;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
+use template_yaml::{prop, tagged, template};
 
 const METRIC: &str = "EmailsRejected";
-
-fn template() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_yaml_ng::from_str(&text).expect("template.yaml is YAML")
-}
-
-fn prop<'a>(resource: &'a Value, key: &str) -> Option<&'a Value> {
-    resource.get("Properties")?.get(key)
-}
-
-/// The argument of a short-form intrinsic (`!Ref X`, `!Sub "…"`) named `tag`.
-fn tagged<'a>(v: &'a Value, tag: &str) -> Option<&'a Value> {
-    match v {
-        Value::Tagged(t) if t.tag == tag => Some(&t.value),
-        _ => None,
-    }
-}
 
 /// The one alarm on rejected emails: its id, its namespace (as the template writes it) and the
 /// names of its dimensions.

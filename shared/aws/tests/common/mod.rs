@@ -83,16 +83,21 @@ pub struct Table {
     pub requests: Requests,
 }
 
+/// A fresh deployment's table and queues, exactly as template.yaml declares them, named
+/// `<prefix>-<unique>`.
+pub async fn deployment(config: &SdkConfig, prefix: &str) -> leadflow_aws::provision::Provisioned {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+        .expect("template.yaml at the workspace root");
+    leadflow_aws::provision::create_from_template(config, &template, &unique(prefix))
+        .await
+        .expect("resources from template.yaml")
+}
+
 pub async fn table() -> Table {
     let config = sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     // The table exactly as template.yaml defines it (its queues come along, unused here).
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
-        .expect("template.yaml at the workspace root");
-    let name = leadflow_aws::provision::create_from_template(&config, &template, &unique("lf"))
-        .await
-        .expect("resources from template.yaml")
-        .table;
+    let name = deployment(&config, "lf").await.table;
     let requests = Requests::default();
     let logged = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(requests.clone()).build();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(logged), &name);
