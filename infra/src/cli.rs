@@ -46,7 +46,7 @@ enum Command {
         /// Where the database, the outbox of sent emails and the events file live.
         #[arg(long, default_value = ".leadflow")]
         data_dir: PathBuf,
-        /// A configuration folder (see infra/config); default: the built-in sample.
+        /// A configuration folder (see shared/app/config); default: the built-in sample.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Bearer token for the admin API; default: a random one, printed at start.

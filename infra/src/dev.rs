@@ -8,27 +8,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::Utc;
 use leadflow_admin::AdminAuth;
 use leadflow_admin::console::SignIn;
 use leadflow_admin::console::sign_in::{LocalCodes, MintError, link_json};
+use leadflow_app::api_error::ApiError;
+use leadflow_app::{BatchItem, Failure};
 use leadflow_core::dead_letters::{DeadLetterList, Redrive};
 use leadflow_core::error::QueueError;
 use leadflow_core::ports::Ports;
 use leadflow_core::ports::{Adapters, ConfigHandle, DeadLetters, Stage, StageQueue};
 use leadflow_core::signing::SigningKeys;
+use leadflow_nurture::drain::{TickBudget, drain};
 use leadflow_local::{JsonlBus, OutboxMailer, SqliteQueue, SqliteStore, SystemClock};
-use leadflow_stage::{BatchItem, Failure};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info};
 
-use leadflow_stage::config_files::{self, ConfigLoadError};
+use leadflow_app::config_files::{self, ConfigLoadError};
 
 mod data_lock;
 pub mod guard;
@@ -251,13 +252,7 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         .merge(sign_in_link_endpoint(Arc::clone(&ports), auth.clone(), codes, base_url))
         .merge(leadflow_unsubscribe::router(Arc::clone(&ports)))
         .merge(ses_events_endpoint(Arc::clone(&ports), auth))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(json!({ "error": { "code": "not_found", "message": "No such endpoint.", "field": null } })),
-            )
-                .into_response()
-        })
+        .fallback(|| async { ApiError::not_found("not_found", "No such endpoint.") })
         .layer(axum::middleware::from_fn_with_state(hosts, guard::host_guard));
     let mut http_stop = stop.clone();
     tasks.spawn(async move {
@@ -347,26 +342,22 @@ fn ses_events_endpoint(ports: Arc<LocalPorts>, auth: AdminAuth) -> Router {
         let auth = auth.clone();
         async move {
             if !auth.allows(&headers) {
-                let body = json!({ "error": { "code": "unauthorized", "message": "A valid admin bearer token is required.", "field": null } });
-                return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+                return ApiError::unauthorized().into_response();
             }
             let event: serde_json::Value = match serde_json::from_slice(&body) {
                 Ok(v) => v,
                 Err(e) => {
-                    let body = json!({ "error": { "code": "malformed_json", "message": format!("The body is not JSON: {e}"), "field": null } });
-                    return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+                    return ApiError::bad_request("malformed_json", format!("The body is not JSON: {e}"))
+                        .into_response();
                 }
             };
             match leadflow_ses_events::handle_event(&*ports, &event).await {
                 Ok(outcome) => axum::Json(json!({ "outcome": format!("{outcome:?}") })).into_response(),
-                Err(leadflow_stage::StageError::Permanent(m)) => {
-                    let body = json!({ "error": { "code": "invalid_event", "message": m, "field": null } });
-                    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+                Err(leadflow_app::StageError::Permanent(m)) => {
+                    ApiError::unprocessable("invalid_event", m).into_response()
                 }
-                Err(leadflow_stage::StageError::Retryable(m)) => {
-                    let body = json!({ "error": { "code": "temporarily_unavailable", "message": m, "field": null } });
-                    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
-                }
+                // A local endpoint: the cause is answered, to whoever runs the stack.
+                Err(leadflow_app::StageError::Retryable(m)) => ApiError::temporarily_unavailable(m).into_response(),
             }
         }
     };
@@ -404,17 +395,8 @@ fn sign_in_link_endpoint(ports: Arc<LocalPorts>, auth: AdminAuth, codes: Arc<Loc
         let codes = Arc::clone(&codes);
         let base_url = base_url.clone();
         async move {
-            let error = |status: StatusCode, code: &str, message: String, field: Option<&str>| {
-                let body = json!({ "error": { "code": code, "message": message, "field": field } });
-                (status, axum::Json(body)).into_response()
-            };
             if !auth.allows(&headers) {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "A valid admin bearer token is required.".into(),
-                    None,
-                );
+                return ApiError::unauthorized().into_response();
             }
             let request: LinkRequest = if body.is_empty() {
                 LinkRequest::default()
@@ -424,19 +406,15 @@ fn sign_in_link_endpoint(ports: Arc<LocalPorts>, auth: AdminAuth, codes: Arc<Loc
                 match object.and_then(|o| serde_json::from_value(serde_json::Value::Object(o))) {
                     Ok(r) => r,
                     Err(e) => {
-                        return error(
-                            StatusCode::BAD_REQUEST,
-                            "malformed_body",
-                            format!("The body is not a JSON object of email and next: {e}"),
-                            None,
-                        );
+                        let message = format!("The body is not a JSON object of email and next: {e}");
+                        return ApiError::bad_request("malformed_body", message).into_response();
                     }
                 }
             };
             match codes.mint(&ports.config(), request.email.as_deref(), Utc::now()) {
                 Ok(minted) => axum::Json(link_json(&minted, &base_url, request.next.as_deref())).into_response(),
                 Err(e @ MintError::UnknownPerson(_)) => {
-                    error(StatusCode::UNPROCESSABLE_ENTITY, "unknown_person", e.to_string(), Some("email"))
+                    ApiError::unprocessable("unknown_person", e.to_string()).with_field("email").into_response()
                 }
             }
         }
@@ -519,26 +497,9 @@ async fn nurture_scheduler(ports: Arc<LocalPorts>, every: Duration, mut stop: wa
         }
         // Keep ticking while a tick fills its limit or its budget, so a backlog drains without
         // waiting.
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            let budget = leadflow_stage::Deadline::budget(LOCAL_TICK_BUDGET, Duration::ZERO);
-            let tick = leadflow_nurture::tick(&*ports, leadflow_nurture::TICK_LIMIT);
-            match leadflow_stage::within(budget, tick).await {
-                Ok(report)
-                    if report.unstarted > 0
-                        || (report.due >= leadflow_nurture::TICK_LIMIT
-                            && report.sent + report.stopped + report.rejected > 0) =>
-                {
-                    continue;
-                }
-                Ok(_) => break,
-                Err(e) => {
-                    error!(error = %e, "nurture tick failed");
-                    break;
-                }
-            }
+        let budget = TickBudget::Each(LOCAL_TICK_BUDGET);
+        if let Err(e) = drain(&*ports, None, budget, || !*stop.borrow()).await {
+            error!(error = %e, "nurture tick failed");
         }
     }
 }

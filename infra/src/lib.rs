@@ -4,4 +4,4 @@ pub mod cli;
 pub mod client;
 pub mod dev;
 
-pub use leadflow_stage::config_files;
+pub use leadflow_app::config_files;

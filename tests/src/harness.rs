@@ -6,10 +6,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use leadflow_app::BatchItem;
 use leadflow_core::model::LeadId;
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, EventBus, LeadStore, Mailer, Ports, Stage};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
-use leadflow_stage::BatchItem;
 use serde_json::Value;
 use tower::ServiceExt;
 

@@ -87,7 +87,7 @@ fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).expect("read the test config") {
         let entry = entry.expect("entry");
         let target = to.join(entry.file_name());
-        // Some of tests/config are links into infra/config: follow them.
+        // Some of tests/config are links into shared/app/config: follow them.
         if std::fs::metadata(entry.path()).expect("metadata").is_dir() {
             copy_dir(&entry.path(), &target);
         } else {

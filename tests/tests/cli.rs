@@ -7,7 +7,8 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use leadflow_admin::AdminAuth;
 use leadflow_core::model::{EnrollmentState, SalesStatus};
-use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore};
+use leadflow_core::ports::{Adapters, ConfigHandle};
+use leadflow_core::ports::{Enrollments, Leads};
 use leadflow_infra::cli::{
     ApiCall, CallError, CampaignCommand, ExportFormat, FilterArgs, Format, FunnelBy, LeadCommand, MarkStatus, Output,
     RepCommand, ReportCommand, error_line, execute,
@@ -471,7 +472,7 @@ async fn lead_show_is_a_short_summary() {
     lead.score = Some(score());
     let trail: Vec<_> = (0..12)
         .map(|i| {
-            leadflow_stage::activity(
+            leadflow_app::activity(
                 lead.id,
                 format!("sent-{i}"),
                 fixtures::t(100 + i),

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use leadflow_core::ports::{Documents, Enrollments, Leads};
 use leadflow_tests::harness::{Stack, location};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -383,7 +384,7 @@ async fn the_move_s_pages_with_10000_enrolled_leads() {
     use leadflow_admin::console::session::{self, Role};
     use leadflow_core::campaign::Campaign;
     use leadflow_core::model::Document;
-    use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore};
+    use leadflow_core::ports::{Adapters, ConfigHandle};
     use leadflow_memory::{MemoryQueue, RecordingBus, RecordingMailer, SettableClock, fixtures};
     use reqwest::header::COOKIE;
 
@@ -400,7 +401,7 @@ async fn the_move_s_pages_with_10000_enrolled_leads() {
     for (version, name) in [(1, "Welcome series"), (2, "Welcome series, rewritten")] {
         let campaign = Campaign { version, name: name.into(), ..welcome.campaign.clone() };
         let doc = Document {
-            name: leadflow_stage::live::campaign_document("welcome"),
+            name: leadflow_app::live::campaign_document("welcome"),
             version,
             body: serde_json::to_string(&campaign).expect("json"),
             saved_at: fixtures::t(700_000),

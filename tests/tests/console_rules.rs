@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use leadflow_core::ports::Leads;
 use leadflow_tests::harness::Stack;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
@@ -370,7 +371,7 @@ async fn trying_a_draft_with_10000_leads_in_the_store() {
     use leadflow_admin::console::SignIn;
     use leadflow_admin::console::session::{self, Role};
     use leadflow_core::model::{Activity, ActivityKind, Lifecycle};
-    use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore};
+    use leadflow_core::ports::{Adapters, ConfigHandle};
     use leadflow_memory::{MemoryQueue, RecordingBus, RecordingMailer, SettableClock, fixtures};
 
     let dir = tempfile::tempdir().expect("temp dir");

@@ -8,12 +8,13 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http_body_util::BodyExt;
+use leadflow_app::BatchItem;
 use leadflow_core::config::FormSettings;
 use leadflow_core::model::{Activity, ActivityKind, Lead, LeadId, SuppressionReason};
 use leadflow_core::normalize::email_key;
-use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore, OutgoingEmail, Stage};
+use leadflow_core::ports::{Adapters, ConfigHandle, OutgoingEmail, Stage};
+use leadflow_core::ports::{Enrollments, Leads, Suppressions, Trails};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
-use leadflow_stage::BatchItem;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

@@ -17,12 +17,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http_body_util::BodyExt;
+use leadflow_app::{BatchItem, Deadline, Failure, within};
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage, StageQueue};
 use leadflow_local::{JsonlBus, OutboxMailer, SqliteQueue, SqliteStore};
 use leadflow_memory::SettableClock;
 use leadflow_memory::faults::audit::{self, DeadLetter, Deliveries, Outcome, Person, Planned};
 use leadflow_memory::faults::{Fault, FaultPlan, Faults, Port, Tally, WithFaults};
-use leadflow_stage::{BatchItem, Deadline, Failure, within};
 use serde_json::Value;
 use tower::ServiceExt;
 

@@ -7,11 +7,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http_body_util::BodyExt;
+use leadflow_app::BatchItem;
 use leadflow_core::messages::ScoreMessage;
 use leadflow_core::model::{EnrollmentState, LeadId, Lifecycle, Validity};
-use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore, Stage, StageQueue, WriteOutcome};
+use leadflow_core::ports::{Adapters, ConfigHandle, Stage, StageQueue, WriteOutcome};
+use leadflow_core::ports::{Enrollments, Leads, Trails};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
-use leadflow_stage::BatchItem;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

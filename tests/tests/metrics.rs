@@ -1,4 +1,4 @@
-//! What each stage counts for the dashboard and the alarms (`leadflow_stage::metrics`), over the
+//! What each stage counts for the dashboard and the alarms (`leadflow_app::metrics`), over the
 //! in-memory fakes: each thing counted once, when it has happened, and redeliveries not again.
 
 use std::sync::Arc;
@@ -8,12 +8,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, TimeZone, Utc};
 use http_body_util::BodyExt;
+use leadflow_app::BatchItem;
+use leadflow_app::metrics::{Metric, counted};
 use leadflow_core::error::MailError;
 use leadflow_core::model::LeadId;
 use leadflow_core::ports::{Adapters, ConfigHandle, Mailer, OutgoingEmail, Stage};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
-use leadflow_stage::BatchItem;
-use leadflow_stage::metrics::{Metric, counted};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

@@ -10,7 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use http_body_util::BodyExt;
 use leadflow_admin::AdminAuth;
 use leadflow_core::model::{ActivityKind, EnrollmentState, LeadId, SalesStatus};
-use leadflow_core::ports::{Adapters, Clock, ConfigHandle, LeadStore, Stage, StageQueue};
+use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage, StageQueue};
+use leadflow_core::ports::{Enrollments, Leads, Trails};
 use leadflow_local::{OutboxMailer, SqliteStore};
 use leadflow_memory::{MemoryQueue, RecordingBus, SettableClock};
 use serde_json::{Value, json};
@@ -204,7 +205,7 @@ async fn marking_a_lead_won_stops_its_remaining_steps() {
     pipeline(&s.ports).await;
     leadflow_nurture::tick(&*s.ports, 500).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(drip_times(&s.ports, id).await.len(), 1);
-    leadflow_stage::sales::mark(&*s.ports, id, SalesStatus::Won, Some("anna".into()), None)
+    leadflow_app::sales::mark(&*s.ports, id, SalesStatus::Won, Some("anna".into()), None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let e = s.ports.store.enrollments(id).await.unwrap_or_default();
@@ -286,9 +287,7 @@ async fn unsubscribe_bounce_complaint_and_won_each_stop_the_remaining_steps() {
     for (event, email) in [("bounce-permanent", "bounce@gmail.com"), ("complaint", "complaint@gmail.com")] {
         leadflow_ses_events::handle_event(&*s.ports, &ses_event(event, email)).await.unwrap_or_else(|e| panic!("{e}"));
     }
-    leadflow_stage::sales::mark(&*s.ports, ids[4], SalesStatus::Won, None, None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    leadflow_app::sales::mark(&*s.ports, ids[4], SalesStatus::Won, None, None).await.unwrap_or_else(|e| panic!("{e}"));
 
     run_until(&s.ports, at("2026-03-12T00:00:00Z")).await;
     for (n, id) in names.iter().zip(&ids) {
@@ -385,7 +384,7 @@ async fn a_lead_not_contacted_within_the_sla_goes_to_another_rep_and_both_are_to
     };
     let first = owner(late).await;
     assert!(["anna", "ben"].contains(&first.as_str()), "EMEA owns it: {first}");
-    leadflow_stage::sales::mark(&*s.ports, on_time, SalesStatus::Contacted, None, None)
+    leadflow_app::sales::mark(&*s.ports, on_time, SalesStatus::Contacted, None, None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let on_time_owner = owner(on_time).await;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::LeadId;
-use leadflow_core::ports::{LeadStore, Stage, StageQueue};
+use leadflow_core::ports::Leads;
+use leadflow_core::ports::{Stage, StageQueue};
 use leadflow_tests::harness::{MemPorts, capture, memory_ports, pipeline};
 use serde_json::json;
 

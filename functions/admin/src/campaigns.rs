@@ -13,12 +13,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use leadflow_app::live::{CAMPAIGN_PREFIX, campaign_document, campaign_of};
 use leadflow_core::campaign::{Campaign, CampaignStatus, Schedule, StepKind};
 use leadflow_core::config::ConfigSources;
 use leadflow_core::error::ConfigError;
 use leadflow_core::model::{Document, EnrollmentState};
-use leadflow_core::ports::{Clock, LeadStore, Ports, WriteOutcome};
-use leadflow_stage::live::{CAMPAIGN_PREFIX, campaign_document, campaign_of};
+use leadflow_core::ports::{Clock, Ports, WriteOutcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -122,7 +122,7 @@ pub(crate) async fn store_next<P: Ports>(
         };
         match store.put_document(&document_of(&next, version, now)?).await? {
             WriteOutcome::Written => {
-                leadflow_stage::live::refresh(ports, true).await;
+                leadflow_app::live::refresh(ports, true).await;
                 return Ok(Stored { campaign: Campaign { version, ..next }, version, unchanged: false });
             }
             WriteOutcome::VersionConflict => continue,
@@ -401,9 +401,10 @@ pub struct MigrateRequest {
     pub from_version: Option<u32>,
 }
 
-pub use leadflow_stage::migrate::Migration;
+pub use leadflow_app::migrate::Migration;
+use leadflow_core::ports::{Documents, Enrollments, Leads};
 
-/// [`leadflow_stage::migrate::migrate_enrollments`], its refusals as the API answers them: an
+/// [`leadflow_app::migrate::migrate_enrollments`], its refusals as the API answers them: an
 /// unknown campaign 404, a `from_version` not older than the latest an error on that field.
 /// The JSON API and the console both move leads through here.
 pub(crate) async fn migrate_enrollments<P: Ports>(
@@ -411,8 +412,8 @@ pub(crate) async fn migrate_enrollments<P: Ports>(
     id: &str,
     from_version: Option<u32>,
 ) -> ApiResult<Migration> {
-    use leadflow_stage::migrate::MigrateError;
-    leadflow_stage::migrate::migrate_enrollments(ports, id, from_version).await.map_err(|e| match e {
+    use leadflow_app::migrate::MigrateError;
+    leadflow_app::migrate::migrate_enrollments(ports, id, from_version).await.map_err(|e| match e {
         MigrateError::NotFound => not_found(id),
         MigrateError::NotOlder { .. } => ApiError::invalid("from_version", e.to_string()),
         MigrateError::Store(e) => e.into(),

@@ -5,7 +5,7 @@
 //! ([`ScoringRules`]). Every write reads that, changes it, compiles the whole (so nothing that
 //! would fail at routing time is stored) and stores it as the next version; when another write
 //! got there first it starts again from the newer version, and after [`DOC_ATTEMPTS`] answers
-//! 409. Every function picks the documents up within `leadflow_stage::live::REFRESH_EVERY`;
+//! 409. Every function picks the documents up within `leadflow_app::live::REFRESH_EVERY`;
 //! the process that stored one refreshes at once.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use leadflow_core::config::ConfigSources;
 use leadflow_core::model::Document;
 use leadflow_core::normalize::normalize_email;
-use leadflow_core::ports::{Clock, LeadStore, Ports, WriteOutcome};
+use leadflow_core::ports::{Clock, Ports, WriteOutcome};
 use leadflow_core::routing::{Absence, Rep, RoutingConfig, Team};
 use leadflow_core::scoring::ScoringRules;
 use serde::Serialize;
@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, config_error};
 use crate::extract::{Authorized, JsonBody, PathParams, RawBody, config_id, from_json, from_value};
 
 /// How many times a write starts again after losing a race for the next version.
@@ -43,7 +43,7 @@ pub trait ConfigDoc: Serialize + DeserializeOwned + Clone + PartialEq + Send + S
 }
 
 impl ConfigDoc for RoutingConfig {
-    const NAME: &'static str = leadflow_stage::live::ROUTING;
+    const NAME: &'static str = leadflow_app::live::ROUTING;
 
     fn from_sources(sources: &ConfigSources) -> Result<Self, String> {
         toml::from_str(&sources.routing).map_err(|e| format!("routing.toml: {e}"))
@@ -56,19 +56,19 @@ impl ConfigDoc for RoutingConfig {
         for (i, team) in self.teams.iter().enumerate() {
             check_team(&format!("teams[{i}]."), team, self)?;
         }
-        self.compile().map(|_| ()).map_err(|e| ApiError::config(&e))
+        self.compile().map(|_| ()).map_err(|e| config_error(&e))
     }
 }
 
 impl ConfigDoc for ScoringRules {
-    const NAME: &'static str = leadflow_stage::live::SCORING;
+    const NAME: &'static str = leadflow_app::live::SCORING;
 
     fn from_sources(sources: &ConfigSources) -> Result<Self, String> {
         toml::from_str(&sources.scoring).map_err(|e| format!("scoring.toml: {e}"))
     }
 
     fn validate(&self) -> ApiResult<()> {
-        self.compile().map(|_| ()).map_err(|e| ApiError::config(&e))
+        self.compile().map(|_| ()).map_err(|e| config_error(&e))
     }
 }
 
@@ -122,7 +122,7 @@ pub async fn save<P: Ports, D: ConfigDoc>(ports: &P, edit: impl Fn(D) -> ApiResu
         match ports.store().put_document(&doc).await? {
             WriteOutcome::Written => {
                 // This process uses it at once; the others within `live::REFRESH_EVERY`.
-                leadflow_stage::live::refresh(ports, true).await;
+                leadflow_app::live::refresh(ports, true).await;
                 return Ok(Saved { value: next, version, unchanged: false });
             }
             WriteOutcome::VersionConflict => continue,
@@ -149,6 +149,7 @@ const REP_FIELDS: &[&str] =
 const TEAM_FIELDS: &[&str] = &["id", "name", "when", "members"];
 /// Longest name of a rep or team.
 pub const MAX_NAME_CHARS: usize = 200;
+use leadflow_core::ports::{Assignments, Documents};
 /// The routing rules' own bounds, checked by the core when the rules compile.
 pub use leadflow_core::routing::{MAX_CAPACITY, MAX_WEIGHT};
 

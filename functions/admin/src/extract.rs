@@ -223,7 +223,7 @@ mod tests {
             #[allow(dead_code)]
             status: String,
         }
-        let refused = super::from_json::<Body>(b" [\"won\"]").err().map(|e| (e.status, e.field));
+        let refused = super::from_json::<Body>(b" [\"won\"]").err().map(|e| (e.status_code(), e.field));
         assert_eq!(refused, Some((axum::http::StatusCode::UNPROCESSABLE_ENTITY, Some("body".to_string()))));
         assert!(super::from_value::<Body>(serde_json::json!(["won"])).is_err());
         assert!(super::from_json::<Body>(b"{\"status\": \"won\"}").is_ok());

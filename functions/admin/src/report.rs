@@ -6,10 +6,10 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Utc};
+use leadflow_app::live::CAMPAIGN_PREFIX;
 use leadflow_core::StoreError;
 use leadflow_core::model::LeadId;
-use leadflow_core::ports::{LeadStore, Ports};
-use leadflow_stage::live::CAMPAIGN_PREFIX;
+use leadflow_core::ports::Ports;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -19,6 +19,7 @@ use crate::extract::{Authorized, QueryParams};
 use crate::leads::NONE;
 
 pub use leadflow_core::funnel::Funnel;
+use leadflow_core::ports::{Documents, Enrollments, Listings};
 
 /// Leads' facts per store request: the report holds only the counts, so pages can be large.
 const FACTS_PAGE: usize = 1000;
@@ -70,7 +71,7 @@ pub struct FunnelReport {
 }
 
 /// Counts every lead captured in `[since, until)` (erased ones too: their tombstones keep what is
-/// counted), from the store's funnel facts ([`LeadStore::funnel_facts`]), never whole leads.
+/// counted), from the store's funnel facts ([`Listings::funnel_facts`]), never whole leads.
 pub async fn compute<P: Ports>(
     ports: &P,
     by: By,

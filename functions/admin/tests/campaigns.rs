@@ -5,7 +5,8 @@ mod common;
 use axum::http::{Method, StatusCode};
 use common::*;
 use leadflow_core::campaign::{Campaign, CampaignStatus};
-use leadflow_core::ports::{LeadStore, Ports};
+use leadflow_core::ports::Documents;
+use leadflow_core::ports::Ports;
 use leadflow_memory::fixtures;
 use serde_json::json;
 

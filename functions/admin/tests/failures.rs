@@ -15,12 +15,12 @@ use tower::ServiceExt;
 
 #[tokio::test]
 async fn a_store_that_is_down_answers_503_on_every_route() {
-    let config = match leadflow_stage::config_files::load(None) {
+    let config = match leadflow_app::config_files::load(None) {
         Ok(c) => c,
         Err(e) => panic!("the sample configuration does not load: {e}"),
     };
     let ports = Arc::new(Adapters {
-        store: leadflow_memory::DownStore,
+        store: leadflow_memory::DownStore::default(),
         queue: MemoryQueue::new(),
         mailer: RecordingMailer::new(),
         bus: RecordingBus::new(),

@@ -5,11 +5,12 @@ mod common;
 use axum::http::{Method, StatusCode};
 use chrono::Duration;
 use common::*;
+use leadflow_app::activity;
 use leadflow_core::model::{ActivityKind, EnrollmentState, SalesStatus, SuppressionReason};
 use leadflow_core::normalize::email_key;
-use leadflow_core::ports::{EmailCategory, LeadStore, Mailbox, Mailer, OutgoingEmail};
+use leadflow_core::ports::{Documents, Enrollments, Leads, Suppressions, Trails};
+use leadflow_core::ports::{EmailCategory, Mailbox, Mailer, OutgoingEmail};
 use leadflow_memory::fixtures::{self, enrollment};
-use leadflow_stage::activity;
 use serde_json::{Value, json};
 
 #[tokio::test]

@@ -12,14 +12,15 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use leadflow_core::model::LeadId;
 use leadflow_core::ports::{IdempotencyClaim, LeadStore};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::{ApiError, unavailable};
+use leadflow_app::api_error::ApiError;
+
+use crate::unavailable;
 
 /// What makes a submission the same one: its fields but the key itself (capture has taken a
 /// CAPTCHA's token out already; a retry carries a new one).
@@ -60,8 +61,7 @@ pub async fn claim<S: LeadStore>(
     if with_this_key == with_these_fields {
         Ok(with_this_key)
     } else {
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
+        Err(ApiError::conflict(
             "idempotency_key_reused",
             "This idempotency key was used for a submission with other fields. Send each new submission with a \
              new key; a retry sends the same fields with the same key.",

@@ -19,49 +19,20 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Duration;
+use leadflow_app::api_error::ApiError;
+use leadflow_app::metrics::{Metric, count};
 use leadflow_core::config::{CaptureSettings, FormSettings};
 use leadflow_core::error::FieldProblem;
 use leadflow_core::model::LeadId;
 use leadflow_core::ports::{Clock, Ports, Stage, StageQueue};
 use leadflow_core::submission::from_fields;
 use leadflow_core::validate::check_submission;
-use leadflow_stage::metrics::{Metric, count};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::captcha::{Captcha, Refusal};
 use tracing::{info, warn};
-
-/// A capture error as the API answers it: `{"error": {"code", "message", "field"}}`.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: String,
-    pub message: String,
-    pub field: Option<String>,
-    pub problems: Vec<FieldProblem>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), field: None, problems: Vec::new() }
-    }
-
-    fn field(code: &str, field: &str, message: impl Into<String>) -> Self {
-        Self { field: Some(field.to_string()), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message) }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message, "field": self.field });
-        if !self.problems.is_empty() {
-            error["problems"] = json!(self.problems);
-        }
-        (self.status, axum::Json(json!({ "error": error }))).into_response()
-    }
-}
 
 /// The capture routes: `POST /leads`, with CORS for the configured origins; the form script and
 /// the thank-you page, which any page may load. A configured CAPTCHA takes its secret from the
@@ -128,8 +99,8 @@ async fn capture<P: Ports>(
     match accept(&*ports, &captcha, request).await {
         Ok(response) => response,
         Err(e) => {
-            if e.status.is_server_error() {
-                warn!(code = e.code, "capture failed");
+            if e.is_server_error() {
+                warn!(code = e.code.as_str(), "capture failed");
             }
             e.into_response()
         }
@@ -165,7 +136,7 @@ async fn accept<P: Ports>(ports: &P, captcha: &Captcha, request: Request) -> Res
     };
     let bytes = read_capped(body, settings.max_body_bytes).await.map_err(|e| match e {
         Unread::TooLarge => too_large(),
-        Unread::Broken => ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "The body could not be read."),
+        Unread::Broken => ApiError::bad_request("unreadable_body", "The body could not be read."),
     })?;
     let mut fields = match kind {
         Kind::Json => parse_json(&bytes)?,
@@ -189,20 +160,14 @@ async fn accept<P: Ports>(ports: &P, captcha: &Captcha, request: Request) -> Res
     let idempotency_key = idempotency_key(&parts.headers, &fields)?;
     let mut sub = from_fields(&fields, &settings.honeypot_field, settings.max_custom_fields).map_err(|p| ApiError {
         field: (!p.field.is_empty()).then(|| p.field.clone()),
-        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, p.code.clone(), p.message.clone())
+        ..ApiError::unprocessable(p.code.clone(), p.message.clone())
     })?;
     sub.lead_id = lead_id;
     sub.received_at = now;
     check_submission(&sub).map_err(|problems| {
         let first =
             problems.first().cloned().unwrap_or_else(|| FieldProblem::new("body", "invalid", "invalid submission"));
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid_field".into(),
-            message: first.message.clone(),
-            field: Some(first.field.clone()),
-            problems,
-        }
+        ApiError::invalid(first.field.clone(), first.message.clone()).with_problems(problems)
     })?;
     captcha.check(captcha_token.as_ref().and_then(Value::as_str)).await.map_err(|r| captcha_refused(r, captcha))?;
     if let Some(key) = idempotency_key {
@@ -269,20 +234,19 @@ fn captcha_refused(refusal: Refusal, captcha: &Captcha) -> ApiError {
     let field = captcha.field().unwrap_or_default();
     match refusal {
         Refusal::Missing => {
-            ApiError::field("captcha_required", field, "Complete the CAPTCHA, then send the form again.")
+            ApiError::unprocessable("captcha_required", "Complete the CAPTCHA, then send the form again.")
+                .with_field(field)
         }
-        Refusal::Failed => ApiError::field("captcha_failed", field, "The CAPTCHA was not passed; try it again."),
+        Refusal::Failed => {
+            ApiError::unprocessable("captcha_failed", "The CAPTCHA was not passed; try it again.").with_field(field)
+        }
         Refusal::Unavailable(reason) => unavailable(format!("CAPTCHA check: {reason}")),
     }
 }
 
 fn unavailable(reason: String) -> ApiError {
     warn!(%reason, "capture could not queue the submission");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        "The lead could not be accepted right now; please submit again in a moment.",
-    )
+    ApiError::temporarily_unavailable("The lead could not be accepted right now; please submit again in a moment.")
 }
 
 fn rand_bits() -> u128 {
@@ -346,7 +310,7 @@ fn content_kind(headers: &HeaderMap) -> Result<Kind, ApiError> {
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    let malformed = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", m);
+    let malformed = |m: String| ApiError::bad_request("malformed_body", m);
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(malformed("The body must be a JSON object of fields.".into())),
@@ -355,7 +319,7 @@ fn parse_json(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
 }
 
 fn parse_form(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    let malformed = || ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "The form body is not valid UTF-8.");
+    let malformed = || ApiError::bad_request("malformed_body", "The form body is not valid UTF-8.");
     std::str::from_utf8(bytes).map_err(|_| malformed())?;
     let mut map = Map::new();
     for (k, v) in url::form_urlencoded::parse(bytes) {
@@ -379,29 +343,24 @@ fn is_blank(v: &Value) -> bool {
 
 fn idempotency_key(headers: &HeaderMap, fields: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     let out_of_bounds = |k: &str| k.is_empty() || k.len() > 255;
-    let refused = || {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_idempotency_key",
-            "An idempotency key must be 1 to 255 characters.",
-        )
-    };
+    let refused =
+        || ApiError::bad_request("invalid_idempotency_key", "An idempotency key must be 1 to 255 characters.");
     // Checked even when the header's key is the one used, so that a bad field is never ignored.
     let field = match fields.get("submission_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if out_of_bounds(s) => return Err(refused()),
         Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(ApiError::field("invalid_type", "submission_id", "submission_id must be a string.")),
+        Some(_) => {
+            return Err(
+                ApiError::unprocessable("invalid_type", "submission_id must be a string.").with_field("submission_id")
+            );
+        }
     };
     let raw = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
                 .map_err(|_| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_idempotency_key",
-                        "Idempotency-Key must be printable ASCII.",
-                    )
+                    ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be printable ASCII.")
                 })?
                 .to_string(),
         ),

@@ -70,7 +70,7 @@ fn settings(verify_url: &str) -> CaptchaSettings {
 }
 
 fn ports() -> Arc<Ports> {
-    let config = CompiledConfig::compile(&leadflow_stage::config_files::sample()).expect("the sample compiles");
+    let config = CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample compiles");
     Arc::new(Adapters {
         store: MemoryStore::new(),
         queue: MemoryQueue::new(),
@@ -170,12 +170,12 @@ fn its_numbers_are_bounded_in_the_configuration() {
         ("[capture.captcha]\nprovider = \"recaptcha\"\nmin_score = 2.0\n", "min_score"),
         ("[capture.captcha]\nprovider = \"turnstile\"\nverify_url = \"ftp://x\"\n", "verify_url"),
     ] {
-        let mut sources = leadflow_stage::config_files::sample();
+        let mut sources = leadflow_app::config_files::sample();
         sources.settings = sources.settings.replace("[console]", &format!("{extra}\n[console]"));
         let err = CompiledConfig::compile(&sources).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains(what), "{extra}: {err}");
     }
-    let mut sources = leadflow_stage::config_files::sample();
+    let mut sources = leadflow_app::config_files::sample();
     sources.settings = sources.settings.replace("[console]", "[capture.captcha]\nprovider = \"hcaptcha\"\n\n[console]");
     let compiled = CompiledConfig::compile(&sources).expect("a plain hcaptcha section compiles");
     let captcha = compiled.settings.capture.captcha.expect("configured");

@@ -17,7 +17,7 @@ type Ports = Adapters<MemoryStore, MemoryQueue, RecordingMailer, RecordingBus, S
 
 /// The sample configuration, with `extra` appended to its `leadflow.toml`.
 fn ports(extra: &str) -> Arc<Ports> {
-    let mut sources = leadflow_stage::config_files::sample();
+    let mut sources = leadflow_app::config_files::sample();
     sources.settings.push_str(extra);
     let config = CompiledConfig::compile(&sources).expect("the sample compiles");
     Arc::new(Adapters {

@@ -3,11 +3,12 @@
 //! each: stop (opt-out, bounce, complaint, won, lost, erasure, …), wait for the send window or
 //! the frequency cap, take branches, or send the step once.
 //!
-//! A tick keeps to its time: under a [`Deadline`](leadflow_stage::Deadline) (the Lambda
+//! A tick keeps to its time: under a [`Deadline`](leadflow_app::Deadline) (the Lambda
 //! invocation's, or the local ticker's budget) it starts no step that would not end a margin
 //! before it, so every step is either done (sent and recorded) or untouched and still due for the
 //! next tick. Sends may be spaced out by a [`Pacer`] to the mail provider's rate.
 
+pub mod drain;
 pub mod pace;
 pub mod sla;
 
@@ -15,17 +16,18 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use leadflow_app::metrics::{Metric, count};
+use leadflow_app::{Sent, StageError, activity, current_deadline, live, send_once};
 use leadflow_core::campaign::{CompiledCampaign, Control, Decision, Facts, stopped};
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::model::{Activity, ActivityKind, Enrollment, Lead};
 use leadflow_core::normalize::email_key;
-use leadflow_core::ports::{Clock, LeadStore, Ports, WriteOutcome};
+use leadflow_core::ports::{Clock, Ports, WriteOutcome};
 use leadflow_core::unsubscribe;
-use leadflow_stage::metrics::{Metric, count};
-use leadflow_stage::{Sent, StageError, activity, current_deadline, live, send_once};
 use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
+use leadflow_core::ports::{Enrollments, Leads, Suppressions, Trails};
 pub use pace::Pacer;
 
 /// What one tick did.
@@ -75,7 +77,7 @@ pub async fn tick<P: Ports>(ports: &P, limit: usize) -> Result<TickReport, Stage
 }
 
 /// One scheduler tick, each send waiting for its turn at `pacer`. Under a deadline (see
-/// [`leadflow_stage::within`]) it stops early, leaving the steps it did not reach due.
+/// [`leadflow_app::within`]) it stops early, leaving the steps it did not reach due.
 pub async fn tick_paced<P: Ports>(ports: &P, limit: usize, pacer: Option<&Pacer>) -> Result<TickReport, StageError> {
     let config = live::refresh(ports, false).await;
     let now = ports.clock().now();
@@ -226,7 +228,7 @@ async fn send<P: Ports>(
             warn!(%reason, "drip email rejected");
             // Never sent, like an email the provider refused for good: the same alarm.
             count(Metric::EmailsRejected, 1);
-            trail.push(leadflow_stage::not_sent(lead.id, &key, &reason, now));
+            trail.push(leadflow_app::not_sent(lead.id, &key, &reason, now));
             return Ok(match ports.store().update_enrollment(&after, enrollment.version, &trail).await? {
                 WriteOutcome::Written => Outcome::Rejected,
                 WriteOutcome::VersionConflict => Outcome::Nothing,

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use leadflow_app::{Deadline, within};
 use leadflow_aws::lambda::{AwsPorts, init_tracing, ports_from_env_with_secret};
 use leadflow_aws::metrics::Emf;
 use leadflow_core::ports::Stage;
+use leadflow_nurture::drain::{TickBudget, drain};
 use leadflow_nurture::pace::{Pacer, drip_rate};
-use leadflow_nurture::{TICK_LIMIT, TickReport};
-use leadflow_stage::{Deadline, within};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -51,22 +51,9 @@ async fn pacer(ports: &AwsPorts) -> Pacer {
 /// the function's failure destination, and the next minute's tick tries again.
 async fn run_ticks(ports: &AwsPorts, pacer: &Pacer, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
     let deadline = Deadline::invocation(event.context.deadline(), SAFETY_MARGIN);
-    within(deadline, async {
-        let mut total = TickReport::default();
-        let mut ticks = 0u32;
-        loop {
-            let report = leadflow_nurture::tick_paced(ports, TICK_LIMIT, Some(pacer)).await?;
-            ticks += 1;
-            total.add(&report);
-            // A full tick that moved nothing (everything throttled, say) would only repeat itself.
-            let backlog = report.due >= TICK_LIMIT && report.sent + report.stopped + report.rejected > 0;
-            if !backlog || report.unstarted > 0 || !deadline.allows(Duration::ZERO) {
-                break;
-            }
-        }
-        let summary = json!({ "ticks": ticks, "total": total });
-        info!(%summary, "nurture run done");
-        Ok(summary)
-    })
-    .await
+    let run = drain(ports, Some(pacer), TickBudget::Shared, || deadline.allows(Duration::ZERO));
+    let drained = within(deadline, run).await?;
+    let summary = json!(drained);
+    info!(%summary, "nurture run done");
+    Ok(summary)
 }

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use leadflow_app::current_deadline;
 use leadflow_core::messages::{RouteMessage, SlaBreach};
-use leadflow_core::ports::{LeadStore, Ports, Stage, StageQueue};
-use leadflow_stage::current_deadline;
+use leadflow_core::ports::{Assignments, Leads};
+use leadflow_core::ports::{Ports, StageQueue};
 use tracing::warn;
 
 /// Hands up to `limit` leads whose SLA ran out by `now` to route; answers how many. A lead stays
@@ -24,7 +25,7 @@ pub async fn hand_over_due<P: Ports>(ports: &P, now: DateTime<Utc>, limit: usize
         }
     };
     let deadline = current_deadline();
-    let mut bodies = Vec::with_capacity(due.len());
+    let mut breaches = Vec::with_capacity(due.len());
     for lead_id in due {
         if deadline.is_some_and(|d| !d.allows(Duration::ZERO)) {
             warn!("SLA breaches left for the next tick: the deadline is near");
@@ -39,16 +40,13 @@ pub async fn hand_over_due<P: Ports>(ports: &P, now: DateTime<Utc>, limit: usize
         };
         let Some(owner) = owner else { continue };
         let breach = SlaBreach { rep_id: owner.rep_id, sla_due_at: owner.sla_due_at };
-        match serde_json::to_string(&RouteMessage { lead_id, sla_breach: Some(breach), confirm: false }) {
-            Ok(body) => bodies.push(body),
-            Err(e) => warn!(%lead_id, error = %e, "SLA breach message could not be written"),
-        }
+        breaches.push(RouteMessage { lead_id, sla_breach: Some(breach), confirm: false });
     }
-    if bodies.is_empty() {
+    if breaches.is_empty() {
         return 0;
     }
-    match ports.queue().send(Stage::Route, &bodies).await {
-        Ok(()) => bodies.len(),
+    match ports.queue().enqueue(&breaches).await {
+        Ok(()) => breaches.len(),
         Err(e) => {
             warn!(error = %e, "SLA breaches not handed to route; tried again on the next tick");
             0

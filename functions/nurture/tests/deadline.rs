@@ -12,21 +12,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use leadflow_app::{Deadline, within};
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::error::{MailError, QueueError};
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{ActivityKind, Enrollment, EnrollmentState, LeadId};
-use leadflow_core::ports::{
-    Adapters, ConfigHandle, CreateOutcome, LeadStore, Mailer, OutgoingEmail, Stage, StageQueue,
-};
+use leadflow_core::ports::{Adapters, ConfigHandle, CreateOutcome, Mailer, OutgoingEmail, Stage, StageQueue};
+use leadflow_core::ports::{Enrollments, Leads, Trails};
 use leadflow_memory::fixtures::{enrollment, id, lead, owned_by, t};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, SettableClock};
 use leadflow_nurture::{Pacer, TickReport, tick, tick_paced};
-use leadflow_stage::{Deadline, within};
 use tokio::time::Instant;
 
 const SECRET: &str = "nurture-deadline-test-unsubscribe-secret-0123456789";
-/// The sample campaign every lead is enrolled in (infra/config/campaigns/welcome.toml); its
+/// The sample campaign every lead is enrolled in (shared/app/config/campaigns/welcome.toml); its
 /// second step waits two days, so a tick sends each lead at most one email here.
 const CAMPAIGN: &str = "welcome";
 
@@ -79,8 +78,7 @@ fn now() -> DateTime<Utc> {
 /// `leads` leads enrolled in the campaign with their first step due, over a mailer taking
 /// `delay` per email.
 async fn enrolled(leads: u64, delay: Duration, reject: bool) -> Ports {
-    let mut config =
-        CompiledConfig::compile(&leadflow_stage::config_files::sample()).expect("the sample configuration");
+    let mut config = CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample configuration");
     config.settings.unsubscribe_secret = SECRET.into();
     assert!(config.campaign(CAMPAIGN).is_some(), "the sample has the {CAMPAIGN} campaign");
     let mailed = Arc::new(AtomicUsize::new(0));

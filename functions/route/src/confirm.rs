@@ -2,10 +2,11 @@
 //! their name (`leadflow_core::confirmation`). Sent from this stage because it has the mailer;
 //! the score stage sends the lead here when [`confirmation::standing`] says an email is due.
 
+use leadflow_app::{Sent, StageError, activity, optout, send_once};
 use leadflow_core::confirmation;
 use leadflow_core::model::{Activity, ActivityKind, LeadId};
-use leadflow_core::ports::{Clock, LeadStore, Ports};
-use leadflow_stage::{Sent, StageError, activity, optout, send_once};
+use leadflow_core::ports::{Clock, Ports};
+use leadflow_core::ports::{Leads, Trails};
 use tracing::{info, warn};
 
 /// Sends the confirmation email the lead is due, once per email (the key [`confirmation::standing`]

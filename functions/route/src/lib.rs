@@ -5,18 +5,19 @@
 pub mod confirm;
 pub mod sla;
 
-use leadflow_core::messages::RouteMessage;
-use leadflow_core::model::{Activity, ActivityKind, Assignment, Lead, LeadId, Lifecycle};
-use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, DomainEvent, LeadStore, Ports};
-use leadflow_core::routing::RoutingDecision;
-use leadflow_stage::metrics::{Metric, count};
-use leadflow_stage::{
+use leadflow_app::metrics::{Metric, count};
+use leadflow_app::{
     BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, live, process_batch, publish_once, send_once,
 };
+use leadflow_core::messages::RouteMessage;
+use leadflow_core::model::{Activity, ActivityKind, Assignment, Lead, LeadId, Lifecycle};
+use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, DomainEvent, Ports};
+use leadflow_core::ports::{Assignments, Leads};
+use leadflow_core::routing::RoutingDecision;
 use tracing::{info, warn};
 
 pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Failure> {
-    process_batch("route", items, |msg: RouteMessage| handle(ports, msg)).await
+    process_batch(items, |msg: RouteMessage| handle(ports, msg)).await
 }
 
 pub async fn handle<P: Ports>(ports: &P, msg: RouteMessage) -> Result<(), StageError> {

@@ -6,15 +6,16 @@
 //! the move and its emails have the queue's retries: a crash or an SES hiccup after the move is
 //! finished by the redelivery, never lost.
 
+use leadflow_app::{Sent, StageError, WRITE_ATTEMPTS, activity, send_once};
 use leadflow_core::email::sla_breach_email;
 use leadflow_core::erasure::is_erased;
 use leadflow_core::messages::SlaBreach;
 use leadflow_core::model::{Activity, ActivityKind, Assignment, Lead, LeadId, SalesStatus};
-use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, LeadStore, Ports};
-use leadflow_stage::{Sent, StageError, WRITE_ATTEMPTS, activity, send_once};
+use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, Ports};
 use tracing::{info, warn};
 
 use crate::{assigned_entry, notify};
+use leadflow_core::ports::{Assignments, Leads, Trails};
 
 /// Moves the lead away from the rep who let `breach` run out, unless it moved already or was
 /// contacted, won or lost meanwhile; then tells both reps (each email once).

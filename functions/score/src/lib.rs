@@ -2,15 +2,16 @@
 //! MQL goes to routing; one below it is enrolled in the nurture campaign that admits it, unless
 //! its consent awaits confirmation (double opt-in: the route stage sends that email).
 
+use leadflow_app::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, live, optout, process_batch};
 use leadflow_core::confirmation;
 use leadflow_core::messages::{RouteMessage, ScoreMessage};
 use leadflow_core::model::{Activity, ActivityKind, EnrollmentState, Lead, Lifecycle};
-use leadflow_core::ports::{Clock, LeadStore, Ports, Stage, StageQueue, WriteOutcome};
-use leadflow_stage::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, live, optout, process_batch};
+use leadflow_core::ports::{Clock, Ports, StageQueue, WriteOutcome};
+use leadflow_core::ports::{Enrollments, Leads, Trails};
 use tracing::info;
 
 pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Failure> {
-    process_batch("score", items, |msg: ScoreMessage| handle(ports, msg)).await
+    process_batch(items, |msg: ScoreMessage| handle(ports, msg)).await
 }
 
 pub async fn handle<P: Ports>(ports: &P, msg: ScoreMessage) -> Result<(), StageError> {
@@ -25,9 +26,7 @@ pub async fn handle<P: Ports>(ports: &P, msg: ScoreMessage) -> Result<(), StageE
     let unrouted = lead.lifecycle >= Lifecycle::Mql && lead.owner.is_none();
     let confirm = consent.due.is_some();
     if unrouted || confirm {
-        let body = serde_json::to_string(&RouteMessage { lead_id: lead.id, sla_breach: None, confirm })
-            .map_err(|e| StageError::Permanent(e.to_string()))?;
-        ports.queue().send(Stage::Route, &[body]).await?;
+        ports.queue().enqueue(&[RouteMessage { lead_id: lead.id, sla_breach: None, confirm }]).await?;
     }
     if lead.lifecycle >= Lifecycle::Mql || consent.awaiting {
         return Ok(());

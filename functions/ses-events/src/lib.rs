@@ -18,18 +18,19 @@
 
 pub mod event;
 
+use leadflow_app::optout::suppress_lead;
+use leadflow_app::{StageError, activity};
 use leadflow_core::messages::ScoreMessage;
 use leadflow_core::model::{ActivityKind, Lead, LeadId, Suppression, SuppressionReason};
 use leadflow_core::normalize::{email_key, normalize_email};
-use leadflow_core::ports::{Clock, LeadStore, Ports, Stage, StageQueue};
+use leadflow_core::ports::{Clock, Ports, StageQueue};
 use leadflow_core::scoring::is_unsubscribe_click;
-use leadflow_stage::optout::suppress_lead;
-use leadflow_stage::{StageError, activity};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::info;
 
 use crate::event::{BounceType, Mail, Parsed, SesEvent, parse};
+use leadflow_core::ports::{Leads, Suppressions, Trails};
 
 /// Why the score stage is asked to score a lead again.
 pub const RESCORE_CAUSE: &str = "activity";
@@ -273,10 +274,7 @@ fn push_lead(report: &mut Report, id: LeadId) {
 /// Asks the score stage to score the lead again. A repeat is harmless: scoring is computed from
 /// the lead's activities, which hold each fact once.
 async fn rescore<P: Ports>(ports: &P, report: &mut Report, lead_id: LeadId) -> Result<(), StageError> {
-    let message = ScoreMessage { lead_id, cause: RESCORE_CAUSE.into() };
-    let body = serde_json::to_string(&message)
-        .map_err(|e| StageError::Permanent(format!("the score message could not be written: {e}")))?;
-    ports.queue().send(Stage::Score, &[body]).await?;
+    ports.queue().enqueue(&[ScoreMessage { lead_id, cause: RESCORE_CAUSE.into() }]).await?;
     report.rescored = true;
     Ok(())
 }

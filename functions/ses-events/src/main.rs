@@ -7,11 +7,11 @@
 //! (malformed) succeeds after logging why, so it does not take up retries.
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use leadflow_app::StageError;
 use leadflow_aws::lambda::{AwsPorts, init_tracing, ports_from_env};
 use leadflow_aws::metrics::Emf;
 use leadflow_core::ports::Stage;
 use leadflow_ses_events::{Outcome, handle_event};
-use leadflow_stage::StageError;
 use serde_json::{Value, json};
 use tracing::{Instrument, error, info, info_span, warn};
 

@@ -4,16 +4,17 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
+use leadflow_app::StageError;
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::messages::ScoreMessage;
 use leadflow_core::model::{Activity, ActivityKind, EnrollmentState, SuppressionReason};
 use leadflow_core::normalize::email_key;
-use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore, Stage};
+use leadflow_core::ports::{Adapters, ConfigHandle, Stage};
+use leadflow_core::ports::{Enrollments, Leads, Suppressions, Trails};
 use leadflow_memory::fixtures::{enrollment, id, lead, t};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
 use leadflow_ses_events::event::{BounceType, Parsed, SesEvent, parse};
 use leadflow_ses_events::{Outcome, Report, handle_event};
-use leadflow_stage::StageError;
 use serde_json::{Value, json};
 
 type MemPorts = Adapters<MemoryStore, MemoryQueue, RecordingMailer, RecordingBus, SettableClock>;
@@ -42,7 +43,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn ports() -> Arc<MemPorts> {
-    let compiled = CompiledConfig::compile(&leadflow_stage::config_files::sample());
+    let compiled = CompiledConfig::compile(&leadflow_app::config_files::sample());
     assert!(compiled.is_ok(), "the sample configuration compiles: {:?}", compiled.as_ref().err());
     let Ok(config) = compiled else { unreachable!() };
     Arc::new(Adapters {

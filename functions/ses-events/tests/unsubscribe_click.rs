@@ -9,7 +9,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::messages::ScoreMessage;
 use leadflow_core::model::ActivityKind;
-use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore, Stage};
+use leadflow_core::ports::{Adapters, ConfigHandle, Stage};
+use leadflow_core::ports::{Leads, Trails};
 use leadflow_core::unsubscribe;
 use leadflow_memory::fixtures::{id, lead};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
@@ -26,7 +27,7 @@ fn now() -> DateTime<Utc> {
 }
 
 async fn ports() -> Arc<MemPorts> {
-    let compiled = CompiledConfig::compile(&leadflow_stage::config_files::sample());
+    let compiled = CompiledConfig::compile(&leadflow_app::config_files::sample());
     let Ok(mut config) = compiled else { unreachable!("the sample configuration compiles: {compiled:?}") };
     config.settings.unsubscribe_secret = SECRET.into();
     let ports = Arc::new(Adapters {

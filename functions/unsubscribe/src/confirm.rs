@@ -17,14 +17,15 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use leadflow_app::{StageError, WRITE_ATTEMPTS, optout};
 use leadflow_core::confirmation::{self, ConfirmLink, Confirmable, LinkError, Outcome};
 use leadflow_core::messages::ScoreMessage;
 use leadflow_core::model::{Activity, Lead};
-use leadflow_core::ports::{Clock, LeadStore, Ports, Stage, StageQueue, WriteOutcome};
-use leadflow_stage::{StageError, WRITE_ATTEMPTS, optout};
+use leadflow_core::ports::{Clock, Ports, StageQueue, WriteOutcome};
 use tracing::{error, info, warn};
 
 use super::{escape_html, from_whom, html_page, page, sender_name};
+use leadflow_core::ports::{Leads, Trails};
 
 /// The route, under the public URL: the path the confirmation email links to.
 pub const ROUTE: &str = "/confirm/{token}";
@@ -137,9 +138,7 @@ async fn record<P: Ports>(ports: &P, link: &ConfirmLink) -> Result<Recorded, Sta
 
 /// Hands the lead to the score stage: rescored with its consent, and enrolled where admitted.
 async fn rescore<P: Ports>(ports: &P, lead: &Lead) -> Result<(), StageError> {
-    let msg = ScoreMessage { lead_id: lead.id, cause: "consent_confirmed".into() };
-    let body = serde_json::to_string(&msg).map_err(|e| StageError::Permanent(e.to_string()))?;
-    ports.queue().send(Stage::Score, &[body]).await?;
+    ports.queue().enqueue(&[ScoreMessage { lead_id: lead.id, cause: "consent_confirmed".into() }]).await?;
     Ok(())
 }
 

@@ -29,13 +29,14 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use leadflow_app::api_error::ApiError;
+use leadflow_app::optout::suppress_lead;
+use leadflow_app::{StageError, activity};
 use leadflow_core::model::{ActivityKind, LeadId, SuppressionReason};
-use leadflow_core::ports::{Clock, LeadStore, Ports};
+use leadflow_core::ports::{Clock, Ports};
 use leadflow_core::unsubscribe::{TokenError, verify};
-use leadflow_stage::optout::suppress_lead;
-use leadflow_stage::{StageError, activity};
-use serde_json::json;
 use tracing::{error, info, warn};
+use leadflow_core::ports::Leads;
 
 /// The largest request body read: the one-click body is 26 bytes, the page's form post fewer.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
@@ -261,8 +262,7 @@ fn error_response(headers: &HeaderMap, status: StatusCode, code: &str, message: 
     if wants_html(headers) {
         return html_page(status, &error_html(message));
     }
-    let mut response =
-        (status, axum::Json(json!({ "error": { "code": code, "message": message, "field": null } }))).into_response();
+    let mut response = ApiError::new(status, code, message).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

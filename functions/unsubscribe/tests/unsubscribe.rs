@@ -10,7 +10,8 @@ use http_body_util::BodyExt;
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::model::{ActivityKind, EnrollmentState, LeadId, SuppressionReason};
 use leadflow_core::normalize::email_key;
-use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore};
+use leadflow_core::ports::{Adapters, ConfigHandle};
+use leadflow_core::ports::{Enrollments, Leads, Suppressions, Trails};
 use leadflow_core::unsubscribe::sign;
 use leadflow_memory::fixtures::{enrollment, id, lead, t};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
@@ -28,7 +29,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn config(secret: &str) -> CompiledConfig {
-    let compiled = CompiledConfig::compile(&leadflow_stage::config_files::sample());
+    let compiled = CompiledConfig::compile(&leadflow_app::config_files::sample());
     assert!(compiled.is_ok(), "the sample configuration compiles: {:?}", compiled.as_ref().err());
     let mut config = compiled.unwrap_or_else(|_| unreachable!());
     config.settings.unsubscribe_secret = secret.into();
@@ -336,7 +337,7 @@ async fn without_a_secret_every_link_is_refused_as_unavailable() {
 #[tokio::test]
 async fn an_unavailable_store_answers_503_with_a_json_error() {
     let ports = Arc::new(Adapters {
-        store: leadflow_memory::DownStore,
+        store: leadflow_memory::DownStore::default(),
         queue: MemoryQueue::new(),
         mailer: RecordingMailer::new(),
         bus: RecordingBus::new(),

@@ -1,18 +1,19 @@
 //! Validate: normalizes and validates a captured submission, dedupes it by email (a repeat
 //! submission merges into the lead that has the address), stores it and passes it to scoring.
 
+use leadflow_app::metrics::{Metric, count};
+use leadflow_app::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, process_batch};
 use leadflow_core::confirmation::{hold_consent, merge_repeat};
 use leadflow_core::messages::{ScoreMessage, ValidateMessage};
 use leadflow_core::model::{ActivityKind, LeadId, Submission, Validity};
-use leadflow_core::ports::{Clock, CreateOutcome, LeadStore, Ports, Stage, StageQueue, WriteOutcome};
+use leadflow_core::ports::{Clock, CreateOutcome, Ports, StageQueue, WriteOutcome};
+use leadflow_core::ports::{Leads, Trails};
 use leadflow_core::validate::build_lead;
-use leadflow_stage::metrics::{Metric, count};
-use leadflow_stage::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, process_batch};
 use tracing::info;
 
 /// Handles a batch from the validate queue; answers the ids to deliver again.
 pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Failure> {
-    process_batch("validate", items, |sub: ValidateMessage| handle(ports, sub)).await
+    process_batch(items, |sub: ValidateMessage| handle(ports, sub)).await
 }
 
 /// What became of a submission.
@@ -34,9 +35,7 @@ pub async fn handle<P: Ports>(ports: &P, sub: Submission) -> Result<(), StageErr
     };
     // Sent on every delivery, redeliveries too: scoring is idempotent, and a crash between the
     // store write and this send must not strand the lead.
-    let msg = ScoreMessage { lead_id, cause: "submission".into() };
-    let body = serde_json::to_string(&msg).map_err(|e| StageError::Permanent(e.to_string()))?;
-    ports.queue().send(Stage::Score, &[body]).await?;
+    ports.queue().enqueue(&[ScoreMessage { lead_id, cause: "submission".into() }]).await?;
     Ok(())
 }
 

@@ -23,7 +23,8 @@ use leadflow_core::model::{
     Activity, ActivityKind, EnrollmentState, Grade, Lifecycle, Score, Suppression, SuppressionReason,
 };
 use leadflow_core::normalize::email_key;
-use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore};
+use leadflow_core::ports::{Adapters, ConfigHandle};
+use leadflow_core::ports::{Enrollments, Leads, Suppressions};
 use leadflow_local::SqliteStore;
 use leadflow_memory::{MemoryQueue, RecordingBus, RecordingMailer, SettableClock, fixtures};
 use serde_json::json;
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<usize, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = SqliteStore::open(dir.path().join("leadflow.db")).map_err(|e| e.to_string())?;
-    let mut config = leadflow_stage::config_files::load(None).map_err(|e| e.to_string())?;
+    let mut config = leadflow_app::config_files::load(None).map_err(|e| e.to_string())?;
     config.settings.unsubscribe_secret = "console-bench-secret-0123456789abcdef".into();
     let secret = config.settings.unsubscribe_secret.clone();
 

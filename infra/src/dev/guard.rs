@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use leadflow_app::api_error::ApiError;
 
 /// Shortest admin token `leadflow dev` accepts: 16 characters of hex or base64 are 64 bits or
 /// more, out of reach of guessing over HTTP; the token it makes up itself has 32 hex characters.
@@ -134,8 +134,7 @@ pub async fn host_guard(State(hosts): State<Arc<Hosts>>, req: Request, next: Nex
     };
     // Read what the client is sending, so that it sees this answer rather than a reset.
     leadflow_capture::drain(req.into_body(), leadflow_capture::DRAIN_LIMIT).await;
-    let body = json!({ "error": { "code": code, "message": message, "field": null } });
-    (status, axum::Json(body)).into_response()
+    ApiError::new(status, code, message).into_response()
 }
 
 #[cfg(test)]

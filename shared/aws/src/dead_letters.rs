@@ -4,7 +4,7 @@
 //! SQS moves a message that was received `maxReceiveCount` times to the DLQ as it is: no reason
 //! comes with it. It keeps the message id, though (a redrive out of the DLQ gives a new one), so
 //! the stage functions record the reason of every failed record by message id
-//! ([`record_failures`]) in the table, as a small item that expires with the DLQ's retention:
+//! ([`ReasonLog::record_failures`]) in the table, as a small item that expires with the DLQ's retention:
 //!
 //! | item | PK | SK | attributes |
 //! |---|---|---|---|
@@ -26,11 +26,10 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
+use leadflow_app::Failure;
 use leadflow_core::dead_letters::{self, DeadLetter, DeadLetterList, Redrive};
 use leadflow_core::error::QueueError;
 use leadflow_core::ports::{DeadLetters, Stage};
-use leadflow_stage::Failure;
-use tokio::sync::OnceCell;
 use tracing::warn;
 
 use crate::env::{self as lf_env, MissingVar};
@@ -175,31 +174,27 @@ impl Recorded {
     }
 }
 
-/// The stage functions' reason log, built on first use from the function's environment
-/// (`LEADFLOW_TABLE`); `None` where there is no table to write to.
-static REASON_LOG: OnceCell<Option<ReasonLog>> = OnceCell::const_new();
-
-/// Records why the failed records of an SQS batch failed (see the module's documentation).
-/// Never fails the batch: a reason that cannot be written is logged and only missing from the
-/// dead-letter listing. Does nothing when nothing failed.
-pub async fn record_failures(records: &[SqsMessage], failures: &[Failure]) {
-    if failures.is_empty() {
-        return;
+impl ReasonLog {
+    /// The stage functions' reason log, from the function's environment (`LEADFLOW_TABLE`);
+    /// `None` where there is no table to write to. Built once, when the function starts.
+    pub async fn from_env() -> Option<Self> {
+        let table = lf_env::optional(lf_env::TABLE)?;
+        let sdk = crate::lambda::sdk_config().await;
+        Some(Self::new(aws_sdk_dynamodb::Client::new(&sdk), table))
     }
-    let log = REASON_LOG
-        .get_or_init(|| async {
-            let table = lf_env::optional(lf_env::TABLE)?;
-            let sdk = crate::lambda::sdk_config().await;
-            Some(ReasonLog::new(aws_sdk_dynamodb::Client::new(&sdk), table))
-        })
-        .await;
-    let Some(log) = log else {
-        return;
-    };
-    match tokio::time::timeout(RECORD_TIMEOUT, log.record(records, failures, Utc::now())).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => warn!(error = %e, failed = failures.len(), "cannot record why messages failed"),
-        Err(_) => warn!(failed = failures.len(), "recording why messages failed took too long; skipped"),
+
+    /// Records why the failed records of an SQS batch failed (see the module's documentation).
+    /// Never fails the batch: a reason that cannot be written is logged and only missing from
+    /// the dead-letter listing. Does nothing when nothing failed.
+    pub async fn record_failures(&self, records: &[SqsMessage], failures: &[Failure]) {
+        if failures.is_empty() {
+            return;
+        }
+        match tokio::time::timeout(RECORD_TIMEOUT, self.record(records, failures, Utc::now())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, failed = failures.len(), "cannot record why messages failed"),
+            Err(_) => warn!(failed = failures.len(), "recording why messages failed took too long; skipped"),
+        }
     }
 }
 

@@ -12,16 +12,17 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use leadflow_app::metrics::{Metric, count};
+use leadflow_app::{BatchItem, Deadline, Failure, within};
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::error::ConfigError;
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage};
 use leadflow_core::signing::SigningKeys;
-use leadflow_stage::metrics::{Metric, count};
-use leadflow_stage::{BatchItem, Deadline, Failure, within};
 use tracing::{error, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::bus::EventBridgeBus;
+use crate::dead_letters::ReasonLog;
 use crate::env::{self, MissingVar};
 use crate::mailer::SesMailer;
 use crate::metrics::Emf;
@@ -78,7 +79,7 @@ pub enum StartupError {
     MissingVar(#[from] MissingVar),
     #[error("environment variable {name} is not usable: {reason}")]
     InvalidVar { name: &'static str, reason: String },
-    #[error("the configuration built into the function (infra/config) does not compile: {0}")]
+    #[error("the configuration built into the function (shared/app/config) does not compile: {0}")]
     Config(#[from] ConfigError),
     /// Names the secret, never its value.
     #[error("the signing keys in secret {secret} cannot be used: {reason}")]
@@ -146,7 +147,7 @@ fn read_environment(
     let event_bus = get(env::EVENT_BUS).unwrap_or_else(|| "default".to_string());
     let configuration_set = get(env::SES_CONFIGURATION_SET);
 
-    let mut config = CompiledConfig::compile(&leadflow_stage::config_files::sample())?;
+    let mut config = CompiledConfig::compile(&leadflow_app::config_files::sample())?;
     // Overriding after compiling is safe: templates read these settings when they render.
     let settings = &mut config.settings;
     if let Some(sender) = get(env::SENDER) {
@@ -290,15 +291,22 @@ pub fn batch_response(failures: Vec<Failure>) -> Result<SqsBatchResponse, BatchE
     Ok(response)
 }
 
-/// One SQS invocation: the batch through `handler`, answered with the messages that failed.
-pub async fn handle_sqs_event<F, Fut>(handler: &F, event: &SqsEvent) -> Result<SqsBatchResponse, BatchError>
+/// One SQS invocation: the batch through `handler`, answered with the messages that failed,
+/// whose reasons go to `reasons` when there is one.
+pub async fn handle_sqs_event<F, Fut>(
+    handler: &F,
+    event: &SqsEvent,
+    reasons: Option<&ReasonLog>,
+) -> Result<SqsBatchResponse, BatchError>
 where
     F: Fn(Vec<BatchItem>) -> Fut,
     Fut: Future<Output = Vec<Failure>>,
 {
     let (items, unidentified) = batch_items(event);
     let failures = handler(items).await;
-    crate::dead_letters::record_failures(&event.records, &failures).await;
+    if let Some(reasons) = reasons {
+        reasons.record_failures(&event.records, &failures).await;
+    }
     if !unidentified.is_empty() {
         // Failing the invocation is the only correct answer: Lambda then delivers every message
         // of the batch again, the unidentified ones included. The identified ones were handled
@@ -319,7 +327,7 @@ pub const BATCH_MARGIN: Duration = Duration::from_secs(1);
 /// mapping must have `FunctionResponseTypes: [ReportBatchItemFailures]`, or a failed message
 /// would be dropped with its neighbours' success.
 ///
-/// Each invocation runs under its deadline (`leadflow_stage::within`): the batch starts no
+/// Each invocation runs under its deadline (`leadflow_app::within`): the batch starts no
 /// record that would not end [`BATCH_MARGIN`] before it (those are answered as failures and
 /// come back), and the effects' claims are leased until the deadline, so a claim of an
 /// invocation that timed out or crashed has expired before SQS delivers its message again.
@@ -331,12 +339,14 @@ where
     let handler = &handler;
     let emf = &Emf::from_env();
     let max_receives = max_receives(|name| std::env::var(name).ok());
+    let reasons = &ReasonLog::from_env().await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deadline = Deadline::invocation(event.context.deadline(), BATCH_MARGIN);
         // Boxed: nested in the runtime's futures, the handlers' futures (SDK calls inside
         // domain steps) go past the compiler's type layout depth limit.
         Box::pin(async move {
-            emf.metered(within(deadline, handle_sqs_counted(handler, &event.payload, max_receives))).await
+            emf.metered(within(deadline, handle_sqs_counted(handler, &event.payload, reasons.as_ref(), max_receives)))
+                .await
         })
     }))
     .await
@@ -347,13 +357,14 @@ where
 pub async fn handle_sqs_counted<F, Fut>(
     handler: &F,
     event: &SqsEvent,
+    reasons: Option<&ReasonLog>,
     max_receives: Option<u32>,
 ) -> Result<SqsBatchResponse, BatchError>
 where
     F: Fn(Vec<BatchItem>) -> Fut,
     Fut: Future<Output = Vec<Failure>>,
 {
-    let answer = handle_sqs_event(handler, event).await;
+    let answer = handle_sqs_event(handler, event, reasons).await;
     if let Some(max) = max_receives {
         count(Metric::DeadLettered, last_receives(event, &answer, max));
     }

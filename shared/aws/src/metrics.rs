@@ -1,4 +1,4 @@
-//! What the handlers count (`leadflow_stage::metrics`), published as CloudWatch metrics through
+//! What the handlers count (`leadflow_app::metrics`), published as CloudWatch metrics through
 //! the Embedded Metric Format: one JSON line on stdout per invocation, which CloudWatch Logs
 //! turns into metric data points in the namespace the template gives ([`NAMESPACE_VAR`]). No
 //! `PutMetricData` call, so no extra latency, permission or failure mode in the invocation.
@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::tower::Service;
-use leadflow_stage::metrics::{Counts, Metric, counted};
+use leadflow_app::metrics::{Counts, Metric, counted};
 use serde_json::{Map, Value, json};
 use tracing::warn;
 
@@ -142,7 +142,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leadflow_stage::metrics::count;
+    use leadflow_app::metrics::count;
 
     async fn counts_of(work: impl Future<Output = ()>) -> Arc<Counts> {
         counted(work).await.1

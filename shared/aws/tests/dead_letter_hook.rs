@@ -1,15 +1,15 @@
 //! The stage functions' SQS glue records why each failed record failed: `handle_sqs_event`,
-//! as `run_sqs_stage` calls it on Lambda, with the function's environment (`LEADFLOW_TABLE`,
-//! `AWS_ENDPOINT_URL` at moto), writes the reason by message id, and records nothing for the
-//! records that succeeded. A test binary of its own, with one test: the hook reads the process
-//! environment once, which this test sets before anything else runs.
+//! as `run_sqs_stage` calls it on Lambda, with the reason log built from the function's
+//! environment (`LEADFLOW_TABLE`, `AWS_ENDPOINT_URL` at moto), writes the reason by message id,
+//! and records nothing for the records that succeeded. A test binary of its own, with one test:
+//! it sets the process environment before anything else runs.
 
 mod common;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use leadflow_app::{BatchItem, Failure};
 use leadflow_aws::dead_letters::ReasonLog;
 use leadflow_aws::lambda::handle_sqs_event;
-use leadflow_stage::{BatchItem, Failure};
 
 fn record(id: &str) -> SqsMessage {
     let mut r = SqsMessage::default();
@@ -39,7 +39,9 @@ fn a_failed_record_has_its_reason_recorded_and_a_handled_one_has_none() {
             .map(|i| Failure { id: i.id, reason: "the lead kept changing while routing".into() })
             .collect::<Vec<_>>()
     };
-    let response = runtime.block_on(handle_sqs_event(&handler, &event)).expect("a batch response");
+    let response = runtime
+        .block_on(async { handle_sqs_event(&handler, &event, ReasonLog::from_env().await.as_ref()).await })
+        .expect("a batch response");
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["bad-1"]);
 

@@ -11,12 +11,12 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use chrono::Utc;
 use fake_sqs::{DLQ_ARN, FakeSqs, Setup, TASK_HANDLE};
+use leadflow_app::Failure;
 use leadflow_aws::dead_letters::{DlqUrls, ReasonLog, SqsDeadLetters};
 use leadflow_core::error::QueueError;
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{LeadId, Submission};
 use leadflow_core::ports::{DeadLetters, Stage};
-use leadflow_stage::Failure;
 
 const EMAIL: &str = "grace.hopper@navy.example";
 

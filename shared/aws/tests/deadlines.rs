@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
+use leadflow_app::{Deadline, EFFECT_LEASE, LEASE_SKEW, NOT_STARTED, lease_until, within};
 use leadflow_aws::lambda::{
     BATCH_MARGIN, SystemClock, handle_sqs_event, sdk_config, sdk_timeouts, ses_client, ses_timeouts,
 };
@@ -27,12 +28,12 @@ use leadflow_core::error::MailError;
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{ActivityKind, LeadId};
 use leadflow_core::ports::{
-    Adapters, ConfigHandle, CreateOutcome, EffectClaim, EmailCategory, LeadStore, Mailbox, Mailer, OutgoingEmail,
+    Adapters, ConfigHandle, CreateOutcome, EffectClaim, EmailCategory, Mailbox, Mailer, OutgoingEmail,
 };
+use leadflow_core::ports::{Effects, Leads, Trails};
 use leadflow_memory::fixtures::{lead, owned_by};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus};
 use leadflow_nurture::pace::{Pacer, drip_rate};
-use leadflow_stage::{Deadline, EFFECT_LEASE, LEASE_SKEW, NOT_STARTED, lease_until, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -55,8 +56,7 @@ impl Mailer for SlowMailer {
 type Ports = Adapters<MemoryStore, MemoryQueue, SlowMailer, RecordingBus, SystemClock>;
 
 fn ports(delay: Duration) -> Ports {
-    let mut config =
-        CompiledConfig::compile(&leadflow_stage::config_files::sample()).expect("the sample configuration");
+    let mut config = CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample configuration");
     config.settings.unsubscribe_secret = SECRET.into();
     Adapters {
         store: MemoryStore::new(),
@@ -104,7 +104,7 @@ async fn a_batch_stops_before_the_deadline_and_the_records_it_did_not_start_come
     let deadline = SystemTime::now() + Duration::from_millis(2_600);
     let started = Instant::now();
     let response =
-        within(Deadline::invocation(deadline, BATCH_MARGIN), handle_sqs_event(&handler, &sqs_event(&records)))
+        within(Deadline::invocation(deadline, BATCH_MARGIN), handle_sqs_event(&handler, &sqs_event(&records), None))
             .await
             .expect("a batch response");
     let took = started.elapsed();
@@ -124,7 +124,7 @@ async fn a_batch_stops_before_the_deadline_and_the_records_it_did_not_start_come
 
     // SQS delivers the failed ones again: each is handled, and no email goes out twice.
     let again: Vec<(String, LeadId)> = records[done..].to_vec();
-    let response = handle_sqs_event(&handler, &sqs_event(&again)).await.expect("a batch response");
+    let response = handle_sqs_event(&handler, &sqs_event(&again), None).await.expect("a batch response");
     assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
     let keys = ports.mailer.keys.lock().expect("keys").clone();
     assert_eq!(keys.len(), 10, "{keys:?}");
@@ -145,20 +145,18 @@ async fn a_batch_with_no_time_left_starts_nothing() {
     let handler = |items| leadflow_route::handle_batch(&ports, items);
     let past = SystemTime::now() - Duration::from_secs(1);
     let event = sqs_event(&[("m-1".to_string(), lead.id)]);
-    let response =
-        within(Deadline::invocation(past, BATCH_MARGIN), handle_sqs_event(&handler, &event)).await.expect("answer");
+    let response = within(Deadline::invocation(past, BATCH_MARGIN), handle_sqs_event(&handler, &event, None))
+        .await
+        .expect("answer");
     assert_eq!(response.batch_item_failures.len(), 1);
     assert!(ports.mailer.keys.lock().expect("keys").is_empty());
     assert_eq!(assignment_emails_on_trail(&ports, lead.id).await, 0);
-    // Reported as not started, for the logs: leadflow_stage::process_batch says so.
+    // Reported as not started, for the logs: leadflow_app::process_batch says so.
     let failures = within(
         Deadline::invocation(past, BATCH_MARGIN),
         leadflow_route::handle_batch(
             &ports,
-            vec![leadflow_stage::BatchItem {
-                id: "m-1".into(),
-                body: event.records[0].body.clone().unwrap_or_default(),
-            }],
+            vec![leadflow_app::BatchItem { id: "m-1".into(), body: event.records[0].body.clone().unwrap_or_default() }],
         ),
     )
     .await;

@@ -29,6 +29,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http_body_util::BodyExt;
 use lambda_http::http::StatusCode;
+use leadflow_app::{BatchItem, Deadline, Failure, within};
 use leadflow_aws::bus::EventBridgeBus;
 use leadflow_aws::lambda::handle_sqs_event;
 use leadflow_aws::mailer::SesMailer;
@@ -40,7 +41,6 @@ use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage};
 use leadflow_memory::SettableClock;
 use leadflow_memory::faults::audit::{self, DeadLetter, Deliveries, Outcome, Person, Planned};
 use leadflow_memory::faults::{Fault, FaultPlan, Faults, Port, Tally, WithFaults};
-use leadflow_stage::{BatchItem, Deadline, Failure, within};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -75,7 +75,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// The sample configuration with the tests' routing: anna and ben in EMEA, carla in the
 /// Americas, the desk as fallback, all around the clock.
 fn config(sender: &str) -> CompiledConfig {
-    let mut sources = leadflow_stage::config_files::sample();
+    let mut sources = leadflow_app::config_files::sample();
     let routing = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/config/routing.toml");
     sources.routing = std::fs::read_to_string(routing).expect("tests/config/routing.toml");
     let mut config = CompiledConfig::compile(&sources).expect("the sample with the test routing compiles");
@@ -230,7 +230,7 @@ impl Run {
         };
         let event = sqs_event(&messages);
         let deadline = Deadline::invocation(SystemTime::now() + FUNCTION_TIMEOUT, MARGIN);
-        let response = within(deadline, handle_sqs_event(&function, &event)).await.expect("a batch response");
+        let response = within(deadline, handle_sqs_event(&function, &event, None)).await.expect("a batch response");
         if self.faults.revive() {
             // The invocation died: nothing is deleted, the whole batch comes back.
             self.deliveries.crashed += 1;

@@ -32,10 +32,10 @@ use std::time::{Duration, Instant};
 
 use leadflow_aws::store::DynamoStore;
 use leadflow_core::model::{Lead, LeadId};
-use leadflow_core::ports::LeadStore;
 use serde_json::{Value, json};
 
 use events::{answer, http};
+use leadflow_core::ports::Leads;
 use stack::{PATIENCE, SentEmail, Stack};
 
 /// Reps without working hours (so who is free does not depend on the clock) and an SLA of

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::event::sqs::SqsEvent;
 use http_body_util::BodyExt;
 use lambda_http::http::StatusCode;
+use leadflow_app::{BatchItem, Failure};
 use leadflow_aws::env;
 use leadflow_aws::lambda::{
     BatchError, Budget, StartupError, SystemClock, UnidentifiedRecord, batch_items, batch_response, environment,
@@ -16,7 +17,6 @@ use leadflow_aws::lambda::{
 };
 use leadflow_core::ports::{Adapters, ConfigHandle, Stage};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer};
-use leadflow_stage::{BatchItem, Failure};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -87,7 +87,7 @@ async fn an_invocation_reports_exactly_the_failed_messages() {
     let handler = |items: Vec<BatchItem>| async move {
         items.into_iter().filter(|i| i.body.contains("0F1J")).map(|i| fail(&i.id)).collect::<Vec<_>>()
     };
-    let response = handle_sqs_event(&handler, &event).await.unwrap();
+    let response = handle_sqs_event(&handler, &event, None).await.unwrap();
     assert_eq!(serde_json::to_value(&response).unwrap(), json!({ "batchItemFailures": [{ "itemIdentifier": THIRD }] }));
 }
 
@@ -98,7 +98,7 @@ async fn a_record_without_message_id_fails_the_whole_invocation_after_its_neighb
         seen.borrow_mut().extend(items.iter().map(|i| i.id.clone()));
         async { Vec::new() }
     };
-    let outcome = handle_sqs_event(&handler, &sqs_event()).await;
+    let outcome = handle_sqs_event(&handler, &sqs_event(), None).await;
     assert!(matches!(outcome, Err(BatchError::UnidentifiedRecords { count: 1 })), "{outcome:?}");
     assert_eq!(*seen.borrow(), [FIRST, THIRD]);
     let diagnostic = lambda_runtime::Diagnostic::from(BatchError::UnidentifiedRecords { count: 1 });
@@ -140,7 +140,7 @@ fn environment_applies_the_deployment_overrides_to_the_built_in_configuration() 
 #[test]
 fn environment_without_overrides_keeps_the_sample_settings() {
     let env = environment(lookup(&[(env::TABLE, "t"), (env::EVENT_BUS, "leadflow")]), &[]).expect("table is enough");
-    let sample = leadflow_core::config::CompiledConfig::compile(&leadflow_stage::config_files::sample()).unwrap();
+    let sample = leadflow_core::config::CompiledConfig::compile(&leadflow_app::config_files::sample()).unwrap();
     assert_eq!(env.config.settings, sample.settings);
     assert_eq!(env.event_bus, "leadflow");
     assert_eq!(env.configuration_set, None);

@@ -9,7 +9,8 @@ use leadflow_aws::store::{LISTING_INDEX, RECENT_SHARDS, recent_shard};
 use leadflow_core::erasure::tombstone;
 use leadflow_core::model::{LeadId, Suppression, SuppressionReason};
 use leadflow_core::normalize::email_key;
-use leadflow_core::ports::{CreateOutcome, LeadStore};
+use leadflow_core::ports::CreateOutcome;
+use leadflow_core::ports::{Leads, Listings, Suppressions};
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())

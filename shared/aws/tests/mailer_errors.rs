@@ -8,17 +8,18 @@ mod fake_ses;
 
 use chrono::Utc;
 use fake_ses::{Answer, FakeSes, QUOTED};
+use leadflow_app::{BatchItem, Sent, StageError, send_once};
 use leadflow_aws::mailer::SesMailer;
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::error::MailError;
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{ActivityKind, EnrollmentState, LeadId};
 use leadflow_core::ports::{
-    Adapters, Clock, ConfigHandle, CreateOutcome, EmailCategory, LeadStore, Mailbox, Mailer, OutgoingEmail,
+    Adapters, Clock, ConfigHandle, CreateOutcome, EmailCategory, Mailbox, Mailer, OutgoingEmail,
 };
+use leadflow_core::ports::{Enrollments, Leads, Trails};
 use leadflow_memory::fixtures::{enrollment, lead, owned_by};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, SettableClock};
-use leadflow_stage::{BatchItem, Sent, StageError, send_once};
 
 type Ports = Adapters<MemoryStore, MemoryQueue, SesMailer, RecordingBus, SettableClock>;
 
@@ -78,8 +79,7 @@ fn assert_no_address(text: &str) {
 }
 
 async fn ports(fake: &FakeSes) -> Ports {
-    let mut config =
-        CompiledConfig::compile(&leadflow_stage::config_files::sample()).expect("the sample configuration");
+    let mut config = CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample configuration");
     config.settings.sender.email = SENDER.to_string();
     config.settings.unsubscribe_secret = SECRET.into();
     Adapters {

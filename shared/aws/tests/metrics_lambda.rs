@@ -7,18 +7,18 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::Utc;
 use lambda_http::http::{Request, StatusCode};
+use leadflow_app::metrics::{Counts, Metric, counted};
 use leadflow_aws::lambda::{SystemClock, handle_sqs_counted, max_receives};
 use leadflow_aws::metrics::{Emf, Metered};
 use leadflow_core::ports::{Adapters, ConfigHandle, Stage};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer};
-use leadflow_stage::metrics::{Counts, Metric, counted};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 type Ports = Adapters<MemoryStore, MemoryQueue, RecordingMailer, RecordingBus, SystemClock>;
 
 fn ports() -> Arc<Ports> {
-    let config = leadflow_core::config::CompiledConfig::compile(&leadflow_stage::config_files::sample())
+    let config = leadflow_core::config::CompiledConfig::compile(&leadflow_app::config_files::sample())
         .expect("the sample configuration");
     Arc::new(Adapters {
         store: MemoryStore::new(),
@@ -90,7 +90,7 @@ async fn records_failing_on_their_last_receive_are_counted_as_dead_lettered() {
     // fifth receive goes to the dead-letter queue. The third goes through.
     ports.queue.fail_next(2);
     let event = sqs_event(&[(Some("a"), &bodies[0], 5), (Some("b"), &bodies[1], 4), (Some("c"), &bodies[2], 5)]);
-    let (answer, counts) = counted(handle_sqs_counted(&handler, &event, max)).await;
+    let (answer, counts) = counted(handle_sqs_counted(&handler, &event, None, max)).await;
     let failed: Vec<String> =
         answer.expect("a partial batch answer").batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
     assert_eq!(failed, ["a", "b"]);
@@ -99,14 +99,14 @@ async fn records_failing_on_their_last_receive_are_counted_as_dead_lettered() {
 
     // Delivered again, the stored leads are not counted again.
     let event = sqs_event(&[(Some("b"), &bodies[1], 5)]);
-    let (answer, counts) = counted(handle_sqs_counted(&handler, &event, max)).await;
+    let (answer, counts) = counted(handle_sqs_counted(&handler, &event, None, max)).await;
     assert!(answer.expect("an answer").batch_item_failures.is_empty());
     assert!(counts.nonzero().is_empty(), "{:?}", counts.nonzero());
 
     // Without the queue's receive count nothing can be told: nothing is counted.
     ports.queue.fail_next(1);
     let event = sqs_event(&[(Some("a"), &bodies[0], 9)]);
-    let (_, counts) = counted(handle_sqs_counted(&handler, &event, None)).await;
+    let (_, counts) = counted(handle_sqs_counted(&handler, &event, None, None)).await;
     assert_eq!(counts.get(Metric::DeadLettered), 0);
 }
 
@@ -118,7 +118,7 @@ async fn a_whole_batch_failed_counts_every_record_on_its_last_receive() {
     let handler = |items| leadflow_validate::handle_batch(&*ports, items);
     // A record without a message id fails the invocation: every record comes back.
     let event = sqs_event(&[(Some("a"), &bodies[0], 5), (None, "{}", 5), (Some("c"), "{}", 2)]);
-    let (answer, counts) = counted(handle_sqs_counted(&handler, &event, Some(5))).await;
+    let (answer, counts) = counted(handle_sqs_counted(&handler, &event, None, Some(5))).await;
     assert!(answer.is_err());
     assert_eq!(counts.get(Metric::DeadLettered), 2);
 }

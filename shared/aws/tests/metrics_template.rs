@@ -8,8 +8,8 @@ mod template_yaml;
 use std::collections::BTreeSet;
 
 use chrono::Utc;
+use leadflow_app::metrics::{Metric, count, counted};
 use leadflow_aws::metrics::{Emf, NAMESPACE_VAR};
-use leadflow_stage::metrics::{Metric, count, counted};
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 use template_yaml::{prop, tagged, template};

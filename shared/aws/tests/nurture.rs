@@ -20,7 +20,8 @@ use leadflow_aws::queue::SqsQueue;
 use leadflow_aws::store::DynamoStore;
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::model::{ActivityKind, EnrollmentState, LeadId};
-use leadflow_core::ports::{Adapters, ConfigHandle, CreateOutcome, LeadStore};
+use leadflow_core::ports::{Adapters, ConfigHandle, CreateOutcome};
+use leadflow_core::ports::{Enrollments, Leads, Trails};
 use leadflow_memory::SettableClock;
 use leadflow_nurture::{TICK_LIMIT, TickReport};
 use serde_json::Value;
@@ -30,7 +31,7 @@ type NurturePorts = Adapters<DynamoStore, SqsQueue, SesMailer, EventBridgeBus, S
 
 /// How many leads are enrolled.
 const LEADS: u64 = 10;
-/// The sample campaign (infra/config/campaigns/welcome.toml), version 1.
+/// The sample campaign (shared/app/config/campaigns/welcome.toml), version 1.
 const CAMPAIGN: &str = "welcome";
 /// Its steps in order: id, the subject the fixture lead (first name Ada) gets, and the wait
 /// before the step (after the previous one).
@@ -71,7 +72,7 @@ impl Drip {
             .expect("verify the sender");
 
         let mut config =
-            CompiledConfig::compile(&leadflow_stage::config_files::sample()).expect("the sample configuration");
+            CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample configuration");
         config.settings.sender.email = sender.clone();
         config.settings.unsubscribe_secret = SECRET.into();
         assert!(config.campaign(CAMPAIGN).is_some(), "the sample has the {CAMPAIGN} campaign");

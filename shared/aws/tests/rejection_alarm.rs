@@ -11,15 +11,16 @@ mod template_yaml;
 
 use chrono::Utc;
 use fake_ses::{Answer, FakeSes, QUOTED};
+use leadflow_app::BatchItem;
+use leadflow_app::metrics::counted;
 use leadflow_aws::metrics::Emf;
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{EnrollmentState, Lifecycle};
-use leadflow_core::ports::{Adapters, Clock, ConfigHandle, LeadStore};
+use leadflow_core::ports::{Adapters, Clock, ConfigHandle};
+use leadflow_core::ports::{Enrollments, Leads};
 use leadflow_memory::fixtures::{enrollment, lead};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, SettableClock};
-use leadflow_stage::BatchItem;
-use leadflow_stage::metrics::counted;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 use template_yaml::{prop, tagged, template};
@@ -53,8 +54,7 @@ type Ports = Adapters<MemoryStore, MemoryQueue, leadflow_aws::mailer::SesMailer,
 
 async fn ports(answer: Answer) -> (Ports, FakeSes) {
     let fake = FakeSes::start(answer).await;
-    let mut config =
-        CompiledConfig::compile(&leadflow_stage::config_files::sample()).expect("the sample configuration");
+    let mut config = CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample configuration");
     config.settings.sender.email = "sales@acme.example".into();
     config.settings.unsubscribe_secret = "rejection-alarm-test-unsubscribe-secret-0123456789".into();
     let ports = Adapters {

@@ -1,6 +1,7 @@
-//! The suppression list newest first (`suppressions`): by time to the millisecond, then email
-//! key; every entry once across pages; the first entry of an address keeps its place; a cursor
-//! the store did not hand out is refused.
+//! The suppression list: an address is on it once, with its first entry and reason; the list
+//! (`suppressions`) is newest first, by time to the millisecond, then email key; every entry
+//! once across pages; the first entry of an address keeps its place; a cursor the store did not
+//! hand out is refused.
 
 use chrono::{DateTime, Duration, Utc};
 use leadflow_core::error::StoreError;
@@ -104,4 +105,22 @@ pub async fn a_suppression_cursor_the_store_did_not_hand_out_is_refused<S: LeadS
     // The cursor handed out still works after the refusals.
     let second = store.suppressions(first.next, 5).await.map(|p| p.entries.len());
     assert_eq!(second.ok(), Some(2));
+}
+
+pub async fn an_address_is_suppressed_once_and_keeps_its_first_entry<S: LeadStore>(store: &S) {
+    let key = email_key("ada@example.com");
+    assert_eq!(store.suppression(&key).await.ok(), Some(None));
+    let first =
+        Suppression { email_key: key.clone(), reason: SuppressionReason::Bounced, at: t(10), lead_id: Some(id(1)) };
+    assert!(suppressed(store, &first).await);
+    let later = Suppression { reason: SuppressionReason::Unsubscribed, at: t(20), lead_id: None, ..first.clone() };
+    assert!(!suppressed(store, &later).await, "suppressed already");
+    assert!(!suppressed(store, &first).await, "a repeat is no new entry");
+    assert_eq!(store.suppression(&key).await.ok(), Some(Some(first)));
+
+    // Another address is its own entry, with or without a lead.
+    let other = Suppression { lead_id: None, ..entry("bob@example.com", t(5), SuppressionReason::Erased) };
+    assert!(suppressed(store, &other).await);
+    assert_eq!(store.suppression(&other.email_key).await.ok(), Some(Some(other)));
+    assert_eq!(store.suppression(&email_key("carol@example.com")).await.ok(), Some(None));
 }

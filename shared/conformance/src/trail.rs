@@ -59,6 +59,12 @@ pub async fn activity_ids_are_unique_per_lead_and_the_first_is_kept<S: LeadStore
     // Oldest first, whatever order they came in.
     assert!(store.record_activity(&entry(a.id, "z-earlier", t(0))).await.is_ok());
     assert_eq!(ids(store, a.id).await, ["z-earlier", "stage-mql"]);
+    // At the same instant, by id.
+    for name in ["b-same", "a-same"] {
+        assert!(store.record_activity(&entry(a.id, name, t(3))).await.is_ok());
+    }
+    assert_eq!(ids(store, a.id).await, ["z-earlier", "stage-mql", "a-same", "b-same"]);
+    assert_eq!(ids(store, id(3)).await, Vec::<String>::new(), "a lead without activities");
 }
 
 pub async fn a_created_lead_has_its_trail_and_a_refused_create_writes_none<S: LeadStore>(store: &S) {

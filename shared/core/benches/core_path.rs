@@ -29,16 +29,16 @@ const LEADS: usize = 1000;
 
 fn sources() -> ConfigSources {
     ConfigSources {
-        settings: include_str!("../../../infra/config/leadflow.toml").into(),
-        scoring: include_str!("../../../infra/config/scoring.toml").into(),
-        routing: include_str!("../../../infra/config/routing.toml").into(),
+        settings: include_str!("../../app/config/leadflow.toml").into(),
+        scoring: include_str!("../../app/config/scoring.toml").into(),
+        routing: include_str!("../../app/config/routing.toml").into(),
         campaigns: vec![(
             "campaigns/welcome.toml".into(),
-            include_str!("../../../infra/config/campaigns/welcome.toml").into(),
+            include_str!("../../app/config/campaigns/welcome.toml").into(),
         )],
-        assignment_subject: include_str!("../../../infra/config/templates/assignment.subject").into(),
-        assignment_text: include_str!("../../../infra/config/templates/assignment.txt").into(),
-        assignment_html: include_str!("../../../infra/config/templates/assignment.html").into(),
+        assignment_subject: include_str!("../../app/config/templates/assignment.subject").into(),
+        assignment_text: include_str!("../../app/config/templates/assignment.txt").into(),
+        assignment_html: include_str!("../../app/config/templates/assignment.html").into(),
     }
 }
 

@@ -33,6 +33,9 @@ pub enum StoreError {
 pub enum QueueError {
     #[error("the stage queue is unavailable: {0}")]
     Unavailable(String),
+    /// The message could not be written as JSON: no retry can fix it.
+    #[error("the stage message could not be written: {0}")]
+    Unwritable(String),
 }
 
 #[derive(Debug, thiserror::Error)]

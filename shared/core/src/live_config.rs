@@ -10,7 +10,7 @@ use crate::campaign::CompiledCampaign;
 use crate::config::CompiledConfig;
 
 /// The configuration in force, swappable at run time: documents applied through the admin API
-/// replace parts of it (see `leadflow_stage::live`).
+/// replace parts of it (see `leadflow_app::live`).
 #[derive(Clone)]
 pub struct ConfigHandle(Arc<RwLock<Arc<CompiledConfig>>>, Arc<Mutex<LiveState>>);
 

@@ -2,84 +2,66 @@
 //! Storage is UTC everywhere; these functions turn "Monday 09:00 in the lead's zone" into an
 //! instant, across daylight-saving changes.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::model::Lead;
 
-/// The zone most of a country's people live in. Countries spanning several zones get their most
-/// populous one: a guess, used only when the lead gave no time zone; the lead's own `time_zone`
-/// field always wins.
-const COUNTRY_ZONES: &[(&str, &str)] = &[
-    ("AE", "Asia/Dubai"),
-    ("AR", "America/Argentina/Buenos_Aires"),
-    ("AT", "Europe/Vienna"),
+/// IANA's `zone1970.tab`: for every country, the zones its clocks have followed since 1970.
+/// Vendored (see the note at its top) so that the core reads no file at run time.
+const ZONE1970: &str = include_str!("../data/zone1970.tab");
+
+/// Countries whose first zone in `zone1970.tab` is not where most of their people live: the
+/// table orders a country's zones by geography first (Canada east to west), population second.
+const PRINCIPAL: &[(&str, &str)] = &[
+    // The first listed: Lord Howe Island.
     ("AU", "Australia/Sydney"),
-    ("BD", "Asia/Dhaka"),
-    ("BE", "Europe/Brussels"),
-    ("BG", "Europe/Sofia"),
+    // Fernando de Noronha.
     ("BR", "America/Sao_Paulo"),
+    // Newfoundland.
     ("CA", "America/Toronto"),
-    ("CH", "Europe/Zurich"),
-    ("CL", "America/Santiago"),
-    ("CN", "Asia/Shanghai"),
-    ("CO", "America/Bogota"),
-    ("CZ", "Europe/Prague"),
-    ("DE", "Europe/Berlin"),
-    ("DK", "Europe/Copenhagen"),
-    ("EE", "Europe/Tallinn"),
-    ("EG", "Africa/Cairo"),
-    ("ES", "Europe/Madrid"),
-    ("FI", "Europe/Helsinki"),
-    ("FR", "Europe/Paris"),
-    ("GB", "Europe/London"),
-    ("GR", "Europe/Athens"),
-    ("HK", "Asia/Hong_Kong"),
-    ("HR", "Europe/Zagreb"),
-    ("HU", "Europe/Budapest"),
-    ("ID", "Asia/Jakarta"),
-    ("IE", "Europe/Dublin"),
-    ("IL", "Asia/Jerusalem"),
-    ("IN", "Asia/Kolkata"),
-    ("IS", "Atlantic/Reykjavik"),
-    ("IT", "Europe/Rome"),
-    ("JP", "Asia/Tokyo"),
-    ("KE", "Africa/Nairobi"),
-    ("KR", "Asia/Seoul"),
-    ("LT", "Europe/Vilnius"),
-    ("LU", "Europe/Luxembourg"),
-    ("LV", "Europe/Riga"),
-    ("MX", "America/Mexico_City"),
+    // The east (Central Africa Time); Kinshasa, the largest city, keeps West Africa Time.
+    ("CD", "Africa/Kinshasa"),
+    // Sabah and Sarawak; the same clock as the peninsula since 1982, where most people live.
     ("MY", "Asia/Kuala_Lumpur"),
-    ("NG", "Africa/Lagos"),
-    ("NL", "Europe/Amsterdam"),
-    ("NO", "Europe/Oslo"),
-    ("NZ", "Pacific/Auckland"),
-    ("PE", "America/Lima"),
-    ("PH", "Asia/Manila"),
-    ("PK", "Asia/Karachi"),
-    ("PL", "Europe/Warsaw"),
-    ("PT", "Europe/Lisbon"),
-    ("RO", "Europe/Bucharest"),
-    ("RS", "Europe/Belgrade"),
-    ("SA", "Asia/Riyadh"),
-    ("SE", "Europe/Stockholm"),
-    ("SG", "Asia/Singapore"),
-    ("SI", "Europe/Ljubljana"),
-    ("SK", "Europe/Bratislava"),
-    ("TH", "Asia/Bangkok"),
-    ("TR", "Europe/Istanbul"),
-    ("TW", "Asia/Taipei"),
-    ("UA", "Europe/Kyiv"),
-    ("US", "America/New_York"),
-    ("VN", "Asia/Ho_Chi_Minh"),
-    ("ZA", "Africa/Johannesburg"),
+    // Kaliningrad.
+    ("RU", "Europe/Moscow"),
 ];
 
-/// The zone of an ISO 3166-1 alpha-2 country code, if known.
+/// Country code to zone: the first zone `zone1970.tab` lists with the country first (the zone's
+/// principal place is in it), else the first that lists it at all (Denmark shares Berlin's
+/// row), else nothing; [`PRINCIPAL`] over all.
+static COUNTRY_ZONES: LazyLock<HashMap<&'static str, Tz>> = LazyLock::new(|| {
+    let mut zones: HashMap<&'static str, (bool, Tz)> = HashMap::new();
+    let rows = ZONE1970.lines().filter(|l| !l.starts_with('#')).map(|l| l.split('\t').collect::<Vec<_>>());
+    for row in rows {
+        let (Some(codes), Some(zone)) = (row.first(), row.get(2)) else { continue };
+        // A zone chrono-tz does not know is skipped rather than fail; a test keeps the two in step.
+        let Ok(tz) = zone.parse::<Tz>() else { continue };
+        for (i, code) in codes.split(',').enumerate() {
+            let principal = i == 0;
+            if zones.get(code).is_none_or(|(had_principal, _)| principal && !had_principal) {
+                zones.insert(code, (principal, tz));
+            }
+        }
+    }
+    let mut zones: HashMap<&'static str, Tz> = zones.into_iter().map(|(code, (_, tz))| (code, tz)).collect();
+    for (code, zone) in PRINCIPAL {
+        if let Ok(tz) = zone.parse() {
+            zones.insert(code, tz);
+        }
+    }
+    zones
+});
+
+/// The zone most of a country's people live in, for an ISO 3166-1 alpha-2 code: a guess, used
+/// only when the lead gave no time zone (the lead's own `time_zone` field always wins).
 pub fn country_zone(country: &str) -> Option<Tz> {
     let code = country.trim().to_ascii_uppercase();
-    COUNTRY_ZONES.iter().find(|(c, _)| *c == code).and_then(|(_, z)| z.parse().ok())
+    COUNTRY_ZONES.get(code.as_str()).copied()
 }
 
 /// Where a lead's time zone came from, for explanations.
@@ -157,4 +139,89 @@ pub fn time_left(due: DateTime<Utc>, now: DateTime<Utc>) -> String {
         format!("{mins} min")
     };
     if overdue { format!("overdue by {amount}") } else { format!("{amount} left") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(country: &str) -> Option<&'static str> {
+        country_zone(country).map(|tz| tz.name())
+    }
+
+    #[test]
+    fn every_zone_of_the_table_is_one_chrono_tz_knows() {
+        let rows = ZONE1970.lines().filter(|l| !l.starts_with('#'));
+        let unknown: Vec<_> = rows.filter_map(|l| l.split('\t').nth(2)).filter(|z| z.parse::<Tz>().is_err()).collect();
+        assert!(unknown.is_empty(), "update chrono-tz or the table together: {unknown:?}");
+        for (code, zone) in PRINCIPAL {
+            assert!(zone.parse::<Tz>().is_ok(), "{code}: {zone}");
+        }
+        // ISO 3166-1 has 249 codes; the table covers all but the uninhabited few.
+        assert!(COUNTRY_ZONES.len() >= 240, "{}", COUNTRY_ZONES.len());
+    }
+
+    #[test]
+    fn a_country_gets_its_principal_zone() {
+        assert_eq!(zone("US"), Some("America/New_York"));
+        assert_eq!(zone("gb"), Some("Europe/London"));
+        assert_eq!(zone(" IN "), Some("Asia/Kolkata"));
+        // Listed first with Germany, in its own row, not in Zurich's (Büsingen).
+        assert_eq!(zone("DE"), Some("Europe/Berlin"));
+        // No row of its own: Berlin's, which it shares.
+        assert_eq!(zone("DK"), Some("Europe/Berlin"));
+        assert_eq!(zone("CA"), Some("America/Toronto"));
+        assert_eq!(zone("AU"), Some("Australia/Sydney"));
+        assert_eq!(zone("BR"), Some("America/Sao_Paulo"));
+        assert_eq!(zone("XX"), None);
+        assert_eq!(zone(""), None);
+    }
+
+    #[test]
+    fn countries_the_old_hand_written_table_left_out_resolve() {
+        assert_eq!(zone("RU"), Some("Europe/Moscow"));
+        assert_eq!(zone("MA"), Some("Africa/Casablanca"));
+        assert_eq!(zone("KZ"), Some("Asia/Almaty"));
+        assert_eq!(zone("uy"), Some("America/Montevideo"));
+        assert_eq!(zone("LI"), Some("Europe/Zurich"));
+        assert_eq!(zone("CD"), Some("Africa/Kinshasa"));
+    }
+
+    /// The hand-written table this one replaced (63 countries). Some names changed (Denmark is
+    /// now Berlin's zone, the same clock since 1970); no clock may.
+    const OLD: &str = "AE Asia/Dubai,AR America/Argentina/Buenos_Aires,AT Europe/Vienna,\
+        AU Australia/Sydney,BD Asia/Dhaka,BE Europe/Brussels,BG Europe/Sofia,BR America/Sao_Paulo,\
+        CA America/Toronto,CH Europe/Zurich,CL America/Santiago,CN Asia/Shanghai,CO America/Bogota,\
+        CZ Europe/Prague,DE Europe/Berlin,DK Europe/Copenhagen,EE Europe/Tallinn,EG Africa/Cairo,\
+        ES Europe/Madrid,FI Europe/Helsinki,FR Europe/Paris,GB Europe/London,GR Europe/Athens,\
+        HK Asia/Hong_Kong,HR Europe/Zagreb,HU Europe/Budapest,ID Asia/Jakarta,IE Europe/Dublin,\
+        IL Asia/Jerusalem,IN Asia/Kolkata,IS Atlantic/Reykjavik,IT Europe/Rome,JP Asia/Tokyo,\
+        KE Africa/Nairobi,KR Asia/Seoul,LT Europe/Vilnius,LU Europe/Luxembourg,LV Europe/Riga,\
+        MX America/Mexico_City,MY Asia/Kuala_Lumpur,NG Africa/Lagos,NL Europe/Amsterdam,\
+        NO Europe/Oslo,NZ Pacific/Auckland,PE America/Lima,PH Asia/Manila,PK Asia/Karachi,\
+        PL Europe/Warsaw,PT Europe/Lisbon,RO Europe/Bucharest,RS Europe/Belgrade,SA Asia/Riyadh,\
+        SE Europe/Stockholm,SG Asia/Singapore,SI Europe/Ljubljana,SK Europe/Bratislava,\
+        TH Asia/Bangkok,TR Europe/Istanbul,TW Asia/Taipei,UA Europe/Kyiv,US America/New_York,\
+        VN Asia/Ho_Chi_Minh,ZA Africa/Johannesburg";
+
+    #[test]
+    fn every_country_of_the_old_table_keeps_its_clock() {
+        use chrono::Offset;
+        let old: Vec<(&str, Tz)> = OLD
+            .split(',')
+            .filter_map(|pair| pair.trim().split_once(' '))
+            .filter_map(|(code, zone)| Some((code, zone.parse().ok()?)))
+            .collect();
+        assert_eq!(old.len(), 63);
+        let start = Utc.with_ymd_and_hms(2000, 1, 1, 12, 0, 0).single().unwrap_or_default();
+        for (code, was) in old {
+            let now = country_zone(code).unwrap_or(Tz::UTC);
+            // Every day at noon UTC for 36 years: a change of clock on another date shows.
+            for day in 0..(36 * 366) {
+                let t = start + chrono::Duration::days(day);
+                let (a, b) = (t.with_timezone(&was).offset().fix(), t.with_timezone(&now).offset().fix());
+                assert_eq!(a, b, "{code}: {was} and {now} differ on {t}");
+            }
+        }
+    }
 }

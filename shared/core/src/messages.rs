@@ -2,12 +2,32 @@
 //! stored lead yet.
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{LeadId, RepId, Submission};
 
+/// A message of one stage's queue: its type names the queue it goes on and the stage that reads
+/// it, so a sender cannot put it on another queue and a reader cannot expect another shape
+/// (`StageQueue::enqueue`, `leadflow_app::process_batch`).
+pub trait StageMessage: Serialize + DeserializeOwned {
+    const STAGE: Stage;
+}
+
 /// The validate queue carries the submission itself.
 pub type ValidateMessage = Submission;
+
+impl StageMessage for ValidateMessage {
+    const STAGE: Stage = Stage::Validate;
+}
+
+impl StageMessage for ScoreMessage {
+    const STAGE: Stage = Stage::Score;
+}
+
+impl StageMessage for RouteMessage {
+    const STAGE: Stage = Stage::Route;
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScoreMessage {

@@ -484,7 +484,7 @@ steps:
     assert!(Campaign::parse("id: x\nname: y\nsteps: []\nbogus: 1\n", "yaml").is_err(), "unknown fields refused");
     let example = include_str!("../../../docs/examples/campaign.yaml");
     Campaign::parse(example, "yaml").expect("the README's example parses").compile().expect("and compiles");
-    let sample = include_str!("../../../infra/config/campaigns/welcome.toml");
+    let sample = include_str!("../../app/config/campaigns/welcome.toml");
     Campaign::parse(sample, "toml").expect("the sample parses").compile().expect("the sample compiles");
 }
 

@@ -349,11 +349,11 @@ proptest! {
 // ---- the values that were reported -------------------------------------------------------------
 
 fn base_routing() -> RoutingConfig {
-    toml::from_str(include_str!("../../../infra/config/routing.toml")).unwrap_or_else(|e| panic!("{e}"))
+    toml::from_str(include_str!("../../app/config/routing.toml")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn base_scoring() -> ScoringRules {
-    toml::from_str(include_str!("../../../infra/config/scoring.toml")).unwrap_or_else(|e| panic!("{e}"))
+    toml::from_str(include_str!("../../app/config/scoring.toml")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn refusal<T: std::fmt::Debug>(r: Result<T, leadflow_core::error::ConfigError>) -> String {

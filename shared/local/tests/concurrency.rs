@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{id, lead, t};
-use leadflow_core::ports::{CreateOutcome, LeadStore, Stage, StageQueue};
+use leadflow_core::ports::Leads;
+use leadflow_core::ports::{CreateOutcome, Stage, StageQueue};
 use leadflow_local::SqliteStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

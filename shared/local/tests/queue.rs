@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use common::{id, lead, t};
-use leadflow_core::ports::{LeadStore, Stage, StageQueue};
+use leadflow_core::ports::Leads;
+use leadflow_core::ports::{Stage, StageQueue};
 use leadflow_local::{DeadLetter, SqliteStore};
 
 const VISIBILITY: Duration = Duration::from_secs(30);

@@ -17,7 +17,7 @@
 //! exactly. [`Faults`] also keeps what a run's checks need ([`audit`]): how many calls of each
 //! port failed and how, and every email and event the adapters accepted, each marked with
 //! whether its send had been recorded already — the line between the at-least-once window
-//! documented on `leadflow_stage::send_once` and a real double send.
+//! documented on `leadflow_app::send_once` and a real double send.
 
 pub mod audit;
 #[cfg(test)]
@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 
 use leadflow_core::ports::{DomainEvent, OutgoingEmail};
 
-/// The effect keys `leadflow_stage::send_once` and `publish_once` claim and finish: an email or
+/// The effect keys `leadflow_app::send_once` and `publish_once` claim and finish: an email or
 /// event sent again after its key was finished is outside the at-least-once window. The audit
 /// checks every accepted send was finished under this name, so a change there fails loudly.
 pub const EMAIL_EFFECT_PREFIX: &str = "email:";
@@ -270,7 +270,7 @@ impl Faults {
     }
 
     pub fn wrap<T>(self: &Arc<Self>, inner: T) -> WithFaults<T> {
-        WithFaults { inner, faults: Arc::clone(self) }
+        crate::gated::Gated { inner, gate: Arc::clone(self) }
     }
 
     /// Ends the outage: from now on no call fails (an operator redrives the dead letters then).

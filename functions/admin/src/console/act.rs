@@ -8,16 +8,17 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use leadflow_app::sales::{self, MarkError};
 use leadflow_core::erasure::is_erased;
 use leadflow_core::model::Lead;
-use leadflow_core::ports::{Clock, LeadStore, Ports};
+use leadflow_core::ports::{Clock, Ports};
 use leadflow_core::sales_link::{self, LinkError, SalesAction, SalesLink};
-use leadflow_stage::sales::{self, MarkError};
 use serde::Deserialize;
 use serde_json::json;
 use tracing::warn;
 
 use super::page;
+use leadflow_core::ports::Leads;
 
 /// The longest note a rep may leave with "Not a fit".
 pub const MAX_NOTE_CHARS: usize = 2_000;

@@ -114,7 +114,7 @@ pub async fn create<P: Ports>(
             see_other(&format!("/console/campaigns/{id}?{}", query(&[("done", done), ("v", &s.version.to_string())])))
         }
         Err(e) if e.code == TAKEN => refuse(steps, at_id(e.message)),
-        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+        Err(e) if e.is_client_error() && e.status != StatusCode::NOT_FOUND => {
             let field = e.field.clone().unwrap_or_else(|| "yaml".into());
             refuse(steps, EditorError { line: campaign_yaml::line_of(&yaml, &field), field, message: e.message })
         }

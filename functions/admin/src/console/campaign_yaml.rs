@@ -12,7 +12,8 @@ use leadflow_core::error::ConfigError;
 use leadflow_core::model::{
     Activity, ActivityKind, Attribution, Contact, DomainKind, Lead, LeadId, Lifecycle, SalesStatus, Touch, Validity,
 };
-use leadflow_core::ports::{LeadStore, Ports};
+use leadflow_core::ports::Ports;
+use leadflow_core::ports::{Enrollments, Trails};
 use serde::Serialize;
 
 /// The largest campaign the editor takes: a campaign is a few emails, not a newsletter archive.

@@ -279,12 +279,12 @@ pub(super) fn store_failed(signed: &Signed, id: &str, e: &ApiError) -> Response 
     if e.status == StatusCode::NOT_FOUND {
         return not_found(signed);
     }
-    if e.status.is_server_error() {
+    if e.is_server_error() {
         warn!(campaign = %id, error = %e.message, "a campaign change could not be stored");
         return signed.unavailable();
     }
     signed.page(
-        e.status,
+        e.status_code(),
         "message.html",
         json!({ "kind": "refused", "heading": "The campaign was not changed", "lines": [e.message] }),
     )
@@ -536,7 +536,7 @@ pub async fn save<P: Ports>(
             let done = if s.unchanged { "unchanged" } else { "saved" };
             see_other(&format!("/console/campaigns/{id}?{}", query(&[("done", done), ("v", &s.version.to_string())])))
         }
-        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+        Err(e) if e.is_client_error() && e.status != StatusCode::NOT_FOUND => {
             let field = e.field.clone().unwrap_or_else(|| "yaml".into());
             let error = EditorError { line: campaign_yaml::line_of(&yaml, &field), field, message: e.message };
             let editor = Editor::of(&c, &yaml, send_steps(&draft), &form.step, &form.lead);

@@ -1,10 +1,10 @@
 //! The Leads page's CSV: `GET /console/leads/export.csv` with the page's filters, every match
 //! newest first, streamed a store page at a time (nothing is held but the page being written).
 //!
-//! Cells are quoted as RFC 4180 says and a text cell a spreadsheet would run as a formula (`=`,
-//! `+`, `-`, `@`, tab, CR first) gets a leading `'` ([`crate::leads::csv_text`], which the admin
-//! API's export uses too). The file starts with a UTF-8 byte order mark, without which Excel
-//! reads names as Latin-1.
+//! Rows are written as the admin API's export writes them (`crate::leads::csv_file`): quoted as
+//! RFC 4180 says, and a text cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,
+//! CR first) gets a leading `'`. The file starts with a UTF-8 byte order mark, without which
+//! Excel reads names as Latin-1.
 //!
 //! **Bounds.** At most [`MAX_ROWS`] rows, after at most [`MAX_READ`] leads read. On Lambda the
 //! response is not streamed: the function returns it whole and a response over 6 MB fails (API
@@ -27,7 +27,8 @@ use tracing::warn;
 
 use super::lead_list::{BATCH, Prepared, Walk, lifecycle_name, link, prepare, refused, rep_name};
 use super::{Console, Signed};
-use crate::leads::{Filter, csv_quoted, csv_text};
+use crate::leads::Filter;
+use crate::leads::csv_file::{Cell, record};
 
 /// Most rows one download holds.
 pub const MAX_ROWS: usize = 100_000;
@@ -65,44 +66,34 @@ pub fn max_bytes() -> Option<usize> {
     ON_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()).then_some(LAMBDA_MAX_BYTES)
 }
 
-fn header_line() -> String {
-    let mut line = String::from("\u{feff}");
-    line.push_str(&COLUMNS.iter().map(|c| csv_quoted(c)).collect::<Vec<_>>().join(","));
-    line.push_str("\r\n");
-    line
+fn header_line() -> csv::Result<String> {
+    Ok(format!("\u{feff}{}", record(COLUMNS.iter().map(|c| Cell::own(*c)))?))
 }
 
-fn row(config: &CompiledConfig, lead: &Lead) -> String {
+fn row(config: &CompiledConfig, lead: &Lead) -> csv::Result<String> {
     let c = &lead.contact;
     let utm = &lead.attribution.first_touch.utm;
-    let text = |v: Option<&str>| csv_text(v.unwrap_or(""));
-    // Cells of our own making (ids, times, stages, numbers) need no neutralizing: a negative
-    // score must stay a number.
-    let own = |v: &str| csv_quoted(v);
     let owner = lead.owner.as_ref().map(|o| rep_name(config, &o.rep_id));
-    let cells = [
-        own(&lead.id.to_string()),
-        own(&lead.created_at.format("%Y-%m-%d %H:%M:%S").to_string()),
-        text(Some(&c.email)),
-        text(c.first_name.as_deref()),
-        text(c.last_name.as_deref()),
-        text(c.company.as_deref()),
-        text(c.job_title.as_deref()),
-        text(c.country.as_deref()),
-        text(c.phone.as_deref()),
-        own(&lead.score.as_ref().map(|s| format!("{:?}", s.grade)).unwrap_or_default()),
-        own(&lead.score.as_ref().map(|s| s.total.to_string()).unwrap_or_default()),
-        own(lifecycle_name(lead.lifecycle)),
-        own(lead.status.as_str()),
-        text(owner.as_deref()),
-        text(utm.source.as_deref()),
-        text(utm.medium.as_deref()),
-        text(utm.campaign.as_deref()),
-        own(if lead.consent.as_ref().is_some_and(|k| k.given) { "yes" } else { "no" }),
-    ];
-    let mut line = cells.join(",");
-    line.push_str("\r\n");
-    line
+    record([
+        Cell::own(lead.id.to_string()),
+        Cell::own(lead.created_at.format("%Y-%m-%d %H:%M:%S").to_string()),
+        Cell::text(Some(&c.email)),
+        Cell::text(c.first_name.as_deref()),
+        Cell::text(c.last_name.as_deref()),
+        Cell::text(c.company.as_deref()),
+        Cell::text(c.job_title.as_deref()),
+        Cell::text(c.country.as_deref()),
+        Cell::text(c.phone.as_deref()),
+        Cell::own(lead.score.as_ref().map(|s| format!("{:?}", s.grade)).unwrap_or_default()),
+        Cell::own(lead.score.as_ref().map(|s| s.total.to_string()).unwrap_or_default()),
+        Cell::own(lifecycle_name(lead.lifecycle)),
+        Cell::own(lead.status.as_str()),
+        Cell::text(owner.as_deref()),
+        Cell::text(utm.source.as_deref()),
+        Cell::text(utm.medium.as_deref()),
+        Cell::text(utm.campaign.as_deref()),
+        Cell::own(if lead.consent.as_ref().is_some_and(|k| k.given) { "yes" } else { "no" }),
+    ])
 }
 
 /// A download being written.
@@ -131,10 +122,11 @@ impl<P: Ports> Export<P> {
         Export { ports, filter, walk, form, rows: 0, read: 0, bytes: 0, max_rows, max_bytes, finished: false }
     }
 
-    /// The rows of the next store page, and the closing line once a bound stops the file.
-    async fn chunk(&mut self) -> Result<String, leadflow_core::error::StoreError> {
+    /// The rows of the next store page, and the closing line once a bound stops the file. Fails
+    /// when the store does (or, in theory, the CSV writer): the file must then break off.
+    async fn chunk(&mut self) -> std::io::Result<String> {
         let want = BATCH.min(MAX_READ - self.read);
-        let leads = self.walk.next(self.ports.store(), want).await?;
+        let leads = self.walk.next(self.ports.store(), want).await.map_err(std::io::Error::other)?;
         let config = self.ports.config();
         let mut out = String::new();
         let mut cut = None;
@@ -143,7 +135,7 @@ impl<P: Ports> Export<P> {
             if !self.filter.matches(lead) {
                 continue;
             }
-            let line = row(&config, lead);
+            let line = row(&config, lead)?;
             if self.rows == self.max_rows {
                 cut = Some((format!("{} rows, the most one download holds", self.max_rows), lead));
                 break;
@@ -162,11 +154,11 @@ impl<P: Ports> Export<P> {
         if let Some((why, first_left)) = cut {
             // The rest starts at the first lead left out: before it, by one.
             let id = leadflow_core::model::LeadId(first_left.id.0.increment().unwrap_or(first_left.id.0));
-            out.push_str(&self.closing(&why, &id.to_string()));
+            out.push_str(&self.closing(&why, &id.to_string())?);
         } else if !self.walk.done && self.read >= MAX_READ {
             let before = self.walk.before.map(|b| b.to_string()).unwrap_or_default();
             let at = leads.last().map(|l| l.created_at.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
-            out.push_str(&self.closing(&format!("{MAX_READ} leads read, back to {at},"), &before));
+            out.push_str(&self.closing(&format!("{MAX_READ} leads read, back to {at},"), &before)?);
         } else if self.walk.done {
             self.finished = true;
         }
@@ -174,11 +166,10 @@ impl<P: Ports> Export<P> {
         Ok(out)
     }
 
-    fn closing(&mut self, why: &str, cursor: &str) -> String {
+    fn closing(&mut self, why: &str, cursor: &str) -> csv::Result<String> {
         self.finished = true;
         let rest = link("/console/leads/export.csv", &self.form, &[("cursor", cursor)]);
-        let line = format!("This download stopped after {why}. The rest: {rest}");
-        format!("{}\r\n", csv_text(&line))
+        record([Cell::Text(&format!("This download stopped after {why}. The rest: {rest}"))])
     }
 }
 
@@ -201,14 +192,17 @@ pub async fn export<P: Ports>(
     let mut export = Export::new(ports, filter, walk, form, MAX_ROWS, max_bytes());
     // The first page is read before answering, so that a store that fails now gets a page that
     // says so rather than a broken file.
-    let mut head = header_line();
-    match export.chunk().await {
-        Ok(rows) => head.push_str(&rows),
+    let first = match header_line() {
+        Ok(header) => export.chunk().await.map(|rows| header + &rows),
+        Err(e) => Err(e.into()),
+    };
+    let head = match first {
+        Ok(head) => head,
         Err(e) => {
-            warn!(error = %e, "the leads CSV could not read the leads");
+            warn!(error = %e, "the leads CSV could not start");
             return signed.unavailable();
         }
-    }
+    };
     let rest = stream::unfold(export, |mut export| async move {
         if export.finished {
             return None;
@@ -217,9 +211,9 @@ pub async fn export<P: Ports>(
             Ok(text) => Some((Ok(Bytes::from(text)), export)),
             Err(e) => {
                 // Broken off, so that a client never mistakes a partial file for a whole one.
-                warn!(error = %e, rows = export.rows, "the leads CSV was broken off: the lead store failed");
+                warn!(error = %e, rows = export.rows, "the leads CSV was broken off");
                 export.finished = true;
-                Some((Err(std::io::Error::other(e.to_string())), export))
+                Some((Err(e), export))
             }
         }
     });
@@ -241,10 +235,11 @@ pub async fn export<P: Ports>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use leadflow_core::ports::Leads;
 
     #[test]
     fn the_header_names_every_column_once_after_the_byte_order_mark() {
-        let line = header_line();
+        let line = header_line().unwrap_or_default();
         assert!(line.starts_with('\u{feff}') && line.ends_with("\r\n"));
         assert_eq!(line.trim_start_matches('\u{feff}').trim_end().split(',').count(), COLUMNS.len());
     }
@@ -252,7 +247,7 @@ mod tests {
     /// Leads 1..=n in memory, each captured at its id's millisecond.
     async fn ports_with(n: u64) -> Arc<impl Ports> {
         use chrono::TimeZone;
-        use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore};
+        use leadflow_core::ports::{Adapters, ConfigHandle};
         use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock, fixtures};
         let store = MemoryStore::new();
         for i in 1..=n {
@@ -260,7 +255,7 @@ mod tests {
             lead.created_at = chrono::Utc.timestamp_millis_opt(1_750_000_000_000 + i as i64).single().expect("a time");
             store.create_lead(&lead, &[]).await.expect("stored");
         }
-        let config = leadflow_stage::config_files::load(None).expect("the sample configuration");
+        let config = leadflow_app::config_files::load(None).expect("the sample configuration");
         Arc::new(Adapters {
             store,
             queue: MemoryQueue::new(),
@@ -307,7 +302,8 @@ mod tests {
     async fn on_lambda_a_download_stops_before_the_response_limit() {
         let ports = ports_with(10).await;
         let filter = Filter::default();
-        let one = row(&ports.config(), &leadflow_memory::fixtures::lead(1, "lead1@example.com")).len();
+        let one =
+            row(&ports.config(), &leadflow_memory::fixtures::lead(1, "lead1@example.com")).unwrap_or_default().len();
         let limit = Some(one * 4 + one / 2);
         let mut export = Export::new(ports, filter.clone(), Walk::new(&filter, None), BTreeMap::new(), MAX_ROWS, limit);
         let text = written(&mut export).await;
@@ -317,13 +313,13 @@ mod tests {
 
     #[test]
     fn cells_are_quoted_and_formulas_neutralized() {
-        let config = leadflow_stage::config_files::load(None).expect("the sample configuration");
+        let config = leadflow_app::config_files::load(None).expect("the sample configuration");
         let mut lead = leadflow_memory::fixtures::lead(1, "ada@example.com");
         lead.contact.company = Some("=HYPERLINK(\"http://evil.example\",\"x\")".into());
         lead.contact.first_name = Some("Ada, \"the first\"".into());
         lead.contact.job_title = Some("line one\nline two".into());
         lead.contact.phone = Some("+4930901820".into());
-        let line = row(&config, &lead);
+        let line = row(&config, &lead).unwrap_or_default();
         assert!(line.contains(",\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\","), "{line}");
         assert!(line.contains(",\"Ada, \"\"the first\"\"\","), "{line}");
         assert!(line.contains(",\"line one\nline two\","), "{line}");

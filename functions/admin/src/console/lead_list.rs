@@ -2,7 +2,7 @@
 //! search ([`crate::leads::Filter`]: free text, stage, grade, owner, source, campaign, captured
 //! since/until), 25 to a page with a cursor, and the same leads as CSV ([`super::lead_csv`]).
 //!
-//! Leads come newest first from the store's capture-order index ([`LeadStore::leads_before`]);
+//! Leads come newest first from the store's capture-order index ([`Listings::leads_before`]);
 //! `until` starts the walk there and `since` ends it, since a lead id is a ULID of its capture
 //! time. A campaign filter walks the campaign's leads instead (from the enrollment index, newest
 //! first by id), reading only those. The other filters apply in memory, so one page reads at
@@ -387,6 +387,7 @@ mod tests {
     use std::collections::HashSet;
 
     use chrono::TimeZone;
+    use leadflow_core::ports::Leads;
     use leadflow_memory::{MemoryStore, fixtures};
 
     use super::*;

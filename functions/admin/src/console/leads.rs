@@ -8,14 +8,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
+use leadflow_app::sales::{self, MarkError};
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::erasure::{erased_at, is_erased};
 use leadflow_core::error::StoreError;
 use leadflow_core::local_time::{in_words, time_left};
 use leadflow_core::model::{Activity, ActivityKind, Lead, LeadId, SalesStatus, Touch, Validity};
 use leadflow_core::normalize::phone_for_display;
-use leadflow_core::ports::{Clock, LeadStore, Ports};
-use leadflow_stage::sales::{self, MarkError};
+use leadflow_core::ports::{Clock, Ports};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::warn;
@@ -23,6 +23,7 @@ use tracing::warn;
 use super::act::MAX_NOTE_CHARS;
 use super::session::Role;
 use super::{Console, Signed, query, see_other};
+use leadflow_core::ports::{Enrollments, Leads, Listings, Trails};
 
 /// Leads on one page of "My leads".
 pub const PAGE_SIZE: usize = 25;

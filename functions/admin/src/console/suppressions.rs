@@ -23,6 +23,7 @@ use tracing::warn;
 
 use super::session::Role;
 use super::{Console, Signed, query};
+use leadflow_core::ports::Suppressions;
 
 /// Entries on one page.
 pub const PAGE_SIZE: usize = 25;

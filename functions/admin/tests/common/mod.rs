@@ -10,7 +10,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use http_body_util::BodyExt;
 use leadflow_admin::AdminAuth;
 use leadflow_core::model::{ActivityKind, Lead};
-use leadflow_core::ports::{Adapters, ConfigHandle, LeadStore};
+use leadflow_core::ports::{Adapters, ConfigHandle};
+use leadflow_core::ports::{Leads, Trails};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -25,7 +26,7 @@ pub fn monday() -> DateTime<Utc> {
 }
 
 pub fn ports() -> Arc<MemPorts> {
-    let config = match leadflow_stage::config_files::load(None) {
+    let config = match leadflow_app::config_files::load(None) {
         Ok(c) => c,
         Err(e) => panic!("the sample configuration does not load: {e}"),
     };

@@ -1,4 +1,4 @@
-//! The funnel's facts of every lead (`LeadStore::funnel_facts`), kept in the side table
+//! The funnel's facts of every lead (`Listings::funnel_facts`), kept in the side table
 //! `lead_facts` by triggers on `leads`, so that a report reads a few small columns in time order
 //! instead of parsing every lead's document.
 //!
@@ -188,7 +188,7 @@ mod tests {
     use super::*;
     use crate::store::SqliteStore;
     use crate::store::tests::{open, plan, run};
-    use leadflow_core::ports::LeadStore;
+    use leadflow_core::ports::{Leads, Listings};
     use leadflow_memory::fixtures::{lead, t};
 
     #[test]
@@ -218,21 +218,21 @@ mod tests {
         });
         drop(store);
         let store = open(&path);
-        let facts = |store: &SqliteStore| {
-            let page = store.funnel_facts_now(None, None, None, 10).unwrap_or_else(|e| panic!("{e}"));
-            page.facts.iter().map(|f| (f.id, f.status)).collect::<Vec<_>>()
-        };
+        async fn facts(store: &SqliteStore) -> Vec<(LeadId, SalesStatus)> {
+            let page = store.funnel_facts(None, None, None, 10).await.unwrap_or_else(|e| panic!("{e}"));
+            page.facts.iter().map(|f| (f.id, f.status)).collect()
+        }
         let ids: Vec<_> = (1..=3).map(|n| (leadflow_memory::fixtures::id(n), SalesStatus::New)).collect();
-        assert_eq!(facts(&store), ids);
+        assert_eq!(facts(&store).await, ids);
         // The triggers are back: a later write is seen, and a second open adds nothing twice.
-        let mut one = store.get_lead_now(ids[0].0).ok().flatten().unwrap_or_else(|| panic!("lead 1 is gone"));
+        let mut one = store.get_lead(ids[0].0).await.ok().flatten().unwrap_or_else(|| panic!("lead 1 is gone"));
         let v = one.version;
         one.status = SalesStatus::Won;
         one.updated_at = t(5);
         assert!(store.update_lead(&one, v, &[]).await.is_ok());
         drop(store);
         let store = open(&path);
-        assert_eq!(facts(&store)[0], (ids[0].0, SalesStatus::Won));
-        assert_eq!(facts(&store).len(), 3);
+        assert_eq!(facts(&store).await[0], (ids[0].0, SalesStatus::Won));
+        assert_eq!(facts(&store).await.len(), 3);
     }
 }

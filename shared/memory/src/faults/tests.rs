@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use leadflow_core::error::StoreError;
-use leadflow_core::ports::{EffectClaim, LeadStore, Mailer, OutgoingEmail};
+use leadflow_core::ports::{EffectClaim, Mailer, OutgoingEmail};
 
 use super::*;
 use crate::{MemoryStore, RecordingMailer};
+use leadflow_core::ports::{Assignments, Effects};
 use leadflow_core::ports::{EmailCategory, Mailbox};
 
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -131,7 +132,7 @@ mod audit_of_a_run {
 
     use chrono::Utc;
     use leadflow_core::model::{EnrollmentState, LeadId, Lifecycle, Validity};
-    use leadflow_core::ports::{DomainEvent, EventBus, LeadStore, Mailer, Stage};
+    use leadflow_core::ports::{DomainEvent, EventBus, Mailer, Stage};
     use serde_json::json;
 
     use super::{block_on, email};
@@ -139,6 +140,7 @@ mod audit_of_a_run {
     use crate::faults::{FaultPlan, Faults};
     use crate::fixtures::{enrollment, id, lead, owned_by, t};
     use crate::{MemoryStore, RecordingBus, RecordingMailer};
+    use leadflow_core::ports::{Effects, Enrollments, Leads};
 
     fn person(address: &str, ids: &[LeadId]) -> Person {
         Person { email: address.into(), accepted: ids.iter().copied().collect::<BTreeSet<_>>() }

@@ -1,7 +1,7 @@
 //! Erasing a lead from the console (GDPR art. 17), an admin's act with a confirmation: the GET
 //! says what goes and what stays and changes nothing; the POST needs the lead's email address
 //! typed again (the word ERASE for a lead without one) and then runs the same
-//! `leadflow_stage::erasure::erase` as `DELETE /admin/leads/{id}`. Erasing an erased lead is
+//! `leadflow_app::erasure::erase` as `DELETE /admin/leads/{id}`. Erasing an erased lead is
 //! harmless: it shows that it was erased.
 
 use axum::extract::Path;
@@ -132,7 +132,7 @@ async fn confirmed_erase<P: Ports>(
         };
         return Ok(confirm_page(signed, &lead, StatusCode::UNPROCESSABLE_ENTITY, &form.confirm, Some(&error)));
     }
-    Ok(match leadflow_stage::erasure::erase(ports, lead.id).await {
+    Ok(match leadflow_app::erasure::erase(ports, lead.id).await {
         Ok(Some(_)) => see_other(&format!("/console/leads/{}/erase", lead.id)),
         Ok(None) => not_found(signed),
         Err(e) => {

@@ -5,7 +5,7 @@
 //! Every change goes through the JSON admin API's own code: `crate::config_docs::save` stores
 //! the next routing version after `rep_problems`/`team_problems` and the whole routing's
 //! compile accepted it (as `PUT /admin/reps/{id}` does), and erasure is
-//! `leadflow_stage::erasure::erase` (as `DELETE /admin/leads/{id}`). A refusal names its field;
+//! `leadflow_app::erasure::erase` (as `DELETE /admin/leads/{id}`). A refusal names its field;
 //! [`Errors`] puts each message next to the form's field for it.
 
 pub mod entry;
@@ -151,11 +151,11 @@ impl Errors {
 /// A save the API's rules refused, placed on the form; `Err` when it is no form's business
 /// (the store failed: the "try again" page).
 pub(crate) fn refusal_status(signed: &Signed, e: &ApiError) -> Result<StatusCode, Box<Response>> {
-    if e.status.is_server_error() {
+    if e.is_server_error() {
         warn!(error = %e.message, "an admin change could not be stored");
         return Err(Box::new(signed.unavailable()));
     }
-    Ok(e.status)
+    Ok(e.status_code())
 }
 
 /// A trimmed field of the form ("" when it was not sent).

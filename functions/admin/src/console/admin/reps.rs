@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use leadflow_core::local_time::in_words;
-use leadflow_core::ports::{Clock, LeadStore, Ports};
+use leadflow_core::ports::{Clock, Ports};
 use leadflow_core::routing::{Rep, RoutingConfig};
 use serde_json::{Value, json};
 use tracing::warn;
@@ -19,6 +19,7 @@ use super::{Errors, Fields, St, admin_routing, version_words, weight_field, zone
 use crate::config_docs::{MAX_CAPACITY, MAX_NAME_CHARS, MAX_WEIGHT};
 use crate::console::Signed;
 use crate::error::ApiError;
+use leadflow_core::ports::Assignments;
 
 /// `GET /console/admin/reps`: every rep of the routing in force.
 pub async fn list<P: Ports>(axum::extract::State(console): St<P>, signed: Signed) -> Response {

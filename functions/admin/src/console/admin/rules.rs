@@ -29,6 +29,7 @@ use super::rules_toml::{self, EditorError, MAX_TOML_BYTES, RuleSet};
 use crate::config_docs::{self, Effective};
 use crate::console::session::Role;
 use crate::console::{Console, Signed, query, see_other, thousands};
+use leadflow_core::ports::{Assignments, Trails};
 
 type St<P> = State<Arc<Console<P>>>;
 
@@ -306,10 +307,11 @@ async fn post<P: Ports, D: Editable>(
             let q = query(&[("done", done), ("v", &saved.version.to_string())]);
             see_other(&format!("/console/admin/rules/{}?{q}", D::KIND))
         }
-        Err(e) if e.status.is_client_error() => {
+        Err(e) if e.is_client_error() => {
+            let status = e.status_code();
             let field = draft.path_of(e.field.as_deref().unwrap_or("toml"), &e.message);
             let error = EditorError { field, line: None, column: None, message: e.message };
-            editor(signed, e.status, &current, View { toml: &text, error: Some(error), ..View::default() })
+            editor(signed, status, &current, View { toml: &text, error: Some(error), ..View::default() })
         }
         Err(e) => {
             warn!(rules = D::KIND, error = %e.message, "rules could not be saved");

@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use leadflow_core::campaign::stopped;
 use leadflow_core::model::{Activity, ActivityKind, EnrollmentState, Lead, LeadId, Suppression, SuppressionReason};
 use leadflow_core::normalize::email_key;
-use leadflow_core::ports::{LeadStore, Ports, WriteOutcome};
+use leadflow_core::ports::{Ports, WriteOutcome};
 
 use crate::metrics::{Metric, count};
 use crate::{StageError, WRITE_ATTEMPTS, activity};
+use leadflow_core::ports::{Enrollments, Suppressions};
 
 /// Stops every active enrollment of the lead, recording why on its trail; answers how many
 /// enrollments this call stopped.

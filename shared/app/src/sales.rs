@@ -2,10 +2,11 @@
 
 use leadflow_core::erasure::is_erased;
 use leadflow_core::model::{ActivityKind, Lead, LeadId, SalesStatus};
-use leadflow_core::ports::{Clock, LeadStore, Ports, WriteOutcome};
+use leadflow_core::ports::{Clock, Ports, WriteOutcome};
 
 use crate::optout::stop_enrollments;
 use crate::{StageError, WRITE_ATTEMPTS, activity};
+use leadflow_core::ports::Leads;
 
 /// Why a status change was not made.
 #[derive(Debug, thiserror::Error)]

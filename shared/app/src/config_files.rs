@@ -1,5 +1,5 @@
-//! Reads a configuration folder into [`ConfigSources`]. The folder `infra/config/` is built into
-//! every binary: `leadflow dev` uses it as its sample, and each Lambda function deploys with it.
+//! Reads a configuration folder into [`ConfigSources`]. The folder `shared/app/config/` (the
+//! sample configuration, in this crate so that it builds alone) is built into every binary: `leadflow dev` uses it as its sample, and each Lambda function deploys with it.
 
 use std::path::{Path, PathBuf};
 
@@ -13,19 +13,19 @@ pub enum ConfigLoadError {
     Invalid { dir: String, source: leadflow_core::error::ConfigError },
 }
 
-/// The sample configuration of `infra/config/`.
+/// The sample configuration of `shared/app/config/`.
 pub fn sample() -> ConfigSources {
     ConfigSources {
-        settings: include_str!("../../../infra/config/leadflow.toml").into(),
-        scoring: include_str!("../../../infra/config/scoring.toml").into(),
-        routing: include_str!("../../../infra/config/routing.toml").into(),
+        settings: include_str!("../config/leadflow.toml").into(),
+        scoring: include_str!("../config/scoring.toml").into(),
+        routing: include_str!("../config/routing.toml").into(),
         campaigns: vec![(
             "campaigns/welcome.toml".into(),
-            include_str!("../../../infra/config/campaigns/welcome.toml").into(),
+            include_str!("../config/campaigns/welcome.toml").into(),
         )],
-        assignment_subject: include_str!("../../../infra/config/templates/assignment.subject").into(),
-        assignment_text: include_str!("../../../infra/config/templates/assignment.txt").into(),
-        assignment_html: include_str!("../../../infra/config/templates/assignment.html").into(),
+        assignment_subject: include_str!("../config/templates/assignment.subject").into(),
+        assignment_text: include_str!("../config/templates/assignment.txt").into(),
+        assignment_html: include_str!("../config/templates/assignment.html").into(),
     }
 }
 

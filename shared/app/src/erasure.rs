@@ -4,11 +4,12 @@
 use leadflow_core::erasure::{is_erased, tombstone};
 use leadflow_core::model::{LeadId, Suppression, SuppressionReason};
 use leadflow_core::normalize::email_key;
-use leadflow_core::ports::{Clock, DomainEvent, LeadStore, Mailer, Ports};
+use leadflow_core::ports::{Clock, DomainEvent, Mailer, Ports};
 use serde_json::json;
 
 use crate::optout::stop_enrollments;
 use crate::{StageError, publish_once};
+use leadflow_core::ports::{Leads, Suppressions};
 
 /// What [`erase`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

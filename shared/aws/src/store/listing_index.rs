@@ -114,7 +114,7 @@ impl DynamoStore {
         Ok(self.suppressions_with_cost(cursor, limit).await?.0)
     }
 
-    /// [`leadflow_core::ports::LeadStore::leads_before`] with what the page cost to read.
+    /// [`leadflow_core::ports::Listings::leads_before`] with what the page cost to read.
     pub async fn leads_before_with_cost(
         &self,
         before: Option<LeadId>,
@@ -143,7 +143,7 @@ impl DynamoStore {
         Ok((LeadPage { leads, next }, cost))
     }
 
-    /// [`leadflow_core::ports::LeadStore::suppressions`] with what the page cost to read.
+    /// [`leadflow_core::ports::Suppressions::suppressions`] with what the page cost to read.
     pub async fn suppressions_with_cost(
         &self,
         cursor: Option<String>,

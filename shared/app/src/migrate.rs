@@ -3,9 +3,10 @@
 
 use leadflow_core::error::StoreError;
 use leadflow_core::model::{ActivityKind, EnrollmentState};
-use leadflow_core::ports::{Clock, LeadStore, Ports, WriteOutcome};
+use leadflow_core::ports::{Clock, Ports, WriteOutcome};
 
 use crate::{StageError, activity, live};
+use leadflow_core::ports::Enrollments;
 
 /// What a migration did: moved to `to_version`, kept on their own version (their next step has
 /// no counterpart in the latest), changed by the scheduler while being moved (run it again).

@@ -2,6 +2,7 @@
 //! so that one bad message fails alone and stops before the invocation's deadline, and
 //! performing side effects (emails, events) once under at-least-once delivery.
 
+pub mod api_error;
 pub mod config_files;
 pub mod erasure;
 pub mod live;
@@ -13,10 +14,11 @@ pub mod sales;
 use std::time::{Duration as StdDuration, SystemTime};
 
 use chrono::{DateTime, Duration, Utc};
-use leadflow_core::error::{MailError, StoreError};
+use leadflow_core::error::{MailError, QueueError, StoreError};
 use leadflow_core::model::{Activity, ActivityKind, LeadId};
-use leadflow_core::ports::{Clock, DomainEvent, EffectClaim, EventBus, LeadStore, Mailer, OutgoingEmail, Ports};
-use serde::de::DeserializeOwned;
+use leadflow_core::ports::{
+    Clock, DomainEvent, EffectClaim, Effects, EventBus, Mailer, OutgoingEmail, Ports, StageMessage,
+};
 
 use crate::metrics::{Metric, count};
 use tokio::time::Instant;
@@ -55,9 +57,12 @@ impl From<StoreError> for StageError {
     }
 }
 
-impl From<leadflow_core::error::QueueError> for StageError {
-    fn from(e: leadflow_core::error::QueueError) -> Self {
-        StageError::Retryable(e.to_string())
+impl From<QueueError> for StageError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Unavailable(_) => StageError::Retryable(e.to_string()),
+            QueueError::Unwritable(_) => StageError::Permanent(e.to_string()),
+        }
     }
 }
 
@@ -149,12 +154,13 @@ pub const NOT_STARTED: &str = "not started: the invocation's deadline was near";
 /// Under a [`Deadline`] no item is started unless the longest one so far still fits before it:
 /// the rest are answered as failures without being touched, so SQS delivers them again, rather
 /// than the invocation timing out and the whole batch, done items included, coming back.
-pub async fn process_batch<M, F, Fut>(stage: &str, items: Vec<BatchItem>, handle: F) -> Vec<Failure>
+pub async fn process_batch<M, F, Fut>(items: Vec<BatchItem>, handle: F) -> Vec<Failure>
 where
-    M: DeserializeOwned,
+    M: StageMessage,
     F: Fn(M) -> Fut,
     Fut: Future<Output = Result<(), StageError>>,
 {
+    let stage = M::STAGE.as_str();
     let deadline = current_deadline();
     let mut failed = Vec::new();
     let mut longest = StdDuration::ZERO;
@@ -294,6 +300,7 @@ pub const WRITE_ATTEMPTS: usize = 8;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use leadflow_core::ports::Stage;
 
     const MS: fn(u64) -> StdDuration = StdDuration::from_millis;
 
@@ -333,11 +340,19 @@ mod tests {
         assert_eq!(budget, now + EFFECT_LEASE, "a budget's worker is not stopped at its end");
     }
 
+    /// A message of no real stage's shape: a number.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Probe(u32);
+
+    impl StageMessage for Probe {
+        const STAGE: Stage = Stage::Score;
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_batch_under_a_deadline_gives_back_the_items_it_did_not_start_untouched() {
         let items: Vec<BatchItem> = (1..=10).map(|n| BatchItem { id: format!("m{n}"), body: n.to_string() }).collect();
         let handled = std::sync::Mutex::new(Vec::new());
-        let handle = |n: u32| {
+        let handle = |Probe(n): Probe| {
             let handled = &handled;
             async move {
                 tokio::time::sleep(MS(100)).await;
@@ -346,7 +361,7 @@ mod tests {
         };
         // 100 ms an item, 1 s with a 300 ms margin: items start at 0, 100, …, 500 ms (600 would
         // end at 700, inside the margin).
-        let failed = within(Deadline::budget(MS(1_000), MS(300)), process_batch("test", items.clone(), handle)).await;
+        let failed = within(Deadline::budget(MS(1_000), MS(300)), process_batch(items.clone(), handle)).await;
         let handled_now = handled.lock().map(|h| h.clone()).unwrap_or_default();
         assert_eq!(handled_now, [1, 2, 3, 4, 5, 6]);
         let ids: Vec<&str> = failed.iter().map(|f| f.id.as_str()).collect();
@@ -355,7 +370,7 @@ mod tests {
 
         // Without a deadline every item is handled.
         handled.lock().map(|mut h| h.clear()).unwrap_or_default();
-        assert!(process_batch("test", items, handle).await.is_empty());
+        assert!(process_batch(items, handle).await.is_empty());
         assert_eq!(handled.lock().map(|h| h.len()).unwrap_or_default(), 10);
     }
 }

@@ -9,10 +9,11 @@ use chrono::Duration;
 use leadflow_core::campaign::{Campaign, CompiledCampaign};
 use leadflow_core::config::{CompiledConfig, Overrides};
 use leadflow_core::model::Document;
-use leadflow_core::ports::{Clock, LeadStore, Ports};
+use leadflow_core::ports::{Clock, Ports};
 use tracing::warn;
 
 use crate::StageError;
+use leadflow_core::ports::Documents;
 
 pub const REFRESH_EVERY: Duration = Duration::seconds(30);
 
