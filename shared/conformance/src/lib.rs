@@ -27,6 +27,8 @@ macro_rules! store_conformance {
             leads::idempotency_keys_bind_until_they_expire,
             leads::aliases_resolve_to_the_lead_merged_into,
             leads::erasure_replaces_the_lead_and_deletes_its_key_and_activities,
+            leads::erasure_wins_over_a_write_that_came_in_since_the_tombstone_was_made,
+            leads::an_erased_lead_is_not_erased_again,
             trail::activity_ids_are_unique_per_lead_and_the_first_is_kept,
             trail::a_created_lead_has_its_trail_and_a_refused_create_writes_none,
             trail::many_trails_are_read_in_the_order_asked_each_oldest_first,

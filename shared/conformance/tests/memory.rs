@@ -7,10 +7,3 @@ async fn open() -> ((), MemoryStore) {
 }
 
 leadflow_conformance::store_conformance!(open);
-
-/// As SQLite (`shared/local/tests/nurture_ports.rs`); DynamoDB refuses a stale tombstone instead.
-#[tokio::test]
-async fn erasure_wins_over_a_write_that_came_in_since_the_tombstone_was_made() {
-    let store = MemoryStore::new();
-    leadflow_conformance::leads::erasure_wins_over_a_write_that_came_in_since_the_tombstone_was_made(&store).await;
-}

@@ -81,13 +81,6 @@ async fn lead_pages_are_full_and_a_lead_created_meanwhile_comes_later() {
     assert_eq!(sizes, [5, 5, 5, 5, 4], "23 leads and the one created after the first page");
 }
 
-/// DynamoDB refuses a stale tombstone instead; see the check's comment.
-#[tokio::test]
-async fn erasure_wins_over_a_write_that_came_in_since_the_tombstone_was_made() {
-    let (_dir, store) = open();
-    leadflow_conformance::leads::erasure_wins_over_a_write_that_came_in_since_the_tombstone_was_made(&store).await;
-}
-
 #[tokio::test]
 async fn suppressions_documents_and_the_sla_index_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();

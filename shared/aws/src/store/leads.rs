@@ -161,11 +161,6 @@ impl Leads for DynamoStore {
     async fn erase_lead(&self, tombstone: &Lead, email_key: Option<&str>) -> Result<(), StoreError> {
         const OP: &str = "erase lead";
         let id = tombstone.id;
-        let Some(expected) = tombstone.version.checked_sub(1) else {
-            return Err(StoreError::Corrupt(format!(
-                "{OP} {id}: a tombstone's version is the stored one + 1, so at least 1"
-            )));
-        };
         // The profile and the email key go in one transaction; a key that points at another
         // lead (the address was taken over after a merge) is left alone.
         let mut email = email_key;
@@ -176,24 +171,22 @@ impl Leads for DynamoStore {
                 outcome = Some(Erasure::NothingToWrite);
                 break;
             };
-            let version = num_u64(&stored, VERSION, "lead")?;
-            if is_erased(&stored) && version >= tombstone.version {
+            let expected = num_u64(&stored, VERSION, "lead")?;
+            if is_erased(&stored) {
                 // A redelivered erasure: finish what the first one may have left.
                 outcome = Some(Erasure::NothingToWrite);
                 break;
             }
-            if version != expected {
-                return Err(StoreError::Unavailable(format!(
-                    "{OP} {id}: the lead is at version {version}, the tombstone follows {expected}; read it again and retry"
-                )));
-            }
+            // One version past the stored one, even if a write came in since the tombstone was
+            // made: the erasure wins, and that writer's conditional write fails.
+            let tombstone = Lead { version: expected.saturating_add(1), ..tombstone.clone() };
             let old_open = str_attr(&stored, OWNER_OPEN).map(str::to_string);
             let mut cond = Cond::new("#v = :expected").name("#v", VERSION).value(":expected", n(expected));
             cond = match &old_open {
                 Some(rep) => cond.and("#o = :old_open").name("#o", OWNER_OPEN).value(":old_open", s(rep)),
                 None => cond.and("attribute_not_exists(#o)").name("#o", OWNER_OPEN),
             };
-            let mut items = vec![cond.put(&self.table, tombstone_item(tombstone)?, false)?];
+            let mut items = vec![cond.put(&self.table, tombstone_item(&tombstone)?, false)?];
             if let Some(key) = email {
                 items.push(email_key_delete(&self.table, key, id)?);
             }

@@ -169,9 +169,12 @@ pub trait Leads: Send + Sync + 'static {
 
     fn find_by_email_key(&self, email_key: &str) -> impl Future<Output = Result<Option<LeadId>, StoreError>> + Send;
 
-    /// Erasure: replaces the lead with `tombstone` (no personal data; its version is the stored
-    /// one + 1), deletes `email_key` if it points at this lead, and deletes the lead's
-    /// activities. Enrollments are kept (they hold no personal data) but must already be stopped.
+    /// Erasure: replaces the lead with `tombstone` (no personal data) at the stored version + 1,
+    /// whatever version the tombstone was made from (a write that came in since loses: its
+    /// conditional write then fails), deletes `email_key` if it points at this lead, and deletes
+    /// the lead's activities. A lead already erased keeps its tombstone as it is; a lead that is
+    /// not there is not created. Enrollments are kept (they hold no personal data) but must
+    /// already be stopped.
     fn erase_lead(
         &self,
         tombstone: &Lead,

@@ -162,13 +162,20 @@ impl Leads for SqliteStore {
         let row = LeadRow::of(tombstone, tombstone.version)?;
         self.db
             .write(|tx| {
-                let stored: Option<i64> = tx
-                    .prepare_cached("SELECT version FROM leads WHERE id = ?1")?
-                    .query_row([&row.id], |r| r.get(0))
+                let stored: Option<(i64, String)> = tx
+                    .prepare_cached("SELECT version, doc FROM leads WHERE id = ?1")?
+                    .query_row([&row.id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
-                // A lead that is not there is not created by its erasure; the rest is deleted all
-                // the same.
-                if let Some(stored) = stored {
+                // A lead that is not there is not created by its erasure, nor is a tombstone
+                // written again; the rest is deleted all the same.
+                let live = match stored {
+                    Some((version, doc)) => {
+                        let lead = lead_from_row(&row.id, version, &doc)?;
+                        (!is_erased(&lead)).then_some(version)
+                    }
+                    None => None,
+                };
+                if let Some(stored) = live {
                     let stored = from_sql_u64("lead", stored)?;
                     let next = stored.saturating_add(1);
                     // The tombstone names the stored version + 1. Should a write have come in

@@ -91,9 +91,11 @@ impl Leads for MemoryStore {
         email_key: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.with(|s| {
-            // As in SQLite: one version past the stored one, even if a write came in since the
-            // tombstone was made; a lead that is not there is not created.
-            if let Some(stored) = s.leads.get_mut(&tombstone.id) {
+            // One version past the stored one, even if a write came in since the tombstone was
+            // made; a lead that is not there is not created, a tombstone is not written again.
+            if let Some(stored) = s.leads.get_mut(&tombstone.id)
+                && !is_erased(stored)
+            {
                 let version = stored.version.saturating_add(1);
                 *stored = tombstone.clone();
                 stored.version = version;
