@@ -33,10 +33,10 @@ use leadflow_app::api_error::ApiError;
 use leadflow_app::optout::suppress_lead;
 use leadflow_app::{StageError, activity};
 use leadflow_core::model::{ActivityKind, LeadId, SuppressionReason};
+use leadflow_core::ports::Leads;
 use leadflow_core::ports::{Clock, Ports};
 use leadflow_core::unsubscribe::{TokenError, verify};
 use tracing::{error, info, warn};
-use leadflow_core::ports::Leads;
 
 /// The largest request body read: the one-click body is 26 bytes, the page's form post fewer.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;

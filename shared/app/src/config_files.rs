@@ -19,10 +19,7 @@ pub fn sample() -> ConfigSources {
         settings: include_str!("../config/leadflow.toml").into(),
         scoring: include_str!("../config/scoring.toml").into(),
         routing: include_str!("../config/routing.toml").into(),
-        campaigns: vec![(
-            "campaigns/welcome.toml".into(),
-            include_str!("../config/campaigns/welcome.toml").into(),
-        )],
+        campaigns: vec![("campaigns/welcome.toml".into(), include_str!("../config/campaigns/welcome.toml").into())],
         assignment_subject: include_str!("../config/templates/assignment.subject").into(),
         assignment_text: include_str!("../config/templates/assignment.txt").into(),
         assignment_html: include_str!("../config/templates/assignment.html").into(),

@@ -17,8 +17,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
-use leadflow_aws::lambda::{BATCH_MARGIN, sdk_timeouts, ses_timeouts};
 use leadflow_app::{Deadline, LEASE_SKEW, lease_until, within};
+use leadflow_aws::lambda::{BATCH_MARGIN, sdk_timeouts, ses_timeouts};
 use serde_yaml_ng::Value;
 
 /// The longest a Lambda execution environment may take to start (its init phase), during which

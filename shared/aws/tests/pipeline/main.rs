@@ -1,0 +1,322 @@
+//! The whole pipeline on moto (`LEADFLOW_MOTO_ENDPOINT`), through the real SQS, DynamoDB, SES v2
+//! and EventBridge APIs, with the real handlers run the way Lambda runs them:
+//!
+//! - capture gets an API Gateway HTTP API (payload 2.0) event through `lambda_http`;
+//! - validate, score and route get `SqsEvent`s built from messages really received from their
+//!   queues, by [`EventSourceMapping`], which does what Lambda's SQS event source mapping does
+//!   with `ReportBatchItemFailures`: receive a batch, invoke, delete the records the response
+//!   does not name, leave the others to come back after the visibility timeout (and, after
+//!   `maxReceiveCount` receives, to go to the DLQ).
+//!
+//! Every test provisions its own table and queues from template.yaml under a unique prefix,
+//! verifies its own sender and taps the default event bus with its own rule and queue, so the
+//! tests run in parallel in one moto. Nothing waits a fixed time: every wait is a poll with a
+//! deadline.
+//!
+//! The scenarios are here; the harness they drive is in the modules: `deployment` (provisioning
+//! and the test's handles on it), `mapping` (Lambda's event source mapping), `observe` (events
+//! and emails as they come out) and `counting` (requests per operation).
+
+#[path = "../common/mod.rs"]
+mod common;
+mod counting;
+mod deployment;
+mod mapping;
+mod observe;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use leadflow_core::model::LeadId;
+use leadflow_core::normalize::email_key;
+use leadflow_core::ports::{Assignments, Leads, Stage, Trails};
+use serde_json::{Value, json};
+
+use counting::{table_of, total};
+use deployment::Pipeline;
+use mapping::messages_held;
+
+const REGION: &str = "us-east-1";
+/// The page the fixture's requests come from; the tests' configuration allows it.
+const ORIGIN: &str = "https://www.acme.example";
+/// How long any one wait in these tests may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Routing for the tests: the sample's teams, reps without working hours (so that who gets a
+/// lead does not depend on when the tests run), one rep in EMEA (so that who gets it is known).
+const ROUTING: &str = r#"
+fallback_owner = "desk"
+sla_hours = 4
+
+[[reps]]
+id = "anna"
+name = "Anna Schmidt"
+email = "anna@acme.example"
+time_zone = "Europe/Berlin"
+
+[[reps]]
+id = "carla"
+name = "Carla Diaz"
+email = "carla@acme.example"
+time_zone = "America/New_York"
+
+[[reps]]
+id = "desk"
+name = "Sales Desk"
+email = "desk@acme.example"
+
+[[teams]]
+id = "emea"
+name = "EMEA"
+when = [{ field = "country", in = ["DE", "AT", "CH", "FR", "GB"] }]
+members = [{ rep = "anna", weight = 1 }]
+
+[[teams]]
+id = "americas"
+name = "Americas"
+when = [{ field = "country", in = ["US", "CA"] }]
+members = [{ rep = "carla", weight = 1 }]
+"#;
+const EMEA_REP: &str = "anna";
+const EMEA_REP_EMAIL: &str = "anna@acme.example";
+
+/// A lead the sample scoring qualifies (corporate address, senior title, company, target
+/// country, one form submission) and the test routing sends to EMEA.
+fn qualified_lead() -> Value {
+    json!({"email": "ana@acme.io", "first_name": "Ana", "job_title": "CTO", "company": "Acme", "country": "DE"})
+}
+
+fn deadline() -> Instant {
+    Instant::now() + PATIENCE
+}
+
+#[tokio::test]
+async fn a_qualified_lead_goes_from_the_http_api_to_its_rep_and_the_event_bus() {
+    let p = Pipeline::new("flow", 30).await;
+    let lead_id = p.capture_accepted(&qualified_lead()).await;
+
+    let handled = p.settle(false).await;
+    let stages: Vec<&str> = handled.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(stages, ["validate", "score", "route"], "one batch per stage");
+
+    let lead = p.lead(lead_id).await;
+    let owner = lead.owner.clone().expect("the lead has an owner");
+    assert_eq!((owner.rep_id.as_str(), owner.team_id.as_deref()), (EMEA_REP, Some("emea")));
+    assert!(!owner.via_fallback);
+    let score = lead.score.clone().expect("the lead is scored");
+    assert!(!score.reasons.is_empty());
+
+    let emails = p.emails_sent(1).await;
+    assert_eq!(emails.len(), 1, "one assignment email");
+    let email = &emails[0];
+    assert!(email.destinations.iter().any(|d| d.contains(EMEA_REP_EMAIL)), "{:?}", email.destinations);
+    assert!(email.subject.contains("Ana") && email.subject.contains("Acme"), "{}", email.subject);
+    for part in [&email.text, &email.html] {
+        assert!(part.contains("Ana") && part.contains("Acme") && part.contains("CTO"), "{part}");
+    }
+    for reason in &score.reasons {
+        assert!(
+            email.text.contains(&reason.explanation),
+            "score reason {:?} missing:\n{}",
+            reason.explanation,
+            email.text
+        );
+    }
+    assert!(owner.explanation.iter().any(|l| l.contains("Team EMEA matched")), "{:?}", owner.explanation);
+    for line in &owner.explanation {
+        assert!(email.text.contains(line.as_str()), "routing explanation {line:?} missing:\n{}", email.text);
+    }
+
+    // The whole trail, each entry written with the change it tells.
+    let trail = p.inspect().activities(lead_id).await.expect("the trail");
+    let kinds: Vec<&str> = trail.iter().map(|a| a.kind.name()).collect();
+    assert_eq!(kinds, ["form_submission", "stage_changed", "assigned", "email_sent"], "{trail:?}");
+
+    let events = p.tap.events_for(&p.setup.sqs, lead_id, 1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event["source"], "leadflow");
+    assert_eq!(event["detail-type"], "lead.assigned");
+    assert_eq!(event["detail"]["rep_id"], EMEA_REP);
+    assert_eq!(event["detail"]["team_id"], "emea");
+    assert_eq!(event["detail"]["lifecycle"], serde_json::to_value(lead.lifecycle).unwrap());
+    p.clean_up().await;
+}
+
+#[tokio::test]
+async fn every_message_delivered_twice_at_every_stage_changes_nothing_twice() {
+    let p = Pipeline::new("twice", 30).await;
+    let lead_id = p.capture_accepted(&qualified_lead()).await;
+
+    let handled = p.settle(true).await;
+    for stage in Stage::ALL {
+        let messages: usize = handled.iter().filter(|(s, _)| *s == stage).map(|(_, b)| b.event.records.len()).sum();
+        // Each stage saw its input at least twice over (the copy), each batch invoked twice.
+        assert!(messages >= 2, "{} saw {messages} message(s)", stage.as_str());
+        assert!(handled.iter().filter(|(s, _)| *s == stage).all(|(_, b)| b.responses.len() == 2));
+    }
+
+    let leads = p.lead_items().await;
+    assert_eq!(leads.len(), 1, "one lead item: {:?}", leads.iter().map(|l| l.id).collect::<Vec<_>>());
+    assert_eq!(leads[0].id, lead_id);
+    assert_eq!(leads[0].submissions, 1, "the copies of the submission were not merged into it");
+    assert_eq!(leads[0].owner.as_ref().map(|o| o.rep_id.as_str()), Some(EMEA_REP));
+
+    let emails = p.emails_sent(1).await;
+    assert_eq!(
+        emails.len(),
+        1,
+        "one assignment email, to {:?}",
+        emails.iter().map(|e| &e.destinations).collect::<Vec<_>>()
+    );
+    let events = p.tap.events_for(&p.setup.sqs, lead_id, 1).await;
+    assert_eq!(events.len(), 1, "one lead.assigned event: {events:?}");
+    let loads = p.inspect().rep_loads().await.expect("rep loads");
+    assert_eq!(loads, BTreeMap::from([(EMEA_REP.to_string(), 1)]), "the rep-load counter");
+    for stage in Stage::ALL {
+        assert_eq!(messages_held(&p.setup.sqs, p.made.dlq_urls.url(stage)).await, 0, "{} DLQ", stage.as_str());
+    }
+    p.clean_up().await;
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_fails_alone_and_ends_in_the_dlq_after_five_receives() {
+    // Failed messages come back after one second.
+    let p = Pipeline::new("poison", 1).await;
+    // The poison: an address whose email key names a lead that cannot be read. Validation
+    // finds the address taken, cannot read the lead it is taken by, and asks for a retry
+    // (StageError::Retryable, "not readable yet"): a genuinely retryable failure, not a
+    // malformed body, which would be dropped.
+    let poison_email = "poison@acme.io";
+    let ghost = LeadId(ulid::Ulid::new());
+    p.setup
+        .ddb
+        .put_item()
+        .table_name(&p.made.table)
+        .item("PK", AttributeValue::S(format!("EMAIL#{}", email_key(poison_email))))
+        .item("SK", AttributeValue::S("LEAD".into()))
+        .item("lead_id", AttributeValue::S(ghost.to_string()))
+        .send()
+        .await
+        .expect("PutItem (the ghost's email key)");
+
+    let good = [
+        json!({"email": "ana@acme.io", "first_name": "Ana", "company": "Acme", "country": "DE"}),
+        json!({"email": "ben@globex.example", "first_name": "Ben", "company": "Globex", "country": "GB"}),
+        json!({"email": "chloe@initech.example", "first_name": "Chloe", "company": "Initech", "country": "FR"}),
+    ];
+    for lead in &good[..2] {
+        p.capture_accepted(lead).await;
+    }
+    p.capture_accepted(&json!({"email": poison_email, "first_name": "Poison", "country": "DE"})).await;
+    p.capture_accepted(&good[2]).await;
+
+    let validate = Stage::Validate;
+    let first = p.deliver(validate, 1, 1).await.expect("the first batch");
+    assert_eq!(first.event.records.len(), 4, "the four submissions in one batch");
+    let poison_record = first
+        .event
+        .records
+        .iter()
+        .find(|r| r.body.as_deref().is_some_and(|b| b.contains(poison_email)))
+        .expect("the poison is in the batch");
+    let poison_id = poison_record.message_id.clone().expect("message id");
+    let poison_body = poison_record.body.clone().expect("body");
+    let reported: Vec<String> = match first.responses.as_slice() {
+        [Ok(response)] => response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect(),
+        other => panic!("one response expected: {other:?}"),
+    };
+    assert_eq!(reported, [poison_id.as_str()], "only the poison is reported");
+    assert_eq!(first.failed, [poison_id.as_str()]);
+    assert_eq!(first.deleted.len(), 3);
+    assert!(!first.deleted.contains(&poison_id));
+    assert_eq!(first.receive_counts(), [1, 1, 1, 1]);
+    assert_eq!(messages_held(&p.setup.sqs, &p.made.stage_urls.validate).await, 1, "only the poison is left");
+    let mut stored: Vec<String> = p.lead_items().await.iter().map(|l| l.contact.email.clone()).collect();
+    stored.sort();
+    assert_eq!(stored, ["ana@acme.io", "ben@globex.example", "chloe@initech.example"]);
+    assert_eq!(messages_held(&p.setup.sqs, &p.made.stage_urls.score).await, 3, "the neighbours moved on");
+
+    // Lambda polls again and again; the poison comes back after each visibility timeout, fails
+    // each time, and after maxReceiveCount (5) receives SQS moves it to the DLQ on the next
+    // receive.
+    let dlq = &p.made.dlq_urls.validate;
+    let mut receives = vec![1];
+    let until = deadline();
+    while messages_held(&p.setup.sqs, dlq).await == 0 {
+        assert!(Instant::now() < until, "the poison did not reach the DLQ; receives so far {receives:?}");
+        let Some(batch) = p.deliver(validate, 1, 2).await else { continue };
+        assert_eq!(batch.ids(), [poison_id.as_str()]);
+        assert_eq!(batch.failed, [poison_id.as_str()], "{:?}", batch.responses);
+        receives.extend(batch.receive_counts());
+    }
+    assert_eq!(receives, [1, 2, 3, 4, 5], "ApproximateReceiveCount of each delivery");
+    assert_eq!(messages_held(&p.setup.sqs, &p.made.stage_urls.validate).await, 0, "moved, not copied");
+
+    let dead = p
+        .setup
+        .sqs
+        .receive_message()
+        .queue_url(dlq)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("ReceiveMessage (DLQ)")
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message_id(), Some(poison_id.as_str()));
+    assert_eq!(dead[0].body(), Some(poison_body.as_str()));
+    assert_eq!(p.inspect().get_lead(ghost).await.expect("get lead"), None);
+    p.clean_up().await;
+}
+
+/// What one lead costs in AWS requests from capture to assignment, the functions' own and
+/// Lambda's polling apart.
+#[tokio::test]
+async fn requests_per_lead_from_capture_to_assignment() {
+    let p = Pipeline::new("cost", 30).await;
+    p.functions.take();
+    p.lambda.take();
+
+    let lead_id = p.capture_accepted(&qualified_lead()).await;
+    let mut functions = vec![("capture", p.functions.take())];
+    let mut lambda = Vec::new();
+    for stage in Stage::ALL {
+        let batch = p.deliver(stage, 1, 1).await.unwrap_or_else(|| panic!("nothing on the {} queue", stage.as_str()));
+        assert_eq!(batch.event.records.len(), 1);
+        assert!(batch.failed.is_empty(), "{:?}", batch.responses);
+        functions.push((stage.as_str(), p.functions.take()));
+        lambda.push((stage.as_str(), p.lambda.take()));
+    }
+
+    assert_eq!(p.lead(lead_id).await.owner.map(|o| o.rep_id), Some(EMEA_REP.to_string()));
+    assert_eq!(p.emails_sent(1).await.len(), 1);
+    assert_eq!(p.tap.events_for(&p.setup.sqs, lead_id, 1).await.len(), 1);
+
+    let sum = |steps: &[(&str, BTreeMap<String, u32>)]| steps.iter().map(|(_, c)| total(c)).sum::<u32>();
+    let per_function: Vec<(&str, u32)> = functions.iter().map(|(name, c)| (*name, total(c))).collect();
+    println!(
+        "\nAWS requests for one qualified lead, capture to assignment\n\n{}\n{}\nall together: {}\n",
+        table_of("The functions' own requests (their SDK clients):", &functions),
+        table_of("Lambda's SQS event source mappings (polling the stage queues):", &lambda),
+        sum(&functions) + sum(&lambda)
+    );
+    // Measured on moto with this code; a measurement, not a target. A change here is a change
+    // in what every lead costs: read the table printed above (--nocapture) and update the
+    // numbers knowingly. Per function: capture 1 (SendMessage); validate 3 (resolve, create
+    // with the email key and the trail, hand-off); score 5 (read, trail, the rescore with its
+    // trail entry, hand-off, and the Query of `latest_documents` that refreshes the configuration
+    // applied through the admin API: once per cache period, and the stages share one cache
+    // here, so route's own refresh reads nothing); route 10 (read, cursor, loads, the
+    // assignment with its trail entry, and claim/send/finish for the email, whose finish
+    // carries the email_sent entry, and for the event).
+    assert_eq!(per_function, [("capture", 1), ("validate", 3), ("score", 5), ("route", 10)], "{functions:#?}");
+    assert_eq!(sum(&functions), 19, "the functions' requests per lead");
+    // One ReceiveMessage that finds the message and one DeleteMessageBatch per stage; on AWS
+    // the pollers' empty long polls come on top, per queue and not per lead.
+    assert_eq!(sum(&lambda), 6, "the event source mappings' requests per lead: {lambda:#?}");
+    p.clean_up().await;
+}
