@@ -22,7 +22,7 @@ use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage, StageQueue};
 use leadflow_local::{JsonlBus, OutboxMailer, SqliteQueue, SqliteStore};
 use leadflow_memory::SettableClock;
 use leadflow_memory::faults::audit::{self, DeadLetter, Deliveries, Outcome, Person, Planned};
-use leadflow_memory::faults::{Fault, FaultPlan, Faults, Port, Tally, WithFaults};
+use leadflow_memory::faults::{Driver, Fault, FaultPlan, Faults, Port, Tally, WithFaults};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -133,61 +133,6 @@ impl Run {
             }
         }
         self.deliveries.given_up += 1;
-    }
-
-    /// One invocation of `stage`'s function on the next batch, as Lambda's SQS event source
-    /// mapping makes it; `false` when the queue had nothing visible.
-    async fn invoke(&mut self, stage: Stage) -> bool {
-        self.ports.clock.advance(Duration::seconds(1));
-        let now = self.ports.clock.now();
-        let visibility = VISIBILITY.to_std().unwrap_or_default();
-        let received = self.queue.receive(stage, 10, visibility, now).unwrap_or_else(|e| panic!("receive: {e}"));
-        if received.is_empty() {
-            return false;
-        }
-        self.deliveries.invocations += 1;
-        self.deliveries.records += received.len() as u64;
-        self.deliveries.redeliveries += received.iter().filter(|r| r.receive_count > 1).count() as u64;
-        let ids: Vec<String> = received.iter().map(|r| r.id.clone()).collect();
-        let items: Vec<BatchItem> = received.into_iter().map(|r| BatchItem { id: r.id, body: r.body }).collect();
-        let deadline = Deadline::invocation(SystemTime::now() + FUNCTION_TIMEOUT, MARGIN);
-        let ports = &*self.ports;
-        let failed: Vec<Failure> = within(deadline, async {
-            match stage {
-                Stage::Validate => leadflow_validate::handle_batch(ports, items).await,
-                Stage::Score => leadflow_score::handle_batch(ports, items).await,
-                Stage::Route => leadflow_route::handle_batch(ports, items).await,
-            }
-        })
-        .await;
-        if self.faults.revive() {
-            // The invocation died: Lambda deletes nothing, the whole batch comes back.
-            self.deliveries.crashed += 1;
-            return true;
-        }
-        self.deliveries.failed += failed.len() as u64;
-        let done = ids.iter().filter(|id| !failed.iter().any(|f| &f.id == *id));
-        self.queue.delete(stage, done).unwrap_or_else(|e| panic!("delete: {e}"));
-        for f in &failed {
-            // Back after the visibility timeout, with its reason kept for the dead letters.
-            self.queue.release(stage, &f.id, &f.reason, visibility, now).unwrap_or_else(|e| panic!("release: {e}"));
-        }
-        true
-    }
-
-    /// Every stage until none has a visible message.
-    async fn pump(&mut self) {
-        loop {
-            let mut any = false;
-            for stage in Stage::ALL {
-                while self.invoke(stage).await {
-                    any = true;
-                }
-            }
-            if !any {
-                return;
-            }
-        }
     }
 
     fn depth(&self) -> u64 {
@@ -339,4 +284,46 @@ async fn without_faults_every_lead_is_done_once() {
     assert_eq!(o.assigned + o.enrolled, 300, "{o}");
     assert_eq!((o.in_dlq_total(), o.emails.inside_window, r.deliveries.redeliveries), (0, 0, 0), "{o}");
     assert_eq!(o.emails.accepted, o.assigned as u64, "one email per assignment: {o}");
+}
+
+impl Driver for Run {
+    /// One invocation of `stage`'s function on the next batch, as Lambda's SQS event source
+    /// mapping makes it; `false` when the queue had nothing visible.
+    async fn invoke(&mut self, stage: Stage) -> bool {
+        self.ports.clock.advance(Duration::seconds(1));
+        let now = self.ports.clock.now();
+        let visibility = VISIBILITY.to_std().unwrap_or_default();
+        let received = self.queue.receive(stage, 10, visibility, now).unwrap_or_else(|e| panic!("receive: {e}"));
+        if received.is_empty() {
+            return false;
+        }
+        self.deliveries.invocations += 1;
+        self.deliveries.records += received.len() as u64;
+        self.deliveries.redeliveries += received.iter().filter(|r| r.receive_count > 1).count() as u64;
+        let ids: Vec<String> = received.iter().map(|r| r.id.clone()).collect();
+        let items: Vec<BatchItem> = received.into_iter().map(|r| BatchItem { id: r.id, body: r.body }).collect();
+        let deadline = Deadline::invocation(SystemTime::now() + FUNCTION_TIMEOUT, MARGIN);
+        let ports = &*self.ports;
+        let failed: Vec<Failure> = within(deadline, async {
+            match stage {
+                Stage::Validate => leadflow_validate::handle_batch(ports, items).await,
+                Stage::Score => leadflow_score::handle_batch(ports, items).await,
+                Stage::Route => leadflow_route::handle_batch(ports, items).await,
+            }
+        })
+        .await;
+        if self.faults.revive() {
+            // The invocation died: Lambda deletes nothing, the whole batch comes back.
+            self.deliveries.crashed += 1;
+            return true;
+        }
+        self.deliveries.failed += failed.len() as u64;
+        let done = ids.iter().filter(|id| !failed.iter().any(|f| &f.id == *id));
+        self.queue.delete(stage, done).unwrap_or_else(|e| panic!("delete: {e}"));
+        for f in &failed {
+            // Back after the visibility timeout, with its reason kept for the dead letters.
+            self.queue.release(stage, &f.id, &f.reason, visibility, now).unwrap_or_else(|e| panic!("release: {e}"));
+        }
+        true
+    }
 }

@@ -33,14 +33,14 @@ use leadflow_app::{BatchItem, Deadline, Failure, within};
 use leadflow_aws::bus::EventBridgeBus;
 use leadflow_aws::lambda::handle_sqs_event;
 use leadflow_aws::mailer::SesMailer;
-use leadflow_aws::provision::{Provisioned, create_from_template};
+use leadflow_aws::provision::Provisioned;
 use leadflow_aws::queue::SqsQueue;
 use leadflow_aws::store::DynamoStore;
 use leadflow_core::config::CompiledConfig;
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage};
 use leadflow_memory::SettableClock;
 use leadflow_memory::faults::audit::{self, DeadLetter, Deliveries, Outcome, Person, Planned};
-use leadflow_memory::faults::{Fault, FaultPlan, Faults, Port, Tally, WithFaults};
+use leadflow_memory::faults::{Driver, Fault, FaultPlan, Faults, Port, Tally, WithFaults};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -112,16 +112,8 @@ struct Report {
 impl Run {
     async fn new(plan: FaultPlan, people: Vec<Person>) -> Self {
         let sdk = common::sdk_config().await;
-        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
-            .expect("template.yaml at the workspace root");
-        let made = create_from_template(&sdk, &template, &common::unique("faults")).await.expect("provision");
-        let sender = format!("{}@leadflow.test", common::unique("faults"));
-        aws_sdk_sesv2::Client::new(&sdk)
-            .create_email_identity()
-            .email_identity(&sender)
-            .send()
-            .await
-            .expect("verify the sender");
+        let made = common::deployment(&sdk, "faults").await;
+        let sender = common::verified_sender(&sdk, "faults").await;
         let faults = Faults::new(plan);
         let ports = Arc::new(Adapters {
             store: faults.wrap(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &made.table)),
@@ -170,120 +162,6 @@ impl Run {
             }
         }
         self.deliveries.given_up += 1;
-    }
-
-    /// One poll of `stage`'s queue and one invocation on what it found; `false` when nothing.
-    async fn invoke(&mut self, stage: Stage) -> bool {
-        let url = self.made.stage_urls.url(stage).to_string();
-        let received = self
-            .sqs
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
-            .visibility_timeout(MOTO_VISIBILITY_SECONDS)
-            .wait_time_seconds(0)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .expect("ReceiveMessage");
-        let messages = received.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return false;
-        }
-        // The functions' clock: a second per invocation, and a record delivered again no sooner
-        // than the visibility timeout after its last delivery.
-        let mut now = self.ports.clock.now() + Duration::seconds(1);
-        for m in &messages {
-            if let Some(before) = m.message_id().and_then(|id| self.received_at.get(id)) {
-                now = now.max(*before + VISIBILITY);
-            }
-        }
-        self.ports.clock.set(now);
-        for m in &messages {
-            if let Some(id) = m.message_id() {
-                self.received_at.insert(id.to_string(), now);
-            }
-        }
-        let receive_count = |m: &aws_sdk_sqs::types::Message| {
-            m.attributes()
-                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                .and_then(|n| n.parse::<u32>().ok())
-                .unwrap_or(1)
-        };
-        self.deliveries.invocations += 1;
-        self.deliveries.records += messages.len() as u64;
-        self.deliveries.redeliveries += messages.iter().filter(|m| receive_count(m) > 1).count() as u64;
-
-        let ports = &*self.ports;
-        let reported: Mutex<Vec<Failure>> = Mutex::default();
-        let function = |items: Vec<BatchItem>| {
-            let reported = &reported;
-            async move {
-                let failed = match stage {
-                    Stage::Validate => leadflow_validate::handle_batch(ports, items).await,
-                    Stage::Score => leadflow_score::handle_batch(ports, items).await,
-                    Stage::Route => leadflow_route::handle_batch(ports, items).await,
-                };
-                reported.lock().expect("reported").extend(failed.iter().cloned());
-                failed
-            }
-        };
-        let event = sqs_event(&messages);
-        let deadline = Deadline::invocation(SystemTime::now() + FUNCTION_TIMEOUT, MARGIN);
-        let response = within(deadline, handle_sqs_event(&function, &event, None)).await.expect("a batch response");
-        if self.faults.revive() {
-            // The invocation died: nothing is deleted, the whole batch comes back.
-            self.deliveries.crashed += 1;
-            for id in messages.iter().filter_map(|m| m.message_id()) {
-                self.reasons.insert(id.to_string(), "the invocation crashed after a send".into());
-            }
-            return true;
-        }
-        for f in reported.into_inner().expect("reported") {
-            self.reasons.insert(f.id, f.reason);
-        }
-        let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
-        self.deliveries.failed += failed.len() as u64;
-        let mut entries = Vec::new();
-        for (i, m) in messages.iter().enumerate() {
-            let (Some(id), Some(handle)) = (m.message_id(), m.receipt_handle()) else { continue };
-            if failed.iter().any(|f| f == id) {
-                continue;
-            }
-            entries.push(
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(handle)
-                    .build()
-                    .expect("entry"),
-            );
-        }
-        if !entries.is_empty() {
-            let out = self
-                .sqs
-                .delete_message_batch()
-                .queue_url(&url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .expect("DeleteMessageBatch");
-            assert!(out.failed().is_empty(), "DeleteMessageBatch failed for {:?}", out.failed());
-        }
-        true
-    }
-
-    async fn pump(&mut self) {
-        loop {
-            let mut any = false;
-            for stage in Stage::ALL {
-                while self.invoke(stage).await {
-                    any = true;
-                }
-            }
-            if !any {
-                return;
-            }
-        }
     }
 
     async fn held(&self, url: &str) -> u64 {
@@ -508,4 +386,108 @@ async fn leads_through_one_fault_in_ten_on_the_aws_adapters() {
     let after = &r.after_redrive;
     assert!(after.problems.is_empty(), "after the redrive: {after}");
     assert_eq!((after.assigned + after.enrolled, after.in_dlq_total()), (answered, 0), "after the redrive: {after}");
+}
+
+impl Driver for Run {
+    /// One poll of `stage`'s queue and one invocation on what it found; `false` when nothing.
+    async fn invoke(&mut self, stage: Stage) -> bool {
+        let url = self.made.stage_urls.url(stage).to_string();
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(MOTO_VISIBILITY_SECONDS)
+            .wait_time_seconds(0)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return false;
+        }
+        // The functions' clock: a second per invocation, and a record delivered again no sooner
+        // than the visibility timeout after its last delivery.
+        let mut now = self.ports.clock.now() + Duration::seconds(1);
+        for m in &messages {
+            if let Some(before) = m.message_id().and_then(|id| self.received_at.get(id)) {
+                now = now.max(*before + VISIBILITY);
+            }
+        }
+        self.ports.clock.set(now);
+        for m in &messages {
+            if let Some(id) = m.message_id() {
+                self.received_at.insert(id.to_string(), now);
+            }
+        }
+        let receive_count = |m: &aws_sdk_sqs::types::Message| {
+            m.attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(1)
+        };
+        self.deliveries.invocations += 1;
+        self.deliveries.records += messages.len() as u64;
+        self.deliveries.redeliveries += messages.iter().filter(|m| receive_count(m) > 1).count() as u64;
+
+        let ports = &*self.ports;
+        let reported: Mutex<Vec<Failure>> = Mutex::default();
+        let function = |items: Vec<BatchItem>| {
+            let reported = &reported;
+            async move {
+                // Boxed, as run_sqs_stage does on Lambda: the handlers' futures over SDK clients are
+                // large, and a test thread's stack is smaller than a Lambda's.
+                let failed = match stage {
+                    Stage::Validate => Box::pin(leadflow_validate::handle_batch(ports, items)).await,
+                    Stage::Score => Box::pin(leadflow_score::handle_batch(ports, items)).await,
+                    Stage::Route => Box::pin(leadflow_route::handle_batch(ports, items)).await,
+                };
+                reported.lock().expect("reported").extend(failed.iter().cloned());
+                failed
+            }
+        };
+        let event = sqs_event(&messages);
+        let deadline = Deadline::invocation(SystemTime::now() + FUNCTION_TIMEOUT, MARGIN);
+        let response = within(deadline, handle_sqs_event(&function, &event, None)).await.expect("a batch response");
+        if self.faults.revive() {
+            // The invocation died: nothing is deleted, the whole batch comes back.
+            self.deliveries.crashed += 1;
+            for id in messages.iter().filter_map(|m| m.message_id()) {
+                self.reasons.insert(id.to_string(), "the invocation crashed after a send".into());
+            }
+            return true;
+        }
+        for f in reported.into_inner().expect("reported") {
+            self.reasons.insert(f.id, f.reason);
+        }
+        let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+        self.deliveries.failed += failed.len() as u64;
+        let mut entries = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            let (Some(id), Some(handle)) = (m.message_id(), m.receipt_handle()) else { continue };
+            if failed.iter().any(|f| f == id) {
+                continue;
+            }
+            entries.push(
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .build()
+                    .expect("entry"),
+            );
+        }
+        if !entries.is_empty() {
+            let out = self
+                .sqs
+                .delete_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .expect("DeleteMessageBatch");
+            assert!(out.failed().is_empty(), "DeleteMessageBatch failed for {:?}", out.failed());
+        }
+        true
+    }
 }

@@ -15,7 +15,6 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use leadflow_aws::bus::EventBridgeBus;
 use leadflow_aws::mailer::SesMailer;
-use leadflow_aws::provision::create_from_template;
 use leadflow_aws::queue::SqsQueue;
 use leadflow_aws::store::DynamoStore;
 use leadflow_core::config::CompiledConfig;
@@ -58,18 +57,8 @@ struct Drip {
 impl Drip {
     async fn new() -> Self {
         let sdk = common::sdk_config().await;
-        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
-            .expect("template.yaml at the workspace root");
-        let made = create_from_template(&sdk, &template, &common::unique("nurture")).await.expect("provision");
-
-        // moto refuses to send from an unverified address.
-        let sender = format!("{}@leadflow.test", common::unique("nurture"));
-        aws_sdk_sesv2::Client::new(&sdk)
-            .create_email_identity()
-            .email_identity(&sender)
-            .send()
-            .await
-            .expect("verify the sender");
+        let made = common::deployment(&sdk, "nurture").await;
+        let sender = common::verified_sender(&sdk, "nurture").await;
 
         let mut config =
             CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample configuration");

@@ -20,10 +20,12 @@
 //! documented on `leadflow_app::send_once` and a real double send.
 
 pub mod audit;
+mod driver;
 #[cfg(test)]
 mod tests;
 mod wrappers;
 
+pub use driver::Driver;
 pub use wrappers::WithFaults;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -93,6 +93,20 @@ pub async fn deployment(config: &SdkConfig, prefix: &str) -> leadflow_aws::provi
         .expect("resources from template.yaml")
 }
 
+/// A sender address moto's SES accepts: moto refuses to send from an unverified one.
+// Not every test binary that includes this module sends email.
+#[allow(dead_code)]
+pub async fn verified_sender(config: &SdkConfig, prefix: &str) -> String {
+    let sender = format!("{}@leadflow.test", unique(prefix));
+    aws_sdk_sesv2::Client::new(config)
+        .create_email_identity()
+        .email_identity(&sender)
+        .send()
+        .await
+        .expect("verify the sender");
+    sender
+}
+
 pub async fn table() -> Table {
     let config = sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
