@@ -22,7 +22,7 @@ use crate::email::{NO_TRACK, RenderError, one_line};
 use crate::model::{Activity, ActivityKind, Consent, Lead, LeadId};
 use crate::outgoing::{EmailCategory, Mailbox, OutgoingEmail};
 use crate::settings::Settings;
-use crate::signing::{SignatureError, SigningKeys, key_id_is_valid};
+use crate::signing::{SignatureError, SigningKeys, decode_tag, key_id_is_valid};
 
 pub use repeat::merge_repeat;
 
@@ -87,12 +87,8 @@ pub fn verify(keys: &SigningKeys, token: &str, now: DateTime<Utc>) -> Result<Con
     };
     let lead_id: LeadId = lead.parse().map_err(|_| LinkError::Malformed)?;
     let seconds: i64 = expiry.parse().map_err(|_| LinkError::Malformed)?;
-    // Lowercase only, as signed: one link has one spelling (hex would read either case).
-    if tag.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(LinkError::Malformed);
-    }
-    let tag = hex::decode(tag).map_err(|_| LinkError::Malformed)?;
-    if tag.len() != MAC_BYTES || !key_id_is_valid(key_id) {
+    let tag = decode_tag(tag, MAC_BYTES).ok_or(LinkError::Malformed)?;
+    if !key_id_is_valid(key_id) {
         return Err(LinkError::Malformed);
     }
     let message = &token[..lead.len() + 1 + expiry.len()];

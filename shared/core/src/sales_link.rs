@@ -9,7 +9,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::model::{LeadId, RepId, SalesStatus};
-use crate::signing::{SignatureError, SigningKeys};
+use crate::signing::{SignatureError, SigningKeys, decode_tag};
 
 /// Bytes of the MAC kept in the token: 128 bits is beyond guessing and keeps links short.
 const MAC_BYTES: usize = 16;
@@ -109,10 +109,7 @@ pub fn sign(keys: &SigningKeys, link: &SalesLink) -> Result<String, LinkError> {
 /// comparison takes the same time wherever it differs.
 pub fn verify(keys: &SigningKeys, token: &str, now: DateTime<Utc>) -> Result<SalesLink, LinkError> {
     let (message, tag) = token.rsplit_once('.').ok_or(LinkError::Malformed)?;
-    let tag = hex::decode(tag).map_err(|_| LinkError::Malformed)?;
-    if tag.len() != MAC_BYTES {
-        return Err(LinkError::Malformed);
-    }
+    let tag = decode_tag(tag, MAC_BYTES).ok_or(LinkError::Malformed)?;
     let mut parts = message.split('.');
     let (Some(lead), Some(rep), Some(action), Some(expiry), None) =
         (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())

@@ -71,6 +71,16 @@ impl fmt::Debug for SigningKeys {
     }
 }
 
+/// A link's MAC as it is written (lowercase hex of `len` bytes), or `None`. Uppercase is refused:
+/// every signed link has one spelling, so no two texts stand for the same link (hex would read
+/// either case).
+pub fn decode_tag(text: &str, len: usize) -> Option<Vec<u8>> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    hex::decode(text).ok().filter(|tag| tag.len() == len)
+}
+
 pub fn key_id_is_valid(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_KEY_ID_LEN
@@ -189,6 +199,14 @@ mod tests {
 
     fn ring(current: &str) -> SigningKeys {
         SigningKeys::from_json(&format!(r#"{{"current":"{current}","1":"{A}","2":"{B}"}}"#)).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_tag_is_read_only_as_written_lowercase_and_of_its_length() {
+        assert_eq!(decode_tag("00ff", 2), Some(vec![0, 255]));
+        for refused in ["00FF", "00fF", "00ff00", "00f", "", "zz00"] {
+            assert_eq!(decode_tag(refused, 2), None, "{refused:?}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! a token names the key it was signed with and stays valid while that key is kept.
 
 use crate::model::LeadId;
-use crate::signing::{SignatureError, SigningKeys, key_id_is_valid};
+use crate::signing::{SignatureError, SigningKeys, decode_tag, key_id_is_valid};
 
 /// Bytes of the MAC kept in the token: 128 bits is beyond guessing and keeps links short.
 const MAC_BYTES: usize = 16;
@@ -45,7 +45,7 @@ fn parts(token: &str) -> Option<(LeadId, Option<&str>, Vec<u8>)> {
         _ => return None,
     };
     let lead_id = lead.parse().ok()?;
-    let tag = hex::decode(tag).ok().filter(|t| t.len() == MAC_BYTES)?;
+    let tag = decode_tag(tag, MAC_BYTES)?;
     Some((lead_id, key_id, tag))
 }
 

@@ -268,3 +268,37 @@ fn unsubscribe_links_keep_working_across_a_key_rotation_and_from_before_key_ids(
         "a key removed from the ring no longer signs anything valid"
     );
 }
+
+/// Every kind of signed link is read only as it was written: its tag in uppercase is refused, so
+/// no second text stands for the same link.
+#[test]
+fn a_signed_link_with_its_tag_in_uppercase_is_refused_whatever_its_kind() {
+    use leadflow_core::model::LeadId;
+    use leadflow_core::signing::SigningKeys;
+    use leadflow_core::{confirmation, sales_link};
+    let keys = SigningKeys::single(SECRET);
+    let lead_id = LeadId::from_parts(1_700_000_000_000, 7);
+    let upper_tag = |token: &str| {
+        let (rest, tag) = token.rsplit_once('.').unwrap_or_else(|| panic!("a tag: {token}"));
+        format!("{rest}.{}", tag.to_ascii_uppercase())
+    };
+
+    let token = unsubscribe::sign(&keys, lead_id).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(unsubscribe::verify(&keys, &token).ok(), Some(lead_id));
+    assert!(unsubscribe::verify(&keys, &upper_tag(&token)).is_err());
+
+    let confirm = confirmation::ConfirmLink { lead_id, expires_at: now() + Duration::days(7) };
+    let token = confirmation::sign(&keys, &confirm).unwrap_or_else(|e| panic!("{e}"));
+    assert!(confirmation::verify(&keys, &token, now()).is_ok());
+    assert_eq!(confirmation::verify(&keys, &upper_tag(&token), now()), Err(confirmation::LinkError::Malformed));
+
+    let sales = sales_link::SalesLink {
+        lead_id,
+        rep_id: "rep-1".into(),
+        action: sales_link::SalesAction::Contacted,
+        expires_at: now() + Duration::days(7),
+    };
+    let token = sales_link::sign(&keys, &sales).unwrap_or_else(|e| panic!("{e}"));
+    assert!(sales_link::verify(&keys, &token, now()).is_ok());
+    assert_eq!(sales_link::verify(&keys, &upper_tag(&token), now()), Err(sales_link::LinkError::Malformed));
+}
