@@ -198,7 +198,7 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
     })?;
     // Before the folder is read or written: a second stack must not touch the first one's files.
     let data_lock = data_lock::lock(&opts.data_dir)?;
-    config.settings.unsubscribe_secret = signing_keys(&opts.data_dir)?;
+    config.settings.signing_keys = signing_keys(&opts.data_dir)?;
     let database = opts.data_dir.join("leadflow.db");
     let outbox = opts.data_dir.join("outbox");
     let events = opts.data_dir.join("events.jsonl");

@@ -18,7 +18,7 @@ pub const UNSUBSCRIBE_SECRET: &str = "test-secret-of-the-handler-tests-012345678
 pub fn test_config() -> CompiledConfig {
     match leadflow_infra::config_files::load(Some(&config_dir())) {
         Ok(mut c) => {
-            c.settings.unsubscribe_secret = UNSUBSCRIBE_SECRET.into();
+            c.settings.signing_keys = UNSUBSCRIBE_SECRET.into();
             c
         }
         Err(e) => panic!("the test configuration does not load: {e}"),

@@ -408,7 +408,7 @@ async fn the_move_s_pages_with_10000_enrolled_leads() {
         };
         store.put_document(&doc).await.expect("a version");
     }
-    let secret = config.settings.unsubscribe_secret.clone();
+    let secret = config.settings.signing_keys.clone();
     let ports = Arc::new(Adapters {
         store,
         queue: MemoryQueue::new(),

@@ -397,7 +397,7 @@ async fn trying_a_draft_with_10000_leads_in_the_store() {
         }
         store.create_lead(&lead, &[form]).await.expect("a lead");
     }
-    let secret = config.settings.unsubscribe_secret.clone();
+    let secret = config.settings.signing_keys.clone();
     let scoring = config.sources.scoring.clone();
     let ports = Arc::new(Adapters {
         store,

@@ -247,7 +247,7 @@ async fn a_rep_signs_in_through_the_managed_login_is_refreshed_and_signs_out() {
     let endpoint = Arc::new(TokenEndpoint::default());
     let domain = serve_token_endpoint(Arc::clone(&pool), Arc::clone(&endpoint), email).await;
     let mut config = leadflow_app::config_files::load(None).expect("the sample configuration");
-    config.settings.unsubscribe_secret = "console-test-secret".into();
+    config.settings.signing_keys = "console-test-secret".into();
     config.settings.public_url = "https://console.acme.example".into();
     let ports = Arc::new(Adapters {
         store: MemoryStore::new(),
@@ -329,7 +329,7 @@ async fn a_user_in_no_group_or_a_salesperson_who_is_no_rep_is_not_let_in() {
     let endpoint = Arc::new(TokenEndpoint::default());
     let domain = serve_token_endpoint(Arc::clone(&pool), Arc::clone(&endpoint), "stranger@acme.example").await;
     let mut config = leadflow_app::config_files::load(None).expect("the sample configuration");
-    config.settings.unsubscribe_secret = "console-test-secret".into();
+    config.settings.signing_keys = "console-test-secret".into();
     let ports = Arc::new(Adapters {
         store: MemoryStore::new(),
         queue: MemoryQueue::new(),

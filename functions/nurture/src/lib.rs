@@ -213,7 +213,7 @@ async fn send<P: Ports>(
     let settings = &config.settings;
     // Without a secret there is no working unsubscribe link, and no marketing email may go out
     // without one: wait for the configuration to be fixed rather than send.
-    let token = unsubscribe::sign(&settings.unsubscribe_secret, lead.id)
+    let token = unsubscribe::sign(&settings.signing_keys, lead.id)
         .map_err(|e| StageError::Retryable(format!("cannot sign the unsubscribe link: {e}")))?;
     let url = format!("{}/u/{token}", settings.public_url.trim_end_matches('/'));
     let mut trail: Vec<Activity> =

@@ -79,7 +79,7 @@ fn now() -> DateTime<Utc> {
 /// `delay` per email.
 async fn enrolled(leads: u64, delay: Duration, reject: bool) -> Ports {
     let mut config = CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample configuration");
-    config.settings.unsubscribe_secret = SECRET.into();
+    config.settings.signing_keys = SECRET.into();
     assert!(config.campaign(CAMPAIGN).is_some(), "the sample has the {CAMPAIGN} campaign");
     let mailed = Arc::new(AtomicUsize::new(0));
     let ports = Adapters {

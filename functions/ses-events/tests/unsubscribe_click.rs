@@ -29,7 +29,7 @@ fn now() -> DateTime<Utc> {
 async fn ports() -> Arc<MemPorts> {
     let compiled = CompiledConfig::compile(&leadflow_app::config_files::sample());
     let Ok(mut config) = compiled else { unreachable!("the sample configuration compiles: {compiled:?}") };
-    config.settings.unsubscribe_secret = SECRET.into();
+    config.settings.signing_keys = SECRET.into();
     let ports = Arc::new(Adapters {
         store: MemoryStore::new(),
         queue: MemoryQueue::new(),

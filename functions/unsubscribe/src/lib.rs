@@ -116,7 +116,7 @@ async fn confirm_page<P: Ports>(
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
     // Only the signature is checked: a GET reads nothing and writes nothing.
-    match path_token(path).and_then(|token| verify(&ports.config().settings.unsubscribe_secret, &token)) {
+    match path_token(path).and_then(|token| verify(&ports.config().settings.signing_keys, &token)) {
         Ok(_) => html_page(StatusCode::OK, &confirm_html(&sender_name(&*ports))),
         Err(e) => token_refused(&e, &headers),
     }
@@ -128,7 +128,7 @@ async fn unsubscribe_post<P: Ports>(
     path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let lead_id = match path_token(path).and_then(|token| verify(&ports.config().settings.unsubscribe_secret, &token)) {
+    let lead_id = match path_token(path).and_then(|token| verify(&ports.config().settings.signing_keys, &token)) {
         Ok(id) => id,
         Err(e) => return token_refused(&e, &headers),
     };

@@ -32,7 +32,7 @@ fn config(secret: &str) -> CompiledConfig {
     let compiled = CompiledConfig::compile(&leadflow_app::config_files::sample());
     assert!(compiled.is_ok(), "the sample configuration compiles: {:?}", compiled.as_ref().err());
     let mut config = compiled.unwrap_or_else(|_| unreachable!());
-    config.settings.unsubscribe_secret = secret.into();
+    config.settings.signing_keys = secret.into();
     config
 }
 

@@ -67,8 +67,8 @@ async fn run(args: Args) -> Result<usize, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = SqliteStore::open(dir.path().join("leadflow.db")).map_err(|e| e.to_string())?;
     let mut config = leadflow_app::config_files::load(None).map_err(|e| e.to_string())?;
-    config.settings.unsubscribe_secret = "console-bench-secret-0123456789abcdef".into();
-    let secret = config.settings.unsubscribe_secret.clone();
+    config.settings.signing_keys = "console-bench-secret-0123456789abcdef".into();
+    let secret = config.settings.signing_keys.clone();
 
     let loading = Instant::now();
     let reps = ["anna", "ben", "sam"];

@@ -81,7 +81,7 @@ async fn run(args: &Args) -> Result<serde_json::Value, String> {
     let store = SqliteStore::open(dir.path().join("leadflow.db")).map_err(|e| e.to_string())?;
     let mut config =
         CompiledConfig::compile(&leadflow_infra::config_files::sample()).map_err(|e| format!("sample config: {e}"))?;
-    config.settings.unsubscribe_secret = "nurture-bench-secret-0123456789abcdef".into();
+    config.settings.signing_keys = "nurture-bench-secret-0123456789abcdef".into();
     let start = Utc.with_ymd_and_hms(2030, 1, 8, 12, 0, 0).single().ok_or("start time")?;
     let due_count = ((args.enrollments as f64) * args.due_percent / 100.0).round() as usize;
     let spread_ms = args.spread * 1000;

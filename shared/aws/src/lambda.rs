@@ -112,7 +112,7 @@ pub struct Environment {
 /// environment). `sends_to` names the stage queues the function sends to: only their URLs are
 /// required, because the template gives each function the URLs it uses and no others.
 ///
-/// The signing keys are optional here: `Settings.unsubscribe_secret` is empty without them
+/// The signing keys are optional here: `Settings.signing_keys` is empty without them
 /// (such a function signs no links). A function that signs or verifies links starts with
 /// [`environment_with_secret`] instead.
 pub fn environment(lookup: impl Fn(&str) -> Option<String>, sends_to: &[Stage]) -> Result<Environment, StartupError> {
@@ -199,7 +199,7 @@ async fn ports_from(env: Result<Environment, StartupError>) -> Result<AwsPorts, 
     let mut config = env.config;
     if let Some(secret) = &env.signing_keys_secret {
         let client = aws_sdk_secretsmanager::Client::new(&sdk);
-        config.settings.unsubscribe_secret = signing_keys(&client, secret).await.inspect_err(|e| {
+        config.settings.signing_keys = signing_keys(&client, secret).await.inspect_err(|e| {
             error!(error = %e, "the function cannot start");
         })?;
     }

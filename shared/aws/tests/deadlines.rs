@@ -57,7 +57,7 @@ type Ports = Adapters<MemoryStore, MemoryQueue, SlowMailer, RecordingBus, System
 
 fn ports(delay: Duration) -> Ports {
     let mut config = CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample configuration");
-    config.settings.unsubscribe_secret = SECRET.into();
+    config.settings.signing_keys = SECRET.into();
     Adapters {
         store: MemoryStore::new(),
         queue: MemoryQueue::new(),

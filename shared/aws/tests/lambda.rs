@@ -175,7 +175,7 @@ fn the_signing_keys_secret_is_required_where_links_are_signed_and_optional_elsew
     assert_eq!(other.signing_keys_secret.as_deref(), Some(arn));
     let without = environment(lookup(&[(env::TABLE, "t")]), &[]).expect("no secret needed");
     assert_eq!(without.signing_keys_secret, None);
-    assert!(without.config.settings.unsubscribe_secret.is_empty(), "no key until one is read");
+    assert!(without.config.settings.signing_keys.is_empty(), "no key until one is read");
 
     for vars in [vec![(env::TABLE, "t")], vec![(env::TABLE, "t"), (env::SIGNING_KEYS_SECRET, "  ")]] {
         match environment_with_secret(lookup(&vars), &[]) {

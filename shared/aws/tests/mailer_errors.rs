@@ -81,7 +81,7 @@ fn assert_no_address(text: &str) {
 async fn ports(fake: &FakeSes) -> Ports {
     let mut config = CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample configuration");
     config.settings.sender.email = SENDER.to_string();
-    config.settings.unsubscribe_secret = SECRET.into();
+    config.settings.signing_keys = SECRET.into();
     Adapters {
         store: MemoryStore::new(),
         queue: MemoryQueue::new(),

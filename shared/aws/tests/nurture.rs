@@ -63,7 +63,7 @@ impl Drip {
         let mut config =
             CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample configuration");
         config.settings.sender.email = sender.clone();
-        config.settings.unsubscribe_secret = SECRET.into();
+        config.settings.signing_keys = SECRET.into();
         assert!(config.campaign(CAMPAIGN).is_some(), "the sample has the {CAMPAIGN} campaign");
 
         let start = Utc::now().trunc_subsecs(0);

@@ -56,7 +56,7 @@ async fn ports(answer: Answer) -> (Ports, FakeSes) {
     let fake = FakeSes::start(answer).await;
     let mut config = CompiledConfig::compile(&leadflow_app::config_files::sample()).expect("the sample configuration");
     config.settings.sender.email = "sales@acme.example".into();
-    config.settings.unsubscribe_secret = "rejection-alarm-test-unsubscribe-secret-0123456789".into();
+    config.settings.signing_keys = "rejection-alarm-test-unsubscribe-secret-0123456789".into();
     let ports = Adapters {
         store: MemoryStore::new(),
         queue: MemoryQueue::new(),

@@ -215,8 +215,8 @@ pub fn expiry_of(requested_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
 /// even the name), so that it cannot be made to carry someone's message to a stranger's inbox.
 pub fn email(lead: &Lead, due: &Due, settings: &Settings) -> Result<(OutgoingEmail, DateTime<Utc>), ConfirmEmailError> {
     let expires_at = expiry_of(due.request.at).ok_or(ConfirmEmailError::Link(LinkError::Malformed))?;
-    let token = sign(&settings.unsubscribe_secret, &ConfirmLink { lead_id: lead.id, expires_at })
-        .map_err(ConfirmEmailError::Link)?;
+    let token =
+        sign(&settings.signing_keys, &ConfirmLink { lead_id: lead.id, expires_at }).map_err(ConfirmEmailError::Link)?;
     let url = format!("{}{PATH_PREFIX}{token}", settings.public_url.trim_end_matches('/'));
     let sender = settings.sender.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "us".to_string());
     let ctx = context! {

@@ -68,9 +68,7 @@ impl Templates {
                 action,
                 expires_at: assignment.assigned_at + sales_link::VALID_FOR,
             };
-            sales_link::sign(&settings.unsubscribe_secret, &link)
-                .ok()
-                .map(|token| format!("{base}/console/act/{token}"))
+            sales_link::sign(&settings.signing_keys, &link).ok().map(|token| format!("{base}/console/act/{token}"))
         };
         let ctx = context! {
             lead => LeadView::of(lead),

@@ -31,11 +31,11 @@ pub struct Settings {
     pub nurture: NurtureSettings,
     #[serde(default)]
     pub console: ConsoleSettings,
-    /// Sign unsubscribe links, sales actions and console sessions. Never in a file: on AWS the
-    /// functions read them from Secrets Manager at start; the local stack keeps its own in the
-    /// data folder.
+    /// The keys that sign every link (unsubscribe, double opt-in, sales actions) and console
+    /// sessions. Never in a file: on AWS the functions read them from Secrets Manager at start;
+    /// the local stack keeps its own in the data folder.
     #[serde(skip)]
-    pub unsubscribe_secret: crate::signing::SigningKeys,
+    pub signing_keys: crate::signing::SigningKeys,
 }
 
 /// Who may use the console besides the reps, by email. A rep (by the email in the routing

@@ -29,7 +29,7 @@ fn settings(extra: &str) -> Settings {
          postal_address = \"1 Example Street\"\n{extra}"
     );
     let mut s: Settings = toml::from_str(&text).unwrap_or_else(|e| panic!("settings: {e}"));
-    s.unsubscribe_secret = keys();
+    s.signing_keys = keys();
     s
 }
 

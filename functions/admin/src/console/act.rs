@@ -63,7 +63,7 @@ fn label(action: SalesAction) -> &'static str {
 
 /// The link, checked, and the lead it names while it is still that rep's.
 async fn lead_of<P: Ports>(ports: &P, token: &str) -> Result<(SalesLink, Lead), Response> {
-    let secret = ports.config().settings.unsubscribe_secret.clone();
+    let secret = ports.config().settings.signing_keys.clone();
     let link = sales_link::verify(&secret, token, ports.clock().now()).map_err(|e| link_refused(&e))?;
     let lead = match ports.store().get_lead(link.lead_id).await {
         Ok(lead) => lead,

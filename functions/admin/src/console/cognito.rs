@@ -241,7 +241,7 @@ fn refused(status: StatusCode, line: &str) -> Response {
 
 /// Sends the browser to Cognito's managed login, remembering where it was going.
 pub fn start<P: Ports>(console: &Console<P>, cognito: &Cognito, next: &str) -> Response {
-    let secret = console.ports.config().settings.unsubscribe_secret.clone();
+    let secret = console.ports.config().settings.signing_keys.clone();
     let pending = Pending {
         state: random_b64(24),
         verifier: random_b64(48),
@@ -313,7 +313,7 @@ pub async fn callback<P: Ports>(
         return refused(StatusCode::NOT_FOUND, "Sign-in through a user pool is not set up here.");
     };
     let secure = session_cookie_secure(&console.ports.config());
-    let secret = console.ports.config().settings.unsubscribe_secret.clone();
+    let secret = console.ports.config().settings.signing_keys.clone();
     let pending: Option<Pending> = cookie_of(&headers, OAUTH_COOKIE)
         .and_then(|v| session::open_json(&secret, OAUTH_PURPOSE, v).ok())
         .filter(|p: &Pending| p.expires_at > Utc::now());

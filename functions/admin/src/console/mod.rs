@@ -151,7 +151,7 @@ impl<P: Ports> FromRequestParts<Arc<Console<P>>> for Signed {
 
     async fn from_request_parts(parts: &mut Parts, console: &Arc<Console<P>>) -> Result<Self, Response> {
         let config = console.ports.config();
-        let secret = &config.settings.unsubscribe_secret;
+        let secret = &config.settings.signing_keys;
         let cookies = parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
         let opened = session::cookie_value(cookies).and_then(|v| session::open(secret, v, Utc::now()).ok());
         let local = matches!(console.sign_in, SignIn::Local(_));
@@ -208,7 +208,7 @@ impl Signed {
         body: &[u8],
     ) -> Result<T, Box<Response>> {
         let token: CsrfField = serde_urlencoded::from_bytes(body).unwrap_or(CsrfField { csrf: String::new() });
-        let secret = ports.config().settings.unsubscribe_secret.clone();
+        let secret = ports.config().settings.signing_keys.clone();
         if !sign_in::same_origin(headers) || !session::csrf_ok(&secret, &self.session, &token.csrf) {
             return Err(Box::new(self.page(
                 StatusCode::FORBIDDEN,

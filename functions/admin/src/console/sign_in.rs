@@ -230,7 +230,7 @@ pub async fn redeem<P: Ports>(
 /// `resp` with the cookie that keeps `session`.
 pub fn with_session<P: Ports>(ports: &P, session: &Session, mut resp: Response) -> Response {
     let config = ports.config();
-    match session::seal(&config.settings.unsubscribe_secret, session) {
+    match session::seal(&config.settings.signing_keys, session) {
         Ok(sealed) => {
             let cookie = session::set_cookie(&sealed, session_cookie_secure(&config));
             if let Ok(v) = HeaderValue::from_str(&cookie) {
