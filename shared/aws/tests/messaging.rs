@@ -4,11 +4,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 
-use aws_sdk_sesv2::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_sesv2::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_sesv2::error::BoxError;
 use common::{enrollment, id, lead, owned_by, t, unique};
 use leadflow_aws::bus::EventBridgeBus;
 use leadflow_aws::mailer::SesMailer;
@@ -170,39 +166,6 @@ async fn an_email_is_sent_as_raw_mime_with_both_parts() {
     assert!(mime.contains("List-Unsubscribe: <https://leadflow.test/u/token>"), "{mime}");
 }
 
-/// The JSON bodies an SES client sent, as they went over the wire to moto.
-#[derive(Debug, Clone, Default)]
-struct SentBodies(Arc<Mutex<Vec<serde_json::Value>>>);
-
-impl SentBodies {
-    fn take(&self) -> Vec<serde_json::Value> {
-        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
-    }
-}
-
-impl Intercept for SentBodies {
-    fn name(&self) -> &'static str {
-        "SentBodies"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if let Some(body) = context.request().body().bytes().and_then(|b| serde_json::from_slice(b).ok())
-            && let Ok(mut sent) = self.0.lock()
-        {
-            sent.push(body);
-        }
-        Ok(())
-    }
-}
-
-/// moto keeps neither the tags nor the configuration set of a raw send (its `RawMessage` has
-/// the id, source, destinations and MIME only), so they are read from the request the SDK sent
-/// to moto, which moto then accepted.
 #[tokio::test]
 async fn an_email_carries_its_tags_and_the_configuration_set() {
     let config = common::sdk_config().await;
@@ -211,7 +174,10 @@ async fn an_email_carries_its_tags_and_the_configuration_set() {
     plain.create_email_identity().email_identity(&sender).send().await.expect("verify sender");
     let set = unique("set");
     plain.create_configuration_set().configuration_set_name(&set).send().await.expect("configuration set");
-    let sent = SentBodies::default();
+    // The JSON bodies the SES client sent, as they went over the wire to moto.
+    let sent = common::Recorder::new(|request| {
+        request.body().bytes().and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+    });
     let logged = aws_sdk_sesv2::config::Builder::from(&config).interceptor(sent.clone()).build();
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::from_conf(logged), Some(set.clone()));
 

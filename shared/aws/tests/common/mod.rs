@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::http::HttpRequest;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
@@ -43,20 +44,42 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
-/// The operations a DynamoDB client sent, in order, every attempt counted (from the
-/// `X-Amz-Target` header: `PutItem`, `TransactWriteItems`, …).
-#[derive(Debug, Clone, Default)]
-pub struct Requests(Arc<Mutex<Vec<String>>>);
+/// What SDK clients send, one entry per request (every attempt counted), as `read` makes it of
+/// the request before it goes out (`None`: nothing). One log may be shared by the interceptors of
+/// several clients ([`Recorder::reading`]).
+#[derive(Clone)]
+pub struct Recorder<T> {
+    log: Arc<Mutex<Vec<T>>>,
+    read: Arc<ReadRequest<T>>,
+}
 
-impl Requests {
-    pub fn take(&self) -> Vec<String> {
-        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+type ReadRequest<T> = dyn Fn(&HttpRequest) -> Option<T> + Send + Sync;
+
+impl<T> Recorder<T> {
+    pub fn new(read: impl Fn(&HttpRequest) -> Option<T> + Send + Sync + 'static) -> Self {
+        Self { log: Arc::default(), read: Arc::new(read) }
+    }
+
+    /// An interceptor writing to the same log, reading requests its own way.
+    pub fn reading(&self, read: impl Fn(&HttpRequest) -> Option<T> + Send + Sync + 'static) -> Self {
+        Self { log: Arc::clone(&self.log), read: Arc::new(read) }
+    }
+
+    /// What was recorded since the last call, in order.
+    pub fn take(&self) -> Vec<T> {
+        self.log.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
     }
 }
 
-impl Intercept for Requests {
+impl<T> std::fmt::Debug for Recorder<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recorder")
+    }
+}
+
+impl<T: Send + 'static> Intercept for Recorder<T> {
     fn name(&self) -> &'static str {
-        "RequestLog"
+        "Recorder"
     }
 
     fn read_before_transmit(
@@ -65,14 +88,24 @@ impl Intercept for Requests {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = context.request().headers().get("x-amz-target").unwrap_or("?");
-        let op = target.rsplit('.').next().unwrap_or(target).to_string();
-        if let Ok(mut log) = self.0.lock() {
-            log.push(op);
+        if let Some(entry) = (self.read)(context.request())
+            && let Ok(mut log) = self.log.lock()
+        {
+            log.push(entry);
         }
         Ok(())
     }
 }
+
+/// The operation a JSON-protocol request names in `X-Amz-Target` (DynamoDB, SQS, EventBridge):
+/// `PutItem`, `TransactWriteItems`, …
+pub fn target_operation(request: &HttpRequest) -> Option<String> {
+    let target = request.headers().get("x-amz-target")?;
+    Some(target.rsplit('.').next().unwrap_or(target).to_string())
+}
+
+/// The operations a DynamoDB client sent, in order.
+pub type Requests = Recorder<String>;
 
 /// A fresh table with the template's definition, a store over it, the raw client, and the
 /// request log of the store's client.
@@ -112,7 +145,7 @@ pub async fn table() -> Table {
     let client = aws_sdk_dynamodb::Client::new(&config);
     // The table exactly as template.yaml defines it (its queues come along, unused here).
     let name = deployment(&config, "lf").await.table;
-    let requests = Requests::default();
+    let requests = Requests::new(|request| Some(target_operation(request).unwrap_or_else(|| "?".into())));
     let logged = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(requests.clone()).build();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(logged), &name);
     Table { name, store, client, requests }

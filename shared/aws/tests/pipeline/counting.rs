@@ -2,55 +2,37 @@
 //! table they are printed as.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
+use crate::common::{Recorder, target_operation};
 
 /// Requests sent, by `"<service> <operation>"`, every attempt counted. One `RequestCounts` is
 /// shared by the interceptors of several clients.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RequestCounts(Arc<Mutex<BTreeMap<String, u32>>>);
+#[derive(Debug, Clone)]
+pub(crate) struct RequestCounts(Recorder<String>);
+
+impl Default for RequestCounts {
+    fn default() -> Self {
+        Self(Recorder::new(|_| None))
+    }
+}
 
 impl RequestCounts {
-    pub(crate) fn interceptor(&self, service: &'static str) -> CountRequests {
-        CountRequests { service, counts: self.clone() }
+    /// The interceptor for `service`'s client. The JSON protocols (DynamoDB, SQS, EventBridge)
+    /// name the operation in X-Amz-Target; SES v2 is a REST API, named by method and path.
+    pub(crate) fn interceptor(&self, service: &'static str) -> Recorder<String> {
+        self.0.reading(move |request| {
+            let operation =
+                target_operation(request).unwrap_or_else(|| rest_operation(request.method(), request.uri()));
+            Some(format!("{service} {operation}"))
+        })
     }
 
     pub(crate) fn take(&self) -> BTreeMap<String, u32> {
-        self.0.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CountRequests {
-    service: &'static str,
-    counts: RequestCounts,
-}
-
-impl Intercept for CountRequests {
-    fn name(&self) -> &'static str {
-        "CountRequests"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let request = context.request();
-        // The JSON protocols (DynamoDB, SQS, EventBridge) name the operation in X-Amz-Target;
-        // SES v2 is a REST API, named by method and path.
-        let operation = match request.headers().get("x-amz-target") {
-            Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
-            None => rest_operation(request.method(), request.uri()),
-        };
-        if let Ok(mut counts) = self.counts.0.lock() {
-            *counts.entry(format!("{} {operation}", self.service)).or_insert(0) += 1;
+        let mut counts = BTreeMap::new();
+        for request in self.0.take() {
+            *counts.entry(request).or_insert(0) += 1;
         }
-        Ok(())
+        counts
     }
 }
 
