@@ -280,6 +280,31 @@ impl DynamoStore {
         }
     }
 
+    /// Deletes the item at `pk`/`sk` if `cond` holds; an item the condition does not hold for
+    /// (or no item) stays, and that is not an error: the callers delete only what is theirs.
+    async fn delete_if(&self, op: &'static str, pk: String, sk: &str, cond: Cond) -> Result<(), StoreError> {
+        let sent = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .condition_expression(cond.expr)
+            .set_expression_attribute_names(non_empty(cond.names))
+            .set_expression_attribute_values(non_empty(cond.values))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(ctx))
+                if matches!(ctx.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(op, &e)),
+        }
+    }
+
     /// Runs a transaction. `Ok(None)` when it committed; `Ok(Some(reasons))` when a condition
     /// failed or it collided with a concurrent transaction on the same items (the caller reads
     /// again and decides); every other failure is `Unavailable`.

@@ -285,20 +285,7 @@ impl Run {
 
 /// The event Lambda hands the function, in Lambda's JSON shape.
 fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|m| {
-            let attributes: serde_json::Map<String, Value> = m
-                .attributes()
-                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), Value::String(v.clone()))).collect())
-                .unwrap_or_default();
-            json!({
-                "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
-                "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body(),
-                "eventSource": "aws:sqs", "awsRegion": "us-east-1",
-            })
-        })
-        .collect();
+    let records = common::lambda_sqs_records(messages, None);
     serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
 }
 

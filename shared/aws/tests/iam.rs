@@ -17,6 +17,7 @@
 //! A refused request fails the test naming the function, the action and the resource. What the
 //! evaluator does not check (conditions, resource policies, KMS) is in scripts/iam-moto.py.
 
+mod common;
 #[path = "iam/events.rs"]
 mod events;
 #[path = "iam/moto.rs"]

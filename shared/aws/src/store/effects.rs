@@ -77,26 +77,8 @@ impl Effects for DynamoStore {
     }
 
     async fn release_effect(&self, key: &str) -> Result<(), StoreError> {
-        let sent = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(format!("EFFECT#{key}")))
-            .key(SK, s(NO_SORT))
-            .condition_expression("#state = :claimed")
-            .expression_attribute_names("#state", STATE)
-            .expression_attribute_values(":claimed", s("claimed"))
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(()),
-            // Done (or gone) already: a finished effect is never forgotten by a release.
-            Err(SdkError::ServiceError(ctx))
-                if matches!(ctx.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable("release effect", &e)),
-        }
+        // Done (or gone) already: a finished effect is never forgotten by a release.
+        let claimed = Cond::new("#state = :claimed").name("#state", STATE).value(":claimed", s("claimed"));
+        self.delete_if("release effect", format!("EFFECT#{key}"), NO_SORT, claimed).await
     }
 }

@@ -112,26 +112,8 @@ impl DynamoStore {
     /// Deletes the email key if it points at `lead` (a conditional delete: a key another lead
     /// holds stays).
     pub(super) async fn delete_email_key_of(&self, key: &str, lead: LeadId) -> Result<(), StoreError> {
-        let sent = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(email_pk(key)))
-            .key(SK, s(EMAIL_SK))
-            .condition_expression("#lead = :lead")
-            .expression_attribute_names("#lead", LEAD_ID)
-            .expression_attribute_values(":lead", s(lead.to_string()))
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(ctx))
-                if matches!(ctx.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable("erase email key", &e)),
-        }
+        let theirs = Cond::new("#lead = :lead").name("#lead", LEAD_ID).value(":lead", s(lead.to_string()));
+        self.delete_if("erase email key", email_pk(key), EMAIL_SK, theirs).await
     }
 
     /// Deletes the lead's activities in batches of 25, retrying what DynamoDB leaves unprocessed.

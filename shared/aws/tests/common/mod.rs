@@ -193,3 +193,24 @@ pub async fn moto_data_until<T>(
 pub fn ses_raw_messages(data: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
     data["ses"]["RawMessage"].as_array().into_iter().flatten()
 }
+
+/// The records Lambda's SQS event source hands a function for these messages, in Lambda's JSON
+/// shape (`{"Records": records}` is the event).
+pub fn lambda_sqs_records(messages: &[aws_sdk_sqs::types::Message], queue_arn: Option<&str>) -> Vec<serde_json::Value> {
+    messages
+        .iter()
+        .map(|m| {
+            let attributes: serde_json::Map<String, serde_json::Value> = m
+                .attributes()
+                .map(|a| {
+                    a.iter().map(|(k, v)| (k.as_str().to_string(), serde_json::Value::String(v.clone()))).collect()
+                })
+                .unwrap_or_default();
+            serde_json::json!({
+                "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1",
+            })
+        })
+        .collect()
+}

@@ -326,20 +326,7 @@ impl Stack {
             if messages.is_empty() {
                 return handled;
             }
-            let records: Vec<Value> = messages
-                .iter()
-                .map(|m| {
-                    let attributes: serde_json::Map<String, Value> = m
-                        .attributes()
-                        .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), Value::String(v.clone()))).collect())
-                        .unwrap_or_default();
-                    json!({
-                        "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
-                        "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body(),
-                        "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": REGION,
-                    })
-                })
-                .collect();
+            let records = crate::common::lambda_sqs_records(&messages, Some(&arn));
             let response = self.invoke(step, binary, &json!({ "Records": records })).await;
             let failures = response["batchItemFailures"].as_array().cloned().unwrap_or_default();
             if !failures.is_empty() {

@@ -37,7 +37,6 @@ use counting::{table_of, total};
 use deployment::Pipeline;
 use mapping::messages_held;
 
-const REGION: &str = "us-east-1";
 /// The page the fixture's requests come from; the tests' configuration allows it.
 const ORIGIN: &str = "https://www.acme.example";
 /// How long any one wait in these tests may take before the test fails.

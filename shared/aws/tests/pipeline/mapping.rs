@@ -8,9 +8,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemA
 use leadflow_app::{BatchItem, Failure};
 use leadflow_aws::lambda::{AwsPorts, handle_sqs_event};
 use leadflow_core::ports::Stage;
-use serde_json::{Value, json};
-
-use crate::REGION;
+use serde_json::json;
 
 /// What Lambda's SQS event source mapping does for one function, with
 /// `FunctionResponseTypes: [ReportBatchItemFailures]`: receive up to ten messages, hand them to
@@ -128,26 +126,7 @@ impl EventSourceMapping {
 
 /// The event Lambda hands the function for these messages, in Lambda's JSON shape.
 fn sqs_event(messages: &[Message], queue_arn: &str) -> SqsEvent {
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|m| {
-            let attributes: serde_json::Map<String, Value> = m
-                .attributes()
-                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), Value::String(v.clone()))).collect())
-                .unwrap_or_default();
-            json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": attributes,
-                "messageAttributes": {},
-                "md5OfBody": m.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": REGION,
-            })
-        })
-        .collect();
+    let records = crate::common::lambda_sqs_records(messages, Some(queue_arn));
     serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
 }
 
