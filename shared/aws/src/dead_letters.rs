@@ -175,12 +175,10 @@ impl Recorded {
 }
 
 impl ReasonLog {
-    /// The stage functions' reason log, from the function's environment (`LEADFLOW_TABLE`);
-    /// `None` where there is no table to write to. Built once, when the function starts.
-    pub async fn from_env() -> Option<Self> {
-        let table = lf_env::optional(lf_env::TABLE)?;
-        let sdk = crate::lambda::sdk_config().await;
-        Some(Self::new(aws_sdk_dynamodb::Client::new(&sdk), table))
+    /// The reason log in the store's table, over the store's client: a stage function writes
+    /// its reasons where its leads are, with no second client or configuration to load.
+    pub fn of_store(store: &crate::store::DynamoStore) -> Self {
+        Self::new(store.client().clone(), store.table())
     }
 
     /// Records why the failed records of an SQS batch failed (see the module's documentation).

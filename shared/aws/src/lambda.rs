@@ -331,7 +331,7 @@ pub const BATCH_MARGIN: Duration = Duration::from_secs(1);
 /// record that would not end [`BATCH_MARGIN`] before it (those are answered as failures and
 /// come back), and the effects' claims are leased until the deadline, so a claim of an
 /// invocation that timed out or crashed has expired before SQS delivers its message again.
-pub async fn run_sqs_stage<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+pub async fn run_sqs_stage<F, Fut>(reasons: ReasonLog, handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Vec<BatchItem>) -> Fut,
     Fut: Future<Output = Vec<Failure>>,
@@ -339,13 +339,13 @@ where
     let handler = &handler;
     let emf = &Emf::from_env();
     let max_receives = max_receives(|name| std::env::var(name).ok());
-    let reasons = &ReasonLog::from_env().await;
+    let reasons = &reasons;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deadline = Deadline::invocation(event.context.deadline(), BATCH_MARGIN);
         // Boxed: nested in the runtime's futures, the handlers' futures (SDK calls inside
         // domain steps) go past the compiler's type layout depth limit.
         Box::pin(async move {
-            emf.metered(within(deadline, handle_sqs_counted(handler, &event.payload, reasons.as_ref(), max_receives)))
+            emf.metered(within(deadline, handle_sqs_counted(handler, &event.payload, Some(reasons), max_receives)))
                 .await
         })
     }))

@@ -180,6 +180,11 @@ impl DynamoStore {
         Self { client, table: table.into() }
     }
 
+    /// The DynamoDB client the store sends with.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub fn table(&self) -> &str {
         &self.table
     }

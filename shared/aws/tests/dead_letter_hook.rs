@@ -1,8 +1,6 @@
 //! The stage functions' SQS glue records why each failed record failed: `handle_sqs_event`,
-//! as `run_sqs_stage` calls it on Lambda, with the reason log built from the function's
-//! environment (`LEADFLOW_TABLE`, `AWS_ENDPOINT_URL` at moto), writes the reason by message id,
-//! and records nothing for the records that succeeded. A test binary of its own, with one test:
-//! it sets the process environment before anything else runs.
+//! with the reason log `run_sqs_stage` gives it on Lambda (the store's table and client),
+//! writes the reason by message id, and records nothing for the records that succeeded.
 
 mod common;
 
@@ -24,12 +22,6 @@ fn record(id: &str) -> SqsMessage {
 fn a_failed_record_has_its_reason_recorded_and_a_handled_one_has_none() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let table = runtime.block_on(common::table());
-    // SAFETY: no other thread of this process reads the environment yet: this binary has this
-    // one test, and its runtime is single-threaded and idle.
-    unsafe {
-        std::env::set_var("LEADFLOW_TABLE", &table.name);
-        std::env::set_var("AWS_ENDPOINT_URL", common::endpoint());
-    }
     let mut event = SqsEvent::default();
     event.records = vec![record("ok-1"), record("bad-1")];
     let handler = |items: Vec<BatchItem>| async move {
@@ -40,7 +32,7 @@ fn a_failed_record_has_its_reason_recorded_and_a_handled_one_has_none() {
             .collect::<Vec<_>>()
     };
     let response = runtime
-        .block_on(async { handle_sqs_event(&handler, &event, ReasonLog::from_env().await.as_ref()).await })
+        .block_on(handle_sqs_event(&handler, &event, Some(&ReasonLog::of_store(&table.store))))
         .expect("a batch response");
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["bad-1"]);
