@@ -463,3 +463,50 @@ async fn an_erased_lead_leaves_no_personal_data_and_is_never_emailed_again() {
     }
     stack.running.shutdown().await;
 }
+
+/// The README's command for the local stack, as a newcomer types it, compiles no AWS SDK crate:
+/// cargo's unit graph of that exact command (with `build` for `run`) names every package it would
+/// compile. `RUSTC_BOOTSTRAP` only unlocks the `--unit-graph` flag of this stable cargo; nothing
+/// is built.
+#[test]
+fn the_readme_command_for_the_local_stack_compiles_no_aws_sdk() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let command = readme
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("cargo run") && l.ends_with("-- dev"))
+        .expect("the README gives `cargo run … -- dev`");
+    let words: Vec<&str> = command.split_whitespace().take_while(|w| *w != "--").collect();
+    assert_eq!(&words[..2], ["cargo", "run"], "{command}");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let out = std::process::Command::new(&cargo)
+        .current_dir(&root)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .arg("build")
+        .args(&words[2..])
+        .args(["-Z", "unstable-options", "--unit-graph"])
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+    let graph: Value = serde_json::from_slice(&out.stdout).expect("the unit graph is JSON");
+    let packages: std::collections::BTreeSet<String> = graph["units"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["pkg_id"].as_str())
+        // "path+file:///…#leadflow-infra@0.1.0" or "registry+…#aws-config@1.13.0"
+        .filter_map(|id| id.rsplit('#').next()?.split('@').next().map(str::to_string))
+        .collect();
+    assert!(packages.contains("leadflow-infra"), "the command builds the leadflow binary: {packages:?}");
+    let aws_side: Vec<&String> = packages
+        .iter()
+        .filter(|p| {
+            p.starts_with("aws-sdk-")
+                || p.starts_with("lambda_")
+                || ["aws-config", "aws-runtime", "aws-smithy-runtime", "aws_lambda_events", "leadflow-aws"]
+                    .contains(&p.as_str())
+        })
+        .collect();
+    assert!(aws_side.is_empty(), "`{command}` compiles {aws_side:?}");
+}

@@ -104,57 +104,25 @@ fn template_binaries(template: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Builds the function binaries (debug, for this machine) and answers where each is. Only the
-/// packages that have them: with `--tests` too, cargo also builds each `src/main.rs` as a test
-/// harness, and run inside a test it rebuilds the whole workspace. This build resolves features
-/// apart from `cargo test --workspace`, so cargo compiles the AWS SDK again (about six minutes on
-/// 2 cores); the test binaries already built are not touched.
-fn build_functions(binaries: &BTreeSet<String>) -> BTreeMap<String, PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let run = |args: &[&str]| {
-        let out = Command::new(&cargo)
-            .current_dir(root())
-            .args(args)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
-        assert!(out.status.success(), "cargo {} failed (see above)", args.join(" "));
-        out.stdout
-    };
-    let started = Instant::now();
-    let metadata: Value = serde_json::from_slice(&run(&["metadata", "--no-deps", "--format-version", "1", "--locked"]))
-        .expect("cargo metadata answers JSON");
-    let mut packages = BTreeSet::new();
-    for package in metadata["packages"].as_array().into_iter().flatten() {
-        let bins = package["targets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")));
-        if bins.filter_map(|t| t["name"].as_str()).any(|name| binaries.contains(name)) {
-            packages.insert(package["name"].as_str().unwrap_or_default().to_string());
-        }
-    }
-    let mut args = vec!["build", "--locked", "--bins", "--message-format=json-render-diagnostics"];
-    for package in &packages {
-        args.extend(["-p", package.as_str()]);
-    }
-    let mut built = BTreeMap::new();
-    for line in String::from_utf8_lossy(&run(&args)).lines() {
-        let Ok(message) = serde_json::from_str::<Value>(line) else { continue };
-        // Only the executables themselves, never a test harness of the same name.
-        let is_bin = message["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"))
-            && message["profile"]["test"] == Value::Bool(false);
-        if let (Some(name), Some(exe)) = (message["target"]["name"].as_str(), message["executable"].as_str())
-            && is_bin
-            && binaries.contains(name)
-        {
-            built.insert(name.to_string(), PathBuf::from(exe));
-        }
-    }
-    eprintln!("iam: function binaries built or found up to date in {:.1?}", started.elapsed());
+/// The function binaries `cargo test` built for this test (debug, for this machine): they are
+/// this package's own `[[bin]]`s, so they come with the same features as the test, and no second
+/// build of the workspace is needed.
+fn function_binaries(binaries: &BTreeSet<String>) -> BTreeMap<String, PathBuf> {
+    let built: BTreeMap<String, PathBuf> = [
+        ("capture", env!("CARGO_BIN_EXE_capture")),
+        ("validate", env!("CARGO_BIN_EXE_validate")),
+        ("score", env!("CARGO_BIN_EXE_score")),
+        ("route", env!("CARGO_BIN_EXE_route")),
+        ("nurture", env!("CARGO_BIN_EXE_nurture")),
+        ("admin", env!("CARGO_BIN_EXE_admin")),
+        ("unsubscribe", env!("CARGO_BIN_EXE_unsubscribe")),
+        ("ses-events", env!("CARGO_BIN_EXE_ses-events")),
+    ]
+    .into_iter()
+    .map(|(name, path)| (name.to_string(), PathBuf::from(path)))
+    .collect();
     let missing: Vec<&String> = binaries.iter().filter(|b| !built.contains_key(*b)).collect();
-    assert!(missing.is_empty(), "no workspace binary for the template's {missing:?}");
+    assert!(missing.is_empty(), "no binary of shared/aws for the template's {missing:?}");
     built
 }
 
@@ -164,7 +132,7 @@ impl Stack {
         let python = root.join(".venv/bin/python");
         assert!(python.exists(), "{} is missing: run scripts/aws-tools (scripts/test does)", python.display());
         let template = std::fs::read_to_string(root.join("template.yaml")).expect("template.yaml");
-        let bins = build_functions(&template_binaries(&template));
+        let bins = function_binaries(&template_binaries(&template));
 
         let dir = std::env::temp_dir().join(format!("leadflow-iam-{}", ulid::Ulid::new()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");

@@ -21,16 +21,14 @@ fn env_contract() -> BTreeSet<String> {
     names
 }
 
-/// `[[bin]]` names of the function crates.
+/// `[[bin]]` names of the AWS package, where every Lambda entry point is.
 fn function_binaries() -> BTreeSet<String> {
+    let manifest = repo_root().join("shared/aws/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("shared/aws/Cargo.toml");
+    let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
     let mut bins = BTreeSet::new();
-    for entry in std::fs::read_dir(repo_root().join("functions")).expect("functions/") {
-        let manifest = entry.expect("dir entry").path().join("Cargo.toml");
-        let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
-        let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
-        if let Some(toml::Value::Array(list)) = doc.get("bin") {
-            bins.extend(list.iter().filter_map(|b| b.get("name")?.as_str().map(str::to_string)));
-        }
+    if let Some(toml::Value::Array(list)) = doc.get("bin") {
+        bins.extend(list.iter().filter_map(|b| b.get("name")?.as_str().map(str::to_string)));
     }
     bins
 }
@@ -39,13 +37,13 @@ fn function_binaries() -> BTreeSet<String> {
 fn functions_are_workspace_binaries_built_by_cargo_lambda() {
     let t = Template::load();
     let bins = function_binaries();
-    assert!(!bins.is_empty(), "no [[bin]] in functions/*/Cargo.toml");
+    assert!(!bins.is_empty(), "no [[bin]] in shared/aws/Cargo.toml");
     let mut built = Vec::new();
     for (id, f) in t.functions() {
         let metadata = f.get("Metadata").unwrap_or_else(|| panic!("{id} has no Metadata"));
         assert_eq!(metadata.get("BuildMethod").and_then(Value::as_str), Some("rust-cargolambda"), "{id}");
         let binary = binary_of(f).unwrap_or_else(|| panic!("{id} has no BuildProperties.Binary"));
-        assert!(bins.contains(binary), "{id} builds {binary}, which is not a [[bin]] of functions/*: {bins:?}");
+        assert!(bins.contains(binary), "{id} builds {binary}, which is not a [[bin]] of shared/aws: {bins:?}");
         // cargo-lambda builds from the workspace root, where Cargo.lock and the profile are.
         assert_eq!(prop(f, "CodeUri").and_then(Value::as_str), Some("."), "{id}: CodeUri");
         let setting = |key| t.function_setting(f, key).and_then(Value::as_str).map(str::to_string);
