@@ -5,6 +5,7 @@
 //! tests.
 
 pub mod bus;
+pub mod cognito;
 pub mod dead_letters;
 pub mod env;
 pub mod lambda;

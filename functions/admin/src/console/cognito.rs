@@ -5,8 +5,10 @@
 //! token (an HttpOnly cookie) gets a new one while people keep working, for up to its 30 days.
 //! Roles are the pool's groups `sales`, `marketing`, `admin`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,13 +16,10 @@ use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use leadflow_core::ports::Ports;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::sync::RwLock;
 use tracing::warn;
 
 use super::session::{self, OAUTH_PURPOSE, Role, Session};
@@ -35,12 +34,6 @@ pub const OAUTH_COOKIE: &str = "leadflow_oauth";
 const REFRESH_FOR_SECONDS: i64 = 30 * 24 * 3600;
 /// How long a sign-in may take at Cognito.
 const OAUTH_FOR_SECONDS: i64 = 600;
-/// Clock skew tolerated on `exp`.
-const LEEWAY_SECONDS: i64 = 60;
-/// A key id we do not know is looked up again at most this often (keys rotate; a flood of
-/// forged ids must not become a flood of JWKS requests).
-const JWKS_REFETCH_AFTER: StdDuration = StdDuration::from_secs(300);
-
 /// Where the user pool is.
 #[derive(Debug, Clone)]
 pub struct CognitoSettings {
@@ -99,56 +92,23 @@ pub enum TokenError {
     KeysUnavailable(String),
 }
 
-#[derive(Debug, Deserialize)]
-struct Claims {
-    exp: i64,
-    token_use: String,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default, rename = "cognito:groups")]
-    groups: Vec<String>,
-}
-
-/// Checks an ID token against the pool's keys: RS256 only (so neither `none` nor a token
-/// signed with the public key as an HMAC secret passes), a key of the set, the issuer, the
-/// audience, the expiry at `now` and `token_use: id`.
-pub fn verify_id_token(
-    keys: &JwkSet,
-    token: &str,
-    issuer: &str,
-    client_id: &str,
-    now: DateTime<Utc>,
-) -> Result<Identity, TokenError> {
-    let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
-    if header.alg != Algorithm::RS256 {
-        return Err(TokenError::WrongAlgorithm(format!("{:?}", header.alg)));
-    }
-    let jwk = header.kid.as_deref().and_then(|kid| keys.find(kid)).ok_or(TokenError::UnknownKey)?;
-    let key = DecodingKey::from_jwk(jwk).map_err(|e| TokenError::Invalid(e.to_string()))?;
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_issuer(&[issuer]);
-    validation.set_audience(&[client_id]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-    // Expiry is checked below against `now`, which tests can set.
-    validation.validate_exp = false;
-    let data = decode::<Claims>(token, &key, &validation).map_err(|e| TokenError::Invalid(e.to_string()))?;
-    let claims = data.claims;
-    if claims.exp + LEEWAY_SECONDS <= now.timestamp() {
-        return Err(TokenError::Expired);
-    }
-    if claims.token_use != "id" {
-        return Err(TokenError::NotAnIdToken);
-    }
-    let email = claims.email.filter(|e| !e.trim().is_empty()).ok_or(TokenError::NoEmail)?;
-    let expires_at = DateTime::from_timestamp(claims.exp, 0).ok_or(TokenError::Malformed)?;
-    Ok(Identity { email: email.trim().to_ascii_lowercase(), groups: claims.groups, expires_at })
+/// Checks an ID token against the user pool: its signature by a key of the pool's JWKS, the
+/// issuer, the audience, the expiry at `now` and `token_use`. The Lambda admin function gives the
+/// one in `leadflow-aws` (`cognito::PoolKeys`), so that the JWT library and its crypto are
+/// compiled there and not into the local stack, which never signs in through a user pool.
+pub trait IdTokens: Send + Sync {
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+        now: DateTime<Utc>,
+    ) -> Pin<Box<dyn Future<Output = Result<Identity, TokenError>> + Send + 'a>>;
 }
 
 /// The user pool as the console talks to it: its keys (cached) and its OAuth endpoints.
 pub struct Cognito {
     pub settings: CognitoSettings,
     http: reqwest::Client,
-    keys: RwLock<(JwkSet, Option<Instant>)>,
+    tokens: Arc<dyn IdTokens>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,43 +119,16 @@ struct TokenAnswer {
 }
 
 impl Cognito {
-    pub fn new(settings: CognitoSettings) -> Self {
+    pub fn new(settings: CognitoSettings, tokens: Arc<dyn IdTokens>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(StdDuration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { settings, http, keys: RwLock::new((JwkSet { keys: Vec::new() }, None)) }
+        Self { settings, http, tokens }
     }
 
-    async fn fetch_keys(&self) -> Result<JwkSet, TokenError> {
-        let resp = self
-            .http
-            .get(&self.settings.jwks_url)
-            .send()
-            .await
-            .map_err(|e| TokenError::KeysUnavailable(e.to_string()))?;
-        let resp = resp.error_for_status().map_err(|e| TokenError::KeysUnavailable(e.to_string()))?;
-        resp.json::<JwkSet>().await.map_err(|e| TokenError::KeysUnavailable(e.to_string()))
-    }
-
-    /// Verifies an ID token, fetching the pool's keys on first use and again (rate-limited)
-    /// when a token names a key not seen yet.
     pub async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Identity, TokenError> {
-        let (issuer, client) = (&self.settings.issuer, &self.settings.client_id);
-        {
-            let keys = self.keys.read().await;
-            match verify_id_token(&keys.0, token, issuer, client, now) {
-                Err(TokenError::UnknownKey) => {}
-                other => return other,
-            }
-            if keys.1.is_some_and(|at| at.elapsed() < JWKS_REFETCH_AFTER) {
-                return Err(TokenError::UnknownKey);
-            }
-        }
-        let fresh = self.fetch_keys().await?;
-        let mut keys = self.keys.write().await;
-        *keys = (fresh, Some(Instant::now()));
-        verify_id_token(&keys.0, token, issuer, client, now)
+        self.tokens.verify(token, now).await
     }
 
     async fn token(&self, form: &[(&str, &str)]) -> Result<TokenAnswer, String> {

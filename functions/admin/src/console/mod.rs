@@ -34,7 +34,6 @@ pub mod admin;
 pub mod campaign_actions;
 pub mod campaign_yaml;
 pub mod campaigns;
-#[cfg(feature = "cognito")]
 pub mod cognito;
 pub mod funnel;
 pub mod lead_csv;
@@ -121,17 +120,11 @@ pub fn router<P: Ports>(ports: Arc<P>, sign_in: SignIn) -> Router {
 }
 
 /// Cognito's callback and the refresh of a session that ended.
-#[cfg(feature = "cognito")]
 fn auth_routes<P: Ports>(console: Arc<Console<P>>) -> Router {
     Router::new()
         .route("/console/auth/callback", get(cognito::callback::<P>))
         .route("/console/auth/refresh", get(cognito::refresh::<P>))
         .with_state(console)
-}
-
-#[cfg(not(feature = "cognito"))]
-fn auth_routes<P: Ports>(_: Arc<Console<P>>) -> Router {
-    Router::new()
 }
 
 /// The session cookie is Secure when people reach this deployment over https.
@@ -162,7 +155,6 @@ impl<P: Ports> FromRequestParts<Arc<Console<P>>> for Signed {
                 let get = parts.method == Method::GET;
                 let back = if get { parts.uri.path_and_query().map(|p| p.as_str().to_string()) } else { None };
                 let next = sign_in::safe_next(back.as_deref());
-                #[cfg(feature = "cognito")]
                 if get && matches!(console.sign_in, SignIn::Cognito(_)) && cognito::can_refresh(&parts.headers) {
                     return Err(see_other(&format!("/console/auth/refresh?{}", query(&[("next", &next)]))));
                 }

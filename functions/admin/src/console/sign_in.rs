@@ -35,7 +35,6 @@ pub enum SignIn {
     /// The local stack: one-time codes, redeemed from this machine only.
     Local(Arc<LocalCodes>),
     /// A deployment's Amazon Cognito user pool (managed login).
-    #[cfg(feature = "cognito")]
     Cognito(Arc<super::cognito::Cognito>),
     /// No sign-in is set up here: the console's pages say so rather than open.
     NotSetUp,
@@ -143,7 +142,6 @@ pub struct NextQuery {
 /// `GET /console/sign-in`: how to sign in here.
 pub async fn sign_in_page<P: Ports>(State(console): State<Arc<Console<P>>>, Query(q): Query<NextQuery>) -> Response {
     let next = safe_next(q.next.as_deref());
-    #[cfg(feature = "cognito")]
     if let SignIn::Cognito(cognito) = &console.sign_in {
         return super::cognito::start(&console, cognito, &next);
     }
@@ -258,11 +256,9 @@ pub async fn sign_out<P: Ports>(
         return *refused;
     }
     let secure = session_cookie_secure(&console.ports.config());
-    #[cfg_attr(not(feature = "cognito"), allow(unused_mut))] // only a user pool adds a cookie
     let mut cookies = vec![session::clear_cookie(secure)];
     let location = match &console.sign_in {
-        #[cfg(feature = "cognito")]
-        SignIn::Cognito(cognito) => {
+            SignIn::Cognito(cognito) => {
             cookies.push(super::cognito::clear_refresh(secure));
             super::cognito::sign_out_location(cognito)
         }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use leadflow_admin::AdminAuth;
 use leadflow_admin::console::SignIn;
 use leadflow_admin::console::cognito::{Cognito, CognitoSettings};
+use leadflow_aws::cognito::PoolKeys;
 use leadflow_aws::dead_letters::SqsDeadLetters;
 use leadflow_aws::lambda::{init_tracing, ports_from_env_with_secret};
 use leadflow_aws::metrics::{Emf, Metered};
@@ -20,7 +21,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     let ports = Arc::new(ports_from_env_with_secret(&[]).await?);
     let public_url = ports.config().settings.public_url.clone();
     let sign_in = match CognitoSettings::from_env(|name| std::env::var(name).ok(), &public_url) {
-        Some(settings) => SignIn::Cognito(Arc::new(Cognito::new(settings))),
+        Some(settings) => {
+            let keys = Arc::new(PoolKeys::new(&settings));
+            SignIn::Cognito(Arc::new(Cognito::new(settings, keys)))
+        }
         None => {
             warn!("no LEADFLOW_COGNITO_* settings: the console cannot sign anybody in");
             SignIn::NotSetUp
