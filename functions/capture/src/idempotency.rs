@@ -23,8 +23,9 @@ use leadflow_app::api_error::ApiError;
 use crate::unavailable;
 
 /// What makes a submission the same one: its fields but the key itself (capture has taken a
-/// CAPTCHA's token out already; a retry carries a new one).
-fn fingerprint(key: &str, fields: &Map<String, Value>) -> String {
+/// CAPTCHA's token out already; a retry carries a new one). Taken before the fields move into
+/// the submission.
+pub fn fingerprint(key: &str, fields: &Map<String, Value>) -> String {
     let kept: BTreeMap<&String, &Value> = fields.iter().filter(|(name, _)| name.as_str() != "submission_id").collect();
     let mut hash = Sha256::new();
     hash.update(b"leadflow-submission-v1\0");
@@ -38,11 +39,11 @@ fn fingerprint(key: &str, fields: &Map<String, Value>) -> String {
 
 /// The lead id a submission with `key` (already hashed) goes under: `lead_id` when the key is
 /// new, the first submission's when this is a retry; an error when the key came with other
-/// fields before.
+/// fields before. `fingerprint` is [`fingerprint`] of the key and the submission's fields.
 pub async fn claim<S: LeadStore>(
     store: &S,
     key: &str,
-    fields: &Map<String, Value>,
+    fingerprint: String,
     lead_id: LeadId,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -56,7 +57,7 @@ pub async fn claim<S: LeadStore>(
     };
     // The fields' binding first: if the process dies between the two, the retry finds it and
     // the client's key still free, and goes on as the first attempt would have.
-    let with_these_fields = bind(fingerprint(key, fields), lead_id).await?;
+    let with_these_fields = bind(fingerprint, lead_id).await?;
     let with_this_key = bind(key.to_string(), with_these_fields).await?;
     if with_this_key == with_these_fields {
         Ok(with_this_key)

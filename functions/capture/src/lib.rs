@@ -157,8 +157,9 @@ async fn accept<P: Ports>(ports: &P, captcha: &Captcha, request: Request) -> Res
     }
     // The widget's token is checked after the cheap checks below; it is no field of the lead.
     let captcha_token = captcha.field().and_then(|f| fields.remove(f));
-    let idempotency_key = idempotency_key(&parts.headers, &fields)?;
-    let mut sub = from_fields(&fields, &settings.honeypot_field, settings.max_custom_fields).map_err(|p| ApiError {
+    let idempotency_key =
+        idempotency_key(&parts.headers, &fields)?.map(|key| (idempotency::fingerprint(&key, &fields), key));
+    let mut sub = from_fields(fields, &settings.honeypot_field, settings.max_custom_fields).map_err(|p| ApiError {
         field: (!p.field.is_empty()).then(|| p.field.clone()),
         ..ApiError::unprocessable(p.code.clone(), p.message.clone())
     })?;
@@ -170,11 +171,11 @@ async fn accept<P: Ports>(ports: &P, captcha: &Captcha, request: Request) -> Res
         ApiError::invalid(first.field.clone(), first.message.clone()).with_problems(problems)
     })?;
     captcha.check(captcha_token.as_ref().and_then(Value::as_str)).await.map_err(|r| captcha_refused(r, captcha))?;
-    if let Some(key) = idempotency_key {
+    if let Some((fingerprint, key)) = idempotency_key {
         let expires = now + Duration::hours(i64::from(settings.idempotency_hours));
         // A retry is queued again under the first id: validation drops it if the first made it,
         // and if the first was lost between the claim and the queue, this one counts.
-        sub.lead_id = idempotency::claim(ports.store(), &key, &fields, lead_id, now, expires).await?;
+        sub.lead_id = idempotency::claim(ports.store(), &key, fingerprint, lead_id, now, expires).await?;
     }
     let body = serde_json::to_string(&sub).map_err(|e| unavailable(e.to_string()))?;
     ports.queue().send(Stage::Validate, &[body]).await.map_err(|e| unavailable(e.to_string()))?;

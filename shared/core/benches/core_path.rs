@@ -285,7 +285,7 @@ fn parse_submission(body: &[u8], lead_id: LeadId, at: DateTime<Utc>) -> Option<S
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
         return None;
     };
-    let mut sub = leadflow_core::submission::from_fields(&fields, "_gotcha", 20).ok()?;
+    let mut sub = leadflow_core::submission::from_fields(fields, "_gotcha", 20).ok()?;
     sub.lead_id = lead_id;
     sub.received_at = at;
     Some(sub)

@@ -1,5 +1,6 @@
 //! The lead and what happens to it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -298,34 +299,44 @@ impl Lead {
     /// `job_title`, `country`, `time_zone`, `form`, `utm_source` … `utm_content`, `page_url`,
     /// `referrer`, `consent`, `lifecycle`, `status`, `custom.<name>`.
     pub fn field(&self, name: &str) -> Option<String> {
+        self.field_ref(name).map(Cow::into_owned)
+    }
+
+    /// [`field`](Self::field) without copying the values the lead holds as text.
+    pub fn field_ref(&self, name: &str) -> Option<Cow<'_, str>> {
         let c = &self.contact;
         let t = &self.attribution.last_touch;
+        fn text(v: &Option<String>) -> Option<Cow<'_, str>> {
+            v.as_deref().map(Cow::Borrowed)
+        }
         let v = match name {
-            "email" => Some(c.email.clone()),
-            "email_domain" => Some(c.email_domain.clone()),
-            "domain_kind" => Some(c.domain_kind.as_str().to_string()),
-            "role_address" => Some(c.role_address.to_string()),
-            "first_name" => c.first_name.clone(),
-            "last_name" => c.last_name.clone(),
-            "phone" => c.phone.clone(),
-            "company" => c.company.clone(),
-            "job_title" => c.job_title.clone(),
-            "country" => c.country.clone(),
-            "time_zone" => c.time_zone.clone(),
-            "form" => t.form.clone(),
-            "utm_source" => t.utm.source.clone(),
-            "utm_medium" => t.utm.medium.clone(),
-            "utm_campaign" => t.utm.campaign.clone(),
-            "utm_term" => t.utm.term.clone(),
-            "utm_content" => t.utm.content.clone(),
-            "page_url" => t.page_url.clone(),
-            "referrer" => t.referrer.clone(),
-            "consent" => Some(self.consent.as_ref().is_some_and(|c| c.given).to_string()),
-            "lifecycle" => Some(self.lifecycle.as_str().to_string()),
-            "status" => Some(
+            "email" => Some(Cow::Borrowed(c.email.as_str())),
+            "email_domain" => Some(Cow::Borrowed(c.email_domain.as_str())),
+            "domain_kind" => Some(Cow::Borrowed(c.domain_kind.as_str())),
+            "role_address" => Some(Cow::Borrowed(if c.role_address { "true" } else { "false" })),
+            "first_name" => text(&c.first_name),
+            "last_name" => text(&c.last_name),
+            "phone" => text(&c.phone),
+            "company" => text(&c.company),
+            "job_title" => text(&c.job_title),
+            "country" => text(&c.country),
+            "time_zone" => text(&c.time_zone),
+            "form" => text(&t.form),
+            "utm_source" => text(&t.utm.source),
+            "utm_medium" => text(&t.utm.medium),
+            "utm_campaign" => text(&t.utm.campaign),
+            "utm_term" => text(&t.utm.term),
+            "utm_content" => text(&t.utm.content),
+            "page_url" => text(&t.page_url),
+            "referrer" => text(&t.referrer),
+            "consent" => {
+                Some(Cow::Borrowed(if self.consent.as_ref().is_some_and(|c| c.given) { "true" } else { "false" }))
+            }
+            "lifecycle" => Some(Cow::Borrowed(self.lifecycle.as_str())),
+            "status" => Some(Cow::Owned(
                 serde_json::to_value(self.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-            ),
-            other => other.strip_prefix("custom.").and_then(|k| self.custom.get(k).cloned()),
+            )),
+            other => other.strip_prefix("custom.").and_then(|k| self.custom.get(k)).map(|v| Cow::Borrowed(v.as_str())),
         };
         v.filter(|s| !s.is_empty())
     }

@@ -15,6 +15,8 @@ use unicode_normalization::char::is_combining_mark;
 use crate::error::FieldProblem;
 use crate::model::DomainKind;
 
+mod phone_valid;
+
 /// RFC 5321's limit for a whole address (a path of 256 octets minus the angle brackets).
 pub const MAX_EMAIL_LEN: usize = 254;
 /// RFC 5321's limit for the part before the `@`.
@@ -61,14 +63,14 @@ pub fn normalize_email(raw: &str) -> Result<NormalizedEmail, FieldProblem> {
     if trimmed.is_empty() {
         return Err(problem("email", "required", "Enter an email address."));
     }
-    if trimmed.chars().any(char::is_control) {
+    if has_control(trimmed) {
         return Err(problem(
             "email",
             "invalid_characters",
             "The email address contains control characters such as line breaks.",
         ));
     }
-    if trimmed.chars().nth(MAX_EMAIL_LEN).is_some() {
+    if longer_than(trimmed, MAX_EMAIL_LEN) {
         return Err(problem("email", "too_long", "The email address is longer than 254 characters."));
     }
     // The last '@' separates the domain: a quoted local part may contain '@', a domain never.
@@ -120,22 +122,22 @@ fn normalize_email_domain(raw: &str) -> Result<String, FieldProblem> {
     let bad_domain = || invalid_email("The domain after the @ is not a valid domain name.");
     // UTS 46 mapping also folds full-width letters and ideographic full stops that phone
     // keyboards produce; the ASCII checks below then apply to what will actually be used.
-    let ascii = idna::domain_to_ascii(raw).map_err(|_| bad_domain())?.to_ascii_lowercase();
+    let mut ascii = idna::domain_to_ascii(raw).map_err(|_| bad_domain())?;
+    ascii.make_ascii_lowercase();
     if ascii.len() > 253 {
         return Err(problem("email", "too_long", "The domain after the @ is too long."));
     }
-    let labels: Vec<&str> = ascii.split('.').collect();
-    if labels.len() < 2 {
+    if !ascii.contains('.') {
         return Err(invalid_email("The domain after the @ needs a dot, like example.com."));
     }
-    for label in &labels {
+    for label in ascii.split('.') {
         let ldh = label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if label.is_empty() || label.len() > 63 || !ldh || label.starts_with('-') || label.ends_with('-') {
             return Err(bad_domain());
         }
     }
     // A numeric TLD means a dotted IP address or a typo; no such TLD exists.
-    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+    if ascii.rsplit('.').next().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
         return Err(bad_domain());
     }
     Ok(ascii)
@@ -156,17 +158,8 @@ pub fn normalize_name(field: &str, raw: &str) -> Result<Option<String>, FieldPro
 /// space, NFC so that the same visible text is the same string, at most `max_chars` characters.
 /// Empty after trimming is `None`.
 pub fn normalize_text(field: &str, raw: &str, max_chars: usize) -> Result<Option<String>, FieldProblem> {
-    // Control characters are refused rather than stripped: in a single-line field they are
-    // either a header-injection attempt or a paste accident, and silently changing a name
-    // hides both.
-    if raw.chars().any(char::is_control) {
-        return Err(problem(
-            field,
-            "invalid_characters",
-            "This field cannot contain control characters such as line breaks.",
-        ));
-    }
-    let nfc: String = raw.nfc().collect();
+    refuse_controls(field, raw)?;
+    let nfc = nfc(raw);
     let mut out = String::with_capacity(nfc.len());
     for word in nfc.split_whitespace() {
         if !out.is_empty() {
@@ -177,10 +170,63 @@ pub fn normalize_text(field: &str, raw: &str, max_chars: usize) -> Result<Option
     if out.is_empty() {
         return Ok(None);
     }
-    if out.chars().nth(max_chars).is_some() {
-        return Err(problem(field, "too_long", &format!("This field is longer than {max_chars} characters.")));
+    if longer_than(&out, max_chars) {
+        return Err(too_long_text(field, max_chars));
     }
     Ok(Some(out))
+}
+
+/// [`normalize_text`]'s verdict without its value: the same problem for the same input, but
+/// text already in NFC (all of ASCII, and nearly everything typed) is only read, not copied.
+pub fn check_text(field: &str, raw: &str, max_chars: usize) -> Result<(), FieldProblem> {
+    refuse_controls(field, raw)?;
+    if !is_nfc(raw) {
+        return normalize_text(field, raw, max_chars).map(drop);
+    }
+    // The collapsed text's length: its words and one space between each two.
+    let mut chars = 0usize;
+    for word in raw.split_whitespace() {
+        chars += usize::from(chars > 0) + if word.is_ascii() { word.len() } else { word.chars().count() };
+    }
+    if chars > max_chars { Err(too_long_text(field, max_chars)) } else { Ok(()) }
+}
+
+/// Control characters are refused rather than stripped: in a single-line field they are either
+/// a header-injection attempt or a paste accident, and silently changing a name hides both.
+fn refuse_controls(field: &str, raw: &str) -> Result<(), FieldProblem> {
+    if has_control(raw) {
+        return Err(problem(
+            field,
+            "invalid_characters",
+            "This field cannot contain control characters such as line breaks.",
+        ));
+    }
+    Ok(())
+}
+
+fn has_control(s: &str) -> bool {
+    if s.is_ascii() { s.bytes().any(|b| b.is_ascii_control()) } else { s.chars().any(char::is_control) }
+}
+
+fn too_long_text(field: &str, max_chars: usize) -> FieldProblem {
+    problem(field, "too_long", &format!("This field is longer than {max_chars} characters."))
+}
+
+/// Whether `s` has more than `max` characters; the byte length settles most cases without
+/// counting (a character is one to four bytes).
+pub(crate) fn longer_than(s: &str, max: usize) -> bool {
+    s.len() > max && (s.len() / 4 > max || s.chars().nth(max).is_some())
+}
+
+/// Whether `s` is certainly in NFC. The quick check can answer "maybe" for text that is in fact
+/// NFC; such text is then normalized, which is always right, just slower.
+fn is_nfc(s: &str) -> bool {
+    s.is_ascii() || unicode_normalization::is_nfc_quick(s.chars()) == unicode_normalization::IsNormalized::Yes
+}
+
+/// `s` in NFC, borrowed when it already is.
+fn nfc(s: &str) -> std::borrow::Cow<'_, str> {
+    if is_nfc(s) { std::borrow::Cow::Borrowed(s) } else { std::borrow::Cow::Owned(s.nfc().collect()) }
 }
 
 /// phonenumber keeps the regexes of its metadata in one LRU cache of 100 entries; numbers from a
@@ -202,10 +248,10 @@ pub fn normalize_phone(raw: &str, country: Option<&str>) -> Result<String, Field
     if trimmed.is_empty() {
         return Err(problem("phone", "required", "Enter a phone number."));
     }
-    if trimmed.chars().any(char::is_control) {
+    if has_control(trimmed) {
         return Err(problem("phone", "invalid_characters", "The phone number cannot contain control characters."));
     }
-    if trimmed.chars().nth(MAX_PHONE_CHARS).is_some() {
+    if longer_than(trimmed, MAX_PHONE_CHARS) {
         return Err(problem("phone", "too_long", "The phone number is longer than 40 characters."));
     }
     let invalid = || {
@@ -222,12 +268,12 @@ pub fn normalize_phone(raw: &str, country: Option<&str>) -> Result<String, Field
         // a metadata update that drops one must not turn into a panic.
         .filter(|id| phonenumber::metadata::DATABASE.by_id(id.as_ref()).is_some());
     let first = phonenumber::parse(region, trimmed).map_err(|_| invalid())?;
-    let number = if phonenumber::is_valid(&first) {
+    let number = if phone_valid::is_valid(&first) {
         first
     } else {
         reread_international(&first, trimmed).ok_or_else(invalid)?
     };
-    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+    Ok(phone_valid::e164(&number))
 }
 
 /// phonenumber strips the *default region's* national prefix even from a number written with
@@ -243,7 +289,7 @@ fn reread_international(first: &phonenumber::PhoneNumber, raw: &str) -> Option<p
     let read = |text: &str| {
         phonenumber::parse(Some(phonenumber::country::Id::ES), text)
             .ok()
-            .filter(|n| n.code().value() == code && phonenumber::is_valid(n))
+            .filter(|n| n.code().value() == code && phone_valid::is_valid(n))
     };
     match first.code().source() {
         Source::Plus => read(raw),
@@ -376,17 +422,20 @@ fn is_disposable(domain: &str) -> bool {
 /// elimination) an organization.
 pub fn classify_domain(domain: &str) -> DomainKind {
     let trimmed = domain.trim().trim_end_matches('.');
-    let ascii = if trimmed.is_ascii() {
-        trimmed.to_ascii_lowercase()
-    } else {
+    let ascii: std::borrow::Cow<'_, str> = if !trimmed.is_ascii() {
         match idna::domain_to_ascii(trimmed) {
-            Ok(ascii) => ascii,
+            Ok(ascii) => ascii.into(),
             Err(_) => return DomainKind::Corporate,
         }
+    } else if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        trimmed.to_ascii_lowercase().into()
+    } else {
+        // A normalized address's domain: already lower case.
+        trimmed.into()
     };
     if is_disposable(&ascii) {
         DomainKind::Disposable
-    } else if FREE_MAIL.contains(ascii.as_str()) {
+    } else if FREE_MAIL.contains(ascii.as_ref()) {
         DomainKind::FreeMail
     } else {
         DomainKind::Corporate

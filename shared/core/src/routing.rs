@@ -101,7 +101,9 @@ pub struct CompiledRouting {
     pub fallback_owner: RepId,
     pub sla_hours: f64,
     reps: HashMap<RepId, (Rep, Tz)>,
-    teams: Vec<(Team, Vec<CompiledCondition>)>,
+    /// Each team with its compiled rules and the explanation of a match, which only depends on
+    /// the rules and so is written once here rather than for every lead.
+    teams: Vec<(Team, Vec<CompiledCondition>, String)>,
 }
 
 impl RoutingConfig {
@@ -156,7 +158,14 @@ impl RoutingConfig {
                     ));
                 }
             }
-            teams.push((team.clone(), compile_all(&team.when, &what)?));
+            let conds = compile_all(&team.when, &what)?;
+            let matched = if conds.is_empty() {
+                format!("Team {} takes every lead not matched before it.", team.name)
+            } else {
+                let why: Vec<String> = conds.iter().map(|c| c.describe()).collect();
+                format!("Team {} matched: {}.", team.name, why.join(" and "))
+            };
+            teams.push((team.clone(), conds, matched));
         }
         Ok(CompiledRouting { fallback_owner: self.fallback_owner.clone(), sla_hours: self.sla_hours, reps, teams })
     }
@@ -262,7 +271,7 @@ pub struct RoutingDecision {
 impl CompiledRouting {
     /// The first team whose rules match the lead.
     pub fn match_team(&self, lead: &Lead) -> Option<&Team> {
-        self.teams.iter().find(|(_, conds)| all_match(conds, lead)).map(|(t, _)| t)
+        self.teams.iter().find(|(_, conds, _)| all_match(conds, lead)).map(|(t, _, _)| t)
     }
 
     pub fn rep(&self, id: &str) -> Option<&Rep> {
@@ -305,16 +314,11 @@ impl CompiledRouting {
         except: Option<&str>,
     ) -> RoutingDecision {
         let mut explanation = Vec::new();
-        let Some((team, conds)) = self.teams.iter().find(|(_, conds)| all_match(conds, lead)) else {
+        let Some((team, _, matched)) = self.teams.iter().find(|(_, conds, _)| all_match(conds, lead)) else {
             explanation.push("No team's rules match this lead.".to_string());
             return self.fallback(None, None, explanation, now);
         };
-        if conds.is_empty() {
-            explanation.push(format!("Team {} takes every lead not matched before it.", team.name));
-        } else {
-            let why: Vec<String> = conds.iter().map(|c| c.describe()).collect();
-            explanation.push(format!("Team {} matched: {}.", team.name, why.join(" and ")));
-        }
+        explanation.push(matched.clone());
         let members: Vec<(RepId, u32)> = team.members.iter().map(|m| (m.rep.clone(), m.weight)).collect();
         let mut eligible = Vec::with_capacity(members.len());
         for (rep_id, _) in &members {

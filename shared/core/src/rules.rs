@@ -1,5 +1,7 @@
 //! Conditions on lead fields, shared by fit scoring, team matching and campaign entry.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
@@ -99,14 +101,17 @@ impl Condition {
 
 impl CompiledCondition {
     pub fn matches(&self, lead: &Lead) -> bool {
-        let value = lead.field(&self.field);
+        let value = lead.field_ref(&self.field);
         match (&self.test, value) {
             (CompiledTest::Exists(want), v) => v.is_some() == *want,
             (_, None) => false,
-            (CompiledTest::Equals(want), Some(v)) => v.to_lowercase() == *want,
-            (CompiledTest::In(set), Some(v)) => set.contains(&v.to_lowercase()),
+            (CompiledTest::Equals(want), Some(v)) => lower(&v) == want.as_str(),
+            (CompiledTest::In(set), Some(v)) => {
+                let v = lower(&v);
+                set.iter().any(|s| *s == v)
+            }
             (CompiledTest::Contains(words), Some(v)) => {
-                let v = v.to_lowercase();
+                let v = lower(&v);
                 words.iter().any(|w| contains_word(&v, w))
             }
             (CompiledTest::Regex(re), Some(v)) => re.is_match(&v),
@@ -134,6 +139,18 @@ impl CompiledCondition {
             CompiledTest::Exists(true) => format!("{f} is given"),
             CompiledTest::Exists(false) => format!("{f} is missing"),
         }
+    }
+}
+
+/// `s.to_lowercase()`, borrowed when that changes nothing: lower-case ASCII, as most field
+/// values are.
+fn lower(s: &str) -> Cow<'_, str> {
+    if !s.is_ascii() {
+        Cow::Owned(s.to_lowercase())
+    } else if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
     }
 }
 

@@ -62,7 +62,8 @@ pub struct BehaviourRule {
 pub struct CompiledScoring {
     pub thresholds: Thresholds,
     grades: Vec<GradeBand>,
-    fit: Vec<(FitRule, CompiledCondition)>,
+    /// Each fit rule with its condition and its explanation, which only depends on the rule.
+    fit: Vec<(FitRule, CompiledCondition, String)>,
     behaviour: Vec<BehaviourRule>,
 }
 
@@ -107,7 +108,9 @@ impl ScoringRules {
         for rule in &self.fit {
             let what = format!("fit rule {}", rule.id);
             in_range("points", rule.points, -MAX_POINTS, MAX_POINTS).map_err(|m| invalid(what.clone(), m))?;
-            fit.push((rule.clone(), rule.when.compile(&what)?));
+            let cond = rule.when.compile(&what)?;
+            let explanation = format!("{} ({})", rule.description, cond.describe());
+            fit.push((rule.clone(), cond, explanation));
         }
         for rule in &self.behaviour {
             let what = format!("behaviour rule {}", rule.id);
@@ -169,13 +172,13 @@ impl CompiledScoring {
     /// score, and `total` is exactly the sum of the reasons' points, in hundredths.
     pub fn score(&self, lead: &Lead, activities: &[Activity], now: DateTime<Utc>) -> Score {
         let mut reasons = Vec::new();
-        for (rule, cond) in &self.fit {
+        for (rule, cond, explanation) in &self.fit {
             if cond.matches(lead) {
                 reasons.push(ScoreReason {
                     rule: rule.id.clone(),
                     kind: ScoreRuleKind::Fit,
                     points: round2(rule.points),
-                    explanation: format!("{} ({})", rule.description, cond.describe()),
+                    explanation: explanation.clone(),
                 });
             }
         }

@@ -35,25 +35,39 @@ pub const KNOWN_FIELDS: &[&str] = &[
 /// A submission from the posted fields (a JSON object, or a form's pairs as strings). The lead
 /// id and the receive time are left for the caller. A problem with no single field to blame
 /// (too many fields) has an empty `field`.
+///
+/// The fields are taken, not borrowed: each value moves into the submission instead of being
+/// copied, and each field name is looked at once. Problems are still reported in a fixed order
+/// (email, custom fields in the map's order, their count, then the known fields in
+/// [`KNOWN_FIELDS`]' order), whatever order the fields came in.
 pub fn from_fields(
-    fields: &Map<String, Value>,
+    fields: Map<String, Value>,
     honeypot_field: &str,
     max_custom_fields: usize,
 ) -> Result<Submission, FieldProblem> {
-    let email = match fields.get("email") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+    let mut known: [Option<Value>; KNOWN_FIELDS.len()] = Default::default();
+    let mut others = Vec::new();
+    for (k, v) in fields {
+        match KNOWN_FIELDS.iter().position(|f| *f == k) {
+            Some(i) => known[i] = Some(v),
+            None if k == honeypot_field => {}
+            None => others.push((k, v)),
+        }
+    }
+    let mut take = |name: &str| KNOWN_FIELDS.iter().position(|f| *f == name).and_then(|i| known[i].take());
+    let given = take("consent");
+
+    let email = match take("email") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s,
         None | Some(Value::Null) | Some(Value::String(_)) => {
             return Err(FieldProblem::new("email", "required", "An email address is required."));
         }
         Some(_) => return Err(FieldProblem::new("email", "invalid_type", "email must be a string.")),
     };
     let mut custom = BTreeMap::new();
-    for (k, v) in fields {
-        if KNOWN_FIELDS.contains(&k.as_str()) || k == honeypot_field {
-            continue;
-        }
+    for (k, v) in others {
         let value = match v {
-            Value::String(s) => s.clone(),
+            Value::String(s) => s,
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Null => continue,
@@ -65,7 +79,7 @@ pub fn from_fields(
                 ));
             }
         };
-        custom.insert(k.clone(), value);
+        custom.insert(k, value);
     }
     if custom.len() > max_custom_fields {
         return Err(FieldProblem::new(
@@ -74,47 +88,53 @@ pub fn from_fields(
             format!("At most {max_custom_fields} extra fields are kept per submission."),
         ));
     }
+    let mut text = |name: &str| text(name, take(name));
     Ok(Submission {
-        form: text(fields, "form")?,
+        form: text("form")?,
         email,
-        first_name: text(fields, "first_name")?,
-        last_name: text(fields, "last_name")?,
-        phone: text(fields, "phone")?,
-        company: text(fields, "company")?,
-        job_title: text(fields, "job_title")?,
-        country: text(fields, "country")?,
-        time_zone: text(fields, "time_zone")?,
-        consent: consent(fields)?,
+        first_name: text("first_name")?,
+        last_name: text("last_name")?,
+        phone: text("phone")?,
+        company: text("company")?,
+        job_title: text("job_title")?,
+        country: text("country")?,
+        time_zone: text("time_zone")?,
+        consent: consent(given, text("consent_purpose"), text("consent_text"))?,
         utm: Utm {
-            source: text(fields, "utm_source")?,
-            medium: text(fields, "utm_medium")?,
-            campaign: text(fields, "utm_campaign")?,
-            term: text(fields, "utm_term")?,
-            content: text(fields, "utm_content")?,
+            source: text("utm_source")?,
+            medium: text("utm_medium")?,
+            campaign: text("utm_campaign")?,
+            term: text("utm_term")?,
+            content: text("utm_content")?,
         },
-        page_url: text(fields, "page_url")?,
-        referrer: text(fields, "referrer")?,
+        page_url: text("page_url")?,
+        referrer: text("referrer")?,
         custom,
         ..Submission::default()
     })
 }
 
 /// A string field, if present: strings as they are, numbers as written, null or blank as absent.
-fn text(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, FieldProblem> {
-    match fields.get(name) {
+fn text(name: &str, value: Option<Value>) -> Result<Option<String>, FieldProblem> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Ok(Some(s)),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
         Some(_) => Err(FieldProblem::new(name, "invalid_type", format!("{name} must be a string."))),
     }
 }
 
-/// Consent as a JSON boolean or a form checkbox's text (`on`, `yes`, `true`, `1`).
-fn consent(fields: &Map<String, Value>) -> Result<Option<RawConsent>, FieldProblem> {
-    let given = match fields.get("consent") {
+/// Consent as a JSON boolean or a form checkbox's text (`on`, `yes`, `true`, `1`). Its purpose
+/// and wording are only read (and their problems only reported) when consent is there.
+fn consent(
+    given: Option<Value>,
+    purpose: Result<Option<String>, FieldProblem>,
+    wording: Result<Option<String>, FieldProblem>,
+) -> Result<Option<RawConsent>, FieldProblem> {
+    let given = match given {
         None | Some(Value::Null) => return Ok(None),
-        Some(Value::Bool(b)) => *b,
+        Some(Value::Bool(b)) => b,
         Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "on" | "yes" | "1" => true,
             "false" | "off" | "no" | "0" | "" => false,
@@ -122,5 +142,62 @@ fn consent(fields: &Map<String, Value>) -> Result<Option<RawConsent>, FieldProbl
         },
         Some(_) => return Err(FieldProblem::new("consent", "invalid_type", "consent must be true or false.")),
     };
-    Ok(Some(RawConsent { given, purpose: text(fields, "consent_purpose")?, wording: text(fields, "consent_text")? }))
+    Ok(Some(RawConsent { given, purpose: purpose?, wording: wording? }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn read(body: Value) -> Result<Submission, (String, String)> {
+        let Value::Object(fields) = body else { return Err(("".into(), "not an object".into())) };
+        from_fields(fields, "_gotcha", 2).map_err(|p| (p.field, p.code))
+    }
+
+    fn err(field: &str, code: &str) -> Result<Submission, (String, String)> {
+        Err((field.into(), code.into()))
+    }
+
+    #[test]
+    fn fields_move_into_the_submission() {
+        let sub = read(json!({
+            "email": "a@x.io", "first_name": "Ana", "phone": 4930, "company": "  ", "consent": "on",
+            "consent_text": "Yes", "utm_source": "g", "_gotcha": "", "employees": 12, "vip": true, "gone": null,
+        }));
+        let Ok(sub) = sub else { panic!("{sub:?}") };
+        assert_eq!(sub.email, "a@x.io");
+        assert_eq!(sub.first_name.as_deref(), Some("Ana"));
+        assert_eq!(sub.phone.as_deref(), Some("4930"));
+        assert_eq!(sub.company, None);
+        assert_eq!(sub.utm.source.as_deref(), Some("g"));
+        assert_eq!(sub.consent, Some(RawConsent { given: true, purpose: None, wording: Some("Yes".into()) }));
+        let custom: Vec<(&str, &str)> = sub.custom.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(custom, vec![("employees", "12"), ("vip", "true")]);
+    }
+
+    #[test]
+    fn problems_come_in_a_fixed_order() {
+        // The email first, whatever else is wrong.
+        assert_eq!(read(json!({"first_name": [1], "x": {}})), err("email", "required"));
+        assert_eq!(read(json!({"email": 1})), err("email", "invalid_type"));
+        assert_eq!(read(json!({"email": "  "})), err("email", "required"));
+        // Then custom fields in key order, then their count.
+        assert_eq!(read(json!({"email": "a@x.io", "b": [], "a": {}, "form": []})), err("a", "invalid_type"));
+        assert_eq!(read(json!({"email": "a@x.io", "a": 1, "b": 2, "c": 3, "form": []})), err("", "too_many_fields"));
+        // Then the known fields, form first, consent before the UTM tags.
+        assert_eq!(read(json!({"email": "a@x.io", "referrer": [], "form": {}})), err("form", "invalid_type"));
+        assert_eq!(
+            read(json!({"email": "a@x.io", "utm_source": [], "consent": "maybe"})),
+            err("consent", "invalid_value")
+        );
+        assert_eq!(
+            read(json!({"email": "a@x.io", "consent": true, "consent_text": [], "consent_purpose": {}})),
+            err("consent_purpose", "invalid_type")
+        );
+        // Consent's wording is not read without consent.
+        assert!(read(json!({"email": "a@x.io", "consent_text": []})).is_ok_and(|s| s.consent.is_none()));
+        assert_eq!(read(json!({"email": "a@x.io", "consent": 1})), err("consent", "invalid_type"));
+    }
 }

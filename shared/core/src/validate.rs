@@ -10,8 +10,8 @@ use crate::model::{
     Attribution, Consent, Contact, DomainKind, Lead, Lifecycle, SalesStatus, Submission, Touch, Utm, Validity,
 };
 use crate::normalize::{
-    MAX_EMAIL_LEN, MAX_NAME_CHARS, classify_domain, is_role_address, normalize_country, normalize_email,
-    normalize_phone, normalize_text, normalize_time_zone,
+    MAX_EMAIL_LEN, MAX_NAME_CHARS, check_text, classify_domain, is_role_address, longer_than, normalize_country,
+    normalize_email, normalize_phone, normalize_text, normalize_time_zone,
 };
 
 /// Longest value of a single-line field other than names and URLs, in characters.
@@ -65,19 +65,19 @@ pub fn check_submission(sub: &Submission) -> Result<(), Vec<FieldProblem>> {
     }
     for (field, value, max) in single_line_fields(sub) {
         if let Some(value) = value
-            && let Err(p) = normalize_text(field, value, max)
+            && let Err(p) = check_text(field, value, max)
         {
             problems.push(p);
         }
     }
     if let Some(consent) = &sub.consent {
         if let Some(purpose) = consent.purpose.as_deref()
-            && let Err(p) = normalize_text("consent.purpose", purpose, MAX_TEXT_CHARS)
+            && let Err(p) = check_text("consent.purpose", purpose, MAX_TEXT_CHARS)
         {
             problems.push(p);
         }
         if let Some(wording) = consent.wording.as_deref()
-            && let Some(p) = check_multi_line("consent.wording", wording, MAX_CONSENT_WORDING_CHARS)
+            && let Some(p) = check_multi_line(|| "consent.wording".to_string(), wording, MAX_CONSENT_WORDING_CHARS)
         {
             problems.push(p);
         }
@@ -89,7 +89,7 @@ pub fn check_submission(sub: &Submission) -> Result<(), Vec<FieldProblem>> {
                 "invalid_field_name",
                 "Custom field names can only use letters, digits, '_', '.' and '-', at most 64 of them.",
             ));
-        } else if let Some(p) = check_multi_line(&custom_field_name(key), value, MAX_CUSTOM_VALUE_CHARS) {
+        } else if let Some(p) = check_multi_line(|| custom_field_name(key), value, MAX_CUSTOM_VALUE_CHARS) {
             problems.push(p);
         }
     }
@@ -115,11 +115,15 @@ fn custom_field_name(key: &str) -> String {
 
 /// Multi-line values (a "message" textarea) may hold line breaks and tabs, but no other control
 /// character: NUL breaks stores and C strings, escape sequences rewrite terminals and exports.
-fn check_multi_line(field: &str, value: &str, max_chars: usize) -> Option<FieldProblem> {
-    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-        Some(FieldProblem::new(field, "invalid_characters", "This field contains control characters."))
-    } else if value.chars().nth(max_chars).is_some() {
-        Some(FieldProblem::new(field, "too_long", format!("This field is longer than {max_chars} characters.")))
+/// The field's name is only made when there is a problem to name it in.
+fn check_multi_line(field: impl FnOnce() -> String, value: &str, max_chars: usize) -> Option<FieldProblem> {
+    let control = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+    let has_control =
+        if value.is_ascii() { value.bytes().any(|b| control(char::from(b))) } else { value.chars().any(control) };
+    if has_control {
+        Some(FieldProblem::new(field(), "invalid_characters", "This field contains control characters."))
+    } else if longer_than(value, max_chars) {
+        Some(FieldProblem::new(field(), "too_long", format!("This field is longer than {max_chars} characters.")))
     } else {
         None
     }
@@ -312,14 +316,15 @@ pub fn build_lead(sub: &Submission, settings: &ValidationSettings) -> Lead {
 /// Consent wording as shown on the form: line breaks kept, other control characters dropped,
 /// bounded.
 fn clean_wording(raw: &str) -> String {
-    let kept: String = raw
+    let mut kept: String = raw
         .trim()
         .chars()
         .filter(|c| *c != '\r')
         .map(|c| if c.is_control() && !matches!(c, '\n' | '\t') { ' ' } else { c })
         .take(MAX_CONSENT_WORDING_CHARS)
         .collect();
-    kept.trim_end().to_string()
+    kept.truncate(kept.trim_end().len());
+    kept
 }
 
 /// The existing lead with a repeat submission merged in.

@@ -1,0 +1,196 @@
+//! `phonenumber::is_valid`, answered from regexes compiled once per region.
+//!
+//! phonenumber looks every pattern up in its shared regex cache on every use: the pattern text is
+//! hashed (SipHash over patterns of up to a few hundred bytes), the LRU order is updated, and all
+//! of it happens under one global `Mutex`. A validity check touches a dozen patterns, so the
+//! lookups cost about as much as the matching, and serialize threads. Here each region's
+//! patterns are compiled the first time a number of that region is checked and then only read.
+//!
+//! The logic is phonenumber 0.3.10's `validator::is_valid_with`, `source_for` and `number_type`
+//! (reduced to "is the type known"), over the same metadata; `tests` compares the two answers.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock};
+
+use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
+use regex::{Regex, RegexBuilder};
+
+/// A descriptor's national-number pattern and the lengths it admits.
+struct Pattern {
+    lengths: Vec<u16>,
+    /// The metadata's pattern anchored at the start: phonenumber asks whether the leftmost match
+    /// starts at 0, which is whether a match starting at 0 exists.
+    regex: Regex,
+}
+
+impl Pattern {
+    fn is_match(&self, national: &str) -> bool {
+        // Lengths never exceed u16 for a number that parsed (at most 17 digits).
+        let len = u16::try_from(national.len()).unwrap_or(u16::MAX);
+        (self.lengths.is_empty() || self.lengths.contains(&len)) && self.regex.is_match(national)
+    }
+}
+
+/// What a validity check needs of one region's metadata, compiled.
+struct Region {
+    general: Pattern,
+    /// The types phonenumber's `number_type` can answer (fixed line, mobile, premium rate, toll
+    /// free, shared cost, VoIP, personal, pager, UAN, voicemail): any match makes it known, so
+    /// the order is free, and the common two go first to stop early.
+    kinds: Vec<Pattern>,
+    leading_digits: Option<Regex>,
+}
+
+impl Region {
+    fn compile(meta: &Metadata) -> Option<Region> {
+        let d = meta.descriptors();
+        let kinds = [
+            d.fixed_line(),
+            d.mobile(),
+            d.premium_rate(),
+            d.toll_free(),
+            d.shared_cost(),
+            d.voip(),
+            d.personal_number(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+        ];
+        Some(Region {
+            general: pattern(d.general())?,
+            kinds: kinds.into_iter().flatten().map(pattern).collect::<Option<_>>()?,
+            leading_digits: match meta.leading_digits() {
+                Some(re) => Some(anchored(re.as_str())?),
+                None => None,
+            },
+        })
+    }
+
+    /// `number_type(meta, national) != Type::Unknown`.
+    fn knows(&self, national: &str) -> bool {
+        self.general.is_match(national) && self.kinds.iter().any(|k| k.is_match(national))
+    }
+}
+
+fn pattern(desc: &Descriptor) -> Option<Pattern> {
+    Some(Pattern { lengths: desc.possible_length().to_vec(), regex: anchored(desc.national_number().as_str())? })
+}
+
+/// phonenumber compiles its metadata patterns with `ignore_whitespace`; so does this. The line
+/// break keeps a trailing comment, were there one, from swallowing the closing parenthesis.
+fn anchored(source: &str) -> Option<Regex> {
+    RegexBuilder::new(&format!("^(?:{source}\n)")).ignore_whitespace(true).build().ok()
+}
+
+/// Compiled regions, keyed by the address of their metadata in phonenumber's static database:
+/// that is exact even for the non-geographic entities, which share the id "001".
+static REGIONS: LazyLock<HashMap<usize, OnceLock<Option<Region>>>> =
+    LazyLock::new(|| DATABASE.iter().map(|meta| (key(meta), OnceLock::new())).collect());
+
+fn key(meta: &Metadata) -> usize {
+    std::ptr::from_ref(meta) as usize
+}
+
+/// The compiled form of `meta`; `None` only if a pattern failed to compile here, in which case
+/// the caller falls back to phonenumber itself.
+fn compiled(meta: &Metadata) -> Option<&'static Region> {
+    REGIONS.get(&key(meta))?.get_or_init(|| Region::compile(meta)).as_ref()
+}
+
+/// Which metadata to validate against (phonenumber's `source_for`), or `None` when no region
+/// claims the number. `Err` when a region could not be compiled here.
+fn source_for(code: u16, national: &str) -> Result<Option<&'static Metadata>, ()> {
+    let Some(regions) = DATABASE.region(&code) else { return Ok(None) };
+    if let [only] = regions.as_slice() {
+        return Ok(if *only == "001" {
+            DATABASE.by_code(&code).and_then(|m| m.into_iter().next())
+        } else {
+            only.parse::<phonenumber::country::Id>().ok().and_then(|id| DATABASE.by_id(id.as_ref()))
+        });
+    }
+    for region in regions {
+        let Some(meta) = DATABASE.by_id(region) else { continue };
+        let compiled = compiled(meta).ok_or(())?;
+        let claims = match &compiled.leading_digits {
+            Some(leading) => leading.is_match(national),
+            None => compiled.knows(national),
+        };
+        if claims {
+            let id = region.parse::<phonenumber::country::Id>().map_err(|_| ())?;
+            return Ok(DATABASE.by_id(id.as_ref()));
+        }
+    }
+    Ok(None)
+}
+
+/// Same answer as `phonenumber::is_valid(number)`.
+pub(super) fn is_valid(number: &phonenumber::PhoneNumber) -> bool {
+    let national = number.national().to_string();
+    let answer = source_for(number.code().value(), &national)
+        .and_then(|meta| meta.map_or(Ok(false), |meta| Ok(compiled(meta).ok_or(())?.knows(&national))));
+    answer.unwrap_or_else(|()| phonenumber::is_valid(number))
+}
+
+/// `number.format().mode(Mode::E164)`: E.164 is the country code and the national number with
+/// its leading zeros, which phonenumber writes without consulting any format (it does look the
+/// formats up first, which is the cost saved here).
+pub(super) fn e164(number: &phonenumber::PhoneNumber) -> String {
+    format!("+{}{}", number.code().value(), number.national())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every region's example numbers, and the same digits cut short, lengthened and changed,
+    /// read as written and with the region's code, give phonenumber's answer.
+    #[test]
+    fn answers_as_phonenumber_does() {
+        let mut checked = 0;
+        for meta in DATABASE.iter() {
+            let d = meta.descriptors();
+            let examples = [
+                Some(d.general()),
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
+                d.personal_number(),
+                d.voip(),
+                d.pager(),
+                d.uan(),
+                d.voicemail(),
+                d.emergency(),
+                d.short_code(),
+            ];
+            let region = meta.id().parse::<phonenumber::country::Id>().ok();
+            for example in examples.into_iter().flatten().filter_map(Descriptor::example) {
+                let mut variants = vec![example.to_string(), format!("{example}1"), format!("0{example}")];
+                if example.len() > 3 {
+                    variants.push(example[..example.len() - 1].to_string());
+                    variants.push(format!("9{}", &example[1..]));
+                    variants.push(format!("{}0", &example[..example.len() - 1]));
+                }
+                for digits in variants {
+                    for text in [format!("+{} {digits}", meta.country_code()), digits.clone()] {
+                        let Ok(n) = phonenumber::parse(region, &text) else { continue };
+                        assert_eq!(is_valid(&n), phonenumber::is_valid(&n), "{} {text}", meta.id());
+                        if phonenumber::is_valid(&n) {
+                            assert_eq!(e164(&n), n.format().mode(phonenumber::Mode::E164).to_string());
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 5000, "only {checked} numbers checked");
+    }
+
+    #[test]
+    fn every_region_compiles() {
+        for meta in DATABASE.iter() {
+            assert!(compiled(meta).is_some(), "{}", meta.id());
+        }
+    }
+}
