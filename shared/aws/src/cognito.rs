@@ -78,8 +78,10 @@ pub struct PoolKeys {
 
 impl PoolKeys {
     pub fn new(settings: &CognitoSettings) -> Self {
-        let http =
-            reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_else(|_| reqwest::Client::new());
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
         Self {
             issuer: settings.issuer.clone(),
             client_id: settings.client_id.clone(),

@@ -263,7 +263,10 @@ async fn a_rep_signs_in_through_the_managed_login_is_refreshed_and_signs_out() {
         jwks_url: pool.jwks_url.clone(),
         console_url: "https://console.acme.example".into(),
     };
-    let app = leadflow_admin::console::router(ports, SignIn::Cognito(Arc::new(Cognito::new(settings.clone(), Arc::new(PoolKeys::new(&settings))))));
+    let app = leadflow_admin::console::router(
+        ports,
+        SignIn::Cognito(Arc::new(Cognito::new(settings.clone(), Arc::new(PoolKeys::new(&settings))))),
+    );
 
     // Signed out: to sign-in, which goes to the managed login with PKCE and a state.
     let page = get(&app, "/console/leads/mine", "", "GET", "").await;
@@ -344,7 +347,10 @@ async fn a_user_in_no_group_or_a_salesperson_who_is_no_rep_is_not_let_in() {
         jwks_url: pool.jwks_url.clone(),
         console_url: "http://127.0.0.1:8080".into(),
     };
-    let app = leadflow_admin::console::router(ports, SignIn::Cognito(Arc::new(Cognito::new(settings.clone(), Arc::new(PoolKeys::new(&settings))))));
+    let app = leadflow_admin::console::router(
+        ports,
+        SignIn::Cognito(Arc::new(Cognito::new(settings.clone(), Arc::new(PoolKeys::new(&settings))))),
+    );
     let start = get(&app, "/console/sign-in", "", "GET", "").await;
     let oauth = cookie_named(&start.cookies, "leadflow_oauth").expect("cookie");
     *endpoint.challenge.lock().unwrap_or_else(|e| e.into_inner()) =

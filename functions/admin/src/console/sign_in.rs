@@ -258,7 +258,7 @@ pub async fn sign_out<P: Ports>(
     let secure = session_cookie_secure(&console.ports.config());
     let mut cookies = vec![session::clear_cookie(secure)];
     let location = match &console.sign_in {
-            SignIn::Cognito(cognito) => {
+        SignIn::Cognito(cognito) => {
             cookies.push(super::cognito::clear_refresh(secure));
             super::cognito::sign_out_location(cognito)
         }
