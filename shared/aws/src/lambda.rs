@@ -7,8 +7,14 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::identity::IdentityCache;
+use aws_config::meta::region::ProvideRegion;
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
@@ -28,6 +34,7 @@ use crate::mailer::SesMailer;
 use crate::metrics::Emf;
 use crate::queue::{SqsQueue, StageUrls};
 use crate::store::DynamoStore;
+use crate::unwired::Unwired;
 
 /// JSON log lines on stdout, where Lambda sends them to CloudWatch. The level comes from
 /// `RUST_LOG`, else from Lambda's own log-level setting (`AWS_LAMBDA_LOG_LEVEL`), else info.
@@ -70,7 +77,41 @@ impl Clock for SystemClock {
     }
 }
 
-pub type AwsPorts = Adapters<DynamoStore, SqsQueue, SesMailer, EventBridgeBus, SystemClock>;
+/// A function's ports: the table always; for the queue, the mailer and the bus either the AWS
+/// adapter or [`Unwired`], so that each function's binary links only the SDK clients it uses.
+pub type FunctionPorts<Q, M, B> = Adapters<DynamoStore, Q, M, B, SystemClock>;
+
+/// Every AWS adapter (the tests' deployment on moto).
+pub type AwsPorts = FunctionPorts<SqsQueue, SesMailer, EventBridgeBus>;
+
+/// A port's adapter as a function builds it at start-up.
+pub trait FromEnvironment: Sized {
+    fn from_environment(sdk: &SdkConfig, env: &Environment) -> Self;
+}
+
+impl FromEnvironment for SqsQueue {
+    fn from_environment(sdk: &SdkConfig, env: &Environment) -> Self {
+        SqsQueue::new(aws_sdk_sqs::Client::new(sdk), env.queue_urls.clone())
+    }
+}
+
+impl FromEnvironment for SesMailer {
+    fn from_environment(sdk: &SdkConfig, env: &Environment) -> Self {
+        SesMailer::new(ses_client(sdk), env.configuration_set.clone())
+    }
+}
+
+impl FromEnvironment for EventBridgeBus {
+    fn from_environment(sdk: &SdkConfig, env: &Environment) -> Self {
+        EventBridgeBus::new(aws_sdk_eventbridge::Client::new(sdk), env.event_bus.clone())
+    }
+}
+
+impl FromEnvironment for Unwired {
+    fn from_environment(_sdk: &SdkConfig, _env: &Environment) -> Self {
+        Unwired
+    }
+}
 
 /// Why a function cannot start. Every message names what the operator has to fix.
 #[derive(Debug, thiserror::Error)]
@@ -177,40 +218,71 @@ fn read_environment(
     Ok(Environment { table, queue_urls, event_bus, configuration_set, signing_keys_secret, config })
 }
 
-/// Builds the AWS adapters from the process environment; call once per cold start. The SDK
-/// configuration (region, credentials, `AWS_ENDPOINT_URL`) is loaded once and shared by the
-/// four clients. Logs the reason before returning an error, so it reaches CloudWatch as JSON.
-/// The unsubscribe secret is optional (see [`environment`]).
-pub async fn ports_from_env(sends_to: &[Stage]) -> Result<AwsPorts, StartupError> {
-    ports_from(read_environment(|name| std::env::var(name).ok(), sends_to, false)).await
+/// Builds the function's adapters from the process environment; call once per cold start. `Q`,
+/// `M` and `B` are the adapters of the function's queue, mailer and bus ([`Unwired`] for those
+/// it does not use). The SDK configuration ([`sdk_config`]) is loaded once and shared by the
+/// clients. Logs the reason before returning an error, so it reaches CloudWatch as JSON.
+///
+/// For the functions that sign or verify no links: `LEADFLOW_SIGNING_KEYS_SECRET` is not read
+/// (the template sets it on none of them), so they link no Secrets Manager client either.
+pub async fn ports_from_env<Q, M, B>(sends_to: &[Stage]) -> Result<FunctionPorts<Q, M, B>, StartupError>
+where
+    Q: FromEnvironment,
+    M: FromEnvironment,
+    B: FromEnvironment,
+{
+    let env = started(read_environment(|name| std::env::var(name).ok(), sends_to, false))?;
+    if env.signing_keys_secret.is_some() {
+        warn!(var = env::SIGNING_KEYS_SECRET, "set, but this function signs no links: not read");
+    }
+    Ok(ports_from(&sdk_config().await, env, None))
 }
 
 /// [`ports_from_env`] for the functions that sign or verify unsubscribe links (nurture,
-/// unsubscribe, admin, route): they do not start without their signing keys.
-pub async fn ports_from_env_with_secret(sends_to: &[Stage]) -> Result<AwsPorts, StartupError> {
-    ports_from(read_environment(|name| std::env::var(name).ok(), sends_to, true)).await
+/// unsubscribe, admin, route): they read their signing keys at start and do not start without
+/// them.
+pub async fn ports_from_env_with_secret<Q, M, B>(sends_to: &[Stage]) -> Result<FunctionPorts<Q, M, B>, StartupError>
+where
+    Q: FromEnvironment,
+    M: FromEnvironment,
+    B: FromEnvironment,
+{
+    let env = started(read_environment(|name| std::env::var(name).ok(), sends_to, true))?;
+    let sdk = sdk_config().await;
+    // `read_environment` refuses to go on without the secret's name when it is required.
+    let secret = env.signing_keys_secret.clone().unwrap_or_default();
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let keys = started(signing_keys(&client, &secret).await)?;
+    Ok(ports_from(&sdk, env, Some(keys)))
 }
 
-async fn ports_from(env: Result<Environment, StartupError>) -> Result<AwsPorts, StartupError> {
-    let env = env.inspect_err(|e| {
+/// `result`, its error logged as the reason the function cannot start.
+fn started<T>(result: Result<T, StartupError>) -> Result<T, StartupError> {
+    result.inspect_err(|e| {
         error!(error = %e, "the function cannot start");
-    })?;
-    let sdk = sdk_config().await;
+    })
+}
+
+fn ports_from<Q, M, B>(sdk: &SdkConfig, env: Environment, keys: Option<SigningKeys>) -> FunctionPorts<Q, M, B>
+where
+    Q: FromEnvironment,
+    M: FromEnvironment,
+    B: FromEnvironment,
+{
+    let (queue, mailer, bus) =
+        (Q::from_environment(sdk, &env), M::from_environment(sdk, &env), B::from_environment(sdk, &env));
     let mut config = env.config;
-    if let Some(secret) = &env.signing_keys_secret {
-        let client = aws_sdk_secretsmanager::Client::new(&sdk);
-        config.settings.signing_keys = signing_keys(&client, secret).await.inspect_err(|e| {
-            error!(error = %e, "the function cannot start");
-        })?;
+    if let Some(keys) = keys {
+        config.settings.signing_keys = keys;
     }
-    Ok(Adapters {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), env.table),
-        queue: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), env.queue_urls),
-        mailer: SesMailer::new(ses_client(&sdk), env.configuration_set),
-        bus: EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), env.event_bus),
+    Adapters {
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), env.table),
+        queue,
+        mailer,
+        bus,
         clock: SystemClock,
         config: ConfigHandle::new(config),
-    })
+    }
 }
 
 /// The signing keys from Secrets Manager (`secret` is its ARN or name). Read once per cold start:
@@ -413,8 +485,25 @@ pub fn sdk_timeouts() -> TimeoutConfig {
 
 /// The SDK configuration every function's clients are built from: region, credentials and
 /// `AWS_ENDPOINT_URL` from the environment, and [`sdk_timeouts`].
+///
+/// Only from the environment, which is where Lambda puts them (`AWS_REGION`, the role's
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`): not through
+/// `aws_config::load_defaults`, whose default chain (profiles, SSO, web identity through STS,
+/// ECS, IMDS) never finds anything on Lambda but links an STS client and the rest into every
+/// function and reads the profile files at each cold start. The rest is what `load_defaults`
+/// gives when no profile or `AWS_*` setting says otherwise: standard retries (3 attempts), the
+/// lazy identity cache, the latest behavior version.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).timeout_config(sdk_timeouts()).load().await
+    let endpoint_url = std::env::var("AWS_ENDPOINT_URL").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(EnvironmentVariableRegionProvider::new().region().await)
+        .credentials_provider(SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()))
+        .identity_cache(IdentityCache::lazy().build())
+        .retry_config(RetryConfig::standard())
+        .timeout_config(sdk_timeouts());
+    builder.set_endpoint_url(endpoint_url);
+    builder.build()
 }
 
 /// [`sdk_timeouts`] for SES, without the per-attempt timeout: SES does not drop a repeated

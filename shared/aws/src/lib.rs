@@ -13,6 +13,7 @@ pub mod mailer;
 pub mod metrics;
 pub mod queue;
 pub mod store;
+pub mod unwired;
 
 #[cfg(feature = "provision")]
 pub mod provision;

@@ -8,17 +8,21 @@ use std::sync::Arc;
 use leadflow_admin::AdminAuth;
 use leadflow_admin::console::SignIn;
 use leadflow_admin::console::cognito::{Cognito, CognitoSettings};
+use leadflow_aws::bus::EventBridgeBus;
 use leadflow_aws::cognito::PoolKeys;
 use leadflow_aws::dead_letters::SqsDeadLetters;
 use leadflow_aws::lambda::{init_tracing, ports_from_env_with_secret};
 use leadflow_aws::metrics::{Emf, Metered};
+use leadflow_aws::unwired::Unwired;
 use leadflow_core::ports::Ports;
 use tracing::{error, warn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
-    let ports = Arc::new(ports_from_env_with_secret(&[]).await?);
+    // Publishes the erasure event; sends no email (an erasure finds no copy kept with SES) and
+    // nothing to a stage queue (the dead letters below have their own SQS client).
+    let ports = Arc::new(ports_from_env_with_secret::<Unwired, Unwired, EventBridgeBus>(&[]).await?);
     let public_url = ports.config().settings.public_url.clone();
     let sign_in = match CognitoSettings::from_env(|name| std::env::var(name).ok(), &public_url) {
         Some(settings) => {

@@ -2,11 +2,14 @@
 
 use leadflow_aws::dead_letters::ReasonLog;
 use leadflow_aws::lambda::{init_tracing, ports_from_env, run_sqs_stage};
+use leadflow_aws::queue::SqsQueue;
+use leadflow_aws::unwired::Unwired;
 use leadflow_core::ports::Stage;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let ports = ports_from_env(&[Stage::Route]).await?;
+    // No email, no event: route sends the assignment email and publishes.
+    let ports = ports_from_env::<SqsQueue, Unwired, Unwired>(&[Stage::Route]).await?;
     run_sqs_stage(ReasonLog::of_store(&ports.store), |items| leadflow_score::handle_batch(&ports, items)).await
 }

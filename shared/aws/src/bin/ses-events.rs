@@ -8,25 +8,31 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use leadflow_app::StageError;
-use leadflow_aws::lambda::{AwsPorts, init_tracing, ports_from_env};
+use leadflow_aws::lambda::{FunctionPorts, init_tracing, ports_from_env};
 use leadflow_aws::metrics::Emf;
+use leadflow_aws::queue::SqsQueue;
+use leadflow_aws::unwired::Unwired;
 use leadflow_core::ports::Stage;
 use leadflow_ses_events::{Outcome, handle_event};
 use serde_json::{Value, json};
 use tracing::{Instrument, error, info, info_span, warn};
 
+/// The queue for rescoring; no mailer, no bus.
+type Ports = FunctionPorts<SqsQueue, Unwired, Unwired>;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     // Opens and clicks ask the score stage to score the lead again.
-    let ports = ports_from_env(&[Stage::Score]).await?;
+    // No email, no event.
+    let ports: Ports = ports_from_env(&[Stage::Score]).await?;
     let emf = Emf::from_env();
     // Boxed: nested in the runtime's futures, the handler's future (SDK calls inside domain
     // steps) goes past the compiler's type layout depth limit.
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| Box::pin(emf.metered(handle(&ports, event))))).await
 }
 
-async fn handle(ports: &AwsPorts, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
+async fn handle(ports: &Ports, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
     // EventBridge's event id and the detail type: no personal data.
     let event_id = event.payload.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
     let detail_type = event.payload.get("detail-type").and_then(Value::as_str).unwrap_or_default().to_string();

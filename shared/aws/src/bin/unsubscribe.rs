@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use leadflow_aws::lambda::{init_tracing, ports_from_env_with_secret};
 use leadflow_aws::metrics::{Emf, Metered};
+use leadflow_aws::queue::SqsQueue;
+use leadflow_aws::unwired::Unwired;
 use leadflow_core::ports::Stage;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     // A confirmed subscription goes to the score stage, which enrolls the lead.
-    let ports = Arc::new(ports_from_env_with_secret(&[Stage::Score]).await?);
+    // No email, no event.
+    let ports = Arc::new(ports_from_env_with_secret::<SqsQueue, Unwired, Unwired>(&[Stage::Score]).await?);
     lambda_http::run(Metered::new(leadflow_unsubscribe::router(ports), Emf::from_env())).await
 }
