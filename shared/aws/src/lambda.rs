@@ -497,6 +497,7 @@ pub async fn sdk_config() -> SdkConfig {
     let endpoint_url = std::env::var("AWS_ENDPOINT_URL").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(crate::https::https_client())
         .region(EnvironmentVariableRegionProvider::new().region().await)
         .credentials_provider(SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()))
         .identity_cache(IdentityCache::lazy().build())

@@ -8,6 +8,7 @@ pub mod bus;
 pub mod cognito;
 pub mod dead_letters;
 pub mod env;
+pub mod https;
 pub mod lambda;
 pub mod mailer;
 pub mod metrics;

@@ -142,6 +142,7 @@ fn fake_urls(fake: &FakeSqs) -> DlqUrls {
 async fn dead_letters_on(fake: &FakeSqs) -> SqsDeadLetters {
     // The reasons are never read by a redrive; the table client points nowhere on purpose.
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(leadflow_aws::https::https_client())
         .endpoint_url("http://127.0.0.1:9")
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "none"))

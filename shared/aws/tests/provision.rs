@@ -22,6 +22,7 @@ fn moto_endpoint() -> String {
 
 async fn sdk() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(leadflow_aws::https::https_client())
         .endpoint_url(moto_endpoint())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))

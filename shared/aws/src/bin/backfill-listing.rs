@@ -29,7 +29,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk =
+        aws_config::defaults(BehaviorVersion::latest()).http_client(leadflow_aws::https::https_client()).load().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
     match store.backfill_listing().await {
         Ok(added) => {

@@ -89,6 +89,7 @@ impl FakeSes {
                 .with_max_backoff(Duration::from_millis(5))
         };
         let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(leadflow_aws::https::https_client())
             .endpoint_url(&self.endpoint)
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "fake-ses"))

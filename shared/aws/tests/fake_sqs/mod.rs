@@ -63,6 +63,7 @@ impl FakeSqs {
     /// An SQS client talking to this fake, without retries (one request per call).
     pub async fn client(&self) -> aws_sdk_sqs::Client {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(leadflow_aws::https::https_client())
             .endpoint_url(&self.endpoint)
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "fake-sqs"))

@@ -80,6 +80,7 @@ impl Drop for TempDir {
 
 pub async fn sdk(endpoint: &str, keys: &Keys) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(leadflow_aws::https::https_client())
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new(
