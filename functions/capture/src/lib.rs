@@ -25,9 +25,9 @@ use leadflow_core::config::{CaptureSettings, FormSettings};
 use leadflow_core::error::FieldProblem;
 use leadflow_core::model::LeadId;
 use leadflow_core::ports::{Clock, Ports, Stage, StageQueue};
-use leadflow_core::submission::from_fields;
+use leadflow_core::submission::{BodyError, FieldValue, Fields, from_body};
 use leadflow_core::validate::check_submission;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -157,9 +157,9 @@ async fn accept<P: Ports>(ports: &P, captcha: &Captcha, request: Request) -> Res
     }
     // The widget's token is checked after the cheap checks below; it is no field of the lead.
     let captcha_token = captcha.field().and_then(|f| fields.remove(f));
-    let idempotency_key =
-        idempotency_key(&parts.headers, &fields)?.map(|key| (idempotency::fingerprint(&key, &fields), key));
-    let mut sub = from_fields(fields, &settings.honeypot_field, settings.max_custom_fields).map_err(|p| ApiError {
+    let idempotency_key = idempotency_key(&parts.headers, &fields)?
+        .map(|key| (idempotency::fingerprint(&key, &fields.to_json_map()), key));
+    let mut sub = from_body(fields, &settings.honeypot_field, settings.max_custom_fields).map_err(|p| ApiError {
         field: (!p.field.is_empty()).then(|| p.field.clone()),
         ..ApiError::unprocessable(p.code.clone(), p.message.clone())
     })?;
@@ -170,7 +170,10 @@ async fn accept<P: Ports>(ports: &P, captcha: &Captcha, request: Request) -> Res
             problems.first().cloned().unwrap_or_else(|| FieldProblem::new("body", "invalid", "invalid submission"));
         ApiError::invalid(first.field.clone(), first.message.clone()).with_problems(problems)
     })?;
-    captcha.check(captcha_token.as_ref().and_then(Value::as_str)).await.map_err(|r| captcha_refused(r, captcha))?;
+    captcha
+        .check(captcha_token.as_ref().and_then(FieldValue::as_str))
+        .await
+        .map_err(|r| captcha_refused(r, captcha))?;
     if let Some((fingerprint, key)) = idempotency_key {
         let expires = now + Duration::hours(i64::from(settings.idempotency_hours));
         // A retry is queued again under the first id: validation drops it if the first made it,
@@ -256,10 +259,10 @@ fn rand_bits() -> u128 {
 }
 
 /// The `redirect` of the form a plain form post names in its `form` field.
-fn form_redirect(forms: &BTreeMap<String, FormSettings>, fields: &Map<String, Value>) -> Option<String> {
+fn form_redirect(forms: &BTreeMap<String, FormSettings>, fields: &Fields<'_>) -> Option<String> {
     let id = match fields.get("form")? {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
+        FieldValue::Text(s) => s.to_string(),
+        FieldValue::Number(n) => n.to_string(),
         _ => return None,
     };
     forms.get(&id)?.redirect.clone()
@@ -310,47 +313,49 @@ fn content_kind(headers: &HeaderMap) -> Result<Kind, ApiError> {
     }
 }
 
-fn parse_json(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+fn parse_json(bytes: &[u8]) -> Result<Fields<'_>, ApiError> {
     let malformed = |m: String| ApiError::bad_request("malformed_body", m);
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(malformed("The body must be a JSON object of fields.".into())),
-        Err(e) => Err(malformed(format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()))),
+    match Fields::from_json(bytes) {
+        Ok(fields) => Ok(fields),
+        Err(BodyError::NotAnObject) => Err(malformed("The body must be a JSON object of fields.".into())),
+        Err(BodyError::Malformed(e)) => {
+            Err(malformed(format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column())))
+        }
     }
 }
 
-fn parse_form(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+fn parse_form(bytes: &[u8]) -> Result<Fields<'_>, ApiError> {
     let malformed = || ApiError::bad_request("malformed_body", "The form body is not valid UTF-8.");
     std::str::from_utf8(bytes).map_err(|_| malformed())?;
-    let mut map = Map::new();
+    let mut pairs = Vec::new();
     for (k, v) in url::form_urlencoded::parse(bytes) {
         // Percent-escapes that decode to invalid UTF-8 come back as U+FFFD.
         if k.contains('\u{FFFD}') || v.contains('\u{FFFD}') {
             return Err(malformed());
         }
-        map.insert(k.into_owned(), Value::String(v.into_owned()));
+        pairs.push((k, FieldValue::Text(v)));
     }
-    Ok(map)
+    Ok(Fields::from_pairs(pairs))
 }
 
-fn is_blank(v: &Value) -> bool {
+fn is_blank(v: &FieldValue<'_>) -> bool {
     match v {
-        Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
-        Value::Bool(b) => !b,
+        FieldValue::Null => true,
+        FieldValue::Text(s) => s.trim().is_empty(),
+        FieldValue::Bool(b) => !b,
         _ => false,
     }
 }
 
-fn idempotency_key(headers: &HeaderMap, fields: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+fn idempotency_key(headers: &HeaderMap, fields: &Fields<'_>) -> Result<Option<String>, ApiError> {
     let out_of_bounds = |k: &str| k.is_empty() || k.len() > 255;
     let refused =
         || ApiError::bad_request("invalid_idempotency_key", "An idempotency key must be 1 to 255 characters.");
     // Checked even when the header's key is the one used, so that a bad field is never ignored.
     let field = match fields.get("submission_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if out_of_bounds(s) => return Err(refused()),
-        Some(Value::String(s)) => Some(s.clone()),
+        None | Some(FieldValue::Null) => None,
+        Some(FieldValue::Text(s)) if out_of_bounds(s) => return Err(refused()),
+        Some(FieldValue::Text(s)) => Some(s.to_string()),
         Some(_) => {
             return Err(
                 ApiError::unprocessable("invalid_type", "submission_id must be a string.").with_field("submission_id")

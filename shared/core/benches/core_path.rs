@@ -7,9 +7,10 @@
 //! different leads keeps the branch predictor and the allocator from seeing one lead a million
 //! times, which would flatter the figures.
 //!
-//! Parsing is capture's: the body is parsed into a `serde_json::Map` and the `Submission` is built
-//! from it with `leadflow_core::submission::from_fields`, the function capture calls. `parse/queue_message` separately measures what the validate stage does with
-//! the queued message: `Submission` deserialized straight from its JSON.
+//! Parsing is capture's: the body is read into `leadflow_core::submission::Fields` and the
+//! `Submission` is built from them with `submission::from_body`, the functions capture calls.
+//! `parse/queue_message` separately measures what the validate stage does with the queued
+//! message: `Submission` deserialized straight from its JSON.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -22,6 +23,7 @@ use leadflow_core::model::{
     Activity, ActivityKind, Assignment, Lead, LeadId, Lifecycle, RepId, Submission, TeamCursor, TeamId,
 };
 use leadflow_core::normalize::{classify_domain, normalize_country, normalize_email, normalize_phone, normalize_text};
+use leadflow_core::submission::{self, Fields};
 use leadflow_core::validate::{build_lead, check_submission};
 use serde_json::{Map, Value, json};
 
@@ -280,12 +282,10 @@ fn landing_page_body(rng: &mut Rng, i: usize) -> String {
     Value::Object(body).to_string()
 }
 
-/// Capture's parse: JSON object → field map → `Submission`. `None` where capture answers 4xx.
+/// Capture's parse: JSON object → fields → `Submission`. `None` where capture answers 4xx.
 fn parse_submission(body: &[u8], lead_id: LeadId, at: DateTime<Utc>) -> Option<Submission> {
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
-        return None;
-    };
-    let mut sub = leadflow_core::submission::from_fields(fields, "_gotcha", 20).ok()?;
+    let fields = Fields::from_json(body).ok()?;
+    let mut sub = submission::from_body(fields, "_gotcha", 20).ok()?;
     sub.lead_id = lead_id;
     sub.received_at = at;
     Some(sub)

@@ -347,6 +347,10 @@ static COUNTRY_TABLE: LazyLock<CountryTable> = LazyLock::new(|| {
 fn fold_name(s: &str) -> String {
     let s = s.trim();
     let s = s.get(..4).filter(|prefix| prefix.eq_ignore_ascii_case("the ")).and_then(|_| s.get(4..)).unwrap_or(s);
+    if s.is_ascii() {
+        // The same fold without decomposing: ASCII has no marks and folds its own case.
+        return s.bytes().filter(u8::is_ascii_alphanumeric).map(|b| char::from(b.to_ascii_lowercase())).collect();
+    }
     s.nfd().filter(|c| !is_combining_mark(*c) && c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 

@@ -64,7 +64,9 @@ pub struct CompiledScoring {
     grades: Vec<GradeBand>,
     /// Each fit rule with its condition and its explanation, which only depends on the rule.
     fit: Vec<(FitRule, CompiledCondition, String)>,
-    behaviour: Vec<BehaviourRule>,
+    /// Each behaviour rule with the part of its explanation after the count, which only depends
+    /// on the rule: formatting its numbers for every lead was a good part of scoring's time.
+    behaviour: Vec<(BehaviourRule, String)>,
 }
 
 /// Bounds of every number in the scoring rules. Each is far beyond any sensible setting, so it
@@ -136,7 +138,18 @@ impl ScoringRules {
         }
         let mut grades = self.grades.clone();
         grades.sort_by(|a, b| b.min_fit.total_cmp(&a.min_fit));
-        Ok(CompiledScoring { thresholds: self.thresholds, grades, fit, behaviour: self.behaviour.clone() })
+        let behaviour = self
+            .behaviour
+            .iter()
+            .map(|rule| {
+                let tail = format!(
+                    " × {}, {} points each, half-life {} days",
+                    rule.activity, rule.points, rule.half_life_days
+                );
+                (rule.clone(), tail)
+            })
+            .collect();
+        Ok(CompiledScoring { thresholds: self.thresholds, grades, fit, behaviour })
     }
 }
 
@@ -182,7 +195,7 @@ impl CompiledScoring {
                 });
             }
         }
-        for rule in &self.behaviour {
+        for (rule, tail) in &self.behaviour {
             let mut count = 0u32;
             let mut raw = 0.0f64;
             for a in activities.iter().filter(|a| a.kind.name() == rule.activity && !is_unsubscribe_click(&a.kind)) {
@@ -204,20 +217,9 @@ impl CompiledScoring {
             if points == 0.0 {
                 continue;
             }
-            reasons.push(ScoreReason {
-                rule: rule.id.clone(),
-                kind: ScoreRuleKind::Behaviour,
-                points,
-                explanation: format!(
-                    "{} ({} × {}, {} points each, half-life {} days{})",
-                    rule.description,
-                    count,
-                    rule.activity,
-                    rule.points,
-                    rule.half_life_days,
-                    if capped != raw { ", capped" } else { "" }
-                ),
-            });
+            let capped = if capped != raw { ", capped" } else { "" };
+            let explanation = format!("{} ({count}{tail}{capped})", rule.description);
+            reasons.push(ScoreReason { rule: rule.id.clone(), kind: ScoreRuleKind::Behaviour, points, explanation });
         }
         // Hundredths summed as binary fractions drift (20 + 16.13 + 13.87 is 49.99999999999999):
         // rounding the sums again keeps the totals equal to what the reasons show, so a lead whose

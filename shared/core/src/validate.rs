@@ -316,8 +316,13 @@ pub fn build_lead(sub: &Submission, settings: &ValidationSettings) -> Lead {
 /// Consent wording as shown on the form: line breaks kept, other control characters dropped,
 /// bounded.
 fn clean_wording(raw: &str) -> String {
-    let mut kept: String = raw
-        .trim()
+    let trimmed = raw.trim();
+    // The usual checkbox label: nothing to replace and well under the bound, so kept as it is
+    // (what the character-by-character copy below would give, without it).
+    if trimmed.len() <= MAX_CONSENT_WORDING_CHARS && !trimmed.chars().any(char::is_control) {
+        return trimmed.to_string();
+    }
+    let mut kept: String = trimmed
         .chars()
         .filter(|c| *c != '\r')
         .map(|c| if c.is_control() && !matches!(c, '\n' | '\t') { ' ' } else { c })
