@@ -7,7 +7,7 @@ pub mod sla;
 
 use leadflow_app::metrics::{Metric, count};
 use leadflow_app::{
-    BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, live, process_batch, publish_once, send_once,
+    BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, live, process_batch, publish, send_once,
 };
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{Activity, ActivityKind, Assignment, Lead, LeadId, Lifecycle};
@@ -107,7 +107,8 @@ fn assigned_entry(
     )
 }
 
-/// Emails the owner and publishes `lead.assigned`, each once per assignment.
+/// Emails the owner once per assignment and publishes `lead.assigned` (at least once: consumers
+/// drop a repeat by its id).
 pub async fn notify<P: Ports>(ports: &P, lead: &Lead) -> Result<(), StageError> {
     let Some(owner) = &lead.owner else { return Ok(()) };
     let config = ports.config();
@@ -122,7 +123,7 @@ pub async fn notify<P: Ports>(ports: &P, lead: &Lead) -> Result<(), StageError> 
         warn!(lead_id = %lead.id, rep = %rep.id, %reason, "assignment email rejected");
     }
     let score = lead.score.as_ref();
-    publish_once(
+    publish(
         ports,
         DomainEvent {
             id: format!("lead.assigned:{}:{}", lead.id, owner.assigned_at.timestamp_millis()),

@@ -8,7 +8,7 @@ use leadflow_core::ports::{Clock, DomainEvent, Mailer, Ports};
 use serde_json::json;
 
 use crate::optout::stop_enrollments;
-use crate::{StageError, publish_once};
+use crate::{StageError, publish};
 use leadflow_core::ports::{Leads, Suppressions};
 
 /// What [`erase`] did.
@@ -29,8 +29,9 @@ pub struct Erased {
 /// email key goes on the suppression list as `erased` (a later submission with the same address
 /// is accepted but never emailed), every enrollment is stopped, the mailer deletes its copies,
 /// the store replaces the lead with its tombstone (dropping its email key and activities), and a
-/// `lead.erased` event with only the id is published once. Erasing again is harmless: it
-/// repeats the mailer's deletion and the event, both idempotent.
+/// `lead.erased` event with only the id is published (at least once, like every event). Erasing
+/// again is harmless: it repeats the mailer's deletion and the event, whose consumers drop the
+/// repeat by its id.
 pub async fn erase<P: Ports>(ports: &P, lead_id: LeadId) -> Result<Option<Erased>, StageError> {
     let store = ports.store();
     let now = ports.clock().now();
@@ -62,7 +63,7 @@ pub async fn erase<P: Ports>(ports: &P, lead_id: LeadId) -> Result<Option<Erased
     if !already {
         store.erase_lead(&tombstone(&lead, now), key.as_deref()).await?;
     }
-    publish_once(
+    publish(
         ports,
         DomainEvent {
             id: format!("lead.erased-{lead_id}"),

@@ -123,7 +123,7 @@ tokio::task_local! {
 }
 
 /// Runs `work` under `deadline`: [`process_batch`] and the nurture tick start no new item once
-/// it is near, and [`send_once`] and [`publish_once`] lease their claims until it (see
+/// it is near, and [`send_once`] leases its claims until it (see
 /// [`lease_until`]). The Lambda glue wraps each invocation in this; without it nothing stops
 /// early and leases are [`EFFECT_LEASE`].
 pub async fn within<F: Future>(deadline: Deadline, work: F) -> F::Output {
@@ -266,21 +266,13 @@ pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEma
     }
 }
 
-/// Publishes `event` unless it was published already.
-pub async fn publish_once<P: Ports>(ports: &P, event: DomainEvent) -> Result<(), StageError> {
-    let now = ports.clock().now();
-    let key = format!("event:{}", event.id);
-    match ports.store().claim_effect(&key, now, lease_until(now)).await? {
-        EffectClaim::Done(_) => Ok(()),
-        EffectClaim::Busy => Err(StageError::Retryable("the event is being published by another worker".into())),
-        EffectClaim::Claimed => match ports.bus().publish(std::slice::from_ref(&event)).await {
-            Ok(()) => Ok(ports.store().finish_effect(&key, "published", &[]).await?),
-            Err(e) => {
-                ports.store().release_effect(&key).await?;
-                Err(StageError::Retryable(e.to_string()))
-            }
-        },
-    }
+/// Publishes `event`, at least once: a redelivered message publishes it again.
+///
+/// No claim and no record, unlike [`send_once`]: EventBridge delivers each event to its targets
+/// at least once anyway, so consumers must drop repeats by the event's deterministic `id` (in the
+/// detail) whatever we do, and skipping the claim and the record saves two writes an event.
+pub async fn publish<P: Ports>(ports: &P, event: DomainEvent) -> Result<(), StageError> {
+    ports.bus().publish(std::slice::from_ref(&event)).await.map_err(|e| StageError::Retryable(e.to_string()))
 }
 
 pub fn activity(lead_id: LeadId, id: String, at: DateTime<Utc>, kind: ActivityKind) -> Activity {

@@ -35,11 +35,11 @@ use std::sync::{Arc, Mutex};
 
 use leadflow_core::ports::{DomainEvent, OutgoingEmail};
 
-/// The effect keys `leadflow_app::send_once` and `publish_once` claim and finish: an email or
-/// event sent again after its key was finished is outside the at-least-once window. The audit
-/// checks every accepted send was finished under this name, so a change there fails loudly.
+/// The effect key prefix `leadflow_app::send_once` claims and finishes: an email sent again after
+/// its key was finished is outside the at-least-once window. The audit checks every accepted
+/// send was finished under this name, so a change there fails loudly. Events have no effect key:
+/// `leadflow_app::publish` keeps no record, and their consumers drop repeats by the event's id.
 pub const EMAIL_EFFECT_PREFIX: &str = "email:";
-pub const EVENT_EFFECT_PREFIX: &str = "event:";
 
 /// How often each kind of fault happens.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -181,6 +181,9 @@ pub enum Unrecorded {
     RecordNotWritten,
     /// Accepted again with no fault to explain it: a defect, even inside the window.
     Unexplained,
+    /// An event published again: events keep no record, so any redelivery of the message that
+    /// published it publishes it again (its consumers drop the repeat by its id).
+    Republished,
     /// Accepted again after it was recorded: outside the window, a defect.
     AfterRecord,
 }
@@ -192,6 +195,7 @@ impl Unrecorded {
             Unrecorded::AnswerLost => "the provider's answer lost",
             Unrecorded::RecordNotWritten => "the record's write refused",
             Unrecorded::Unexplained => "no fault to explain it",
+            Unrecorded::Republished => "a redelivery (events keep no record)",
             Unrecorded::AfterRecord => "after the send was recorded",
         }
     }
@@ -211,12 +215,14 @@ struct Ledger {
 }
 
 impl Ledger {
-    /// One more acceptance of the effect `prefix` + `key`; `why` says whether it is left
-    /// unrecorded at once (and why).
-    fn accept(&mut self, kind: &'static str, prefix: &str, key: &str, why: Option<Unrecorded>) -> &mut Accepted {
-        let effect = format!("{prefix}{key}");
+    /// One more acceptance of `key` (an email's key or an event's id); `why` says whether it is
+    /// left unrecorded at once (and why).
+    fn accept(&mut self, kind: &'static str, key: &str, why: Option<Unrecorded>) -> &mut Accepted {
+        let is_email = kind == "email";
+        // Events are never finished, so an event's key here only ever holds why it is pending.
+        let effect = if is_email { format!("{EMAIL_EFFECT_PREFIX}{key}") } else { format!("event:{key}") };
         let after_record = self.finished.contains(&effect);
-        let books = if kind == "email" { &mut self.emails } else { &mut self.events };
+        let books = if is_email { &mut self.emails } else { &mut self.events };
         let entry = books.entry(key.to_string()).or_default();
         entry.times += 1;
         if entry.times > 1 {
@@ -224,7 +230,8 @@ impl Ledger {
                 entry.after_record += 1;
                 Unrecorded::AfterRecord
             } else {
-                self.pending.get(&effect).copied().unwrap_or(Unrecorded::Unexplained)
+                let fallback = if is_email { Unrecorded::Unexplained } else { Unrecorded::Republished };
+                self.pending.get(&effect).copied().unwrap_or(fallback)
             };
             *self.repeats.entry((kind, owed_to)).or_insert(0) += 1;
         }
@@ -375,7 +382,7 @@ impl Faults {
     fn accepted_email(&self, email: &OutgoingEmail, why: Option<Unrecorded>) {
         let lead_id = email.tags.iter().find(|(k, _)| k == "lead_id").map(|(_, v)| v.clone());
         self.books(|l| {
-            let entry = l.accept("email", EMAIL_EFFECT_PREFIX, &email.key, why);
+            let entry = l.accept("email", &email.key, why);
             entry.lead_id = lead_id;
             entry.recipient = Some(email.to.email.clone());
         });
@@ -384,7 +391,7 @@ impl Faults {
     fn accepted_events(&self, events: &[DomainEvent], why: Option<Unrecorded>) {
         self.books(|l| {
             for event in events {
-                let entry = l.accept("event", EVENT_EFFECT_PREFIX, &event.id, why);
+                let entry = l.accept("event", &event.id, why);
                 entry.lead_id = event.detail["lead_id"].as_str().map(str::to_string);
             }
         });
