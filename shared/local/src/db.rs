@@ -237,6 +237,12 @@ impl Db {
                 "the data file could not be switched to WAL; writes will be slower"
             );
         }
+        // One process owns the data folder (infra's data lock), so the file locks SQLite takes
+        // and drops around every transaction (about 100 fcntl calls a lead, 39 % of the
+        // server's samples in the kernel) guard against nobody: hold them for the connection's
+        // life. The kernel drops them when the process dies, kill -9 included.
+        let locking: String = conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| r.get(0)).map_err(open_err)?;
+        tracing::debug!(locking_mode = %locking, "data file locking");
         // NORMAL in WAL mode loses nothing when the process is killed, only on power loss.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(open_err)?;
