@@ -299,7 +299,8 @@ async fn a_lead_that_qualifies_later_leaves_nurture_and_is_routed() {
     kim.contact.company = Some("Globex".into());
     let written = ports.store.update_lead(&kim, kim.version, &[]).await;
     assert_eq!(written.ok(), Some(WriteOutcome::Written));
-    let rescore = serde_json::to_string(&ScoreMessage { lead_id: id, cause: "edited".into() }).unwrap_or_default();
+    let rescore =
+        serde_json::to_string(&ScoreMessage { lead_id: id, cause: "edited".into(), lead: None }).unwrap_or_default();
     ports.queue.send(Stage::Score, &[rescore]).await.unwrap_or_else(|e| panic!("{e}"));
     pipeline(&ports, 1).await;
     let lead = ports.store.get_lead(id).await.ok().flatten().unwrap_or_else(|| panic!("lead missing"));
@@ -331,4 +332,46 @@ async fn a_drip_step_throttled_by_the_mail_service_is_retried_later_never_record
     assert_eq!(report.sent, 1);
     assert_eq!(ports.mailer.sent().len(), 1);
     assert_eq!(ports.store.enrollments(id).await.unwrap_or_default()[0].next_step, 1);
+}
+
+#[tokio::test]
+async fn stale_lead_copies_in_redriven_messages_overwrite_nothing_and_send_nothing_again() {
+    let ports = ports();
+    let (_, body) = post(&ports, ana(), None).await;
+    let id = lead_id(&body);
+    // Keep the score and route messages as sent: each carries the lead as its sender stored it.
+    let mut kept = Vec::new();
+    for stage in Stage::ALL {
+        deliver(&ports, stage, 1).await;
+        let next = match stage {
+            Stage::Validate => Some(Stage::Score),
+            Stage::Score => Some(Stage::Route),
+            Stage::Route => None,
+        };
+        if let Some(next) = next {
+            let bodies = ports.queue.drain(next);
+            assert!(bodies.iter().all(|b| b.contains("\"lead\":")), "{next:?} messages carry the lead: {bodies:?}");
+            ports.queue.send(next, &bodies).await.unwrap_or_else(|e| panic!("{e}"));
+            kept.push((next, bodies));
+        }
+    }
+    let assigned = ports.store.get_lead(id).await.ok().flatten().unwrap_or_else(|| panic!("lead missing"));
+    assert!(assigned.owner.is_some(), "{:?}", assigned.score);
+    assert_eq!(ports.mailer.sent().len(), 1);
+
+    // A person corrects the record; then both messages come back from a dead-letter queue.
+    let mut edited = assigned.clone();
+    edited.contact.company = Some("Acme Holding".into());
+    assert_eq!(ports.store.update_lead(&edited, edited.version, &[]).await.ok(), Some(WriteOutcome::Written));
+    for (stage, bodies) in &kept {
+        ports.queue.send(*stage, bodies).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(deliver(&ports, *stage, 1).await, 0, "{stage:?}");
+    }
+    pipeline(&ports, 1).await;
+
+    let lead = ports.store.get_lead(id).await.ok().flatten().unwrap_or_else(|| panic!("lead missing"));
+    assert_eq!(lead.contact.company.as_deref(), Some("Acme Holding"), "a stale copy wrote over the correction");
+    assert_eq!(lead.owner.as_ref().map(|o| &o.rep_id), assigned.owner.as_ref().map(|o| &o.rep_id));
+    assert_eq!(lead.owner.as_ref().map(|o| o.assigned_at), assigned.owner.as_ref().map(|o| o.assigned_at));
+    assert_eq!(ports.mailer.sent().len(), 1, "one assignment email: {:?}", ports.mailer.sent());
 }

@@ -7,11 +7,12 @@ pub mod sla;
 
 use leadflow_app::metrics::{Metric, count};
 use leadflow_app::{
-    BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, live, process_batch, publish, send_once,
+    BatchItem, Failure, Sent, StageError, WRITE_ATTEMPTS, activity, email_claim, live, process_batch, publish,
+    send_claimed, send_once,
 };
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{Activity, ActivityKind, Assignment, Lead, LeadId, Lifecycle};
-use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, DomainEvent, Ports};
+use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, DomainEvent, OutgoingEmail, Ports};
 use leadflow_core::ports::{Assignments, Leads};
 use leadflow_core::routing::RoutingDecision;
 use tracing::{info, warn};
@@ -28,8 +29,8 @@ pub async fn handle<P: Ports>(ports: &P, msg: RouteMessage) -> Result<(), StageE
     }
     // The score stage sends a lead here to be routed, to have its confirmation email sent, or
     // both; each part does nothing when there is nothing to do.
-    if let Some(lead) = assign(ports, &msg).await? {
-        notify(ports, &lead).await?;
+    if let Some(owned) = assign(ports, &msg).await? {
+        notify(ports, &owned.lead, owned.claimed).await?;
     }
     if msg.confirm {
         confirm::send_if_due(ports, msg.lead_id).await?;
@@ -37,17 +38,34 @@ pub async fn handle<P: Ports>(ports: &P, msg: RouteMessage) -> Result<(), StageE
     Ok(())
 }
 
+/// A lead with its owner, and the assignment email when this delivery claimed it with the
+/// assignment (one write for both: the email is then sent without a claim of its own).
+pub struct Owned {
+    pub lead: Lead,
+    pub claimed: Option<OutgoingEmail>,
+}
+
 /// Assigns the lead unless it has an owner; answers the lead with its owner.
-pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Lead>, StageError> {
+pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Owned>, StageError> {
     let store = ports.store();
     let config = ports.config();
+    // The lead score carried saves the read when it is one to assign: the assignment's versioned
+    // write checks it. Anything else (owned, unqualified) is decided on the stored lead.
+    let mut carried = msg
+        .lead
+        .clone()
+        .filter(|l| l.id == msg.lead_id && l.owner.is_none() && l.is_valid() && l.lifecycle >= Lifecycle::Mql);
     for _ in 0..WRITE_ATTEMPTS {
-        let Some(mut lead) = store.get_lead(msg.lead_id).await? else {
+        let read = match carried.take() {
+            Some(lead) => Some(*lead),
+            None => store.get_lead(msg.lead_id).await?,
+        };
+        let Some(mut lead) = read else {
             return Err(StageError::Permanent(format!("lead {} does not exist", msg.lead_id)));
         };
         if lead.owner.is_some() {
             // A redelivery, or a race another worker won: the assignment stands as it is.
-            return Ok(Some(lead));
+            return Ok(Some(Owned { lead, claimed: None }));
         }
         if !lead.is_valid() || lead.lifecycle < Lifecycle::Mql {
             // Sent here for its confirmation email only.
@@ -72,11 +90,13 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Le
         });
         lead.updated_at = now;
         let assigned = assigned_entry(lead.id, &decision, decision.explanation.clone(), now);
+        let email = assignment_email(ports, &lead)?;
         let write = AssignmentWrite {
             lead: lead.clone(),
             expected_lead_version: version,
             team_cursor: decision.cursor.clone(),
             trail: vec![assigned],
+            claim: Some(email_claim(&email, now)),
         };
         match store.assign(&write).await? {
             AssignOutcome::Conflict => continue,
@@ -84,7 +104,7 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Le
                 count(Metric::LeadsAssigned, 1);
                 lead.version = version + 1;
                 info!(lead_id = %lead.id, rep = %decision.rep_id, "lead assigned");
-                return Ok(Some(lead));
+                return Ok(Some(Owned { lead, claimed: Some(email) }));
             }
         }
     }
@@ -107,20 +127,31 @@ fn assigned_entry(
     )
 }
 
-/// Emails the owner once per assignment and publishes `lead.assigned` (at least once: consumers
-/// drop a repeat by its id).
-pub async fn notify<P: Ports>(ports: &P, lead: &Lead) -> Result<(), StageError> {
-    let Some(owner) = &lead.owner else { return Ok(()) };
+/// The email that tells the lead's owner about it.
+fn assignment_email<P: Ports>(ports: &P, lead: &Lead) -> Result<OutgoingEmail, StageError> {
     let config = ports.config();
+    let Some(owner) = &lead.owner else {
+        return Err(StageError::Permanent(format!("lead {} has no owner to tell", lead.id)));
+    };
     let Some(rep) = config.routing.rep(&owner.rep_id) else {
         return Err(StageError::Permanent(format!("rep {} is no longer configured", owner.rep_id)));
     };
-    let email = config
+    config
         .templates
         .assignment_email(lead, rep, owner, &config.settings)
-        .map_err(|e| StageError::Permanent(e.to_string()))?;
-    if let Sent::Rejected(reason) = send_once(ports, lead.id, &email).await? {
-        warn!(lead_id = %lead.id, rep = %rep.id, %reason, "assignment email rejected");
+        .map_err(|e| StageError::Permanent(e.to_string()))
+}
+
+/// Emails the owner once per assignment and publishes `lead.assigned` (at least once: consumers
+/// drop a repeat by its id). `claimed`: the email, when its claim was taken with the assignment.
+pub async fn notify<P: Ports>(ports: &P, lead: &Lead, claimed: Option<OutgoingEmail>) -> Result<(), StageError> {
+    let Some(owner) = &lead.owner else { return Ok(()) };
+    let sent = match claimed {
+        Some(email) => send_claimed(ports, lead.id, &email).await?,
+        None => send_once(ports, lead.id, &assignment_email(ports, lead)?).await?,
+    };
+    if let Sent::Rejected(reason) = sent {
+        warn!(lead_id = %lead.id, rep = %owner.rep_id, %reason, "assignment email rejected");
     }
     let score = lead.score.as_ref();
     publish(

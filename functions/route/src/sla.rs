@@ -41,7 +41,7 @@ pub async fn handle_breach<P: Ports>(ports: &P, lead_id: LeadId, breach: &SlaBre
         }
     }
     if lead.owner.as_ref().is_some_and(|o| o.rep_id == *new_rep) {
-        notify(ports, &lead).await?;
+        notify(ports, &lead, None).await?;
     }
     Ok(())
 }
@@ -110,6 +110,7 @@ async fn reroute<P: Ports>(ports: &P, lead_id: LeadId, breach: &SlaBreach) -> Re
             expected_lead_version: version,
             team_cursor: decision.cursor.clone().filter(|_| rerouted),
             trail,
+            claim: None,
         };
         if store.assign(&write).await? == AssignOutcome::Conflict {
             continue;

@@ -26,7 +26,8 @@ pub async fn handle<P: Ports>(ports: &P, msg: ScoreMessage) -> Result<(), StageE
     let unrouted = lead.lifecycle >= Lifecycle::Mql && lead.owner.is_none();
     let confirm = consent.due.is_some();
     if unrouted || confirm {
-        ports.queue().enqueue(&[RouteMessage { lead_id: lead.id, sla_breach: None, confirm }]).await?;
+        let carried = unrouted.then(|| Box::new(lead.clone()));
+        ports.queue().enqueue(&[RouteMessage { lead_id: lead.id, lead: carried, sla_breach: None, confirm }]).await?;
     }
     if lead.lifecycle >= Lifecycle::Mql || consent.awaiting {
         return Ok(());
@@ -48,11 +49,21 @@ async fn rescore_with_trail<P: Ports>(
 ) -> Result<Option<(Lead, Vec<Activity>)>, StageError> {
     let store = ports.store();
     let config = ports.config();
+    // The lead validate carried saves the first read; only the versioned write below trusts it.
+    let mut carried = msg.lead.clone().filter(|l| l.id == msg.lead_id);
     for _ in 0..WRITE_ATTEMPTS {
-        let Some(mut lead) = store.get_lead(msg.lead_id).await? else {
+        let from_message = carried.is_some();
+        let read = match carried.take() {
+            Some(lead) => Some(*lead),
+            None => store.get_lead(msg.lead_id).await?,
+        };
+        let Some(mut lead) = read else {
             return Err(StageError::Permanent(format!("lead {} does not exist", msg.lead_id)));
         };
         if !lead.is_valid() {
+            if from_message {
+                continue;
+            }
             return Ok(None);
         }
         let now = ports.clock().now();
@@ -65,6 +76,10 @@ async fn rescore_with_trail<P: Ports>(
             .is_some_and(|s| s.total == score.total && s.grade == score.grade && s.reasons == score.reasons)
             && stage == lead.lifecycle;
         if unchanged {
+            // Nothing to write, so nothing checks a carried copy: decide on the stored lead.
+            if from_message {
+                continue;
+            }
             return Ok(Some((lead, activities)));
         }
         let before = lead.lifecycle;

@@ -5,7 +5,7 @@ use leadflow_app::metrics::{Metric, count};
 use leadflow_app::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, process_batch};
 use leadflow_core::confirmation::{hold_consent, merge_repeat};
 use leadflow_core::messages::{ScoreMessage, ValidateMessage};
-use leadflow_core::model::{ActivityKind, LeadId, Submission, Validity};
+use leadflow_core::model::{ActivityKind, Lead, LeadId, Submission, Validity};
 use leadflow_core::ports::{Clock, CreateOutcome, Ports, StageQueue, WriteOutcome};
 use leadflow_core::ports::{Leads, Trails};
 use leadflow_core::validate::build_lead;
@@ -16,18 +16,19 @@ pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Fai
     process_batch(items, |sub: ValidateMessage| handle(ports, sub)).await
 }
 
-/// What became of a submission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What became of a submission. `Created` and `Merged` carry the lead as this delivery stored
+/// it, for the score message; a redelivery that found the work done has none.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Created(LeadId),
-    Merged(LeadId),
+    Created(LeadId, Option<Box<Lead>>),
+    Merged(LeadId, Option<Box<Lead>>),
     Invalid(LeadId),
 }
 
 pub async fn handle<P: Ports>(ports: &P, sub: Submission) -> Result<(), StageError> {
     let outcome = validate(ports, &sub).await?;
-    let lead_id = match outcome {
-        Outcome::Created(id) | Outcome::Merged(id) => id,
+    let (lead_id, lead) = match outcome {
+        Outcome::Created(id, stored) | Outcome::Merged(id, stored) => (id, stored),
         Outcome::Invalid(id) => {
             info!(lead_id = %id, "lead stored as invalid");
             return Ok(());
@@ -35,7 +36,7 @@ pub async fn handle<P: Ports>(ports: &P, sub: Submission) -> Result<(), StageErr
     };
     // Sent on every delivery, redeliveries too: scoring is idempotent, and a crash between the
     // store write and this send must not strand the lead.
-    ports.queue().enqueue(&[ScoreMessage { lead_id, cause: "submission".into() }]).await?;
+    ports.queue().enqueue(&[ScoreMessage { lead_id, cause: "submission".into(), lead }]).await?;
     Ok(())
 }
 
@@ -76,7 +77,7 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
         CreateOutcome::Created if incoming.is_valid() => {
             count(Metric::LeadsValidated, 1);
             info!(lead_id = %incoming.id, "lead created");
-            Ok(Outcome::Created(incoming.id))
+            Ok(Outcome::Created(fresh.id, Some(Box::new(fresh))))
         }
         CreateOutcome::Created => Ok(Outcome::Invalid(incoming.id)),
         CreateOutcome::AlreadyExists => redelivered(ports, incoming.id, sub).await,
@@ -90,6 +91,7 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
                 // alias was written leaves the entry behind: the merge happened, do not count it
                 // twice.
                 let merged_before = store.activities(existing_id).await?.iter().any(|a| a.id == marker);
+                let mut stored = None;
                 if !merged_before {
                     // A repeat cannot rewrite who the lead is: what it would change is held on
                     // the trail for a person to review.
@@ -99,10 +101,11 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
                     if store.update_lead(&merged, existing.version, &trail).await? == WriteOutcome::VersionConflict {
                         continue;
                     }
+                    stored = Some(Box::new(Lead { version: existing.version + 1, ..merged }));
                 }
                 store.record_alias(sub.lead_id, existing_id).await?;
                 info!(lead_id = %existing_id, submission = %sub.lead_id, "repeat submission merged");
-                return Ok(Outcome::Merged(existing_id));
+                return Ok(Outcome::Merged(existing_id, stored));
             }
             Err(StageError::Retryable("the lead kept changing while merging".into()))
         }
@@ -114,8 +117,8 @@ async fn redelivered<P: Ports>(ports: &P, known: LeadId, sub: &Submission) -> Re
     let lead = ports.store().get_lead(known).await?;
     Ok(match lead {
         Some(l) if !l.is_valid() => Outcome::Invalid(known),
-        Some(_) if known != sub.lead_id => Outcome::Merged(known),
-        Some(_) => Outcome::Created(known),
+        Some(_) if known != sub.lead_id => Outcome::Merged(known, None),
+        Some(_) => Outcome::Created(known, None),
         None => return Err(StageError::Retryable("the lead is not readable yet".into())),
     })
 }

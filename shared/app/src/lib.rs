@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use leadflow_core::error::{MailError, QueueError, StoreError};
 use leadflow_core::model::{Activity, ActivityKind, LeadId};
 use leadflow_core::ports::{
-    Clock, DomainEvent, EffectClaim, Effects, EventBus, Mailer, OutgoingEmail, Ports, StageMessage,
+    Clock, DomainEvent, EffectClaim, EffectLease, Effects, EventBus, Mailer, OutgoingEmail, Ports, StageMessage,
 };
 
 use crate::metrics::{Metric, count};
@@ -227,13 +227,31 @@ pub enum Sent {
 /// after the email's key.
 pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEmail) -> Result<Sent, StageError> {
     let now = ports.clock().now();
-    let store = ports.store();
-    let key = format!("email:{}", email.key);
-    match store.claim_effect(&key, now, lease_until(now)).await? {
+    let claim = email_claim(email, now);
+    match ports.store().claim_effect(&claim.key, now, claim.lease_until).await? {
         EffectClaim::Done(detail) => return Ok(Sent::Before(detail)),
         EffectClaim::Busy => return Err(StageError::Retryable("the email is being sent by another worker".into())),
         EffectClaim::Claimed => {}
     }
+    send_claimed(ports, lead_id, email).await
+}
+
+/// The claim [`send_once`] takes for `email`, for a write that takes it instead
+/// ([`EffectLease`]): the assignment's.
+pub fn email_claim(email: &OutgoingEmail, now: DateTime<Utc>) -> EffectLease {
+    EffectLease { key: email_effect_key(email), lease_until: lease_until(now) }
+}
+
+fn email_effect_key(email: &OutgoingEmail) -> String {
+    format!("email:{}", email.key)
+}
+
+/// The rest of [`send_once`], for an email whose claim ([`email_claim`]) this worker holds:
+/// sends it, then finishes the claim with the trail's entry, or gives it back to be retried.
+pub async fn send_claimed<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEmail) -> Result<Sent, StageError> {
+    let now = ports.clock().now();
+    let store = ports.store();
+    let key = email_effect_key(email);
     match ports.mailer().send(email, now).await {
         Ok(message_id) => {
             count(Metric::EmailsSent, 1);

@@ -125,6 +125,7 @@ async fn a_change_of_open_owner_costs_a_transaction_and_any_other_update_one_put
         expected_lead_version: before.version,
         team_cursor: None,
         trail: Vec::new(),
+        claim: None,
     };
     db.requests.take();
     assert_eq!(store.assign(&reroute).await.unwrap(), AssignOutcome::Assigned);
@@ -246,6 +247,7 @@ async fn every_store_method_makes_the_requests_it_should() {
         expected_lead_version: 1,
         team_cursor: Some(("emea".into(), TeamCursor::default())),
         trail: Vec::new(),
+        claim: None,
     };
     store.assign(&write).await.unwrap();
     assert_eq!(r.take(), ["TransactWriteItems"], "assign");

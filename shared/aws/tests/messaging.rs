@@ -35,6 +35,7 @@ async fn the_adapters_work_on_the_resources_the_template_defines() {
         expected_lead_version: 0,
         team_cursor: Some(("emea".into(), TeamCursor::default())),
         trail: Vec::new(),
+        claim: None,
     };
     assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
     assert_eq!(store.rep_loads().await.unwrap(), BTreeMap::from([("rep-1".to_string(), 1)]));

@@ -5,6 +5,9 @@
 //! quiet for ever, so the line route and nurture write for a real rejection is read here
 //! against the alarm; a send and an account-level refusal (retried, not lost) must not count as
 //! rejections. Needs no moto.
+// The route handler's future over the real SES client, inside the metric scope's, nests deeper
+// than rustc's default layout query depth (128).
+#![recursion_limit = "256"]
 
 mod fake_ses;
 mod template_yaml;
@@ -76,8 +79,8 @@ async fn route_line(answer: Answer, namespace: &str) -> Option<Json> {
     let mut lead = lead(1, QUOTED);
     lead.lifecycle = Lifecycle::Mql;
     ports.store.create_lead(&lead, &[]).await.expect("create");
-    let body =
-        serde_json::to_string(&RouteMessage { lead_id: lead.id, sla_breach: None, confirm: false }).expect("json");
+    let body = serde_json::to_string(&RouteMessage { lead_id: lead.id, lead: None, sla_breach: None, confirm: false })
+        .expect("json");
     let ((), counts) = counted(async {
         leadflow_route::handle_batch(&ports, vec![BatchItem { id: "m-1".into(), body }]).await;
     })

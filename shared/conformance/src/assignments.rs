@@ -23,6 +23,7 @@ fn write(lead: Lead, rep: &str, expected: u64, cursor: Option<&TeamCursor>) -> A
         expected_lead_version: expected,
         team_cursor: cursor.map(|c| ("emea".to_string(), c.clone())),
         trail: Vec::new(),
+        claim: None,
     }
 }
 

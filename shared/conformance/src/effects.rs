@@ -1,10 +1,11 @@
 //! Side effects (`Effects`): claimed once, busy while a live claim holds them, taken over after
-//! its lease, given back after a failure, and remembered with their detail once done.
+//! its lease, given back after a failure, and remembered with their detail once done; an
+//! assignment can take a claim in its own write, all or nothing.
 
-use leadflow_core::ports::{EffectClaim, LeadStore};
-use leadflow_memory::fixtures::t;
+use leadflow_core::ports::{AssignOutcome, AssignmentWrite, EffectClaim, EffectLease, LeadStore};
+use leadflow_memory::fixtures::{id, lead, owned_by, t};
 
-use crate::support::ok;
+use crate::support::{created, ok, stored};
 
 async fn claim<S: LeadStore>(store: &S, key: &str, now: i64, lease_until: i64) -> EffectClaim {
     ok(store.claim_effect(key, t(now), t(lease_until)).await, "claim effect")
@@ -33,4 +34,30 @@ pub async fn effects_are_claimed_once_busy_while_leased_taken_over_after_and_rem
     // Releasing what was never claimed is harmless.
     ok(store.release_effect("never").await, "release effect");
     assert_eq!(claim(store, "never", 2, 32).await, EffectClaim::Claimed);
+}
+
+pub async fn an_assignment_takes_its_claim_with_it_or_neither_happens<S: LeadStore>(store: &S) {
+    created(store, &lead(1, "a@example.com")).await;
+    let write = |expected, key: &str| AssignmentWrite {
+        lead: owned_by(lead(1, "a@example.com"), "rep-1"),
+        expected_lead_version: expected,
+        team_cursor: None,
+        trail: Vec::new(),
+        claim: Some(EffectLease { key: key.into(), lease_until: t(30) }),
+    };
+
+    // A stale lead: no assignment, and no claim either.
+    assert_eq!(ok(store.assign(&write(7, "email:stale")).await, "assign"), AssignOutcome::Conflict);
+    assert_eq!(claim(store, "email:stale", 0, 30).await, EffectClaim::Claimed, "the conflict claimed nothing");
+
+    // A key held already, in any state: no assignment.
+    ok(store.finish_effect("email:sent", "msg-1", &[]).await, "finish effect");
+    assert_eq!(ok(store.assign(&write(0, "email:sent")).await, "assign"), AssignOutcome::Conflict);
+    assert_eq!(stored(store, id(1)).await.owner, None, "a held key assigns nothing");
+
+    // Both: the claim is live until its lease, then another may take it over.
+    assert_eq!(ok(store.assign(&write(0, "email:new")).await, "assign"), AssignOutcome::Assigned);
+    assert!(stored(store, id(1)).await.owner.is_some());
+    assert_eq!(claim(store, "email:new", 10, 40).await, EffectClaim::Busy, "claimed with the assignment");
+    assert_eq!(claim(store, "email:new", 31, 61).await, EffectClaim::Claimed, "after its lease");
 }

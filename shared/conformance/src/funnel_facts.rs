@@ -105,6 +105,7 @@ pub async fn the_funnel_facts_are_those_of_every_lead_as_stored_erased_ones_too<
         lead: owned_by(Lead { lifecycle: Lifecycle::Mql, ..four }, "ben"),
         team_cursor: None,
         trail: Vec::new(),
+        claim: None,
     };
     assert_eq!(store.assign(&write).await.ok(), Some(AssignOutcome::Assigned));
     let six = stored(store, id(6)).await;

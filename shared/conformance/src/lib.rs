@@ -42,6 +42,7 @@ macro_rules! store_conformance {
             assignments::rep_loads_follow_assignments_status_changes_and_redeliveries,
             assignments::due_slas_are_the_owned_new_valid_leads_past_due_oldest_first,
             effects::effects_are_claimed_once_busy_while_leased_taken_over_after_and_remembered_when_done,
+            effects::an_assignment_takes_its_claim_with_it_or_neither_happens,
             enrollments::enrollments_are_created_once_and_updated_conditionally,
             enrollments::due_enrollments_are_the_active_due_ones_oldest_due_first,
             enrollments::campaign_enrollments_pages_cover_every_enrollment_of_the_campaign_once,

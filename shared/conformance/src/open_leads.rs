@@ -29,6 +29,7 @@ async fn reassigned<S: LeadStore>(store: &S, n: u64, rep: &str) {
         lead: owned_by(current, rep),
         team_cursor: None,
         trail: Vec::new(),
+        claim: None,
     };
     assert_eq!(store.assign(&write).await.ok(), Some(AssignOutcome::Assigned), "assigning lead {n} to {rep}");
 }

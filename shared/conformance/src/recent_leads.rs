@@ -82,6 +82,7 @@ pub async fn leads_are_listed_newest_first_page_by_page_without_erased_ones<S: L
         lead: owned_by(owned, "ana"),
         team_cursor: None,
         trail: Vec::new(),
+        claim: None,
     };
     assert_eq!(store.assign(&write).await.ok(), Some(AssignOutcome::Assigned));
     erased(store, 5).await;

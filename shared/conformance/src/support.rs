@@ -43,6 +43,7 @@ pub async fn assigned<S: LeadStore>(store: &S, lead: LeadId, rep: &str, sla_due_
         lead: owned_until(current, rep, sla_due_at),
         team_cursor: None,
         trail: Vec::new(),
+        claim: None,
     };
     assert_eq!(store.assign(&write).await.ok(), Some(AssignOutcome::Assigned), "assigning {lead} to {rep}");
 }

@@ -123,6 +123,7 @@ pub async fn an_assignment_writes_its_trail_only_when_it_is_made<S: LeadStore>(s
         expected_lead_version: 0,
         team_cursor: None,
         trail: vec![entry(a.id, &format!("assigned-{rep}"), at)],
+        claim: None,
     };
     assert_eq!(store.assign(&write("ben", t(1))).await.ok(), Some(AssignOutcome::Assigned));
     // A second worker that read the same version loses, and leaves no entry.

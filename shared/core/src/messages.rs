@@ -1,11 +1,16 @@
-//! What the stage queues carry. Messages are small: ids, and the submission where there is no
-//! stored lead yet.
+//! What the stage queues carry: ids, the submission where there is no stored lead yet, and the
+//! lead as the sender stored it, which saves the next stage reading it back.
+//!
+//! A carried lead is a hint, never the truth: a message can be redelivered or redriven from a
+//! dead-letter queue long after it was sent. A stage trusts it only for a write that checks the
+//! lead's version (a stale copy loses that write and the stage reads the lead); a decision it
+//! makes without writing reads the stored lead.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{LeadId, RepId, Submission};
+use crate::model::{Lead, LeadId, RepId, Submission};
 
 /// A message of one stage's queue: its type names the queue it goes on and the stage that reads
 /// it, so a sender cannot put it on another queue and a reader cannot expect another shape
@@ -29,17 +34,23 @@ impl StageMessage for RouteMessage {
     const STAGE: Stage = Stage::Route;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreMessage {
     pub lead_id: LeadId,
     /// Why the lead is being scored again (for the trail): `submission`, `activity`,
     /// `consent_confirmed`.
     pub cause: String,
+    /// The lead as validate stored it (a hint: see the module's documentation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<Box<Lead>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteMessage {
     pub lead_id: LeadId,
+    /// The lead as score stored it (a hint: see the module's documentation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<Box<Lead>>,
     /// Set by the nurture stage's SLA scan: the lead's owner let its SLA run out, so route moves
     /// it to another rep of the team (unless that happened already) and tells both.
     #[serde(default, skip_serializing_if = "Option::is_none")]

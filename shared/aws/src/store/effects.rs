@@ -12,14 +12,9 @@ impl Effects for DynamoStore {
         lease_until: DateTime<Utc>,
     ) -> Result<EffectClaim, StoreError> {
         const OP: &str = "claim effect";
-        let pk = format!("EFFECT#{key}");
+        let pk = effect_pk(key);
         for _ in 0..2 {
-            let item = Item::from([
-                (PK.into(), s(&pk)),
-                (SK.into(), s(NO_SORT)),
-                (STATE.into(), s("claimed")),
-                (LEASE_UNTIL.into(), n(lease_until.timestamp_millis())),
-            ]);
+            let item = claim_item(key, lease_until);
             // A claim whose lease ran out belongs to a claimant presumed dead.
             let cond = Cond::new("attribute_not_exists(#pk) OR (#state = :claimed AND #lease <= :now)")
                 .name("#pk", PK)
@@ -49,7 +44,7 @@ impl Effects for DynamoStore {
         // Unconditional: the effect happened, so it is remembered even if the claim was lost in
         // between (taken over, or released by mistake).
         let item = Item::from([
-            (PK.into(), s(format!("EFFECT#{key}"))),
+            (PK.into(), s(effect_pk(key))),
             (SK.into(), s(NO_SORT)),
             (STATE.into(), s("done")),
             (LEASE_UNTIL.into(), n(0)),
@@ -79,6 +74,20 @@ impl Effects for DynamoStore {
     async fn release_effect(&self, key: &str) -> Result<(), StoreError> {
         // Done (or gone) already: a finished effect is never forgotten by a release.
         let claimed = Cond::new("#state = :claimed").name("#state", STATE).value(":claimed", s("claimed"));
-        self.delete_if("release effect", format!("EFFECT#{key}"), NO_SORT, claimed).await
+        self.delete_if("release effect", effect_pk(key), NO_SORT, claimed).await
     }
+}
+
+fn effect_pk(key: &str) -> String {
+    format!("EFFECT#{key}")
+}
+
+/// The item of a live claim on `key` (also taken inside an assignment's transaction).
+pub(super) fn claim_item(key: &str, lease_until: DateTime<Utc>) -> Item {
+    Item::from([
+        (PK.into(), s(effect_pk(key))),
+        (SK.into(), s(NO_SORT)),
+        (STATE.into(), s("claimed")),
+        (LEASE_UNTIL.into(), n(lease_until.timestamp_millis())),
+    ])
 }

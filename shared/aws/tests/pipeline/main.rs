@@ -310,14 +310,15 @@ async fn requests_per_lead_from_capture_to_assignment() {
     // Measured on moto with this code; a measurement, not a target. A change here is a change
     // in what every lead costs: read the table printed above (--nocapture) and update the
     // numbers knowingly. Per function: capture 1 (SendMessage); validate 3 (resolve, create
-    // with the email key and the trail, hand-off); score 5 (read, trail, the rescore with its
-    // trail entry, hand-off, and the Query of `latest_documents` that refreshes the configuration
-    // applied through the admin API: once per cache period, and the stages share one cache
-    // here, so route's own refresh reads nothing); route 8 (read, cursor, loads, the
-    // assignment with its trail entry, claim/send/finish for the email, whose finish carries
-    // the email_sent entry, and the event's PutEvents: events keep no claim or record).
-    assert_eq!(per_function, [("capture", 1), ("validate", 3), ("score", 5), ("route", 8)], "{functions:#?}");
-    assert_eq!(sum(&functions), 17, "the functions' requests per lead");
+    // with the email key and the trail, hand-off carrying the lead); score 4 (the trail, the
+    // rescore with its trail entry over the version validate carried, hand-off carrying the
+    // lead, and the Query of `latest_documents` that refreshes the configuration applied
+    // through the admin API: once per cache period, and the stages share one cache here, so
+    // route's own refresh reads nothing); route 6 (cursor, loads, the assignment over the
+    // version score carried with its trail entry and the email's claim, send, finish with the
+    // email_sent entry, and the event's PutEvents: events keep no claim or record).
+    assert_eq!(per_function, [("capture", 1), ("validate", 3), ("score", 4), ("route", 6)], "{functions:#?}");
+    assert_eq!(sum(&functions), 14, "the functions' requests per lead");
     // One ReceiveMessage that finds the message and one DeleteMessageBatch per stage; on AWS
     // the pollers' empty long polls come on top, per queue and not per lead.
     assert_eq!(sum(&lambda), 6, "the event source mappings' requests per lead: {lambda:#?}");

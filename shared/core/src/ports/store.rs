@@ -49,8 +49,17 @@ pub enum EffectClaim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssignOutcome {
     Assigned,
-    /// The lead or the team cursor moved on since they were read.
+    /// The lead or the team cursor moved on since they were read, or the claim's key is held.
     Conflict,
+}
+
+/// A side effect claimed in the same write as the change that calls for it, saving the
+/// separate [`Effects::claim_effect`] request. Only a key nobody holds, in any state, can be
+/// claimed so: the effect then goes on as after `claim_effect` answered `Claimed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectLease {
+    pub key: String,
+    pub lease_until: DateTime<Utc>,
 }
 
 /// An assignment to commit atomically: the lead with its new owner (`lead.owner`), the team
@@ -62,6 +71,8 @@ pub struct AssignmentWrite {
     pub team_cursor: Option<(TeamId, TeamCursor)>,
     /// Written in the same transaction as the assignment (see [`LeadStore`] on trails).
     pub trail: Vec<Activity>,
+    /// The assignment email's claim, taken with the assignment.
+    pub claim: Option<EffectLease>,
 }
 
 /// A page of [`Listings::list_leads`], [`Listings::open_leads_of`] or [`Listings::leads_before`].

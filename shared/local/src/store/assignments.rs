@@ -63,8 +63,23 @@ impl Assignments for SqliteStore {
                         return Ok(AssignOutcome::Conflict);
                     }
                 }
+                if let Some(claim) = &write.claim {
+                    let held: Option<i64> = tx
+                        .prepare_cached("SELECT 1 FROM effects WHERE key = ?1")?
+                        .query_row([&claim.key], |r| r.get(0))
+                        .optional()?;
+                    if held.is_some() {
+                        return Ok(AssignOutcome::Conflict);
+                    }
+                }
                 if update_lead_row(tx, &row, write.expected_lead_version)? != 1 {
                     return Ok(AssignOutcome::Conflict);
+                }
+                if let Some(claim) = &write.claim {
+                    tx.prepare_cached(
+                        "INSERT INTO effects (key, state, lease_until, detail) VALUES (?1, 'claimed', ?2, NULL)",
+                    )?
+                    .execute(params![claim.key, millis(claim.lease_until)])?;
                 }
                 if let Some((team_id, _, version, doc)) = &cursor {
                     tx.prepare_cached(

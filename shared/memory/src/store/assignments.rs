@@ -31,7 +31,8 @@ impl Assignments for MemoryStore {
                 Some((team, c)) => s.cursors.get(team).map_or(0, |k| k.version) == c.version,
                 None => true,
             };
-            if !(lead_ok && cursor_ok) {
+            let claim_ok = w.claim.as_ref().is_none_or(|c| !s.effects.contains_key(&c.key));
+            if !(lead_ok && cursor_ok && claim_ok) {
                 return AssignOutcome::Conflict;
             }
             let mut lead = w.lead.clone();
@@ -43,6 +44,9 @@ impl Assignments for MemoryStore {
                 s.cursors.insert(team.clone(), c);
             }
             s.write_trail(&w.trail);
+            if let Some(c) = &w.claim {
+                s.effects.insert(c.key.clone(), Effect::Claimed { lease_until: c.lease_until });
+            }
             AssignOutcome::Assigned
         })
     }
