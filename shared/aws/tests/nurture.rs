@@ -52,6 +52,8 @@ struct Drip {
     start: DateTime<Utc>,
     /// Each lead and its address.
     leads: Vec<(LeadId, String)>,
+    /// The operations the store's DynamoDB client sent.
+    requests: common::Requests,
 }
 
 impl Drip {
@@ -67,8 +69,11 @@ impl Drip {
         assert!(config.campaign(CAMPAIGN).is_some(), "the sample has the {CAMPAIGN} campaign");
 
         let start = Utc::now().trunc_subsecs(0);
+        let requests =
+            common::Requests::new(|request| Some(common::target_operation(request).unwrap_or_else(|| "?".into())));
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(requests.clone()).build();
         let ports: NurturePorts = Adapters {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &made.table),
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(dynamodb), &made.table),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), made.stage_urls.clone()),
             mailer: SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), None),
             bus: EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), "default"),
@@ -86,7 +91,7 @@ impl Drip {
             assert!(ports.store.enroll(&enrollment, &[]).await.expect("enroll"), "lead {n} enrolled once");
             leads.push((lead.id, email));
         }
-        Self { ports: Arc::new(ports), sender, start, leads }
+        Self { ports: Arc::new(ports), sender, start, leads, requests }
     }
 
     /// Two ticks at once, each on its own task of the multi-threaded runtime, released together.
@@ -105,6 +110,15 @@ impl Drip {
         let first = first.expect("the first tick's task").expect("the first tick succeeds");
         let second = second.expect("the second tick's task").expect("the second tick succeeds");
         [first, second]
+    }
+
+    /// The DynamoDB operations sent since the last call, counted.
+    fn dynamodb_requests(&self) -> BTreeMap<String, u32> {
+        let mut counts = BTreeMap::new();
+        for operation in self.requests.take() {
+            *counts.entry(operation).or_default() += 1;
+        }
+        counts
     }
 
     /// Checks what the first `steps` steps left behind: one message per lead and step at SES,
@@ -274,4 +288,48 @@ async fn two_ticks_racing_over_the_same_due_steps_send_each_step_once_and_advanc
     assert_eq!(total(&reports, |r| r.sent), leads, "steps sent by the two ticks together: {reports:#?}");
     assert_eq!(total(&reports, |r| r.stopped + r.completed), 0, "{reports:#?}");
     drip.assert_sent_once(2).await;
+}
+
+/// DynamoDB requests per drip step (issue 10 asks for the figure; docs/performance.md, section
+/// 3): a tick with nothing due, then one over the ten due first steps. Exact totals, like the
+/// pipeline's count, so a change is always on purpose.
+#[tokio::test]
+async fn dynamodb_requests_per_drip_step() {
+    let drip = Drip::new().await;
+    let leads = u32::try_from(drip.leads.len()).expect("a few leads");
+
+    drip.ports.clock.set(drip.start - Duration::minutes(1));
+    drip.dynamodb_requests();
+    let idle = leadflow_nurture::tick(&*drip.ports, TICK_LIMIT).await.expect("the idle tick");
+    assert_eq!(idle.due, 0, "{idle:#?}");
+    let per_tick = drip.dynamodb_requests();
+
+    drip.ports.clock.set(drip.start);
+    let report = leadflow_nurture::tick(&*drip.ports, TICK_LIMIT).await.expect("the tick");
+    assert_eq!(report.sent, drip.leads.len(), "{report:#?}");
+    let mut per_step = drip.dynamodb_requests();
+    for (operation, n) in &per_tick {
+        *per_step.entry(operation.clone()).or_default() -= n;
+    }
+    for n in per_step.values_mut() {
+        assert_eq!(*n % leads, 0, "every step makes the same requests: {per_step:?}");
+        *n /= leads;
+    }
+    per_step.retain(|_, n| *n > 0);
+    println!("\nDynamoDB requests of a tick, whatever is due: {per_tick:?}\nand per drip step sent: {per_step:?}\n");
+    drip.assert_sent_once(1).await;
+
+    // A tick: the SLA index and the due-enrollment index, a Query on each of their `DUE_SHARDS`,
+    // and the refresh of the configuration applied through the admin API (a Query of the
+    // documents, once per cache period). A step: the lead and its suppression (GetItem), its
+    // trail for the facts a branch may test (Query), the email's claim (PutItem), its finish
+    // with the email_sent entry (TransactWriteItems), and the enrollment moved on (PutItem);
+    // the campaign's version comes from the configuration.
+    let counts = |pairs: &[(&str, u32)]| pairs.iter().map(|(o, n)| (o.to_string(), *n)).collect::<BTreeMap<_, _>>();
+    assert_eq!(per_tick, counts(&[("Query", 2 * leadflow_aws::store::DUE_SHARDS + 1)]), "per tick");
+    assert_eq!(
+        per_step,
+        counts(&[("GetItem", 2), ("PutItem", 2), ("Query", 1), ("TransactWriteItems", 1)]),
+        "per drip step"
+    );
 }
