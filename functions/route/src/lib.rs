@@ -73,11 +73,8 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Ow
             return Ok(None);
         }
         let now = ports.clock().now();
-        let cursor = match config.routing.match_team(&lead) {
-            Some(team) => store.team_cursor(&team.id).await?,
-            None => Default::default(),
-        };
-        let loads = store.rep_loads().await?;
+        let team = config.routing.match_team(&lead).map(|t| t.id.as_str());
+        let (cursor, loads) = store.routing_state(team).await?;
         let decision = config.routing.decide(&lead, &cursor, &loads, now);
         let version = lead.version;
         lead.owner = Some(Assignment {

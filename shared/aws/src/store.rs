@@ -7,7 +7,7 @@
 //! | alias | `LEAD#<capture id>` | `ALIAS` | `into` |
 //! | activity | `LEAD#<ulid>` | `ACT#<activity id>` | `doc`, `at` (ms) |
 //! | enrollment | `LEAD#<ulid>` | `ENR#<campaign>` | `doc`, `version`, `GSI1PK`/`GSI1SK` while active and due |
-//! | team cursor | `TEAM#<id>` | `CURSOR` | `doc`, `version` |
+//! | team cursor | `REPLOAD` | `#CURSOR#<team id>` | `doc`, `version` (before 12-03: `TEAM#<id>`, `CURSOR`; still read) |
 //! | rep load | `REPLOAD` | `<rep id>` | `open` |
 //! | idempotency key | `IDEM#<key>` | `-` | `lead_id`, `until` (ms), `expires_at` (s, the table's TTL) |
 //! | effect | `EFFECT#<key>` | `-` | `state` (`claimed`/`done`), `lease_until` (ms), `detail` |

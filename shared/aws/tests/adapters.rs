@@ -239,7 +239,7 @@ async fn every_store_method_makes_the_requests_it_should() {
     store.activities(id(1)).await.unwrap();
     assert_eq!(r.take(), ["Query"], "activities");
     store.team_cursor("emea").await.unwrap();
-    assert_eq!(r.take(), ["GetItem"], "team_cursor");
+    assert_eq!(r.take(), ["GetItem", "GetItem"], "team_cursor, with none yet: its place, then the place before 12-03");
     store.rep_loads().await.unwrap();
     assert_eq!(r.take(), ["Query"], "rep_loads");
     let write = AssignmentWrite {
@@ -251,6 +251,8 @@ async fn every_store_method_makes_the_requests_it_should() {
     };
     store.assign(&write).await.unwrap();
     assert_eq!(r.take(), ["TransactWriteItems"], "assign");
+    assert_eq!(store.routing_state(Some("emea")).await.unwrap().0.version, 1);
+    assert_eq!(r.take(), ["Query"], "routing_state: the cursor and the loads in one partition");
     store.claim_effect("e", t(0), t(30)).await.unwrap();
     store.claim_effect("e", t(1), t(31)).await.unwrap();
     assert_eq!(r.take(), ["PutItem", "PutItem"], "claim_effect");
@@ -392,4 +394,51 @@ async fn a_missing_table_is_unavailable() {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), unique("no-such-table"));
     let err = store.get_lead(id(1)).await.unwrap_err();
     assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("ResourceNotFoundException")), "{err}");
+}
+
+/// A deployment from before 12-03 kept each team's cursor in an item of its own
+/// (`TEAM#<id>`, `CURSOR`); after the upgrade routing goes on from that cursor, moves it beside
+/// the rep loads with the next assignment, and a writer still holding the old version loses.
+#[tokio::test]
+async fn a_team_cursor_kept_where_versions_before_12_03_kept_it_is_carried_on() {
+    let tbl = table().await;
+    let store = &tbl.store;
+    let before =
+        TeamCursor { credit: BTreeMap::from([("rep-1".to_string(), -2), ("rep-2".to_string(), 2)]), version: 0 };
+    tbl.client
+        .put_item()
+        .table_name(&tbl.name)
+        .item("PK", AttributeValue::S("TEAM#emea".into()))
+        .item("SK", AttributeValue::S("CURSOR".into()))
+        .item("doc", AttributeValue::S(serde_json::to_string(&before).expect("json")))
+        .item("version", AttributeValue::N("3".into()))
+        .send()
+        .await
+        .expect("the old cursor item");
+    let old = TeamCursor { version: 3, ..before.clone() };
+    assert_eq!(store.team_cursor("emea").await.expect("cursor"), old);
+    assert_eq!(store.routing_state(Some("emea")).await.expect("routing state").0, old);
+
+    for n in [1, 2] {
+        assert_eq!(
+            store.create_lead(&lead(n, &format!("l{n}@example.com")), &[]).await.ok(),
+            Some(CreateOutcome::Created)
+        );
+    }
+    let next =
+        TeamCursor { credit: BTreeMap::from([("rep-1".to_string(), 1), ("rep-2".to_string(), -1)]), ..old.clone() };
+    let write = |n, cursor: &TeamCursor| AssignmentWrite {
+        lead: owned_by(lead(n, &format!("l{n}@example.com")), "rep-1"),
+        expected_lead_version: 0,
+        team_cursor: Some(("emea".into(), cursor.clone())),
+        trail: Vec::new(),
+        claim: None,
+    };
+    assert_eq!(store.assign(&write(1, &next)).await.ok(), Some(AssignOutcome::Assigned));
+    let moved = TeamCursor { version: 4, ..next.clone() };
+    assert_eq!(store.team_cursor("emea").await.expect("cursor"), moved);
+    assert_eq!(store.routing_state(Some("emea")).await.expect("routing state").0, moved);
+    // Routed from the cursor as it was before lead 1 took its turn: stale.
+    assert_eq!(store.assign(&write(2, &next)).await.ok(), Some(AssignOutcome::Conflict));
+    assert_eq!(store.rep_loads().await.expect("loads"), BTreeMap::from([("rep-1".to_string(), 1)]));
 }

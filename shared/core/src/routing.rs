@@ -111,6 +111,10 @@ impl RoutingConfig {
         let invalid = |what: String, message: String| ConfigError::Invalid { what, message };
         let mut reps = HashMap::new();
         for rep in &self.reps {
+            // Stores key rep loads by the id and keep other items beside them under `#…`.
+            if rep.id.is_empty() || rep.id.starts_with('#') {
+                return Err(invalid(format!("rep {:?}", rep.id), "an id cannot be empty or start with #".into()));
+            }
             let tz: Tz = rep
                 .time_zone
                 .parse()
@@ -442,4 +446,31 @@ fn local_time(t: DateTime<Utc>, tz: Tz) -> Option<NaiveDateTime> {
 /// `t + d`, or the last instant there is when that lies beyond it.
 fn later(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
     t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routing(rep_id: &str) -> RoutingConfig {
+        let text = format!(
+            r#"
+            fallback_owner = "desk"
+            reps = [
+                {{ id = "desk", name = "Desk", email = "desk@acme.example" }},
+                {{ id = "{rep_id}", name = "Anna", email = "anna@acme.example" }},
+            ]
+            "#
+        );
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_rep_id_that_is_empty_or_starts_with_a_hash_is_refused_by_name() {
+        assert!(routing("anna").compile().is_ok());
+        for id in ["", "#CURSOR#emea"] {
+            let refused = routing(id).compile().err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(refused.contains("cannot be empty or start with #"), "{id:?}: {refused}");
+        }
+    }
 }

@@ -216,6 +216,22 @@ pub trait Assignments: Send + Sync + 'static {
     /// Open (assigned, not won or lost) leads per rep.
     fn rep_loads(&self) -> impl Future<Output = Result<BTreeMap<RepId, u32>, StoreError>> + Send;
 
+    /// What routing reads for every decision: the cursor of the team the lead matched (the
+    /// default one for `None`) and [`Assignments::rep_loads`]. A store that keeps both together
+    /// reads them in one request.
+    fn routing_state(
+        &self,
+        team_id: Option<&str>,
+    ) -> impl Future<Output = Result<(TeamCursor, BTreeMap<RepId, u32>), StoreError>> + Send {
+        async move {
+            let cursor = match team_id {
+                Some(team) => self.team_cursor(team).await?,
+                None => TeamCursor::default(),
+            };
+            Ok((cursor, self.rep_loads().await?))
+        }
+    }
+
     fn assign(&self, write: &AssignmentWrite) -> impl Future<Output = Result<AssignOutcome, StoreError>> + Send;
 
     /// Leads that are owned, still `new` (not contacted, won or lost) and whose
