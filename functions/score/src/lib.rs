@@ -26,7 +26,7 @@ pub async fn handle<P: Ports>(ports: &P, msg: ScoreMessage) -> Result<(), StageE
     let unrouted = lead.lifecycle >= Lifecycle::Mql && lead.owner.is_none();
     let confirm = consent.due.is_some();
     if unrouted || confirm {
-        let carried = unrouted.then(|| Box::new(lead.clone()));
+        let carried = (unrouted && ports.queue().carries_leads()).then(|| Box::new(lead.clone()));
         ports.queue().enqueue(&[RouteMessage { lead_id: lead.id, lead: carried, sla_breach: None, confirm }]).await?;
     }
     if lead.lifecycle >= Lifecycle::Mql || consent.awaiting {

@@ -36,6 +36,7 @@ pub async fn handle<P: Ports>(ports: &P, sub: Submission) -> Result<(), StageErr
     };
     // Sent on every delivery, redeliveries too: scoring is idempotent, and a crash between the
     // store write and this send must not strand the lead.
+    let lead = lead.filter(|_| ports.queue().carries_leads());
     ports.queue().enqueue(&[ScoreMessage { lead_id, cause: "submission".into(), lead }]).await?;
     Ok(())
 }

@@ -26,6 +26,13 @@ pub trait StageQueue: Send + Sync + 'static {
     /// [`Self::enqueue`], which takes the stage from the message's type; adapters implement this.
     fn send(&self, stage: Stage, bodies: &[String]) -> impl Future<Output = Result<(), QueueError>> + Send;
 
+    /// Whether senders put the lead in the next stage's message (`messages`): on SQS the copy
+    /// saves the reader a DynamoDB request. A queue that rewrites a message's row on every
+    /// receive says no: there the copy's bytes cost more than the local read they save.
+    fn carries_leads(&self) -> bool {
+        true
+    }
+
     /// Enqueues `messages` on their stage's queue; all or none are accepted.
     fn enqueue<M: StageMessage + Sync>(&self, messages: &[M]) -> impl Future<Output = Result<(), QueueError>> + Send {
         let bodies: Result<Vec<String>, QueueError> = messages

@@ -84,6 +84,10 @@ impl<Q: StageQueue> StageQueue for WithFaults<Q> {
         let unavailable = QueueError::Unavailable;
         self.gate.call(Port::Queue, "SendMessage", unavailable, unavailable, || self.inner.send(stage, bodies)).await
     }
+
+    fn carries_leads(&self) -> bool {
+        self.inner.carries_leads()
+    }
 }
 
 impl<M: Mailer> Mailer for WithFaults<M> {
