@@ -113,8 +113,8 @@ impl DynamoStore {
                 .map_err(|e| unavailable("rep loads", &e))?;
             for item in out.items.unwrap_or_default() {
                 let Some(sort) = str_attr(&item, SK) else { continue };
-                if let Some(team) = sort.strip_prefix(CURSOR_PREFIX) {
-                    partition.cursors.insert(team.to_string(), item.clone());
+                if let Some(team) = sort.strip_prefix(CURSOR_PREFIX).map(str::to_string) {
+                    partition.cursors.insert(team, item);
                     continue;
                 }
                 let open = num_i64(&item, OPEN, "rep load")?;
