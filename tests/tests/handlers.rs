@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use leadflow_app::BatchItem;
 use leadflow_core::messages::ScoreMessage;
 use leadflow_core::model::{EnrollmentState, LeadId, Lifecycle, Validity};
+use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{Adapters, ConfigHandle, Stage, StageQueue, WriteOutcome};
 use leadflow_core::ports::{Enrollments, Leads, Trails};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
@@ -147,6 +148,33 @@ async fn a_repeat_submission_merges_into_the_existing_lead() {
     assert_eq!(trail.iter().filter(|a| a.kind.name() == "form_submission").count(), 2);
     assert_eq!(trail.iter().filter(|a| a.kind.name() == "changes_held").count(), 1, "held once for review");
     assert_eq!(ports.mailer.sent().len(), 1, "still one owner and one assignment email");
+}
+
+#[tokio::test]
+async fn a_merged_submission_redriven_after_its_lead_was_erased_does_not_bring_the_person_back() {
+    let ports = ports();
+    let (_, first) = post(&ports, ana(), None).await;
+    pipeline(&ports, 1).await;
+    let (_, second) = post(&ports, ana(), None).await;
+    let kept = ports.queue.drain(Stage::Validate);
+    ports.queue.send(Stage::Validate, &kept).await.unwrap_or_else(|e| panic!("{e}"));
+    pipeline(&ports, 1).await;
+    let first_id = lead_id(&first);
+    assert_eq!(ports.store.resolve_lead(lead_id(&second)).await.ok().flatten(), Some(first_id), "merged");
+    assert_eq!(ports.mailer.sent().len(), 1, "one assignment email");
+
+    // The person asks to be forgotten; later the repeat's message comes back from a dead-letter
+    // queue. Its address is free again, but its id stands for the erased lead.
+    let erased = leadflow_app::erasure::erase(&*ports, first_id).await;
+    assert!(matches!(erased, Ok(Some(_))), "{erased:?}");
+    ports.queue.send(Stage::Validate, &kept).await.unwrap_or_else(|e| panic!("{e}"));
+    pipeline(&ports, 1).await;
+
+    assert_eq!(ports.store.lead_count(), 1, "only the tombstone");
+    assert_eq!(ports.store.get_lead(lead_id(&second)).await.ok(), Some(None), "no lead under the repeat's id");
+    assert_eq!(ports.store.find_by_email_key(&email_key("ana@acme.io")).await.ok(), Some(None));
+    // The erasure deleted the mailer's copy of the assignment email; nothing was sent since.
+    assert_eq!(ports.mailer.sent(), [], "no email after the erasure");
 }
 
 #[tokio::test]
@@ -299,8 +327,7 @@ async fn a_lead_that_qualifies_later_leaves_nurture_and_is_routed() {
     kim.contact.company = Some("Globex".into());
     let written = ports.store.update_lead(&kim, kim.version, &[]).await;
     assert_eq!(written.ok(), Some(WriteOutcome::Written));
-    let rescore =
-        serde_json::to_string(&ScoreMessage { lead_id: id, cause: "edited".into(), lead: None }).unwrap_or_default();
+    let rescore = serde_json::to_string(&ScoreMessage::rescore(id, "edited")).unwrap_or_default();
     ports.queue.send(Stage::Score, &[rescore]).await.unwrap_or_else(|e| panic!("{e}"));
     pipeline(&ports, 1).await;
     let lead = ports.store.get_lead(id).await.ok().flatten().unwrap_or_else(|| panic!("lead missing"));

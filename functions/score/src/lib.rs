@@ -50,12 +50,14 @@ async fn rescore_with_trail<P: Ports>(
     let store = ports.store();
     let config = ports.config();
     // The lead validate carried saves the first read; only the versioned write below trusts it.
+    // So does the new lead's trail, trusted exactly as far as the copy: on that attempt only.
     let mut carried = msg.lead.clone().filter(|l| l.id == msg.lead_id);
+    let mut carried_trail = msg.trail.clone().filter(|t| t.iter().all(|a| a.lead_id == msg.lead_id));
     for _ in 0..WRITE_ATTEMPTS {
         let from_message = carried.is_some();
-        let read = match carried.take() {
-            Some(lead) => Some(*lead),
-            None => store.get_lead(msg.lead_id).await?,
+        let (read, trail_copy) = match carried.take() {
+            Some(lead) => (Some(*lead), carried_trail.take()),
+            None => (store.get_lead(msg.lead_id).await?, None),
         };
         let Some(mut lead) = read else {
             return Err(StageError::Permanent(format!("lead {} does not exist", msg.lead_id)));
@@ -67,7 +69,10 @@ async fn rescore_with_trail<P: Ports>(
             return Ok(None);
         }
         let now = ports.clock().now();
-        let activities = store.activities(lead.id).await?;
+        let activities = match trail_copy {
+            Some(trail) => trail,
+            None => store.activities(lead.id).await?,
+        };
         let score = config.scoring.score(&lead, &activities, now);
         let stage = config.scoring.lifecycle_after(lead.lifecycle, score.total);
         let unchanged = lead

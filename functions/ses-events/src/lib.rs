@@ -274,7 +274,7 @@ fn push_lead(report: &mut Report, id: LeadId) {
 /// Asks the score stage to score the lead again. A repeat is harmless: scoring is computed from
 /// the lead's activities, which hold each fact once.
 async fn rescore<P: Ports>(ports: &P, report: &mut Report, lead_id: LeadId) -> Result<(), StageError> {
-    ports.queue().enqueue(&[ScoreMessage { lead_id, cause: RESCORE_CAUSE.into(), lead: None }]).await?;
+    ports.queue().enqueue(&[ScoreMessage::rescore(lead_id, RESCORE_CAUSE)]).await?;
     report.rescored = true;
     Ok(())
 }

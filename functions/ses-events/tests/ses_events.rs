@@ -308,7 +308,7 @@ async fn an_open_is_recorded_and_the_lead_is_scored_again() {
         }
     );
     assert_eq!(opens[0].at, at("2026-03-02T10:42:17.391Z"));
-    assert_eq!(score_messages(&ports), vec![ScoreMessage { lead_id: id(1), cause: "activity".into(), lead: None }]);
+    assert_eq!(score_messages(&ports), vec![ScoreMessage::rescore(id(1), "activity")]);
     assert_eq!(suppression(&ports, ADA).await, None);
     assert_eq!(welcome_state(&ports).await, Some(EnrollmentState::Active));
 }
@@ -328,7 +328,7 @@ async fn a_click_is_recorded_with_its_link_and_the_lead_is_scored_again() {
             ),
         }]
     );
-    assert_eq!(score_messages(&ports), vec![ScoreMessage { lead_id: id(1), cause: "activity".into(), lead: None }]);
+    assert_eq!(score_messages(&ports), vec![ScoreMessage::rescore(id(1), "activity")]);
 }
 
 #[tokio::test]

@@ -66,7 +66,7 @@ async fn handle(ports: &Arc<MemPorts>, event: &Value) -> Report {
 
 /// Ada's behaviour points once the score stage has scored her.
 async fn behaviour_points(ports: &Arc<MemPorts>) -> f64 {
-    let message = ScoreMessage { lead_id: id(1), cause: "test".into(), lead: None };
+    let message = ScoreMessage::rescore(id(1), "test");
     let scored = leadflow_score::rescore(&**ports, &message).await;
     let lead = scored.ok().flatten().unwrap_or_else(|| unreachable!("Ada is scored"));
     lead.score.map(|s| s.behaviour).unwrap_or_default()

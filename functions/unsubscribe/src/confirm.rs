@@ -138,7 +138,7 @@ async fn record<P: Ports>(ports: &P, link: &ConfirmLink) -> Result<Recorded, Sta
 
 /// Hands the lead to the score stage: rescored with its consent, and enrolled where admitted.
 async fn rescore<P: Ports>(ports: &P, lead: &Lead) -> Result<(), StageError> {
-    ports.queue().enqueue(&[ScoreMessage { lead_id: lead.id, cause: "consent_confirmed".into(), lead: None }]).await?;
+    ports.queue().enqueue(&[ScoreMessage::rescore(lead.id, "consent_confirmed")]).await?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use leadflow_app::metrics::{Metric, count};
 use leadflow_app::{BatchItem, Failure, StageError, WRITE_ATTEMPTS, activity, process_batch};
 use leadflow_core::confirmation::{hold_consent, merge_repeat};
 use leadflow_core::messages::{ScoreMessage, ValidateMessage};
-use leadflow_core::model::{ActivityKind, Lead, LeadId, Submission, Validity};
+use leadflow_core::model::{Activity, ActivityKind, Lead, LeadId, Submission, Validity};
 use leadflow_core::ports::{Clock, CreateOutcome, Ports, StageQueue, WriteOutcome};
 use leadflow_core::ports::{Leads, Trails};
 use leadflow_core::validate::build_lead;
@@ -20,15 +20,27 @@ pub async fn handle_batch<P: Ports>(ports: &P, items: Vec<BatchItem>) -> Vec<Fai
 /// it, for the score message; a redelivery that found the work done has none.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Created(LeadId, Option<Box<Lead>>),
+    Created(LeadId, Option<Box<NewLead>>),
     Merged(LeadId, Option<Box<Lead>>),
     Invalid(LeadId),
 }
 
+/// A lead this delivery created, with the whole trail it was created with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLead {
+    pub lead: Lead,
+    pub trail: Vec<Activity>,
+}
+
 pub async fn handle<P: Ports>(ports: &P, sub: Submission) -> Result<(), StageError> {
     let outcome = validate(ports, &sub).await?;
-    let (lead_id, lead) = match outcome {
-        Outcome::Created(id, stored) | Outcome::Merged(id, stored) => (id, stored),
+    let (lead_id, lead, trail) = match outcome {
+        Outcome::Created(id, Some(new)) => {
+            let NewLead { lead, trail } = *new;
+            (id, Some(Box::new(lead)), Some(trail))
+        }
+        Outcome::Created(id, None) => (id, None, None),
+        Outcome::Merged(id, stored) => (id, stored, None),
         Outcome::Invalid(id) => {
             info!(lead_id = %id, "lead stored as invalid");
             return Ok(());
@@ -36,8 +48,9 @@ pub async fn handle<P: Ports>(ports: &P, sub: Submission) -> Result<(), StageErr
     };
     // Sent on every delivery, redeliveries too: scoring is idempotent, and a crash between the
     // store write and this send must not strand the lead.
-    let lead = lead.filter(|_| ports.queue().carries_leads());
-    ports.queue().enqueue(&[ScoreMessage { lead_id, cause: "submission".into(), lead }]).await?;
+    let carries = ports.queue().carries_leads();
+    let (lead, trail) = if carries { (lead, trail) } else { (None, None) };
+    ports.queue().enqueue(&[ScoreMessage { lead_id, cause: "submission".into(), lead, trail }]).await?;
     Ok(())
 }
 
@@ -55,9 +68,8 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
         )
     };
 
-    if let Some(known) = store.resolve_lead(sub.lead_id).await? {
-        return redelivered(ports, known, sub).await;
-    }
+    // No read before the write: `create_lead` answers `AlreadyExists` for an id that is a lead
+    // or a merged submission's alias, and only then is the id resolved.
     let incoming = build_lead(sub, &config.settings.validation);
     // The lead and its first entries are one write: a redelivery after a crash finds the lead
     // with its whole trail, or no lead at all.
@@ -78,10 +90,13 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
         CreateOutcome::Created if incoming.is_valid() => {
             count(Metric::LeadsValidated, 1);
             info!(lead_id = %incoming.id, "lead created");
-            Ok(Outcome::Created(fresh.id, Some(Box::new(fresh))))
+            Ok(Outcome::Created(fresh.id, Some(Box::new(NewLead { lead: fresh, trail }))))
         }
         CreateOutcome::Created => Ok(Outcome::Invalid(incoming.id)),
-        CreateOutcome::AlreadyExists => redelivered(ports, incoming.id, sub).await,
+        CreateOutcome::AlreadyExists => match store.resolve_lead(sub.lead_id).await? {
+            Some(known) => redelivered(ports, known, sub).await,
+            None => Err(StageError::Retryable("the lead is not readable yet".into())),
+        },
         CreateOutcome::EmailTaken(existing_id) => {
             let marker = format!("submission-{}", sub.lead_id);
             for _ in 0..WRITE_ATTEMPTS {

@@ -214,7 +214,7 @@ async fn every_store_method_makes_the_requests_it_should() {
     let mut invalid = lead(3, "bad");
     invalid.validity = Validity::Invalid { reasons: Vec::new() };
     store.create_lead(&invalid, &[]).await.unwrap();
-    assert_eq!(r.take(), ["PutItem"], "create_lead, invalid and unowned");
+    assert_eq!(r.take(), ["TransactWriteItems"], "create_lead, invalid and unowned (the alias is checked)");
 
     let mut l = store.get_lead(id(1)).await.unwrap().unwrap();
     assert_eq!(r.take(), ["GetItem"], "get_lead");

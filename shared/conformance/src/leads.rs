@@ -86,6 +86,15 @@ pub async fn aliases_resolve_to_the_lead_merged_into<S: LeadStore>(store: &S) {
     assert_eq!(store.resolve_lead(id(2)).await.ok(), Some(Some(id(1))));
     assert_eq!(store.resolve_lead(id(3)).await.ok(), Some(None));
     assert_eq!(store.get_lead(id(2)).await.ok(), Some(None), "an alias is not a lead");
+
+    // The merged submission redelivered after the lead it merged into took another address:
+    // its id is taken, so it does not come back as a second lead with the old address.
+    let redelivered = lead(2, "ada.old@example.com");
+    let entry = opened(id(2), "submission-2", 5);
+    assert_eq!(ok(store.create_lead(&redelivered, &[entry]).await, "create"), CreateOutcome::AlreadyExists);
+    assert_eq!(store.get_lead(id(2)).await.ok(), Some(None), "nothing is created under an alias");
+    assert_eq!(found(store, "ada.old@example.com").await, None, "nor an email key");
+    assert_eq!(ok(store.activities(id(2)).await, "activities"), [], "nor a trail");
 }
 
 fn opened(lead: LeadId, activity: &str, secs: i64) -> Activity {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Lead, LeadId, RepId, Submission};
+use crate::model::{Activity, Lead, LeadId, RepId, Submission};
 
 /// A message of one stage's queue: its type names the queue it goes on and the stage that reads
 /// it, so a sender cannot put it on another queue and a reader cannot expect another shape
@@ -43,6 +43,19 @@ pub struct ScoreMessage {
     /// The lead as validate stored it (a hint: see the module's documentation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead: Option<Box<Lead>>,
+    /// A lead validate created: the whole trail it wrote with it, which saves score reading the
+    /// trail back. Trusted only with `lead`, and only as far as `lead` is: when the versioned
+    /// write over that copy succeeds, nothing has touched the new lead since (scoring's first
+    /// write comes before any email that could add to its trail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail: Option<Vec<Activity>>,
+}
+
+impl ScoreMessage {
+    /// A message that carries nothing but the lead's id: score reads the lead and its trail.
+    pub fn rescore(lead_id: LeadId, cause: &str) -> Self {
+        Self { lead_id, cause: cause.to_string(), lead: None, trail: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -44,6 +44,20 @@ impl Cond {
         let put = put.build().map_err(|e| build_failed("transaction put", &e))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
+
+    /// A transaction ConditionCheck: the item at `key` must meet this condition; nothing is
+    /// written to it.
+    pub(super) fn check(self, table: &str, key: Item) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression(self.expr)
+            .set_expression_attribute_names(non_empty(self.names))
+            .set_expression_attribute_values(non_empty(self.values))
+            .build()
+            .map_err(|e| build_failed("transaction condition check", &e))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
 }
 
 pub(super) fn activity_item(activity: &Activity) -> Result<Item, StoreError> {

@@ -50,14 +50,11 @@ impl Leads for DynamoStore {
         let item = lead_item(lead, lead.version)?;
         let absent = || Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
         let email = lead.is_valid().then(|| email_key(&lead.contact.email));
-        let owner = open_owner(lead);
-        if email.is_none() && owner.is_none() && trail.is_empty() {
-            return Ok(match self.put_if(OP, item, absent()).await? {
-                Ok(()) => CreateOutcome::Created,
-                Err(_) => CreateOutcome::AlreadyExists,
-            });
-        }
-        let mut items = vec![absent().put(&self.table, item, false)?];
+        // The alias a merge of this submission left is checked in the same transaction, so a
+        // fresh submission costs no read before its write.
+        let alias_key = Item::from([(PK.into(), s(lead_pk(lead.id))), (SK.into(), s(ALIAS))]);
+        let mut items = vec![absent().put(&self.table, item, false)?, absent().check(&self.table, alias_key)?];
+        const EMAIL_AT: usize = 2;
         if let Some(key) = &email {
             let email_item = Item::from([
                 (PK.into(), s(email_pk(key))),
@@ -67,7 +64,7 @@ impl Leads for DynamoStore {
             items.push(absent().put(&self.table, email_item, true)?);
         }
         // A lead can be born owned (imports, tests); its rep's count must include it.
-        if let Some(rep) = owner {
+        if let Some(rep) = open_owner(lead) {
             items.push(load_update(&self.table, rep, 1)?);
         }
         items.extend(trail_puts(&self.table, trail)?);
@@ -75,11 +72,11 @@ impl Leads for DynamoStore {
             return Ok(CreateOutcome::Created);
         };
         let failed = |i: usize| reasons.get(i).and_then(CancellationReason::code) == Some(CONDITIONAL_CHECK_FAILED);
-        if failed(0) {
+        if failed(0) || failed(1) {
             return Ok(CreateOutcome::AlreadyExists);
         }
-        if let Some(key) = email.as_ref().filter(|_| failed(1)) {
-            let stored = match reasons.get(1).and_then(|r| r.item.clone()) {
+        if let Some(key) = email.as_ref().filter(|_| failed(EMAIL_AT)) {
+            let stored = match reasons.get(EMAIL_AT).and_then(|r| r.item.clone()) {
                 Some(item) => Some(item),
                 None => self.get_item(OP, email_pk(key), EMAIL_SK).await?,
             };

@@ -22,7 +22,8 @@ pub enum IdempotencyClaim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
     Created,
-    /// A lead with this id exists already (a redelivered submission).
+    /// The id is taken: by a lead (a redelivered submission), or by the alias a merge of that
+    /// submission recorded ([`Leads::resolve_lead`] tells which lead it stands for).
     AlreadyExists,
     /// Another lead has this email: merge into it.
     EmailTaken(LeadId),
@@ -153,7 +154,9 @@ pub trait Leads: Send + Sync + 'static {
     ) -> impl Future<Output = Result<IdempotencyClaim, StoreError>> + Send;
 
     /// Creates the lead, its email key when it is valid, and `trail`, in one atomic write; writes
-    /// nothing unless the answer is `Created`.
+    /// nothing unless the answer is `Created`. An id recorded as an alias is taken: a redelivered
+    /// submission that was merged must not come back as a lead of its own, even after the lead it
+    /// merged into changed its address.
     fn create_lead(
         &self,
         lead: &Lead,

@@ -45,7 +45,9 @@ impl Leads for SqliteStore {
         self.db
             .write(|tx| {
                 let exists = tx
-                    .prepare_cached("SELECT 1 FROM leads WHERE id = ?1")?
+                    .prepare_cached(
+                        "SELECT 1 FROM leads WHERE id = ?1 UNION ALL SELECT 1 FROM aliases WHERE alias = ?1",
+                    )?
                     .query_row([&row.id], |_| Ok(()))
                     .optional()?
                     .is_some();

@@ -29,7 +29,7 @@ impl Leads for MemoryStore {
         trail: &[Activity],
     ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send {
         self.with(|s| {
-            if s.leads.contains_key(&lead.id) {
+            if s.leads.contains_key(&lead.id) || s.aliases.contains_key(&lead.id) {
                 return CreateOutcome::AlreadyExists;
             }
             if lead.is_valid() {
