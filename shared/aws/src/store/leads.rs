@@ -50,11 +50,14 @@ impl Leads for DynamoStore {
         let item = lead_item(lead, lead.version)?;
         let absent = || Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
         let email = lead.is_valid().then(|| email_key(&lead.contact.email));
+        // Where each item sits in the transaction, for reading its cancellation reason.
+        const LEAD_AT: usize = 0;
+        const ALIAS_AT: usize = 1;
+        const EMAIL_AT: usize = 2;
         // The alias a merge of this submission left is checked in the same transaction, so a
         // fresh submission costs no read before its write.
         let alias_key = Item::from([(PK.into(), s(lead_pk(lead.id))), (SK.into(), s(ALIAS))]);
         let mut items = vec![absent().put(&self.table, item, false)?, absent().check(&self.table, alias_key)?];
-        const EMAIL_AT: usize = 2;
         if let Some(key) = &email {
             let email_item = Item::from([
                 (PK.into(), s(email_pk(key))),
@@ -72,7 +75,7 @@ impl Leads for DynamoStore {
             return Ok(CreateOutcome::Created);
         };
         let failed = |i: usize| reasons.get(i).and_then(CancellationReason::code) == Some(CONDITIONAL_CHECK_FAILED);
-        if failed(0) || failed(1) {
+        if failed(LEAD_AT) || failed(ALIAS_AT) {
             return Ok(CreateOutcome::AlreadyExists);
         }
         if let Some(key) = email.as_ref().filter(|_| failed(EMAIL_AT)) {
