@@ -16,7 +16,8 @@
 //! `LEADFLOW_FAULT_LEADS` (default 40) and `LEADFLOW_FAULT_SEED` (default 10) choose the run;
 //! `LEADFLOW_FAULT_PER_DEPLOYMENT` splits a long run over several deployments of that many leads
 //! each (moto copies the whole table on every `TransactWriteItems`, so one table of 10,000 leads
-//! would take hours). `--nocapture` prints the figures (docs/reliability.md).
+//! would take hours). `--nocapture` prints the figures (docs/reliability.md), and
+//! `LEADFLOW_FAULT_LOG` (a tracing filter such as `warn`) the functions' log lines.
 
 mod common;
 
@@ -96,6 +97,33 @@ struct Run {
     received_at: HashMap<String, DateTime<Utc>>,
     /// The last failure reported for each message, for the dead letters' reasons.
     reasons: HashMap<String, String>,
+    /// Every delivery, in order: what a failed audit prints for the leads it names.
+    journal: Vec<Delivered>,
+}
+
+/// One record handed to a stage function, and what became of it.
+struct Delivered {
+    at: DateTime<Utc>,
+    stage: Stage,
+    message_id: String,
+    receive_count: u32,
+    lead_id: String,
+    outcome: String,
+}
+
+impl std::fmt::Display for Delivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} lead {} message {} receive {}: {}",
+            self.at.format("%H:%M:%S"),
+            self.stage.as_str(),
+            self.lead_id,
+            self.message_id,
+            self.receive_count,
+            self.outcome
+        )
+    }
 }
 
 struct Report {
@@ -107,6 +135,19 @@ struct Report {
     /// Messages moto's SES holds from the deployments' senders.
     ses_messages: u64,
     dead: Vec<DeadLetter>,
+    journal: Vec<Delivered>,
+}
+
+impl Report {
+    /// The deliveries of every lead the audits name in a problem, for the failure's message.
+    fn history_of_problems(&self) -> String {
+        let named = |d: &Delivered| {
+            self.outcome.problems.iter().chain(&self.after_redrive.problems).any(|p| p.contains(&d.lead_id))
+        };
+        let lines: Vec<String> = self.journal.iter().filter(|d| named(d)).map(ToString::to_string).collect();
+        let dead: Vec<String> = self.dead.iter().map(|d| format!("{}: {}", d.stage.as_str(), d.body)).collect();
+        format!("deliveries of the leads named:\n{}\ndead letters:\n{}", lines.join("\n"), dead.join("\n"))
+    }
 }
 
 impl Run {
@@ -132,6 +173,7 @@ impl Run {
             deliveries: Deliveries::default(),
             received_at: HashMap::new(),
             reasons: HashMap::new(),
+            journal: Vec::new(),
         }
     }
 
@@ -268,7 +310,8 @@ impl Run {
         let still_dead = self.all_dead_letters().await;
         let after_redrive = self.audit(&still_dead).await;
         self.remove().await;
-        Report { outcome, after_redrive, tally, deliveries, ses_messages: 0, dead }
+        let journal = std::mem::take(&mut self.journal);
+        Report { outcome, after_redrive, tally, deliveries, ses_messages: 0, dead, journal }
     }
 
     /// Deletes the deployment's table and queues: moto answers every later test's data.json
@@ -311,6 +354,7 @@ async fn run(leads: usize, per_deployment: usize, seed: u64) -> Report {
         deliveries: Deliveries::default(),
         ses_messages: 0,
         dead: Vec::new(),
+        journal: Vec::new(),
     };
     let per_deployment = per_deployment.max(1);
     for (k, first) in (0..leads).step_by(per_deployment).enumerate() {
@@ -324,6 +368,7 @@ async fn run(leads: usize, per_deployment: usize, seed: u64) -> Report {
         total.tally.add(&r.tally);
         total.deliveries.add(&r.deliveries);
         total.dead.extend(r.dead);
+        total.journal.extend(r.journal);
     }
     total.ses_messages = ses_messages().await - before;
     total
@@ -334,6 +379,10 @@ async fn leads_through_one_fault_in_ten_on_the_aws_adapters() {
     let leads = env_or("LEADFLOW_FAULT_LEADS", 40);
     let per_deployment = env_or("LEADFLOW_FAULT_PER_DEPLOYMENT", leads);
     let seed = env_or("LEADFLOW_FAULT_SEED", 10);
+    if let Ok(filter) = std::env::var("LEADFLOW_FAULT_LOG") {
+        let filter = tracing_subscriber::EnvFilter::new(filter);
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
     let started = Instant::now();
     let r = run(leads, per_deployment, seed).await;
     let o = &r.outcome;
@@ -355,7 +404,7 @@ async fn leads_through_one_fault_in_ten_on_the_aws_adapters() {
         println!("dead letters: {n} × {reason}");
     }
 
-    assert!(o.problems.is_empty(), "{o}");
+    assert!(o.problems.is_empty(), "{o}\n{}", r.history_of_problems());
     assert_eq!(o.people, leads);
     let answered = leads - r.deliveries.given_up as usize;
     assert_eq!(o.assigned + o.enrolled + o.in_dlq_total(), answered, "every answered person is accounted for: {o}");
@@ -371,7 +420,7 @@ async fn leads_through_one_fault_in_ten_on_the_aws_adapters() {
     assert!(r.deliveries.crashed > 0 && r.deliveries.redeliveries > 0, "{}", r.deliveries);
     // Nothing in a dead-letter queue was lost: redriven once the faults stop, every lead is done.
     let after = &r.after_redrive;
-    assert!(after.problems.is_empty(), "after the redrive: {after}");
+    assert!(after.problems.is_empty(), "after the redrive: {after}\n{}", r.history_of_problems());
     assert_eq!((after.assigned + after.enrolled, after.in_dlq_total()), (answered, 0), "after the redrive: {after}");
 }
 
@@ -437,7 +486,28 @@ impl Driver for Run {
         let event = sqs_event(&messages);
         let deadline = Deadline::invocation(SystemTime::now() + FUNCTION_TIMEOUT, MARGIN);
         let response = within(deadline, handle_sqs_event(&function, &event, None)).await.expect("a batch response");
-        if self.faults.revive() {
+        let crashed = self.faults.revive();
+        let reported = reported.into_inner().expect("reported");
+        for m in &messages {
+            let id = m.message_id().unwrap_or_default();
+            let given_back = response.batch_item_failures.iter().any(|f| f.item_identifier == id);
+            let reason = reported.iter().find(|f| f.id == id).map_or("", |f| f.reason.as_str());
+            let outcome = match () {
+                _ if crashed => "the invocation crashed".to_string(),
+                _ if given_back => format!("given back: {reason}"),
+                _ => "deleted".to_string(),
+            };
+            let body: Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
+            self.journal.push(Delivered {
+                at: now,
+                stage,
+                message_id: id.to_string(),
+                receive_count: receive_count(m),
+                lead_id: body["lead_id"].as_str().unwrap_or("?").to_string(),
+                outcome,
+            });
+        }
+        if crashed {
             // The invocation died: nothing is deleted, the whole batch comes back.
             self.deliveries.crashed += 1;
             for id in messages.iter().filter_map(|m| m.message_id()) {
@@ -445,7 +515,7 @@ impl Driver for Run {
             }
             return true;
         }
-        for f in reported.into_inner().expect("reported") {
+        for f in reported {
             self.reasons.insert(f.id, f.reason);
         }
         let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
