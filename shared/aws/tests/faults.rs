@@ -492,10 +492,12 @@ impl Driver for Run {
             let id = m.message_id().unwrap_or_default();
             let given_back = response.batch_item_failures.iter().any(|f| f.item_identifier == id);
             let reason = reported.iter().find(|f| f.id == id).map_or("", |f| f.reason.as_str());
-            let outcome = match () {
-                _ if crashed => "the invocation crashed".to_string(),
-                _ if given_back => format!("given back: {reason}"),
-                _ => "deleted".to_string(),
+            let outcome = if crashed {
+                "the invocation crashed".to_string()
+            } else if given_back {
+                format!("given back: {reason}")
+            } else {
+                "deleted".to_string()
             };
             let body: Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
             self.journal.push(Delivered {
