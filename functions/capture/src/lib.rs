@@ -165,11 +165,12 @@ async fn accept<P: Ports>(ports: &P, captcha: &Captcha, request: Request) -> Res
     })?;
     sub.lead_id = lead_id;
     sub.received_at = now;
-    check_submission(&sub).map_err(|problems| {
+    let checked_email = check_submission(&sub).map_err(|problems| {
         let first =
             problems.first().cloned().unwrap_or_else(|| FieldProblem::new("body", "invalid", "invalid submission"));
         ApiError::invalid(first.field.clone(), first.message.clone()).with_problems(problems)
     })?;
+    sub.checked_email = Some(checked_email);
     captcha
         .check(captcha_token.as_ref().and_then(FieldValue::as_str))
         .await

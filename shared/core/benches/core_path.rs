@@ -366,9 +366,10 @@ fn core_path(
     lead_id: LeadId,
     now: DateTime<Utc>,
 ) -> Outcome {
-    let Some(sub) = parse_submission(body, lead_id, now) else { return Outcome::Rejected };
-    if check_submission(&sub).is_err() {
-        return Outcome::Rejected;
+    let Some(mut sub) = parse_submission(body, lead_id, now) else { return Outcome::Rejected };
+    match check_submission(&sub) {
+        Ok(checked) => sub.checked_email = Some(checked),
+        Err(_) => return Outcome::Rejected,
     }
     let mut lead = build_lead(&sub, &config.settings.validation);
     if !lead.is_valid() {
@@ -420,7 +421,10 @@ fn fixture() -> Fixture {
         .iter()
         .zip(&ids)
         .filter_map(|(b, id)| parse_submission(b, *id, now))
-        .filter(|s| check_submission(s).is_ok())
+        .filter_map(|mut s| {
+            s.checked_email = Some(check_submission(&s).ok()?);
+            Some(s)
+        })
         .collect();
     let queued = submissions.iter().filter_map(|s| serde_json::to_string(s).ok()).collect();
     let leads: Vec<Lead> =

@@ -60,6 +60,19 @@ pub struct Submission {
     pub referrer: Option<String>,
     /// Fields the form sent that Leadflow has no name for, kept as they came (bounded by capture).
     pub custom: BTreeMap<String, String>,
+    /// The address as capture's checks normalized it, so that validation need not do it again;
+    /// `email` keeps what was typed. Validation takes it only under the rules it was made by
+    /// and after a look that it is a plain address (`validate::build_lead`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_email: Option<CheckedEmail>,
+}
+
+/// An address normalized by [`crate::normalize::normalize_email`] under the rules numbered
+/// `rules` ([`crate::normalize::EMAIL_RULES`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckedEmail {
+    pub rules: u32,
+    pub address: String,
 }
 
 impl Default for LeadId {

@@ -7,11 +7,12 @@ use chrono::{DateTime, Utc};
 
 use crate::error::FieldProblem;
 use crate::model::{
-    Attribution, Consent, Contact, DomainKind, Lead, Lifecycle, SalesStatus, Submission, Touch, Utm, Validity,
+    Attribution, CheckedEmail, Consent, Contact, DomainKind, Lead, Lifecycle, SalesStatus, Submission, Touch, Utm,
+    Validity,
 };
 use crate::normalize::{
-    MAX_EMAIL_LEN, MAX_NAME_CHARS, check_text, classify_domain, is_role_address, longer_than, normalize_country,
-    normalize_email, normalize_phone, normalize_text, normalize_time_zone,
+    EMAIL_RULES, MAX_EMAIL_LEN, MAX_NAME_CHARS, check_text, classify_domain, is_role_address, longer_than,
+    normalize_country, normalize_email, normalize_phone, normalize_text, normalize_time_zone, plain_normalized_email,
 };
 
 /// Longest value of a single-line field other than names and URLs, in characters.
@@ -57,12 +58,18 @@ fn single_line_fields(sub: &Submission) -> [(&'static str, Option<&str>, usize);
 }
 
 /// Capture's synchronous checks, cheap enough to answer in the request: the email's syntax,
-/// control characters and lengths. Every problem found, not just the first.
-pub fn check_submission(sub: &Submission) -> Result<(), Vec<FieldProblem>> {
+/// control characters and lengths. Every problem found, not just the first. When there is
+/// none, the normalized address, for capture to send with the submission
+/// ([`Submission::checked_email`]) so that validation does not normalize it a second time.
+pub fn check_submission(sub: &Submission) -> Result<CheckedEmail, Vec<FieldProblem>> {
     let mut problems = Vec::new();
-    if let Err(p) = normalize_email(&sub.email) {
-        problems.push(p);
-    }
+    let checked_email = match normalize_email(&sub.email) {
+        Ok(normalized) => Some(CheckedEmail { rules: EMAIL_RULES, address: normalized.address }),
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    };
     for (field, value, max) in single_line_fields(sub) {
         if let Some(value) = value
             && let Err(p) = check_text(field, value, max)
@@ -93,7 +100,10 @@ pub fn check_submission(sub: &Submission) -> Result<(), Vec<FieldProblem>> {
             problems.push(p);
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    match checked_email {
+        Some(checked) if problems.is_empty() => Ok(checked),
+        _ => Err(problems),
+    }
 }
 
 fn is_valid_custom_key(key: &str) -> bool {
@@ -183,7 +193,13 @@ pub fn build_lead(sub: &Submission, settings: &ValidationSettings) -> Lead {
     let mut reasons = Vec::new();
     let mut warnings = Vec::new();
 
-    let (email, email_domain, domain_kind, role_address) = match normalize_email(&sub.email) {
+    // The address capture normalized, when it is still plain and of today's rules.
+    let carried = sub.checked_email.as_ref().filter(|c| c.rules == EMAIL_RULES);
+    let normalized = match carried.and_then(|c| plain_normalized_email(&c.address)) {
+        Some(normalized) => Ok(normalized),
+        None => normalize_email(&sub.email),
+    };
+    let (email, email_domain, domain_kind, role_address) = match normalized {
         Ok(normalized) => {
             let kind = classify_domain(&normalized.domain);
             if kind == DomainKind::Disposable {

@@ -2,10 +2,11 @@
 
 use leadflow_core::model::DomainKind;
 use leadflow_core::normalize::{
-    classify_domain, email_key, is_role_address, normalize_country, normalize_email, normalize_name, normalize_phone,
-    normalize_text, normalize_time_zone,
+    EMAIL_RULES, check_text, classify_domain, email_key, is_role_address, normalize_country, normalize_email,
+    normalize_name, normalize_phone, normalize_text, normalize_time_zone, plain_normalized_email,
 };
 use proptest::prelude::*;
+use unicode_normalization::UnicodeNormalization;
 
 fn email(raw: &str) -> String {
     match normalize_email(raw) {
@@ -122,6 +123,67 @@ fn email_problems_do_not_repeat_the_address() {
         assert!(!p.message.contains("secret"), "{p:?}");
         assert!(!p.message.is_empty());
     }
+}
+
+/// Capture carries the address it normalized, and validation takes it only under the same
+/// [`EMAIL_RULES`]: so a change to what `normalize_email` answers must come with a new number,
+/// or messages queued before the change would keep the old answer. This holds the answers on
+/// addresses that exercise every rule to the number they were numbered with.
+#[test]
+fn email_rules_are_numbered_with_their_answers() {
+    let inputs = [
+        "ana@acme.io",
+        "  Ana.Silva+news@Acme.IO ",
+        "ANA@MÜLLER.de",
+        "ana@bücher.example",
+        "ana@ｅｘａｍｐｌｅ．com",
+        "ana@xn--bcher-kva.example",
+        "a@b",
+        "a@b.c",
+        "a@b.123",
+        "a@-b.io",
+        "a@b-.io",
+        "a@b..io",
+        "a.@b.io",
+        ".a@b.io",
+        "a..b@c.io",
+        "\"a b\"@c.io",
+        "a(b)@c.io",
+        "a@[127.0.0.1]",
+        "ä@b.io",
+        "a b@c.io",
+        "a@b.io\r\nBcc: c@d.io",
+        "@b.io",
+        "a@",
+        "",
+        "o'brien@x.ie",
+        "x%y@z.org",
+        "a@b@c.io",
+        "Name <a@b.io>",
+    ];
+    let long = [
+        "l".repeat(64) + "@x.io",
+        "l".repeat(65) + "@x.io",
+        format!("a@{}.io", "d".repeat(63)),
+        format!("a@{}.io", "d".repeat(64)),
+        format!("abcdefgh@{}.info", vec!["d".repeat(61); 4].join(".")),
+    ];
+    let answers: Vec<String> = inputs
+        .iter()
+        .map(|s| s.to_string())
+        .chain(long)
+        .map(|raw| match normalize_email(&raw) {
+            Ok(n) => format!("{raw:?} -> {}", n.address),
+            Err(p) => format!("{raw:?} -> {}", p.code),
+        })
+        .collect();
+    let digest = email_key(&answers.join("\n"));
+    assert_eq!(
+        (EMAIL_RULES, digest.as_str()),
+        (1, "797439a5c3ab5d9f316cb770270ba2110c1b9239fbb0006b6f84219169ee39b3"),
+        "normalize_email answers differently now: bump EMAIL_RULES and write both here. The answers:\n{}",
+        answers.join("\n")
+    );
 }
 
 #[test]
@@ -344,6 +406,8 @@ proptest! {
     fn email_normalization_is_idempotent(raw in "\\PC{0,80}") {
         if let Ok(first) = normalize_email(&raw) {
             prop_assert_eq!(normalize_email(&first.address), Ok(first.clone()));
+            // What capture carries to validation is always taken there.
+            prop_assert_eq!(plain_normalized_email(&first.address), Some(first.clone()));
         }
     }
 
@@ -359,6 +423,7 @@ proptest! {
             prop_assert!(first.address.is_ascii());
             prop_assert_eq!(&first.address, &format!("{}@{}", first.local, first.domain));
             prop_assert_eq!(normalize_email(&first.address), Ok(first.clone()));
+            prop_assert_eq!(plain_normalized_email(&first.address), Some(first.clone()));
             // Upper-casing ß gives SS, a different domain under IDNA 2008.
             if !raw.contains('ß') {
                 prop_assert_eq!(normalize_email(&raw.to_uppercase()).map(|n| n.address), Ok(first.address.clone()));
@@ -375,6 +440,30 @@ proptest! {
     fn email_normalization_never_panics_on_long_input(raw in "\\PC{200,1200}", at in any::<bool>()) {
         let raw = if at { format!("{raw}@{raw}.com") } else { raw };
         let _ = normalize_email(&raw);
+    }
+
+    #[test]
+    fn text_is_trimmed_collapsed_and_checked_alike(
+        raw in prop_oneof!["[ a-zA-Z.,'-]{0,40}", "[ \t\r\u{a0}\u{3000}a-zé]{0,40}", "\\PC{0,60}", any::<String>()],
+        max in 0usize..30,
+    ) {
+        // The rule as plainly as it can be said; the code has faster ways to the same answer.
+        let verdict = normalize_text("company", &raw, max);
+        if !raw.chars().any(char::is_control) {
+            let words: Vec<String> = raw.nfc().collect::<String>().split_whitespace().map(str::to_string).collect();
+            let collapsed = words.join(" ");
+            if collapsed.is_empty() {
+                prop_assert_eq!(&verdict, &Ok(None));
+            } else if collapsed.chars().count() > max {
+                prop_assert_eq!(verdict.as_ref().map_err(|p| p.code.as_str()), Err("too_long"));
+            } else {
+                prop_assert_eq!(&verdict, &Ok(Some(collapsed)));
+            }
+        } else {
+            prop_assert_eq!(verdict.as_ref().map_err(|p| p.code.as_str()), Err("invalid_characters"));
+        }
+        // Capture's check gives the same verdict without making the value.
+        prop_assert_eq!(check_text("company", &raw, max), verdict.map(drop));
     }
 
     #[test]

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use leadflow_core::model::{
-    Assignment, DomainKind, Lead, LeadId, Lifecycle, RawConsent, SalesStatus, Submission, Utm, Validity,
+    Assignment, CheckedEmail, DomainKind, Lead, LeadId, Lifecycle, RawConsent, SalesStatus, Submission, Utm, Validity,
 };
-use leadflow_core::normalize::normalize_email;
+use leadflow_core::normalize::{EMAIL_RULES, normalize_email};
 use leadflow_core::validate::{ValidationSettings, build_lead, check_submission, merge_into};
 use proptest::prelude::*;
 
@@ -32,6 +32,7 @@ fn submission(email: &str) -> Submission {
         page_url: Some("https://acme.io/demo".into()),
         referrer: Some("https://www.google.com/".into()),
         custom: BTreeMap::from([("message".to_string(), "Hi!\nCall me.".to_string())]),
+        checked_email: None,
     }
 }
 
@@ -56,7 +57,8 @@ fn pair(field: &str, code: &str) -> (String, String) {
 
 #[test]
 fn a_clean_submission_passes_capture() {
-    assert_eq!(check_submission(&submission("ana@acme.io")), Ok(()));
+    let checked = check_submission(&submission(" Ana@ACME.io "));
+    assert_eq!(checked, Ok(CheckedEmail { rules: EMAIL_RULES, address: "ana@acme.io".into() }));
 }
 
 #[test]
@@ -98,7 +100,7 @@ fn capture_limits_are_inclusive() {
     sub.referrer = Some(format!("https://x.io/{}", "r".repeat(2048 - 13)));
     sub.custom.insert("k".repeat(64), "v".repeat(1000));
     sub.custom.insert("a.b-c_D9".into(), "line one\r\nline two\ttabbed".into());
-    assert_eq!(check_submission(&sub), Ok(()));
+    assert!(check_submission(&sub).is_ok());
     sub.custom.insert("k".repeat(65), "v".into());
     assert_eq!(
         codes(&check_submission(&sub).unwrap_err()),
@@ -111,7 +113,31 @@ fn capture_rejects_a_missing_or_malformed_email() {
     assert_eq!(codes(&check_submission(&submission("")).unwrap_err()), vec![pair("email", "required")]);
     assert_eq!(codes(&check_submission(&submission("ana@acme")).unwrap_err()), vec![pair("email", "invalid_email")]);
     // Disposable domains are the validate stage's business, not capture's.
-    assert_eq!(check_submission(&submission("ana@mailinator.com")), Ok(()));
+    assert!(check_submission(&submission("ana@mailinator.com")).is_ok());
+}
+
+#[test]
+fn validation_takes_capture_s_address_only_when_it_is_plain_and_of_today_s_rules() {
+    let carrying = |address: &str, rules: u32| Submission {
+        checked_email: Some(CheckedEmail { rules, address: address.into() }),
+        ..submission("Ana@Acme.io")
+    };
+    // Taken as carried: the typed address is not looked at again.
+    assert_eq!(build_lead(&carrying("ana@acme.io", EMAIL_RULES), &settings()).contact.email, "ana@acme.io");
+    assert_eq!(build_lead(&carrying("bo@acme.io", EMAIL_RULES), &settings()).contact.email_domain, "acme.io");
+    // A message changed on its way, or queued under other rules: the typed address is
+    // normalized instead, so no header break or capital gets in.
+    for (address, rules) in [
+        ("ana@acme.io\r\nBcc: x@evil.io", EMAIL_RULES),
+        ("Ana@acme.io", EMAIL_RULES),
+        ("ana@acme", EMAIL_RULES),
+        ("ana@ac me.io", EMAIL_RULES),
+        ("@acme.io", EMAIL_RULES),
+        ("bo@acme.io", EMAIL_RULES + 1),
+    ] {
+        let lead = build_lead(&carrying(address, rules), &settings());
+        assert_eq!(lead.contact.email, "ana@acme.io", "{address:?} under rules {rules}");
+    }
 }
 
 #[test]
@@ -276,6 +302,7 @@ fn repeat_submission() -> Submission {
             ("message".to_string(), "Second try".to_string()),
             ("seats".to_string(), "25".to_string()),
         ]),
+        checked_email: None,
     }
 }
 
@@ -386,6 +413,7 @@ prop_compose! {
             page_url: urls.0,
             referrer: urls.1,
             custom,
+            checked_email: None,
         }
     }
 }
@@ -395,17 +423,21 @@ proptest! {
 
     #[test]
     fn build_lead_never_panics_and_agrees_with_capture(sub in arb_submission(), country in arb_opt()) {
-        let lead = build_lead(&sub, &ValidationSettings { default_country: country });
+        let settings = ValidationSettings { default_country: country };
+        let lead = build_lead(&sub, &settings);
         prop_assert_eq!(lead.id, sub.lead_id);
         prop_assert_eq!(lead.submissions, 1);
         prop_assert!(lead.contact.email.chars().count() <= 254);
         prop_assert!(lead.custom.len() <= 50);
-        if check_submission(&sub).is_ok() {
+        if let Ok(checked) = check_submission(&sub) {
             let normalized = normalize_email(&sub.email);
             prop_assert!(normalized.is_ok());
             prop_assert_eq!(&lead.contact.email, &normalized.unwrap().address);
             // What capture let through stays visible on the lead as typed.
             prop_assert!(!lead.warnings.iter().any(|w| w.code == "invalid_characters" || w.code == "too_long"));
+            // The address capture carries changes nothing about the lead but the work.
+            let carried = Submission { checked_email: Some(checked), ..sub.clone() };
+            prop_assert_eq!(build_lead(&carried, &settings), lead);
         }
     }
 
