@@ -108,7 +108,10 @@ pub fn normalize_email(raw: &str) -> Result<NormalizedEmail, FieldProblem> {
         return Err(invalid_email("The part before the @ is not valid (check for spaces, commas or double dots)."));
     }
     let domain = normalize_email_domain(domain_raw)?;
-    let address = format!("{local}@{domain}");
+    let mut address = String::with_capacity(local.len() + 1 + domain.len());
+    address.push_str(&local);
+    address.push('@');
+    address.push_str(&domain);
     if address.len() > MAX_EMAIL_LEN {
         // An international domain grows when written in punycode.
         return Err(problem("email", "too_long", "The email address is longer than 254 characters."));

@@ -217,8 +217,18 @@ impl CompiledScoring {
             if points == 0.0 {
                 continue;
             }
-            let capped = if capped != raw { ", capped" } else { "" };
-            let explanation = format!("{} ({count}{tail}{capped})", rule.description);
+            // `description (count tail, capped)`, written out by hand: every scored lead pays
+            // for it, and `format!` cost three times as much.
+            let count = count.to_string();
+            let mut explanation = String::with_capacity(rule.description.len() + count.len() + tail.len() + 12);
+            explanation.push_str(&rule.description);
+            explanation.push_str(" (");
+            explanation.push_str(&count);
+            explanation.push_str(tail);
+            if capped != raw {
+                explanation.push_str(", capped");
+            }
+            explanation.push(')');
             reasons.push(ScoreReason { rule: rule.id.clone(), kind: ScoreRuleKind::Behaviour, points, explanation });
         }
         // Hundredths summed as binary fractions drift (20 + 16.13 + 13.87 is 49.99999999999999):
