@@ -47,7 +47,7 @@ pub struct CompiledCondition {
 enum CompiledTest {
     Equals(String),
     In(Vec<String>),
-    Contains(Vec<String>),
+    Contains(Vec<Word>),
     Regex(regex::Regex),
     Range { min: Option<f64>, max: Option<f64> },
     Exists(bool),
@@ -67,7 +67,7 @@ impl Condition {
         let test = match &self.test {
             Test::Equals(v) => CompiledTest::Equals(v.to_lowercase()),
             Test::In(vs) => CompiledTest::In(vs.iter().map(|v| v.to_lowercase()).collect()),
-            Test::Contains(vs) => CompiledTest::Contains(vs.iter().map(|v| v.to_lowercase()).collect()),
+            Test::Contains(vs) => CompiledTest::Contains(vs.iter().map(|v| Word::new(v.to_lowercase())).collect()),
             Test::Regex(r) => CompiledTest::Regex(
                 regex::RegexBuilder::new(r)
                     .case_insensitive(true)
@@ -128,7 +128,9 @@ impl CompiledCondition {
         match &self.test {
             CompiledTest::Equals(v) => format!("{f} is {v}"),
             CompiledTest::In(vs) => format!("{f} is one of {}", vs.join(", ")),
-            CompiledTest::Contains(ws) => format!("{f} contains {}", ws.join(" or ")),
+            CompiledTest::Contains(ws) => {
+                format!("{f} contains {}", ws.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" or "))
+            }
             CompiledTest::Regex(re) => format!("{f} matches /{}/", re.as_str()),
             CompiledTest::Range { min, max } => match (min, max) {
                 (Some(lo), Some(hi)) => format!("{f} is between {lo} and {hi}"),
@@ -154,14 +156,32 @@ fn lower(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// Whether `needle` occurs in `haystack` with no letter or digit right before or after it.
-fn contains_word(haystack: &str, needle: &str) -> bool {
+/// A word a `contains` test looks for, with its searcher: made once with the rule rather than
+/// for every value it is looked for in, which cost more than the search itself.
+#[derive(Debug, Clone)]
+struct Word {
+    text: String,
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl Word {
+    fn new(text: String) -> Word {
+        let finder = memchr::memmem::Finder::new(text.as_bytes()).into_owned();
+        Word { text, finder }
+    }
+}
+
+/// Whether `word` occurs in `haystack` with no letter or digit right before or after it.
+fn contains_word(haystack: &str, word: &Word) -> bool {
+    let needle = word.text.as_str();
     if needle.is_empty() {
         return false;
     }
-    haystack.match_indices(needle).any(|(at, _)| {
-        let before = haystack[..at].chars().next_back();
-        let after = haystack[at + needle.len()..].chars().next();
+    word.finder.find_iter(haystack.as_bytes()).any(|at| {
+        // Both ends fall on character boundaries: the needle is whole UTF-8 and so is the
+        // haystack, so a match cannot start or end inside a character.
+        let before = haystack.get(..at).and_then(|s| s.chars().next_back());
+        let after = haystack.get(at + needle.len()..).and_then(|s| s.chars().next());
         !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
     })
 }
