@@ -133,9 +133,8 @@ pub(super) fn is_valid(number: &phonenumber::PhoneNumber) -> bool {
 
 /// `number.format().mode(Mode::E164)`: E.164 is the country code and the national number with
 /// its leading zeros, which phonenumber writes without consulting any format (it does look the
-/// formats up first, which is the cost saved here).
-/// Written out by hand: `format!` costs more than the rest of the number's text (a tenth of the
-/// core path's instructions went to formatting, by callgrind).
+/// formats up first, which is the cost saved here). Written out by hand: `format!` cost more
+/// than the rest of it.
 pub(super) fn e164(number: &phonenumber::PhoneNumber) -> String {
     let national = number.national();
     let mut out = String::with_capacity(20);
