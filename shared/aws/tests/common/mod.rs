@@ -157,16 +157,22 @@ pub async fn table() -> Table {
 pub use leadflow_memory::fixtures::*;
 
 /// Reads moto's `/moto-api/data.json` until `pick` finds in it what the caller waits for, for at
-/// most `patience`. moto builds the document by walking live objects, and a test creating
-/// resources at that moment can make the walk fail (a 500): an answer that is not JSON is read
-/// again rather than failing the test. `Err` says what the last answer was.
+/// most `patience` and at least three reads. moto builds the document by walking
+/// live objects, and a test creating resources at that moment can make the walk fail (a 500):
+/// an answer that is not JSON is read again rather than failing the test. Late in a run, with
+/// everything the earlier test binaries made still in moto, one walk can take longer than the
+/// patience, so the patience alone would leave a failed walk no second try. `Err` says what
+/// the last answer was.
 pub async fn moto_data_until<T>(
     patience: std::time::Duration,
     pick: impl Fn(&serde_json::Value) -> Option<T>,
 ) -> Result<T, String> {
     let url = format!("{}/moto-api/data.json", endpoint());
     let until = std::time::Instant::now() + patience;
+    const FEWEST_READS: u32 = 3;
+    let mut reads = 0;
     loop {
+        reads += 1;
         let last = match reqwest::get(&url).await {
             Err(e) => format!("{url}: {e}"),
             Ok(response) => {
@@ -183,7 +189,7 @@ pub async fn moto_data_until<T>(
                 }
             }
         };
-        if std::time::Instant::now() >= until {
+        if std::time::Instant::now() >= until && reads >= FEWEST_READS {
             return Err(last);
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
