@@ -78,8 +78,8 @@ pub enum DevError {
     Lock(#[from] data_lock::LockError),
     #[error("cannot recover the data folder: {0}")]
     Recover(#[from] leadflow_core::error::StoreError),
-    #[error("cannot start the {stage} stage worker: {source}")]
-    Runtime { stage: &'static str, source: std::io::Error },
+    #[error("cannot start the stage workers' thread: {source}")]
+    Runtime { source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("the signing keys in {} cannot be used: {reason}", path.display())]
@@ -138,7 +138,7 @@ pub struct Running {
     pub ports: Arc<LocalPorts>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
-    stage_threads: Vec<std::thread::JoinHandle<()>>,
+    stage_thread: Option<std::thread::JoinHandle<()>>,
     /// Released last, when the workers are done with the folder.
     _data_lock: data_lock::DataLock,
 }
@@ -148,13 +148,9 @@ impl Running {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
-        let threads = std::mem::take(&mut self.stage_threads);
-        let _ = tokio::task::spawn_blocking(move || {
-            for t in threads {
-                let _ = t.join();
-            }
-        })
-        .await;
+        if let Some(thread) = self.stage_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 
     /// Runs until Ctrl-C or SIGTERM, then shuts down.
@@ -220,14 +216,11 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         WakingQueue { inner: sqlite_queue.clone(), wake: Arc::new([Notify::new(), Notify::new(), Notify::new()]) };
     let admin_token = opts.admin_token.clone().unwrap_or_else(random_token);
     let clock = if opts.clock_speed == 1.0 { SystemClock::new() } else { SystemClock::accelerated(opts.clock_speed) };
-    let ports = Arc::new(Adapters {
-        store,
-        queue: queue.clone(),
-        mailer: OutboxMailer::open(&outbox)?,
-        bus: JsonlBus::open(&events)?,
-        clock,
-        config: ConfigHandle::new(config),
-    });
+    // Nothing leaves about a write a crash could still undo (see `UnitOfWork`).
+    let mailer = OutboxMailer::open(&outbox)?.commits_units_of(&store);
+    let bus = JsonlBus::open(&events)?.commits_units_of(&store);
+    let ports =
+        Arc::new(Adapters { store, queue: queue.clone(), mailer, bus, clock, config: ConfigHandle::new(config) });
 
     let listener = TcpListener::bind(opts.addr).await.map_err(|source| DevError::Listen { addr: opts.addr, source })?;
     let addr = listener.local_addr().map_err(|source| DevError::Listen { addr: opts.addr, source })?;
@@ -266,29 +259,38 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
             error!(error = %e, "the HTTP server stopped");
         }
     });
-    // Each stage gets a thread of its own. On the shared runtime a stage woken by the one before
-    // it lands in that worker's non-stealable LIFO slot, so the stages took turns on one core
-    // while the other idled (docs/performance.md).
-    let mut stage_threads = Vec::new();
-    for stage in Stage::ALL {
-        let worker = stage_worker(
-            Arc::clone(&ports),
-            sqlite_queue.clone(),
-            Arc::clone(&queue.wake),
-            stage,
-            opts.visibility_timeout,
-            stop.clone(),
-        );
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| DevError::Runtime { stage: stage.as_str(), source })?;
-        let thread = std::thread::Builder::new()
-            .name(format!("stage-{}", stage.as_str()))
-            .spawn(move || runtime.block_on(worker))
-            .map_err(|source| DevError::Runtime { stage: stage.as_str(), source })?;
-        stage_threads.push(thread);
-    }
+    // The three stage workers share one thread of their own, off the HTTP runtime. A batch
+    // never yields (its store calls are synchronous), so the workers take turns batch by batch
+    // and each batch's unit of work is cut only by capture. With a thread each, the three took
+    // turns on the one connection statement by statement: no commit was ever shared, and capture
+    // queued behind three threads (docs/performance.md, section 2).
+    let workers: Vec<_> = Stage::ALL
+        .into_iter()
+        .map(|stage| {
+            stage_worker(
+                Arc::clone(&ports),
+                sqlite_queue.clone(),
+                Arc::clone(&queue.wake),
+                stage,
+                opts.visibility_timeout,
+                stop.clone(),
+            )
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| DevError::Runtime { source })?;
+    let stage_thread = std::thread::Builder::new()
+        .name("stages".to_string())
+        .spawn(move || {
+            let workers_on_this_thread = tokio::task::LocalSet::new();
+            for worker in workers {
+                workers_on_this_thread.spawn_local(worker);
+            }
+            runtime.block_on(workers_on_this_thread);
+        })
+        .map_err(|source| DevError::Runtime { source })?;
     tasks.spawn(nurture_scheduler(Arc::clone(&ports), opts.nurture_every, stop));
     Ok(Running {
         addr,
@@ -300,7 +302,7 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         ports,
         shutdown,
         tasks,
-        stage_threads,
+        stage_thread: Some(stage_thread),
         _data_lock: data_lock,
     })
 }
@@ -464,6 +466,17 @@ async fn stage_worker(
         }
         let counts: Vec<(String, u32)> = received.iter().map(|r| (r.id.clone(), r.receive_count)).collect();
         let batch: Vec<BatchItem> = received.into_iter().map(|r| BatchItem { id: r.id, body: r.body }).collect();
+        // The batch's writes, the messages it passes on and its acknowledgement share commits
+        // (group commit; see `UnitOfWork` for when they are made). The receive above committed
+        // on its own: a message that crashes the process must still have its delivery counted,
+        // or it would never be dead-lettered.
+        let unit = match queue.begin_unit() {
+            Ok(unit) => Some(unit),
+            Err(e) => {
+                error!(stage = stage.as_str(), error = %e, "cannot start the batch's unit of work; each write commits alone");
+                None
+            }
+        };
         let failed: Vec<Failure> = match stage {
             Stage::Validate => leadflow_validate::handle_batch(&*ports, batch).await,
             Stage::Score => leadflow_score::handle_batch(&*ports, batch).await,
@@ -473,6 +486,13 @@ async fn stage_worker(
             counts.iter().filter(|(id, _)| !failed.iter().any(|f| f.id == *id)).map(|(id, _)| id.clone()).collect();
         if let Err(e) = queue.delete(stage, &done) {
             error!(stage = stage.as_str(), error = %e, "cannot acknowledge handled messages; they will be handled again");
+        }
+        if let Some(Err(e)) = unit.map(|u| u.commit()) {
+            error!(
+                stage = stage.as_str(),
+                error = %e,
+                "cannot commit the batch; its messages are handled again after their visibility timeout"
+            );
         }
         for f in failed {
             let count = counts.iter().find(|(id, _)| *id == f.id).map_or(1, |(_, c)| *c);

@@ -9,11 +9,14 @@ use leadflow_core::error::BusError;
 use leadflow_core::ports::{DomainEvent, EventBus};
 
 use crate::error::LocalError;
+use crate::store::SqliteStore;
+use crate::unit_of_work::CommitsFirst;
 
 #[derive(Debug)]
 pub struct JsonlBus {
     path: PathBuf,
     file: Mutex<File>,
+    commits_first: CommitsFirst,
 }
 
 impl JsonlBus {
@@ -32,7 +35,13 @@ impl JsonlBus {
             .append(true)
             .open(&path)
             .map_err(|source| LocalError::Io { action: "open the events file", path: path.clone(), source })?;
-        Ok(Self { path, file: Mutex::new(file) })
+        Ok(Self { path, file: Mutex::new(file), commits_first: CommitsFirst::default() })
+    }
+
+    /// Commits the publishing thread's [`UnitOfWork`](crate::UnitOfWork) on `store` before each
+    /// batch of events is written.
+    pub fn commits_units_of(self, store: &SqliteStore) -> Self {
+        Self { commits_first: CommitsFirst::of(store), ..self }
     }
 
     pub fn path(&self) -> &Path {
@@ -43,6 +52,7 @@ impl JsonlBus {
         if events.is_empty() {
             return Ok(());
         }
+        self.commits_first.commit().map_err(BusError::Unavailable)?;
         let mut lines = Vec::new();
         for event in events {
             serde_json::to_writer(&mut lines, event)

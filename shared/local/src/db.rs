@@ -1,7 +1,9 @@
 //! The one SQLite connection the store and the queues share, and the schema.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -194,6 +196,9 @@ CREATE INDEX IF NOT EXISTS suppressions_by_time ON suppressions (at_ms, email_ke
 pub(crate) enum DbError {
     Sqlite(rusqlite::Error),
     Poisoned,
+    /// This thread's unit of work lost its uncommitted writes (a commit failed); nothing more
+    /// is done in it, so that its batch comes back whole.
+    UnitLost,
     Corrupt(String),
 }
 
@@ -206,8 +211,40 @@ impl From<rusqlite::Error> for DbError {
 pub(crate) struct Db {
     // One connection behind a mutex rather than a pool: SQLite admits one writer at a time
     // anyway, and waiting on a mutex wakes at once where SQLite's busy handler sleeps and polls.
-    conn: Mutex<Connection>,
+    conn: Mutex<Held>,
+    /// Threads waiting for the mutex: a unit of work commits as soon as anyone does, so that
+    /// its deferred commit never keeps another thread waiting.
+    waiting: AtomicUsize,
     path: PathBuf,
+}
+
+/// The connection and the units of work (see [`Db::begin_unit`]).
+struct Held {
+    conn: Connection,
+    /// Threads with a unit of work, and whether it has lost its writes.
+    units: Vec<(ThreadId, bool)>,
+    /// The unit whose writes the connection's open transaction holds, not yet committed.
+    open: Option<ThreadId>,
+}
+
+impl Held {
+    /// Commits the open unit's writes, if there are any; a failure rolls them back and marks
+    /// the unit lost.
+    fn commit_open(&mut self) -> Result<(), DbError> {
+        let Some(owner) = self.open.take() else { return Ok(()) };
+        let committed = self.conn.execute_batch("COMMIT");
+        if committed.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            if let Some(unit) = self.units.iter_mut().find(|(t, _)| *t == owner) {
+                unit.1 = true;
+            }
+        }
+        Ok(committed?)
+    }
+
+    fn unit_of(&self, thread: ThreadId) -> Option<bool> {
+        self.units.iter().find(|(t, _)| *t == thread).map(|(_, lost)| *lost)
+    }
 }
 
 impl std::fmt::Debug for Db {
@@ -246,32 +283,130 @@ impl Db {
         // NORMAL in WAL mode loses nothing when the process is killed, only on power loss.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(open_err)?;
+        // Statement journals (each savepoint of a unit of work, a multi-row statement inside a
+        // transaction) in memory rather than in temporary files: they only ever undo part of a
+        // live transaction, which a crash discards anyway.
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(open_err)?;
         // Erasure must not leave a lead's personal data readable in free pages of the file.
         conn.pragma_update(None, "secure_delete", "ON").map_err(open_err)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn, path)?;
-        Ok(Arc::new(Db { conn: Mutex::new(conn), path: path.to_path_buf() }))
+        Ok(Arc::new(Db {
+            conn: Mutex::new(Held { conn, units: Vec::new(), open: None }),
+            waiting: AtomicUsize::new(0),
+            path: path.to_path_buf(),
+        }))
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The connection, with another thread's deferred writes committed first: what a thread
+    /// reads is always committed, unless it is its own unit's.
+    fn lock(&self) -> Result<(MutexGuard<'_, Held>, ThreadId), DbError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let locked = self.conn.lock();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let mut held = locked.map_err(|_| DbError::Poisoned)?;
+        let me = std::thread::current().id();
+        if held.open.is_some_and(|owner| owner != me) {
+            // Their failure is theirs: the owner's next call reports it.
+            let _ = held.commit_open();
+        }
+        Ok((held, me))
+    }
+
+    /// Commits this thread's open unit now if another thread waits for the connection.
+    fn yield_to_waiters(&self, held: &mut Held, me: ThreadId) -> Result<(), DbError> {
+        if held.open == Some(me) && self.waiting.load(Ordering::SeqCst) > 0 {
+            held.commit_open()?;
+        }
+        Ok(())
+    }
+
     /// Runs `f` on the connection outside any explicit transaction: for single statements.
+    /// Inside this thread's unit of work, it sees the unit's writes.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, DbError>) -> Result<T, DbError> {
-        let guard = self.conn.lock().map_err(|_| DbError::Poisoned)?;
-        f(&guard)
+        let (mut held, me) = self.lock()?;
+        let out = f(&held.conn)?;
+        self.yield_to_waiters(&mut held, me)?;
+        Ok(out)
     }
 
     /// Runs `f` in an IMMEDIATE transaction, committed when `f` succeeds and rolled back when it
     /// fails. IMMEDIATE takes the write lock up front, so a read-then-write cannot fail half way
     /// with SQLITE_BUSY when another process writes the file too.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>) -> Result<T, DbError> {
-        let mut guard = self.conn.lock().map_err(|_| DbError::Poisoned)?;
-        let tx = guard.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
+    ///
+    /// Inside this thread's unit of work, `f` runs in a savepoint of the unit's transaction
+    /// instead, so a failing `f` still undoes only its own changes, and the commit waits for the
+    /// unit (or for another thread to need the connection).
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T, DbError>) -> Result<T, DbError> {
+        let (mut held, me) = self.lock()?;
+        let (begin, keep, undo) = match held.unit_of(me) {
+            None => ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"),
+            Some(true) => return Err(DbError::UnitLost),
+            Some(false) => {
+                if held.open != Some(me) {
+                    held.conn.execute_batch("BEGIN IMMEDIATE")?;
+                    held.open = Some(me);
+                }
+                (
+                    "SAVEPOINT leadflow_write",
+                    "RELEASE leadflow_write",
+                    "ROLLBACK TO leadflow_write; RELEASE leadflow_write",
+                )
+            }
+        };
+        let conn = &held.conn;
+        conn.execute_batch(begin)?;
+        let kept = f(conn).and_then(|out| conn.execute_batch(keep).map(|()| out).map_err(DbError::from));
+        if kept.is_err() {
+            // The first error is the one worth telling; a failed undo leaves nothing worse.
+            let _ = conn.execute_batch(undo);
+        }
+        let out = kept?;
+        self.yield_to_waiters(&mut held, me)?;
         Ok(out)
+    }
+
+    /// Starts a unit of work on this thread: its writes are committed together, at
+    /// [`Db::end_unit`], at [`Db::commit_unit`], or when another thread needs the connection,
+    /// whichever comes first, instead of one commit each. The lock is still held per call.
+    pub(crate) fn begin_unit(&self) -> Result<(), DbError> {
+        let (mut held, me) = self.lock()?;
+        if held.unit_of(me).is_none() {
+            held.units.push((me, false));
+        }
+        Ok(())
+    }
+
+    /// Commits what this thread's unit of work holds so far (before an email or event leaves:
+    /// nothing is told outside about writes that a crash could still undo).
+    pub(crate) fn commit_unit(&self) -> Result<(), DbError> {
+        let (mut held, me) = self.lock()?;
+        match held.unit_of(me) {
+            Some(true) => Err(DbError::UnitLost),
+            Some(false) if held.open == Some(me) => held.commit_open(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends this thread's unit of work: commits its writes when `commit`, rolls back what is
+    /// still uncommitted otherwise. An error if the unit lost writes on the way.
+    pub(crate) fn end_unit(&self, commit: bool) -> Result<(), DbError> {
+        let (mut held, me) = self.lock()?;
+        let lost = held.unit_of(me) == Some(true);
+        held.units.retain(|(t, _)| *t != me);
+        if held.open == Some(me) {
+            if commit && !lost {
+                held.commit_open()?;
+            } else {
+                held.open = None;
+                held.conn.execute_batch("ROLLBACK")?;
+            }
+        }
+        if lost { Err(DbError::UnitLost) } else { Ok(()) }
     }
 
     pub(crate) fn store_error(&self, e: DbError) -> StoreError {
@@ -290,6 +425,7 @@ impl Db {
         match e {
             DbError::Sqlite(source) => LocalError::Database { path, source },
             DbError::Poisoned => LocalError::Poisoned { path },
+            DbError::UnitLost => LocalError::UnitLost { path },
             DbError::Corrupt(what) => LocalError::Corrupt { path, what },
         }
     }

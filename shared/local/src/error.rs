@@ -22,6 +22,8 @@ pub enum LocalError {
     },
     #[error("the data file {} is unusable in this process after an earlier crash; restart Leadflow", path.display())]
     Poisoned { path: PathBuf },
+    #[error("a batch's writes to the data file {} could not be committed; the batch is handled again", path.display())]
+    UnitLost { path: PathBuf },
     #[error("the data file {} holds an unreadable item: {what}", path.display())]
     Corrupt { path: PathBuf, what: String },
     #[error("cannot {action} {}: {source}", path.display())]

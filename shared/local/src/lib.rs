@@ -7,6 +7,7 @@
 //! - [`OutboxMailer`]: every email as an RFC 5322 `.eml` file in an outbox folder.
 //! - [`JsonlBus`]: domain events appended to a JSON-lines file.
 //! - [`SystemClock`]: system time, optionally accelerated for demos.
+//! - [`UnitOfWork`]: group commit for a stage worker's batch.
 
 mod bus;
 mod clock;
@@ -15,6 +16,7 @@ mod error;
 mod outbox;
 mod queue;
 mod store;
+mod unit_of_work;
 
 pub use bus::JsonlBus;
 pub use clock::SystemClock;
@@ -22,3 +24,4 @@ pub use error::LocalError;
 pub use outbox::OutboxMailer;
 pub use queue::{DEFAULT_MAX_RECEIVES, DeadLetter, Received, SqliteQueue};
 pub use store::SqliteStore;
+pub use unit_of_work::UnitOfWork;

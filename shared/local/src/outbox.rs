@@ -13,6 +13,8 @@ use leadflow_core::ports::{Mailer, OutgoingEmail};
 use sha2::{Digest, Sha256};
 
 use crate::error::LocalError;
+use crate::store::SqliteStore;
+use crate::unit_of_work::CommitsFirst;
 
 const MESSAGE_ID_DOMAIN: &str = "leadflow.local";
 
@@ -26,6 +28,7 @@ const MAX_STEM: usize = 160;
 pub struct OutboxMailer {
     dir: PathBuf,
     temp_seq: AtomicU64,
+    commits_first: CommitsFirst,
 }
 
 impl OutboxMailer {
@@ -40,7 +43,13 @@ impl OutboxMailer {
             source,
         })?;
         remove_orphaned_temp_files(&dir)?;
-        Ok(Self { dir, temp_seq: AtomicU64::new(0) })
+        Ok(Self { dir, temp_seq: AtomicU64::new(0), commits_first: CommitsFirst::default() })
+    }
+
+    /// Commits the sending thread's [`UnitOfWork`](crate::UnitOfWork) on `store` before each
+    /// email is written.
+    pub fn commits_units_of(self, store: &SqliteStore) -> Self {
+        Self { commits_first: CommitsFirst::of(store), ..self }
     }
 
     pub fn dir(&self) -> &Path {
@@ -59,6 +68,7 @@ impl OutboxMailer {
     }
 
     fn send_now(&self, email: &OutgoingEmail, now: DateTime<Utc>) -> Result<String, MailError> {
+        self.commits_first.commit().map_err(MailError::Unavailable)?;
         let stem = file_stem(&email.key);
         let message_id = format!("{stem}@{MESSAGE_ID_DOMAIN}");
         let path = self.dir.join(format!("{stem}.eml"));

@@ -65,6 +65,10 @@ impl SqliteQueue {
         self.max_receives
     }
 
+    pub(crate) fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
     /// Takes up to `max` visible messages of `stage`, oldest first, and hides them until
     /// `now + visibility`. Messages delivered `max_receives` times already are moved to the dead
     /// letters instead.

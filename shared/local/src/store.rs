@@ -111,6 +111,10 @@ impl SqliteStore {
         self.db.path()
     }
 
+    pub(crate) fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
     /// The stage queues in the same file, over the same connection, with the default
     /// [`DEFAULT_MAX_RECEIVES`](crate::DEFAULT_MAX_RECEIVES).
     pub fn queue(&self) -> SqliteQueue {
