@@ -1,6 +1,6 @@
 //! Group commit for the local stack's stage workers. Every commit writes each page it changed to
-//! the write-ahead log again, and a lead's trip through validate, score and route took about a
-//! dozen commits that touch the same few pages: commits were a quarter of the stack's CPU time
+//! the write-ahead log again, and a lead's trip through validate, score and route took about ten
+//! commits that touch the same few pages: commits were a quarter of the stack's CPU time
 //! (docs/performance.md, section 2). A unit of work lets a worker's batch share them.
 
 use std::sync::Arc;
