@@ -2,7 +2,7 @@
 //!
 //! | item | PK | SK | attributes |
 //! |---|---|---|---|
-//! | lead | `LEAD#<ulid>` | `PROFILE` | `doc`, `version`, `owner_open` (rep id while owned and not won/lost, never on a tombstone), `GSI1PK`/`GSI1SK` while its SLA runs, `GSI2PK`/`GSI2SK` unless erased, `erased` on a tombstone |
+//! | lead | `LEAD#<ulid>` | `PROFILE` | `doc` (packed JSON, see below), `version`, `owner_open` (rep id while owned and not won/lost, never on a tombstone), `GSI1PK`/`GSI1SK` while its SLA runs, `GSI2PK`/`GSI2SK` unless erased, `erased` on a tombstone |
 //! | email key | `EMAIL#<email_key>` | `LEAD` | `lead_id` |
 //! | alias | `LEAD#<capture id>` | `ALIAS` | `into` |
 //! | activity | `LEAD#<ulid>` | `ACT#<activity id>` | `doc`, `at` (ms) |
@@ -15,9 +15,11 @@
 //! | document version | `DOC#<name>` | `V#<10-digit version>` | `doc`, `version` |
 //! | latest document | `DOCS` | `<name>` | `doc` (the latest version, body included), `version` |
 //!
-//! Documents are JSON text in `doc`; the attributes beside it are the ones that conditions
-//! compare, indexes sort or counters add up. The `version` attribute, not the copy inside the
-//! document, is the truth that conditional writes test.
+//! Documents are JSON text in `doc`, except a lead's: its JSON deflated against a preset
+//! dictionary (binary, the `packed` module), which keeps a lead item under 1 KB, one write unit;
+//! a lead written before that format keeps its text and reads as before. The attributes beside a
+//! document are the ones that conditions compare, indexes sort or counters add up. The `version`
+//! attribute, not the copy inside the document, is the truth that conditional writes test.
 //!
 //! Rep loads are counters kept in step with the leads' `owner_open` attribute: every write that
 //! changes a lead's `owner_open` is one transaction with the counter updates, conditioned on the
@@ -49,13 +51,14 @@ mod items;
 mod leads;
 mod listing_index;
 mod listings;
+mod packed;
 mod requests;
 mod suppressions;
 mod trails;
 
-pub use items::due_shard;
 use items::*;
 pub(crate) use items::{describe_sdk_error, redact};
+pub use items::{due_shard, lead_of};
 
 pub use listing_index::{LISTING_INDEX, ListingCost, RECENT_SHARDS, recent_shard};
 
@@ -67,6 +70,7 @@ use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,

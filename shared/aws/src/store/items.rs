@@ -146,7 +146,9 @@ pub(super) fn doc_sk(version: u32) -> String {
     format!("V#{version:010}")
 }
 
-pub(super) fn lead_of(item: &Item) -> Result<Lead, StoreError> {
+/// The lead a lead item holds, with the item's version; for tests and tools that read the table
+/// directly as well.
+pub fn lead_of(item: &Item) -> Result<Lead, StoreError> {
     let mut lead: Lead = decode(item, "lead")?;
     lead.version = num_u64(item, VERSION, &format!("lead {}", lead.id))?;
     Ok(lead)
@@ -222,7 +224,7 @@ pub(super) fn lead_item(lead: &Lead, version: u64) -> Result<Item, StoreError> {
     let mut item = Item::from([
         (PK.into(), s(lead_pk(lead.id))),
         (SK.into(), s(PROFILE)),
-        (DOC.into(), s(doc)),
+        (DOC.into(), AttributeValue::B(Blob::new(super::packed::pack(doc.as_bytes())?))),
         (VERSION.into(), n(version)),
     ]);
     if let Some(rep) = open_owner(lead) {
@@ -351,10 +353,18 @@ pub(super) fn encode<T: Serialize>(value: &T, what: &str) -> Result<String, Stor
 }
 
 pub(super) fn decode<T: DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
-    let doc = str_attr(item, DOC).ok_or_else(|| StoreError::Corrupt(format!("{what}: attribute doc is missing")))?;
+    let packed;
+    let doc = match item.get(DOC) {
+        Some(AttributeValue::S(text)) => text.as_bytes(),
+        Some(AttributeValue::B(blob)) => {
+            packed = super::packed::unpack(blob.as_ref())?;
+            packed.as_slice()
+        }
+        _ => return Err(StoreError::Corrupt(format!("{what}: attribute doc is missing"))),
+    };
     // serde's own message can quote the offending value (an address, a name): only its
     // category and position go into the error.
-    serde_json::from_str(doc).map_err(|e| {
+    serde_json::from_slice(doc).map_err(|e| {
         StoreError::Corrupt(format!(
             "{what}: doc does not decode ({:?} error at line {}, column {})",
             e.classify(),

@@ -26,6 +26,7 @@ use crate::common;
 use crate::counting::RequestCounts;
 use crate::mapping::{Batch, EventSourceMapping, stage_function};
 use crate::observe::{EventTap, SentEmail};
+use crate::write_units::WriteUnits;
 use crate::{ORIGIN, PATIENCE, ROUTING, deadline};
 
 /// Clients that are not the functions' nor Lambda's: provisioning, inspection, test actions.
@@ -48,6 +49,8 @@ pub(crate) struct Pipeline {
     /// Requests of the event source mappings (Lambda's poller, billed to the account as SQS
     /// requests all the same).
     pub(crate) lambda: RequestCounts,
+    /// DynamoDB write units of the functions' own requests.
+    pub(crate) write_units: WriteUnits,
     mappings: [EventSourceMapping; 3],
     pub(crate) tap: EventTap,
 }
@@ -81,8 +84,12 @@ impl Pipeline {
         config.settings.capture.allowed_origins = vec![ORIGIN.to_string()];
 
         let functions = RequestCounts::default();
+        let write_units = WriteUnits::default();
         let sdk = &setup.sdk;
-        let ddb = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(functions.interceptor("dynamodb")).build();
+        let ddb = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(functions.interceptor("dynamodb"))
+            .interceptor(write_units.interceptor())
+            .build();
         let sqs = aws_sdk_sqs::config::Builder::from(sdk).interceptor(functions.interceptor("sqs")).build();
         let ses = aws_sdk_sesv2::config::Builder::from(sdk).interceptor(functions.interceptor("sesv2")).build();
         let events =
@@ -108,7 +115,7 @@ impl Pipeline {
         let mappings: [EventSourceMapping; 3] = mappings.try_into().ok().expect("three stages");
 
         let tap = EventTap::on_default_bus(&setup, name).await;
-        Self { setup, made, ports: Arc::new(ports), sender, functions, lambda, mappings, tap }
+        Self { setup, made, ports: Arc::new(ports), sender, functions, lambda, write_units, mappings, tap }
     }
 
     fn mapping(&self, stage: Stage) -> &EventSourceMapping {
@@ -233,8 +240,7 @@ impl Pipeline {
                 .await
                 .expect("Scan");
             for item in out.items() {
-                let doc = item.get("doc").and_then(|v| v.as_s().ok()).expect("a lead item has a doc");
-                leads.push(serde_json::from_str(doc).expect("a lead document"));
+                leads.push(leadflow_aws::store::lead_of(item).expect("a lead item"));
             }
             match out.last_evaluated_key {
                 Some(key) => start = Some(key),

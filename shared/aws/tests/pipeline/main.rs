@@ -23,6 +23,7 @@ mod counting;
 mod deployment;
 mod mapping;
 mod observe;
+mod write_units;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -284,10 +285,11 @@ async fn requests_per_lead_from_capture_to_assignment() {
     p.functions.take();
     p.lambda.take();
 
-    let (first_id, first, first_lambda) = counted_lead(&p, &qualified_lead()).await;
+    p.write_units.take();
+    let (first_id, first, first_lambda, _) = counted_lead(&p, &qualified_lead()).await;
     let second_lead =
         json!({"email": "li@acme.io", "first_name": "Li", "job_title": "CTO", "company": "Acme", "country": "DE"});
-    let (second_id, mut second, second_lambda) = counted_lead(&p, &second_lead).await;
+    let (second_id, mut second, second_lambda, units) = counted_lead(&p, &second_lead).await;
 
     for id in [first_id, second_id] {
         let owner = p.lead(id).await.owner.unwrap_or_else(|| panic!("lead {id} was not assigned"));
@@ -336,23 +338,33 @@ async fn requests_per_lead_from_capture_to_assignment() {
     for lambda in [&first_lambda, &second_lambda] {
         assert_eq!(sum(lambda), 6, "the event source mappings' requests per lead: {lambda:#?}");
     }
+    // DynamoDB write units, four fifths of a lead's cost (docs/performance.md, "Dollar cost"):
+    // per function, the next lead. Validate 8: the lead, its trail entry, the email key and the
+    // alias check, each 1 KB in a transaction (2). Score 4: the lead and its entry. Route 14: the
+    // assignment (lead, entry, the email's claim, the rep's load, the team's cursor) and the
+    // email's record (the claim finished, its entry). A lead item over 1 KB shows here.
+    println!("DynamoDB write units for the next lead: {units:?}");
+    assert_eq!(units, [("capture", 0), ("validate", 8), ("score", 4), ("route", 14)], "write units per function");
     p.clean_up().await;
 }
 
 type StepCounts = Vec<(&'static str, BTreeMap<String, u32>)>;
 
 /// Captures `body` and delivers it through every stage, one message a batch; answers the lead
-/// and the requests of each step: the functions' own, and the event source mappings'.
-async fn counted_lead(p: &Pipeline, body: &Value) -> (LeadId, StepCounts, StepCounts) {
+/// and the requests of each step: the functions' own, and the event source mappings'; and the
+/// DynamoDB write units of each step.
+async fn counted_lead(p: &Pipeline, body: &Value) -> (LeadId, StepCounts, StepCounts, Vec<(&'static str, u32)>) {
     let lead_id = p.capture_accepted(body).await;
     let mut functions = vec![("capture", p.functions.take())];
+    let mut units = vec![("capture", p.write_units.take())];
     let mut lambda = Vec::new();
     for stage in Stage::ALL {
         let batch = p.deliver(stage, 1, 1).await.unwrap_or_else(|| panic!("nothing on the {} queue", stage.as_str()));
         assert_eq!(batch.event.records.len(), 1);
         assert!(batch.failed.is_empty(), "{:?}", batch.responses);
         functions.push((stage.as_str(), p.functions.take()));
+        units.push((stage.as_str(), p.write_units.take()));
         lambda.push((stage.as_str(), p.lambda.take()));
     }
-    (lead_id, functions, lambda)
+    (lead_id, functions, lambda, units)
 }
