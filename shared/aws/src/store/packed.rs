@@ -51,16 +51,22 @@ pub(crate) fn unpack(packed: &[u8]) -> Result<Vec<u8>, StoreError> {
     loop {
         let consumed = usize::try_from(inflate.total_in()).map_err(|_| corrupt("length"))?;
         let rest = packed.get(consumed..).unwrap_or_default();
+        let before = (inflate.total_in(), inflate.total_out());
         match inflate.decompress_vec(rest, &mut out, FlushDecompress::Finish) {
-            Ok(Status::StreamEnd) => return Ok(out),
-            Ok(Status::Ok | Status::BufError) if rest.is_empty() && out.len() < out.capacity() => {
+            Ok(Status::StreamEnd) if out.len() <= MAX_UNPACKED => return Ok(out),
+            Ok(Status::StreamEnd) => return Err(corrupt("it is larger than any lead")),
+            // Room to write and nothing read or written: the input is spent before its end.
+            Ok(Status::Ok | Status::BufError)
+                if (inflate.total_in(), inflate.total_out()) == before && out.len() < out.capacity() =>
+            {
                 return Err(corrupt("it ends early"));
             }
             Ok(Status::Ok | Status::BufError) => {
                 if out.len() >= MAX_UNPACKED {
                     return Err(corrupt("it is larger than any lead"));
                 }
-                out.reserve(out.capacity().clamp(64, MAX_UNPACKED - out.len()));
+                // Exact, so that the output stops near the bound instead of past it.
+                out.reserve_exact(out.capacity().clamp(64, MAX_UNPACKED + 1 - out.len()));
             }
             Err(e) if e.needs_dictionary().is_some() => {
                 // zlib accepts only the dictionary whose checksum the header names.
@@ -83,6 +89,13 @@ mod tests {
         for json in [&b"{}"[..], br#"{"contact":{"email":"ada@example.com"}}"#, &[b'x'; 100_000][..]] {
             assert_eq!(unpack(&pack(json).expect("pack")).expect("unpack"), json);
         }
+    }
+
+    #[test]
+    fn a_document_that_would_unpack_past_the_bound_is_refused() {
+        let bomb = pack(&vec![b' '; MAX_UNPACKED + 1]).expect("pack");
+        assert!(bomb.len() < 4096, "{} bytes", bomb.len());
+        assert!(matches!(unpack(&bomb), Err(StoreError::Corrupt(m)) if m.contains("larger than any lead")));
     }
 
     /// Changing the dictionary's bytes would make every lead packed against it unreadable.
