@@ -511,7 +511,7 @@ async fn a_lead_kept_as_json_text_reads_and_its_next_write_packs_it_under_1_kb()
         .table_name(&db.name)
         .item("PK", AttributeValue::S(format!("LEAD#{}", id(1))))
         .item("SK", AttributeValue::S("PROFILE".into()))
-        .item("doc", AttributeValue::S(text))
+        .item("doc", AttributeValue::S(text.clone()))
         .item("version", AttributeValue::N("0".into()))
         .send()
         .await
@@ -525,6 +525,7 @@ async fn a_lead_kept_as_json_text_reads_and_its_next_write_packs_it_under_1_kb()
     let stored = item(&db, format!("LEAD#{}", id(1)), "PROFILE").await;
     assert!(matches!(stored.get("doc"), Some(AttributeValue::B(_))), "the document is packed");
     let size = billed_size(&stored);
+    println!("the lead: {} bytes of JSON text; its item packed: {size} bytes", text.len());
     assert!(size <= 1024, "a lead item is {size} bytes: over one write unit");
     let after = db.store.get_lead(id(1)).await.expect("get").expect("the lead");
     assert_eq!(after, Lead { version: read.version + 1, ..contacted });

@@ -27,11 +27,9 @@ use leadflow_core::config::CompiledConfig;
 use leadflow_core::error::MailError;
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{ActivityKind, LeadId};
-use leadflow_core::ports::{
-    Adapters, ConfigHandle, CreateOutcome, EffectClaim, EmailCategory, Mailbox, Mailer, OutgoingEmail,
-};
+use leadflow_core::ports::{Adapters, ConfigHandle, CreateOutcome, EffectClaim, Mailer, OutgoingEmail};
 use leadflow_core::ports::{Effects, Leads, Trails};
-use leadflow_memory::fixtures::{lead, owned_by};
+use leadflow_memory::fixtures::{lead, outgoing_email, owned_by};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus};
 use leadflow_nurture::pace::{Pacer, drip_rate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -253,17 +251,7 @@ async fn a_hung_call_fails_after_the_operation_timeout_and_only_a_table_call_is_
     let (ses_endpoint, ses_requests) = black_hole().await;
     let table = aws_sdk_dynamodb::Client::new(&config_for(&table_endpoint).await);
     let mailer = SesMailer::new(ses_client(&config_for(&ses_endpoint).await), None);
-    let email = OutgoingEmail {
-        key: "assignment-1".into(),
-        category: EmailCategory::Transactional,
-        from: Mailbox { name: None, email: "sales@acme.example".into() },
-        to: Mailbox { name: None, email: "rep@acme.example".into() },
-        subject: "A lead".into(),
-        text: "A lead.".into(),
-        html: "<p>A lead.</p>".into(),
-        headers: Vec::new(),
-        tags: Vec::new(),
-    };
+    let email = outgoing_email("assignment-1");
 
     let started = Instant::now();
     let (read, sent) = tokio::join!(

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use leadflow_core::model::{Suppression, SuppressionReason};
-use leadflow_core::ports::{DomainEvent, EmailCategory, EventBus, Mailbox, Mailer, OutgoingEmail, Suppressions};
+use leadflow_core::ports::{DomainEvent, EventBus, Mailer, Suppressions};
 use leadflow_local::{JsonlBus, OutboxMailer, SqliteStore};
+use leadflow_memory::fixtures::outgoing_email;
 
 fn at() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).single().unwrap_or_default()
@@ -11,20 +12,6 @@ fn at() -> DateTime<Utc> {
 
 fn entry(key: &str) -> Suppression {
     Suppression { email_key: key.to_string(), reason: SuppressionReason::Bounced, at: at(), lead_id: None }
-}
-
-fn email(key: &str) -> OutgoingEmail {
-    OutgoingEmail {
-        key: key.to_string(),
-        category: EmailCategory::Transactional,
-        from: Mailbox { name: None, email: "hello@leadflow.example".into() },
-        to: Mailbox { name: None, email: "rep@example.com".into() },
-        subject: "A lead for you".into(),
-        text: "plain".into(),
-        html: "<p>rich</p>".into(),
-        headers: Vec::new(),
-        tags: Vec::new(),
-    }
 }
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
@@ -85,7 +72,7 @@ async fn an_email_or_event_leaves_only_after_the_units_writes_are_committed() {
 
     let unit = store.begin_unit().unwrap_or_else(|e| panic!("{e}"));
     assert!(store.suppress(&entry("before-email"), &[]).await.unwrap_or_else(|e| panic!("{e}")));
-    mailer.send(&email("assignment-1"), at()).await.unwrap_or_else(|e| panic!("{e}"));
+    mailer.send(&outgoing_email("assignment-1"), at()).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(store.suppress(&entry("before-event"), &[]).await.unwrap_or_else(|e| panic!("{e}")));
     let event = DomainEvent {
         id: "evt-1".into(),
@@ -103,7 +90,7 @@ async fn an_email_or_event_leaves_only_after_the_units_writes_are_committed() {
     let plain = OutboxMailer::open(dir.path().join("plain")).unwrap_or_else(|e| panic!("{e}"));
     let unit = store.begin_unit().unwrap_or_else(|e| panic!("{e}"));
     assert!(store.suppress(&entry("undone"), &[]).await.unwrap_or_else(|e| panic!("{e}")));
-    plain.send(&email("assignment-2"), at()).await.unwrap_or_else(|e| panic!("{e}"));
+    plain.send(&outgoing_email("assignment-2"), at()).await.unwrap_or_else(|e| panic!("{e}"));
     drop(unit);
     assert_eq!(keys(&store).await, ["before-email", "before-event"]);
 }

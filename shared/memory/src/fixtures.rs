@@ -8,9 +8,26 @@ use leadflow_core::model::{
     Assignment, Attribution, Contact, DomainKind, Enrollment, EnrollmentState, Lead, LeadId, Lifecycle, SalesStatus,
     Touch, Validity,
 };
+use leadflow_core::ports::{EmailCategory, Mailbox, OutgoingEmail};
 
 pub fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_750_000_000 + secs, 0).single().unwrap_or_default()
+}
+
+/// A transactional email with the key `key`, from a sales address to a rep, with no headers or
+/// tags: for the tests of mailers and of what happens around a send.
+pub fn outgoing_email(key: &str) -> OutgoingEmail {
+    OutgoingEmail {
+        key: key.to_string(),
+        category: EmailCategory::Transactional,
+        from: Mailbox { name: None, email: "sales@acme.example".into() },
+        to: Mailbox { name: None, email: "rep@acme.example".into() },
+        subject: "A lead".into(),
+        text: "A lead.".into(),
+        html: "<p>A lead.</p>".into(),
+        headers: Vec::new(),
+        tags: Vec::new(),
+    }
 }
 
 pub fn id(n: u64) -> LeadId {

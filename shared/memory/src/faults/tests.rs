@@ -9,8 +9,8 @@ use leadflow_core::ports::{EffectClaim, Mailer, OutgoingEmail};
 
 use super::*;
 use crate::{MemoryStore, RecordingMailer};
+use leadflow_core::ports::Mailbox;
 use leadflow_core::ports::{Assignments, Effects};
-use leadflow_core::ports::{EmailCategory, Mailbox};
 
 fn block_on<F: Future>(f: F) -> F::Output {
     // The in-memory adapters answer at once: one poll finishes every future here.
@@ -25,15 +25,9 @@ fn block_on<F: Future>(f: F) -> F::Output {
 
 fn email(key: &str) -> OutgoingEmail {
     OutgoingEmail {
-        key: key.into(),
-        category: EmailCategory::Transactional,
-        from: Mailbox { name: None, email: "sales@acme.example".into() },
         to: Mailbox { name: None, email: "anna@acme.example".into() },
-        subject: "s".into(),
-        text: "t".into(),
-        html: "h".into(),
-        headers: vec![],
         tags: vec![("lead_id".into(), "L1".into())],
+        ..crate::fixtures::outgoing_email(key)
     }
 }
 
