@@ -125,6 +125,7 @@ pub async fn campaign_version<P: Ports>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use leadflow_core::live_config::{ConfigHandle, SettingsOverrides};
 
     #[test]
     fn applying_documents_keeps_the_settings_set_after_start() {
@@ -136,5 +137,51 @@ mod tests {
         assert_eq!(next.settings.sender.email, "leads@deployed.example");
         assert_eq!(next.settings.public_url, "https://leads.deployed.example");
         assert_eq!(next.settings.capture.allowed_origins, ["https://www.deployed.example"]);
+    }
+
+    fn deployed() -> SettingsOverrides {
+        SettingsOverrides {
+            sender: Some("leads@deployed.example".into()),
+            allowed_origins: Some(vec!["https://www.deployed.example".into()]),
+            public_url: Some("https://leads.deployed.example".into()),
+            signing_keys: None,
+        }
+    }
+
+    #[test]
+    fn a_deferred_configuration_is_compiled_once_when_first_read_with_the_deployment_settings() {
+        let handle = ConfigHandle::deferred(crate::config_files::sample(), deployed());
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let handle = handle.clone();
+                std::thread::spawn(move || handle.current())
+            })
+            .collect();
+        let read: Vec<_> =
+            readers.into_iter().map(|r| r.join().unwrap_or_else(|_| panic!("a reader panicked"))).collect();
+        assert!(read.iter().all(|c| Arc::ptr_eq(c, &read[0])), "every reader gets the one compiled configuration");
+        let settings = &read[0].settings;
+        assert_eq!(settings.sender.email, "leads@deployed.example");
+        assert_eq!(settings.public_url, "https://leads.deployed.example");
+        assert_eq!(settings.capture.allowed_origins, ["https://www.deployed.example"]);
+        let sample = CompiledConfig::compile(&crate::config_files::sample()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.sender.name, sample.settings.sender.name, "what the deployment does not set stays");
+        assert_eq!(read[0].campaigns.len(), sample.campaigns.len());
+    }
+
+    #[test]
+    fn a_deferred_configuration_is_not_compiled_until_read_and_a_replaced_one_never() {
+        let mut broken = crate::config_files::sample();
+        broken.scoring = "this is = = not toml".into();
+        // Made without compiling: the broken text is not noticed yet.
+        let handle = ConfigHandle::deferred(broken.clone(), deployed());
+        let read = std::panic::catch_unwind(|| handle.current());
+        let message = read.err().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+        assert!(message.contains("does not compile"), "{message:?}");
+
+        let replaced = ConfigHandle::deferred(broken, deployed());
+        let sample = CompiledConfig::compile(&crate::config_files::sample()).unwrap_or_else(|e| panic!("{e}"));
+        replaced.replace(sample);
+        assert_eq!(replaced.current().settings.sender.email, "sales@acme.example");
     }
 }

@@ -20,8 +20,7 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use leadflow_app::metrics::{Metric, count};
 use leadflow_app::{BatchItem, Deadline, Failure, within};
-use leadflow_core::config::CompiledConfig;
-use leadflow_core::error::ConfigError;
+use leadflow_core::live_config::SettingsOverrides;
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage};
 use leadflow_core::signing::SigningKeys;
 use tracing::{error, warn};
@@ -120,8 +119,6 @@ pub enum StartupError {
     MissingVar(#[from] MissingVar),
     #[error("environment variable {name} is not usable: {reason}")]
     InvalidVar { name: &'static str, reason: String },
-    #[error("the configuration built into the function (shared/app/config) does not compile: {0}")]
-    Config(#[from] ConfigError),
     /// Names the secret, never its value.
     #[error("the signing keys in secret {secret} cannot be used: {reason}")]
     SigningKeys { secret: String, reason: String },
@@ -145,8 +142,15 @@ pub struct Environment {
     pub configuration_set: Option<String>,
     /// Where the signing keys are ([`env::SIGNING_KEYS_SECRET`]); read once the SDK is set up.
     pub signing_keys_secret: Option<String>,
-    /// The built-in configuration with the deployment's overrides applied.
-    pub config: CompiledConfig,
+    /// The deployment's settings, applied over the built-in configuration's.
+    pub settings: SettingsOverrides,
+}
+
+impl Environment {
+    /// The built-in configuration with the deployment's settings, compiled when first read.
+    pub fn config(&self) -> ConfigHandle {
+        ConfigHandle::deferred(leadflow_app::config_files::sample(), self.settings.clone())
+    }
 }
 
 /// Reads the environment through `lookup` (so tests need not touch the process-wide
@@ -188,14 +192,12 @@ fn read_environment(
     let event_bus = get(env::EVENT_BUS).unwrap_or_else(|| "default".to_string());
     let configuration_set = get(env::SES_CONFIGURATION_SET);
 
-    let mut config = CompiledConfig::compile(&leadflow_app::config_files::sample())?;
-    // Overriding after compiling is safe: templates read these settings when they render.
-    let settings = &mut config.settings;
+    let mut settings = SettingsOverrides::default();
     if let Some(sender) = get(env::SENDER) {
         if !sender.contains('@') {
             return Err(StartupError::InvalidVar { name: env::SENDER, reason: "not an email address".into() });
         }
-        settings.sender.email = sender;
+        settings.sender = Some(sender);
     }
     if let Some(origins) = get(env::ALLOWED_ORIGINS) {
         let origins: Vec<String> =
@@ -206,16 +208,14 @@ fn read_environment(
                 reason: "no origin in the comma-separated list".into(),
             });
         }
-        settings.capture.allowed_origins = origins;
+        settings.allowed_origins = Some(origins);
     }
-    if let Some(public_url) = get(env::PUBLIC_URL) {
-        settings.public_url = public_url;
-    }
+    settings.public_url = get(env::PUBLIC_URL);
     let signing_keys_secret = get(env::SIGNING_KEYS_SECRET);
     if secret_required && signing_keys_secret.is_none() {
         return Err(MissingVar(env::SIGNING_KEYS_SECRET).into());
     }
-    Ok(Environment { table, queue_urls, event_bus, configuration_set, signing_keys_secret, config })
+    Ok(Environment { table, queue_urls, event_bus, configuration_set, signing_keys_secret, settings })
 }
 
 /// Builds the function's adapters from the process environment; call once per cold start. `Q`,
@@ -263,7 +263,7 @@ fn started<T>(result: Result<T, StartupError>) -> Result<T, StartupError> {
     })
 }
 
-fn ports_from<Q, M, B>(sdk: &SdkConfig, env: Environment, keys: Option<SigningKeys>) -> FunctionPorts<Q, M, B>
+fn ports_from<Q, M, B>(sdk: &SdkConfig, mut env: Environment, keys: Option<SigningKeys>) -> FunctionPorts<Q, M, B>
 where
     Q: FromEnvironment,
     M: FromEnvironment,
@@ -271,17 +271,15 @@ where
 {
     let (queue, mailer, bus) =
         (Q::from_environment(sdk, &env), M::from_environment(sdk, &env), B::from_environment(sdk, &env));
-    let mut config = env.config;
-    if let Some(keys) = keys {
-        config.settings.signing_keys = keys;
-    }
+    env.settings.signing_keys = keys;
+    let config = env.config();
     Adapters {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), env.table),
         queue,
         mailer,
         bus,
         clock: SystemClock,
-        config: ConfigHandle::new(config),
+        config,
     }
 }
 

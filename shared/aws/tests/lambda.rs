@@ -15,7 +15,7 @@ use leadflow_aws::lambda::{
     BatchError, Budget, StartupError, SystemClock, UnidentifiedRecord, batch_items, batch_response, environment,
     environment_with_secret, handle_sqs_event,
 };
-use leadflow_core::ports::{Adapters, ConfigHandle, Stage};
+use leadflow_core::ports::{Adapters, Stage};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -129,7 +129,8 @@ fn environment_applies_the_deployment_overrides_to_the_built_in_configuration() 
     assert_eq!((env.queue_urls.score.as_str(), env.queue_urls.route.as_str()), ("", ""));
     assert_eq!(env.event_bus, "default");
     assert_eq!(env.configuration_set.as_deref(), Some("leadflow"));
-    let settings = &env.config.settings;
+    let config = env.config().current();
+    let settings = &config.settings;
     assert_eq!(settings.sender.email, "leads@acme.example");
     // The display name is not part of the override.
     assert_eq!(settings.sender.name.as_deref(), Some("Acme Sales"));
@@ -141,7 +142,7 @@ fn environment_applies_the_deployment_overrides_to_the_built_in_configuration() 
 fn environment_without_overrides_keeps_the_sample_settings() {
     let env = environment(lookup(&[(env::TABLE, "t"), (env::EVENT_BUS, "leadflow")]), &[]).expect("table is enough");
     let sample = leadflow_core::config::CompiledConfig::compile(&leadflow_app::config_files::sample()).unwrap();
-    assert_eq!(env.config.settings, sample.settings);
+    assert_eq!(env.config().current().settings, sample.settings);
     assert_eq!(env.event_bus, "leadflow");
     assert_eq!(env.configuration_set, None);
 }
@@ -175,7 +176,7 @@ fn the_signing_keys_secret_is_required_where_links_are_signed_and_optional_elsew
     assert_eq!(other.signing_keys_secret.as_deref(), Some(arn));
     let without = environment(lookup(&[(env::TABLE, "t")]), &[]).expect("no secret needed");
     assert_eq!(without.signing_keys_secret, None);
-    assert!(without.config.settings.signing_keys.is_empty(), "no key until one is read");
+    assert!(without.config().current().settings.signing_keys.is_empty(), "no key until one is read");
 
     for vars in [vec![(env::TABLE, "t")], vec![(env::TABLE, "t"), (env::SIGNING_KEYS_SECRET, "  ")]] {
         match environment_with_secret(lookup(&vars), &[]) {
@@ -211,7 +212,7 @@ fn memory_ports() -> Arc<MemoryPorts> {
         mailer: RecordingMailer::new(),
         bus: RecordingBus::new(),
         clock: SystemClock,
-        config: ConfigHandle::new(env.config),
+        config: env.config(),
     })
 }
 

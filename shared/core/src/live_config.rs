@@ -2,17 +2,61 @@
 //! applied, with the campaign versions enrolled leads still finish.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use chrono::{DateTime, Utc};
 
 use crate::campaign::CompiledCampaign;
 use crate::config::CompiledConfig;
+use crate::settings::{ConfigSources, Settings};
+use crate::signing::SigningKeys;
 
 /// The configuration in force, swappable at run time: documents applied through the admin API
 /// replace parts of it (see `leadflow_app::live`).
 #[derive(Clone)]
-pub struct ConfigHandle(Arc<RwLock<Arc<CompiledConfig>>>, Arc<Mutex<LiveState>>);
+pub struct ConfigHandle(Arc<RwLock<InForce>>, Arc<Mutex<LiveState>>);
+
+enum InForce {
+    Compiled(Arc<CompiledConfig>),
+    Deferred(Arc<Deferred>),
+}
+
+/// Texts compiled the first time the configuration is read. A function that never reads it
+/// (ses-events) then links no TOML parser, template engine or regex compiler, and no function
+/// spends its cold start compiling.
+struct Deferred {
+    sources: ConfigSources,
+    overrides: SettingsOverrides,
+    compiled: OnceLock<Arc<CompiledConfig>>,
+}
+
+/// The settings a deployment gives outside the configuration files (its environment, its
+/// secret), validated by whoever read them, applied over the files' own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettingsOverrides {
+    pub sender: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub public_url: Option<String>,
+    pub signing_keys: Option<SigningKeys>,
+}
+
+impl SettingsOverrides {
+    /// Safe after compiling: templates read these settings when they render.
+    pub fn apply(&self, settings: &mut Settings) {
+        if let Some(sender) = &self.sender {
+            settings.sender.email.clone_from(sender);
+        }
+        if let Some(origins) = &self.allowed_origins {
+            settings.capture.allowed_origins.clone_from(origins);
+        }
+        if let Some(public_url) = &self.public_url {
+            settings.public_url.clone_from(public_url);
+        }
+        if let Some(keys) = &self.signing_keys {
+            settings.signing_keys = keys.clone();
+        }
+    }
+}
 
 /// What the live configuration was built from, and campaign versions compiled on demand.
 #[derive(Debug, Default)]
@@ -27,7 +71,19 @@ pub struct LiveState {
 
 impl ConfigHandle {
     pub fn new(config: CompiledConfig) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new(config))), Arc::new(Mutex::new(LiveState::default())))
+        Self::holding(InForce::Compiled(Arc::new(config)))
+    }
+
+    /// A configuration compiled from `sources` when it is first read, with `overrides` applied.
+    /// For texts built into the program, whose compiling a test proves (a text a person gave
+    /// is compiled with [`CompiledConfig::compile`], so its error can be shown): if they did not
+    /// compile, the first read would panic.
+    pub fn deferred(sources: ConfigSources, overrides: SettingsOverrides) -> Self {
+        Self::holding(InForce::Deferred(Arc::new(Deferred { sources, overrides, compiled: OnceLock::new() })))
+    }
+
+    fn holding(in_force: InForce) -> Self {
+        Self(Arc::new(RwLock::new(in_force)), Arc::new(Mutex::new(LiveState::default())))
     }
 
     /// Runs `f` on the live state; a panic elsewhere cannot leave it half-written in a way that
@@ -40,18 +96,44 @@ impl ConfigHandle {
     }
 
     pub fn current(&self) -> Arc<CompiledConfig> {
-        match self.0.read() {
-            Ok(guard) => Arc::clone(&guard),
-            // A writer panicked mid-swap; the Arc inside is still a whole config.
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        let in_force = match self.0.read() {
+            Ok(guard) => guard.share(),
+            // A writer panicked mid-swap; the value inside is still a whole one.
+            Err(poisoned) => poisoned.into_inner().share(),
+        };
+        match in_force {
+            InForce::Compiled(config) => config,
+            // Compiled outside the lock; a second reader meanwhile waits for the same result.
+            InForce::Deferred(deferred) => Arc::clone(deferred.compiled.get_or_init(|| deferred.compile())),
         }
     }
 
     pub fn replace(&self, config: CompiledConfig) {
-        let fresh = Arc::new(config);
+        let fresh = InForce::Compiled(Arc::new(config));
         match self.0.write() {
             Ok(mut guard) => *guard = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
         }
+    }
+}
+
+impl InForce {
+    fn share(&self) -> Self {
+        match self {
+            Self::Compiled(config) => Self::Compiled(Arc::clone(config)),
+            Self::Deferred(deferred) => Self::Deferred(Arc::clone(deferred)),
+        }
+    }
+}
+
+impl Deferred {
+    fn compile(&self) -> Arc<CompiledConfig> {
+        let mut config = match CompiledConfig::compile(&self.sources) {
+            Ok(config) => config,
+            // Only built-in texts are deferred (see `ConfigHandle::deferred`).
+            Err(e) => panic!("the configuration built into this program does not compile: {e}"),
+        };
+        self.overrides.apply(&mut config.settings);
+        Arc::new(config)
     }
 }
