@@ -606,6 +606,13 @@ fn benches(c: &mut Criterion) {
         }
     });
     g.finish();
+
+    // What a Lambda function's first read of its configuration pays (compiled then, not at
+    // start: `ConfigHandle::deferred`), and what the local stack pays once at start.
+    let sample = sources();
+    c.bench_function("config/compile_sample", |b| {
+        b.iter(|| black_box(CompiledConfig::compile(black_box(&sample)).is_ok()));
+    });
 }
 
 criterion_group! {
