@@ -38,13 +38,13 @@ use tracing::{info, warn};
 /// the thank-you page, which any page may load. A configured CAPTCHA takes its secret from the
 /// environment ([`captcha::SECRET_VAR`]).
 pub fn router<P: Ports>(ports: Arc<P>) -> Router {
-    let captcha = Captcha::from_env(ports.config().settings.capture.captcha.as_ref());
+    let captcha = Captcha::from_env(ports.settings().capture.captcha.as_ref());
     router_with(ports, captcha)
 }
 
 /// [`router`] with the CAPTCHA check given.
 pub fn router_with<P: Ports>(ports: Arc<P>, captcha: Captcha) -> Router {
-    let settings = ports.config().settings.capture.clone();
+    let settings = ports.settings().capture.clone();
     Router::new()
         .route("/leads", post(capture::<P>).fallback(method_not_allowed))
         .layer(Extension(captcha))
@@ -108,8 +108,8 @@ async fn capture<P: Ports>(
 }
 
 async fn accept<P: Ports>(ports: &P, captcha: &Captcha, request: Request) -> Result<Response, ApiError> {
-    let config = ports.config();
-    let settings = &config.settings.capture;
+    let in_force = ports.settings();
+    let settings = &in_force.capture;
     let (parts, body) = request.into_parts();
     let too_large = || {
         ApiError::new(
@@ -145,7 +145,7 @@ async fn accept<P: Ports>(ports: &P, captcha: &Captcha, request: Request) -> Res
     let now = ports.clock().now();
     let lead_id = LeadId(ulid::Ulid::from_parts(now.timestamp_millis().max(0) as u64, rand_bits()));
     let redirect = match kind {
-        Kind::Form => form_redirect(&config.settings.forms, &fields)
+        Kind::Form => form_redirect(&in_force.forms, &fields)
             .or_else(|| wants_page(&parts.headers).then(|| thanks::PATH.to_string())),
         Kind::Json => None,
     };

@@ -91,7 +91,7 @@ fn templates() -> &'static Environment<'static> {
 
 /// The page, with no script allowed, never framed.
 pub async fn page<P: Ports>(State(ports): State<Arc<P>>) -> Response {
-    let settings = ThanksSettings::from_settings_text(&ports.config().sources.settings);
+    let settings = ThanksSettings::from_settings_text(ports.settings().text());
     let (status, body) = match templates().get_template("thanks.html").and_then(|t| t.render(&settings)) {
         Ok(html) => (StatusCode::OK, html),
         Err(e) => {

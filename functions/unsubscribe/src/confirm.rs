@@ -62,7 +62,7 @@ async fn find<P: Ports>(ports: &P, link: &ConfirmLink) -> Result<Found, StageErr
 
 fn link_of<P: Ports>(ports: &P, path: Result<Path<String>, PathRejection>) -> Result<ConfirmLink, LinkError> {
     let Ok(Path(token)) = path else { return Err(LinkError::Malformed) };
-    confirmation::verify(&ports.config().settings.signing_keys, &token, ports.clock().now())
+    confirmation::verify(&ports.settings().signing_keys, &token, ports.clock().now())
 }
 
 /// `GET /confirm/{token}`: reads, never writes.

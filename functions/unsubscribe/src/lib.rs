@@ -116,7 +116,7 @@ async fn confirm_page<P: Ports>(
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
     // Only the signature is checked: a GET reads nothing and writes nothing.
-    match path_token(path).and_then(|token| verify(&ports.config().settings.signing_keys, &token)) {
+    match path_token(path).and_then(|token| verify(&ports.settings().signing_keys, &token)) {
         Ok(_) => html_page(StatusCode::OK, &confirm_html(&sender_name(&*ports))),
         Err(e) => token_refused(&e, &headers),
     }
@@ -128,7 +128,7 @@ async fn unsubscribe_post<P: Ports>(
     path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let lead_id = match path_token(path).and_then(|token| verify(&ports.config().settings.signing_keys, &token)) {
+    let lead_id = match path_token(path).and_then(|token| verify(&ports.settings().signing_keys, &token)) {
         Ok(id) => id,
         Err(e) => return token_refused(&e, &headers),
     };
@@ -209,8 +209,8 @@ fn multipart_one_click(body: &[u8]) -> bool {
 }
 
 fn sender_name<P: Ports>(ports: &P) -> String {
-    let config = ports.config();
-    let sender = &config.settings.sender;
+    let settings = ports.settings();
+    let sender = &settings.sender;
     sender.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_default()
 }
 

@@ -184,4 +184,28 @@ mod tests {
         replaced.replace(sample);
         assert_eq!(replaced.current().settings.sender.email, "sales@acme.example");
     }
+
+    #[test]
+    fn the_settings_of_a_deferred_configuration_are_read_without_compiling_the_rest() {
+        let mut broken = crate::config_files::sample();
+        broken.scoring = "this is = = not toml".into();
+        let handle = ConfigHandle::deferred(broken.clone(), deployed());
+        let settings = handle.settings();
+        assert_eq!(settings.sender.email, "leads@deployed.example");
+        assert_eq!(settings.capture.allowed_origins, ["https://www.deployed.example"]);
+        assert_eq!(
+            settings.sender.name.as_deref(),
+            Some("Acme Sales"),
+            "the file's own where the deployment is silent"
+        );
+        assert_eq!(settings.text(), broken.settings);
+        assert!(std::panic::catch_unwind(|| handle.current()).is_err(), "the rest was never compiled");
+
+        // Once the whole is compiled, the settings are its own, and the same.
+        let whole = ConfigHandle::deferred(crate::config_files::sample(), deployed());
+        let alone = whole.settings().clone();
+        let compiled = whole.current();
+        assert_eq!(*whole.settings(), compiled.settings);
+        assert_eq!(alone, compiled.settings);
+    }
 }

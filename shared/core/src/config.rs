@@ -42,16 +42,22 @@ pub struct Overrides {
     pub campaigns: Vec<Campaign>,
 }
 
+/// The settings of `src` alone, checked as [`CompiledConfig::compile`] checks them.
+pub fn settings_of(src: &ConfigSources) -> Result<Settings, ConfigError> {
+    let settings: Settings = parse("leadflow.toml", &src.settings)?;
+    if let Some(captcha) = &settings.capture.captcha {
+        captcha.check()?;
+    }
+    Ok(settings)
+}
+
 impl CompiledConfig {
     pub fn compile(src: &ConfigSources) -> Result<Self, ConfigError> {
         Self::compile_with(src, &Overrides::default())
     }
 
     pub fn compile_with(src: &ConfigSources, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let settings: Settings = parse("leadflow.toml", &src.settings)?;
-        if let Some(captcha) = &settings.capture.captcha {
-            captcha.check()?;
-        }
+        let settings = settings_of(src)?;
         let scoring: ScoringRules = match &overrides.scoring {
             Some(s) => s.clone(),
             None => parse("scoring.toml", &src.scoring)?,

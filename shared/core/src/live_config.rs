@@ -2,6 +2,7 @@
 //! applied, with the campaign versions enrolled leads still finish.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -28,6 +29,39 @@ struct Deferred {
     sources: ConfigSources,
     overrides: SettingsOverrides,
     compiled: OnceLock<Arc<CompiledConfig>>,
+    /// The settings alone, for a function that reads nothing else (capture, unsubscribe): so it
+    /// links no compiler of rules, campaigns or email templates either.
+    settings: OnceLock<Arc<Settings>>,
+}
+
+/// The settings in force, and the `leadflow.toml` text they were read from. Applied documents
+/// never change them (see `leadflow_app::live`).
+pub struct SettingsInForce(Held);
+
+enum Held {
+    Whole(Arc<CompiledConfig>),
+    Alone(Arc<Deferred>, Arc<Settings>),
+}
+
+impl Deref for SettingsInForce {
+    type Target = Settings;
+    fn deref(&self) -> &Settings {
+        match &self.0 {
+            Held::Whole(config) => &config.settings,
+            Held::Alone(_, settings) => settings,
+        }
+    }
+}
+
+impl SettingsInForce {
+    /// `leadflow.toml` as written, for tables the shared settings do not read (capture's
+    /// `[thanks]`).
+    pub fn text(&self) -> &str {
+        match &self.0 {
+            Held::Whole(config) => &config.sources.settings,
+            Held::Alone(deferred, _) => &deferred.sources.settings,
+        }
+    }
 }
 
 /// The settings a deployment gives outside the configuration files (its environment, its
@@ -79,7 +113,8 @@ impl ConfigHandle {
     /// is compiled with [`CompiledConfig::compile`], so its error can be shown): if they did not
     /// compile, the first read would panic.
     pub fn deferred(sources: ConfigSources, overrides: SettingsOverrides) -> Self {
-        Self::holding(InForce::Deferred(Arc::new(Deferred { sources, overrides, compiled: OnceLock::new() })))
+        let settings = OnceLock::new();
+        Self::holding(InForce::Deferred(Arc::new(Deferred { sources, overrides, compiled: OnceLock::new(), settings })))
     }
 
     fn holding(in_force: InForce) -> Self {
@@ -96,15 +131,32 @@ impl ConfigHandle {
     }
 
     pub fn current(&self) -> Arc<CompiledConfig> {
-        let in_force = match self.0.read() {
-            Ok(guard) => guard.share(),
-            // A writer panicked mid-swap; the value inside is still a whole one.
-            Err(poisoned) => poisoned.into_inner().share(),
-        };
-        match in_force {
+        match self.in_force() {
             InForce::Compiled(config) => config,
             // Compiled outside the lock; a second reader meanwhile waits for the same result.
             InForce::Deferred(deferred) => Arc::clone(deferred.compiled.get_or_init(|| deferred.compile())),
+        }
+    }
+
+    /// The settings, without compiling the rest of a deferred configuration.
+    pub fn settings(&self) -> SettingsInForce {
+        SettingsInForce(match self.in_force() {
+            InForce::Compiled(config) => Held::Whole(config),
+            InForce::Deferred(deferred) => match deferred.compiled.get() {
+                Some(config) => Held::Whole(Arc::clone(config)),
+                None => {
+                    let settings = Arc::clone(deferred.settings.get_or_init(|| deferred.settings_alone()));
+                    Held::Alone(deferred, settings)
+                }
+            },
+        })
+    }
+
+    fn in_force(&self) -> InForce {
+        match self.0.read() {
+            Ok(guard) => guard.share(),
+            // A writer panicked mid-swap; the value inside is still a whole one.
+            Err(poisoned) => poisoned.into_inner().share(),
         }
     }
 
@@ -128,12 +180,22 @@ impl InForce {
 
 impl Deferred {
     fn compile(&self) -> Arc<CompiledConfig> {
-        let mut config = match CompiledConfig::compile(&self.sources) {
-            Ok(config) => config,
-            // Only built-in texts are deferred (see `ConfigHandle::deferred`).
-            Err(e) => panic!("the configuration built into this program does not compile: {e}"),
-        };
+        let mut config = built_in(CompiledConfig::compile(&self.sources));
         self.overrides.apply(&mut config.settings);
         Arc::new(config)
+    }
+
+    fn settings_alone(&self) -> Arc<Settings> {
+        let mut settings = built_in(crate::config::settings_of(&self.sources));
+        self.overrides.apply(&mut settings);
+        Arc::new(settings)
+    }
+}
+
+/// Only built-in texts are deferred (see `ConfigHandle::deferred`).
+fn built_in<T>(compiled: Result<T, crate::error::ConfigError>) -> T {
+    match compiled {
+        Ok(value) => value,
+        Err(e) => panic!("the configuration built into this program does not compile: {e}"),
     }
 }

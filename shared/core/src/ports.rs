@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::CompiledConfig;
 use crate::dead_letters::{DeadLetterList, Redrive};
 use crate::error::{BusError, MailError, QueueError};
-pub use crate::live_config::{ConfigHandle, LiveState};
+pub use crate::live_config::{ConfigHandle, LiveState, SettingsInForce};
 pub use crate::messages::{Stage, StageMessage};
 use crate::model::LeadId;
 pub use crate::outgoing::{EmailCategory, Mailbox, OutgoingEmail};
@@ -100,6 +100,10 @@ pub trait Ports: Send + Sync + 'static {
     fn clock(&self) -> &Self::Clock;
     fn config(&self) -> Arc<CompiledConfig>;
     fn config_handle(&self) -> &ConfigHandle;
+    /// The settings alone: a function that reads nothing else then never compiles the rest.
+    fn settings(&self) -> SettingsInForce {
+        self.config_handle().settings()
+    }
 }
 
 /// The usual way to hold a set of adapters.
