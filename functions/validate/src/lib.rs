@@ -57,7 +57,8 @@ pub async fn handle<P: Ports>(ports: &P, sub: Submission) -> Result<(), StageErr
 /// The store work of validation, without the hand-off to scoring.
 pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, StageError> {
     let store = ports.store();
-    let config = ports.config();
+    // The settings alone: validation compiles no rules, campaigns or templates.
+    let settings = ports.settings();
     let now = ports.clock().now();
     let submitted = |lead_id| {
         activity(
@@ -70,7 +71,7 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
 
     // No read before the write: `create_lead` answers `AlreadyExists` for an id that is a lead
     // or a merged submission's alias, and only then is the id resolved.
-    let incoming = build_lead(sub, &config.settings.validation);
+    let incoming = build_lead(sub, &settings.validation);
     // The lead and its first entries are one write: a redelivery after a crash finds the lead
     // with its whole trail, or no lead at all.
     let mut trail = vec![submitted(incoming.id)];
@@ -85,7 +86,7 @@ pub async fn validate<P: Ports>(ports: &P, sub: &Submission) -> Result<Outcome, 
     // Double opt-in: consent waits for the person's confirmation. `incoming` keeps it as
     // posted, for a merge to weigh.
     let mut fresh = incoming.clone();
-    trail.extend(hold_consent(&mut fresh, &config.settings, sub.lead_id));
+    trail.extend(hold_consent(&mut fresh, &settings, sub.lead_id));
     match store.create_lead(&fresh, &trail).await? {
         CreateOutcome::Created if incoming.is_valid() => {
             count(Metric::LeadsValidated, 1);
