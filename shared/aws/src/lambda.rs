@@ -24,7 +24,9 @@ use leadflow_core::live_config::SettingsOverrides;
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage};
 use leadflow_core::signing::SigningKeys;
 use tracing::{error, warn};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::bus::EventBridgeBus;
 use crate::dead_letters::ReasonLog;
@@ -35,21 +37,11 @@ use crate::queue::{SqsQueue, StageUrls};
 use crate::store::DynamoStore;
 use crate::unwired::Unwired;
 
-/// JSON log lines on stdout, where Lambda sends them to CloudWatch. The level comes from
-/// `RUST_LOG`, else from Lambda's own log-level setting (`AWS_LAMBDA_LOG_LEVEL`), else info.
+/// JSON log lines on stdout, where Lambda sends them to CloudWatch, filtered by [`log_filter`]
+/// of `RUST_LOG` and Lambda's own log-level setting (`AWS_LAMBDA_LOG_LEVEL`).
 pub fn init_tracing() {
-    let lambda_level = || {
-        let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok()?.trim().to_ascii_lowercase();
-        // Lambda's levels include FATAL, which tracing does not have.
-        Some(if level == "fatal" { "error".to_string() } else { level })
-    };
-    let given = |d: &String| !d.trim().is_empty();
-    let directives = std::env::var("RUST_LOG")
-        .ok()
-        .filter(given)
-        .or_else(|| lambda_level().filter(given))
-        .unwrap_or_else(|| "info".to_string());
-    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    let var = |name: &str| std::env::var(name).ok();
+    let filter = log_filter(var("RUST_LOG").as_deref(), var("AWS_LAMBDA_LOG_LEVEL").as_deref());
     let installed = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -59,11 +51,24 @@ pub fn init_tracing() {
         .with_ansi(false)
         // CloudWatch stamps every line already.
         .without_time()
-        .with_env_filter(filter)
+        .finish()
+        .with(filter)
         .try_init();
     if installed.is_err() {
         warn!("a tracing subscriber was installed already; keeping it");
     }
+}
+
+/// What is logged: `rust_log`'s directives (`info`, `leadflow_app=debug,warn`), else Lambda's
+/// level, else info; directives that do not parse give info. Targets and levels only: the span
+/// and field filters of `tracing_subscriber::EnvFilter` would link a regex engine into every
+/// function, for filters nobody sets on a Lambda function.
+pub fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> Targets {
+    let given = |d: &&str| !d.trim().is_empty();
+    // Lambda's levels include FATAL, which tracing does not have.
+    let lambda_level = lambda_level.filter(given).map(|l| l.trim().to_ascii_lowercase().replace("fatal", "error"));
+    let directives = rust_log.filter(given).map(str::to_string).or(lambda_level).unwrap_or_else(|| "info".into());
+    directives.trim().parse().unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
 }
 
 /// The system clock.

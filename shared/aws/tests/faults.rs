@@ -380,8 +380,10 @@ async fn leads_through_one_fault_in_ten_on_the_aws_adapters() {
     let per_deployment = env_or("LEADFLOW_FAULT_PER_DEPLOYMENT", leads);
     let seed = env_or("LEADFLOW_FAULT_SEED", 10);
     if let Ok(filter) = std::env::var("LEADFLOW_FAULT_LOG") {
-        let filter = tracing_subscriber::EnvFilter::new(filter);
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let filter = leadflow_aws::lambda::log_filter(Some(&filter), None);
+        let _ = tracing_subscriber::fmt().with_test_writer().finish().with(filter).try_init();
     }
     let started = Instant::now();
     let r = run(leads, per_deployment, seed).await;

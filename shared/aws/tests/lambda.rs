@@ -271,3 +271,25 @@ async fn capture_on_lambda_refuses_an_origin_the_deployment_does_not_allow() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(ports.queue.drain(Stage::Validate).is_empty());
 }
+
+#[test]
+fn the_log_level_comes_from_rust_log_then_lambdas_setting_then_info() {
+    use leadflow_aws::lambda::log_filter;
+    use tracing::Level;
+    let on =
+        |filter: &tracing_subscriber::filter::Targets, target: &str, level: Level| filter.would_enable(target, &level);
+
+    let default = log_filter(None, None);
+    assert!(on(&default, "leadflow_route", Level::INFO) && !on(&default, "leadflow_route", Level::DEBUG));
+
+    let directives = log_filter(Some("leadflow_app=debug,warn"), Some("ERROR"));
+    assert!(on(&directives, "leadflow_app::live", Level::DEBUG), "RUST_LOG's target directive");
+    assert!(!on(&directives, "aws_smithy_runtime", Level::INFO) && on(&directives, "aws_smithy_runtime", Level::WARN));
+
+    let lambda = log_filter(Some("  "), Some("FATAL"));
+    assert!(on(&lambda, "leadflow_route", Level::ERROR) && !on(&lambda, "leadflow_route", Level::WARN));
+    assert!(on(&log_filter(None, Some("Debug")), "leadflow_route", Level::DEBUG));
+
+    let unreadable = log_filter(Some("leadflow=loud"), None);
+    assert!(on(&unreadable, "leadflow_route", Level::INFO) && !on(&unreadable, "leadflow_route", Level::DEBUG));
+}
