@@ -216,9 +216,10 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         WakingQueue { inner: sqlite_queue.clone(), wake: Arc::new([Notify::new(), Notify::new(), Notify::new()]) };
     let admin_token = opts.admin_token.clone().unwrap_or_else(random_token);
     let clock = if opts.clock_speed == 1.0 { SystemClock::new() } else { SystemClock::accelerated(opts.clock_speed) };
-    // Nothing leaves about a write a crash could still undo (see `UnitOfWork`).
-    let mailer = OutboxMailer::open(&outbox)?.commits_units_of(&store);
-    let bus = JsonlBus::open(&events)?.commits_units_of(&store);
+    // A stage's emails and events leave with its batch's writes, once they are committed: nothing
+    // leaves about a write a crash could still undo (see `UnitOfWork`).
+    let mailer = OutboxMailer::open(&outbox)?.joins_units_of(&store)?;
+    let bus = JsonlBus::open(&events)?.joins_units_of(&store)?;
     let ports =
         Arc::new(Adapters { store, queue: queue.clone(), mailer, bus, clock, config: ConfigHandle::new(config) });
 

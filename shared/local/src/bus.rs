@@ -9,14 +9,15 @@ use leadflow_core::error::BusError;
 use leadflow_core::ports::{DomainEvent, EventBus};
 
 use crate::error::LocalError;
+use crate::outgoing::Parcel;
 use crate::store::SqliteStore;
-use crate::unit_of_work::CommitsFirst;
+use crate::unit_of_work::JoinsUnits;
 
 #[derive(Debug)]
 pub struct JsonlBus {
     path: PathBuf,
     file: Mutex<File>,
-    commits_first: CommitsFirst,
+    units: JoinsUnits,
 }
 
 impl JsonlBus {
@@ -35,13 +36,13 @@ impl JsonlBus {
             .append(true)
             .open(&path)
             .map_err(|source| LocalError::Io { action: "open the events file", path: path.clone(), source })?;
-        Ok(Self { path, file: Mutex::new(file), commits_first: CommitsFirst::default() })
+        Ok(Self { path, file: Mutex::new(file), units: JoinsUnits::default() })
     }
 
-    /// Commits the publishing thread's [`UnitOfWork`](crate::UnitOfWork) on `store` before each
-    /// batch of events is written.
-    pub fn commits_units_of(self, store: &SqliteStore) -> Self {
-        Self { commits_first: CommitsFirst::of(store), ..self }
+    /// Events published inside a [`UnitOfWork`](crate::UnitOfWork) of `store`'s leave with the
+    /// unit's writes, once they are committed; first delivers what a crash left undelivered.
+    pub fn joins_units_of(self, store: &SqliteStore) -> Result<Self, LocalError> {
+        Ok(Self { units: JoinsUnits::of(store)?, ..self })
     }
 
     pub fn path(&self) -> &Path {
@@ -52,12 +53,15 @@ impl JsonlBus {
         if events.is_empty() {
             return Ok(());
         }
-        self.commits_first.commit().map_err(BusError::Unavailable)?;
         let mut lines = Vec::new();
         for event in events {
             serde_json::to_writer(&mut lines, event)
                 .map_err(|e| BusError::Unavailable(format!("event {} cannot be encoded as JSON: {e}", event.id)))?;
             lines.push(b'\n');
+        }
+        if self.units.in_unit().map_err(BusError::Unavailable)? {
+            let parcel = Parcel::Lines { file: self.path.clone(), lines };
+            return self.units.hold(&parcel).map_err(BusError::Unavailable);
         }
         // One write of whole lines in append mode: batches from concurrent publishers never
         // interleave inside a line.

@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 use crate::error::LocalError;
 
 /// Bumped with every schema change; a file from a newer build is refused rather than misread.
+/// 5: `outgoing`, the emails and events of units of work not yet delivered (an older build
+/// would never deliver what a crash left there).
 /// 3: `leads.sla_due_at` with its partial index, `suppressions`, `documents`.
 /// 4: activities keyed by (lead, id): an id is unique within its lead only. Later, at the same
 /// version, [`LATE_INDEXES`] (`enrollments_by_campaign`, `leads_open_by_owner`,
@@ -24,7 +26,7 @@ use crate::error::LocalError;
 /// file with them is still a version-4 file. `suppressions.at_ms` came with the last one: a build
 /// that does not know the column leaves it NULL on the entries it adds, and every open fills in
 /// what such a build left (see [`backfill_suppression_times`]).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Only another process (an admin command on the same file) can hold the write lock against
 /// us; in-process writers queue on the mutex instead.
@@ -173,6 +175,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_stage ON dead_letters (stage, id);
+
+-- Emails and events a unit of work sent, delivered once it is committed (see outgoing.rs):
+-- kind 'file' links the pending file named in body to target, 'lines' appends body to target.
+CREATE TABLE IF NOT EXISTS outgoing (
+    id     INTEGER PRIMARY KEY,
+    kind   TEXT NOT NULL CHECK (kind IN ('file', 'lines')),
+    target TEXT NOT NULL,
+    body   BLOB NOT NULL
+);
 "#;
 
 /// Indexes added after version 4 was released, without a new version: every open creates the
@@ -370,8 +381,14 @@ impl Db {
         Ok(out)
     }
 
+    /// Whether this thread has a unit of work (see [`Db::begin_unit`]).
+    pub(crate) fn in_unit(&self) -> Result<bool, DbError> {
+        let (held, me) = self.lock()?;
+        Ok(held.unit_of(me).is_some())
+    }
+
     /// Starts a unit of work on this thread: its writes are committed together, at
-    /// [`Db::end_unit`], at [`Db::commit_unit`], or when another thread needs the connection,
+    /// [`Db::end_unit`], or when another thread needs the connection,
     /// whichever comes first, instead of one commit each. The lock is still held per call.
     pub(crate) fn begin_unit(&self) -> Result<(), DbError> {
         let (mut held, me) = self.lock()?;
@@ -379,17 +396,6 @@ impl Db {
             held.units.push((me, false));
         }
         Ok(())
-    }
-
-    /// Commits what this thread's unit of work holds so far (before an email or event leaves:
-    /// nothing is told outside about writes that a crash could still undo).
-    pub(crate) fn commit_unit(&self) -> Result<(), DbError> {
-        let (mut held, me) = self.lock()?;
-        match held.unit_of(me) {
-            Some(true) => Err(DbError::UnitLost),
-            Some(false) if held.open == Some(me) => held.commit_open(),
-            _ => Ok(()),
-        }
     }
 
     /// Ends this thread's unit of work: commits its writes when `commit`, rolls back what is

@@ -14,6 +14,7 @@ mod clock;
 mod db;
 mod error;
 mod outbox;
+mod outgoing;
 mod queue;
 mod store;
 mod unit_of_work;

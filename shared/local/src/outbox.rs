@@ -13,8 +13,9 @@ use leadflow_core::ports::{Mailer, OutgoingEmail};
 use sha2::{Digest, Sha256};
 
 use crate::error::LocalError;
+use crate::outgoing::{Parcel, place_file};
 use crate::store::SqliteStore;
-use crate::unit_of_work::CommitsFirst;
+use crate::unit_of_work::JoinsUnits;
 
 const MESSAGE_ID_DOMAIN: &str = "leadflow.local";
 
@@ -28,7 +29,7 @@ const MAX_STEM: usize = 160;
 pub struct OutboxMailer {
     dir: PathBuf,
     temp_seq: AtomicU64,
-    commits_first: CommitsFirst,
+    units: JoinsUnits,
 }
 
 impl OutboxMailer {
@@ -42,14 +43,18 @@ impl OutboxMailer {
             path: dir.clone(),
             source,
         })?;
-        remove_orphaned_temp_files(&dir)?;
-        Ok(Self { dir, temp_seq: AtomicU64::new(0), commits_first: CommitsFirst::default() })
+        remove_leftovers(&dir, is_temp_file_name)?;
+        Ok(Self { dir, temp_seq: AtomicU64::new(0), units: JoinsUnits::default() })
     }
 
-    /// Commits the sending thread's [`UnitOfWork`](crate::UnitOfWork) on `store` before each
-    /// email is written.
-    pub fn commits_units_of(self, store: &SqliteStore) -> Self {
-        Self { commits_first: CommitsFirst::of(store), ..self }
+    /// An email sent inside a [`UnitOfWork`](crate::UnitOfWork) of `store`'s leaves with the
+    /// unit's writes, once they are committed. First delivers what a crash left undelivered, then
+    /// deletes the pending files of emails whose writes a crash undid.
+    pub fn joins_units_of(self, store: &SqliteStore) -> Result<Self, LocalError> {
+        let units = JoinsUnits::of(store)?;
+        let kept = units.db().map(|db| db.pending_files()).transpose()?.unwrap_or_default();
+        remove_leftovers(&self.dir, |name| is_pending_file_name(name) && !kept.iter().any(|k| k.ends_with(name)))?;
+        Ok(Self { units, ..self })
     }
 
     pub fn dir(&self) -> &Path {
@@ -68,7 +73,6 @@ impl OutboxMailer {
     }
 
     fn send_now(&self, email: &OutgoingEmail, now: DateTime<Utc>) -> Result<String, MailError> {
-        self.commits_first.commit().map_err(MailError::Unavailable)?;
         let stem = file_stem(&email.key);
         let message_id = format!("{stem}@{MESSAGE_ID_DOMAIN}");
         let path = self.dir.join(format!("{stem}.eml"));
@@ -79,18 +83,23 @@ impl OutboxMailer {
         if mime.is_empty() {
             return Err(MailError::Unavailable(format!("the email {} could not be built as MIME", email.key)));
         }
-        // Written aside and then linked into place, so a reader never sees half a message.
         let seq = self.temp_seq.fetch_add(1, Ordering::Relaxed);
-        let temp = self.dir.join(format!(".{stem}.{}.{seq}.tmp", std::process::id()));
+        if self.units.in_unit().map_err(MailError::Unavailable)? {
+            // Linked into place once the unit's writes are committed.
+            let pending = self.dir.join(format!(".{stem}.{}.{seq}.{PENDING}", std::process::id()));
+            std::fs::write(&pending, &mime).map_err(|e| unavailable("write", &pending, &e))?;
+            let held = self.units.hold(&Parcel::File { pending: pending.clone(), place: path });
+            if held.is_err() {
+                let _ = std::fs::remove_file(&pending);
+            }
+            return held.map(|()| message_id).map_err(MailError::Unavailable);
+        }
+        // Written aside and then linked into place, so a reader never sees half a message.
+        let temp = self.dir.join(format!(".{stem}.{}.{seq}.{TEMP}", std::process::id()));
         std::fs::write(&temp, &mime).map_err(|e| unavailable("write", &temp, &e))?;
-        let placed = match std::fs::hard_link(&temp, &path) {
-            // A link, unlike a rename, never replaces an existing file: if a concurrent send of
-            // the same key got there first, its file stands and so does the answer.
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            // File systems without hard links: a rename is still atomic, only not exclusive.
-            Err(_) => std::fs::rename(&temp, &path).map_err(|e| unavailable("move into place", &path, &e)),
-        };
+        // If a concurrent send of the same key got there first, its file stands and so does the
+        // answer.
+        let placed = place_file(&temp, &path).map_err(|e| unavailable("move into place", &path, &e));
         // Only a leftover temporary file if this fails; the message itself is in place or not.
         let _ = std::fs::remove_file(&temp);
         placed.map(|()| message_id)
@@ -125,15 +134,20 @@ impl OutboxMailer {
     }
 }
 
-/// Deletes every `.<stem>.<pid>.<seq>.tmp` in `dir`: a write that never got linked into place, so
-/// an email that was not sent (its send is retried and writes a whole file).
-fn remove_orphaned_temp_files(dir: &Path) -> Result<usize, LocalError> {
+/// The last part of a temporary file's name: written aside, linked into place at once.
+const TEMP: &str = "tmp";
+/// The last part of a pending file's name: an email sent inside a unit of work, linked into
+/// place once the unit's writes are committed.
+const PENDING: &str = "pending";
+
+/// Deletes every file in `dir` whose name `is_leftover`; answers how many.
+fn remove_leftovers(dir: &Path, is_leftover: impl Fn(&str) -> bool) -> Result<usize, LocalError> {
     let io = |action, path: &Path, source| LocalError::Io { action, path: path.to_path_buf(), source };
     let mut removed = 0;
     for entry in std::fs::read_dir(dir).map_err(|e| io("list the outbox folder", dir, e))? {
         let entry = entry.map_err(|e| io("list the outbox folder", dir, e))?;
         let name = entry.file_name();
-        if !name.to_str().is_some_and(is_temp_file_name) {
+        if !name.to_str().is_some_and(&is_leftover) {
             continue;
         }
         let path = entry.path();
@@ -146,24 +160,41 @@ fn remove_orphaned_temp_files(dir: &Path) -> Result<usize, LocalError> {
     Ok(removed)
 }
 
-/// Whether `name` is a temporary file this mailer writes: `.<stem>.<pid>.<seq>.tmp`.
+/// Whether `name` is a temporary file this mailer writes: `.<stem>.<pid>.<seq>.tmp`, a write
+/// that never got linked into place, so an email that was not sent (its send is retried and
+/// writes a whole file).
 fn is_temp_file_name(name: &str) -> bool {
-    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+    is_aside(name, TEMP)
+}
+
+/// Whether `name` is a pending file this mailer writes: `.<stem>.<pid>.<seq>.pending`.
+fn is_pending_file_name(name: &str) -> bool {
+    is_aside(name, PENDING)
+}
+
+fn is_aside(name: &str, last: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.') else {
         return false;
     };
     let mut parts = inner.split('.');
-    let (Some(stem), Some(pid), Some(seq), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(stem), Some(pid), Some(seq), Some(end), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
     let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    stem_of_file_name(&format!("{stem}.eml")).is_some() && number(pid) && number(seq)
+    end == last && stem_of_file_name(&format!("{stem}.eml")).is_some() && number(pid) && number(seq)
 }
 
-/// The stem of a file the outbox writes: `<stem>.eml`, or the temporary `.<stem>.<pid>.<seq>.tmp`.
-/// Stems hold no `.` (it is encoded), so anything else is not the outbox's.
+/// The stem of a file the outbox writes: `<stem>.eml`, or the temporary or pending
+/// `.<stem>.<pid>.<seq>.tmp|pending`. Stems hold no `.` (it is encoded), so anything else is not
+/// the outbox's.
 fn stem_of_file_name(name: &str) -> Option<&str> {
     let stem = match name.strip_prefix('.') {
-        Some(temp) => temp.strip_suffix(".tmp")?.split('.').next()?,
+        Some(aside) => {
+            let inner = aside.strip_suffix(TEMP).or_else(|| aside.strip_suffix(PENDING))?.strip_suffix('.')?;
+            inner.split('.').next()?
+        }
         None => name.strip_suffix(".eml")?,
     };
     (!stem.is_empty() && !stem.contains('.')).then_some(stem)
@@ -257,7 +288,7 @@ impl Mailer for OutboxMailer {
 
 #[cfg(test)]
 mod tests {
-    use super::{file_stem, is_temp_file_name, key_of_stem, stem_of_file_name};
+    use super::{file_stem, is_pending_file_name, is_temp_file_name, key_of_stem, stem_of_file_name};
 
     #[test]
     fn stems_are_safe_and_distinct() {
@@ -287,6 +318,7 @@ mod tests {
     fn file_names_of_the_outbox_give_their_stems_and_others_none() {
         assert_eq!(stem_of_file_name("drip-X-welcome-v1-0.eml"), Some("drip-X-welcome-v1-0"));
         assert_eq!(stem_of_file_name(".drip-X-welcome-v1-0.4242.7.tmp"), Some("drip-X-welcome-v1-0"));
+        assert_eq!(stem_of_file_name(".drip-X-welcome-v1-0.4242.7.pending"), Some("drip-X-welcome-v1-0"));
         assert_eq!(stem_of_file_name("notes.txt"), None);
         assert_eq!(stem_of_file_name("a.b.eml"), None);
         assert_eq!(stem_of_file_name(".eml"), None);
@@ -296,6 +328,9 @@ mod tests {
     fn only_the_mailers_own_temporary_names_count_as_temporary() {
         assert!(is_temp_file_name(".assignment-01ARZ3NDEKTSV4RRFFQ69G5FAV-ben.4242.0.tmp"));
         assert!(is_temp_file_name(".drip-X-welcome-v1-0.1.17.tmp"));
+        assert!(is_pending_file_name(".drip-X-welcome-v1-0.1.17.pending"));
+        assert!(!is_temp_file_name(".drip-X-welcome-v1-0.1.17.pending"));
+        assert!(!is_pending_file_name(".drip-X-welcome-v1-0.1.17.tmp"));
         for other in [
             "assignment-01ARZ3NDEKTSV4RRFFQ69G5FAV-ben.eml",
             ".notes.tmp",

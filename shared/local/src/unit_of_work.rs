@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::db::Db;
 use crate::error::LocalError;
+use crate::outgoing::Parcel;
 use crate::queue::SqliteQueue;
 use crate::store::SqliteStore;
 
@@ -14,9 +15,11 @@ use crate::store::SqliteStore;
 /// it, are committed together rather than one by one. They are committed:
 /// - by [`commit`](Self::commit), at the end of the batch;
 /// - as soon as another thread needs the connection (so nobody waits on a deferred commit, and
-///   no other thread ever reads them uncommitted);
-/// - before an email or event leaves, when the outbox or bus was made with
-///   `commits_units_of`: nothing goes out about a write that a crash could still undo.
+///   no other thread ever reads them uncommitted).
+///
+/// Emails and events sent meanwhile through an outbox or bus made with `joins_units_of` are
+/// part of the unit: they leave once its writes are committed, when the unit ends, so that
+/// nothing goes out about a write a crash could still undo (see `outgoing.rs`).
 ///
 /// Each write still runs in a savepoint of its own, so one that fails undoes only itself. What
 /// is not yet committed is lost in a crash: the batch's messages are then delivered again and
@@ -29,10 +32,12 @@ pub struct UnitOfWork<'a> {
 }
 
 impl UnitOfWork<'_> {
-    /// Commits the unit's writes and ends it.
+    /// Commits the unit's writes and ends it; then its emails and events leave.
     pub fn commit(mut self) -> Result<(), LocalError> {
         self.ended = true;
-        self.db.end_unit(true).map_err(|e| self.db.local_error(e))
+        let committed = self.db.end_unit(true).map_err(|e| self.db.local_error(e));
+        deliver(self.db);
+        committed
     }
 }
 
@@ -40,7 +45,17 @@ impl Drop for UnitOfWork<'_> {
     fn drop(&mut self) {
         if !self.ended {
             let _ = self.db.end_unit(false);
+            // What another thread's need for the connection committed earlier stands.
+            deliver(self.db);
         }
+    }
+}
+
+/// The unit's writes are committed whatever happens here: a parcel not delivered now is
+/// delivered after the next unit, or on the next start.
+fn deliver(db: &Db) {
+    if let Err(e) = db.deliver_parcels() {
+        tracing::warn!(error = %e, "emails or events of committed writes could not be delivered yet; tried again later");
     }
 }
 
@@ -63,21 +78,35 @@ impl SqliteStore {
     }
 }
 
-/// What an outbox or bus holds to commit the sending thread's unit of work first.
+/// What an outbox or bus holds to send inside the sending thread's unit of work.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct CommitsFirst(Option<Arc<Db>>);
+pub(crate) struct JoinsUnits(Option<Arc<Db>>);
 
-impl CommitsFirst {
-    pub(crate) fn of(store: &SqliteStore) -> Self {
-        Self(Some(Arc::clone(store.db())))
+impl JoinsUnits {
+    /// Joins the units of `store`'s threads, after delivering what a crash left undelivered.
+    pub(crate) fn of(store: &SqliteStore) -> Result<Self, LocalError> {
+        store.db().deliver_parcels()?;
+        Ok(Self(Some(Arc::clone(store.db()))))
     }
 
-    /// Commits the calling thread's unit of work, if it has one; the error says why not.
-    pub(crate) fn commit(&self) -> Result<(), String> {
+    /// Whether the calling thread has a unit of work of that store to send in.
+    pub(crate) fn in_unit(&self) -> Result<bool, String> {
         match &self.0 {
-            Some(db) => db.commit_unit().map_err(|e| db.local_error(e).to_string()),
-            None => Ok(()),
+            Some(db) => db.in_unit().map_err(|e| db.local_error(e).to_string()),
+            None => Ok(false),
         }
+    }
+
+    /// Records `parcel` in the calling thread's unit of work (see [`Self::in_unit`]).
+    pub(crate) fn hold(&self, parcel: &Parcel) -> Result<(), String> {
+        match &self.0 {
+            Some(db) => db.hold(parcel).map_err(|e| db.local_error(e).to_string()),
+            None => Err("no unit of work to send in".into()),
+        }
+    }
+
+    pub(crate) fn db(&self) -> Option<&Arc<Db>> {
+        self.0.as_ref()
     }
 }
 

@@ -61,36 +61,103 @@ async fn another_thread_never_reads_a_units_writes_uncommitted() {
     assert_eq!(keys(&store).await, ["k1"]);
 }
 
+fn mailer_and_bus(dir: &tempfile::TempDir, store: &SqliteStore) -> (OutboxMailer, JsonlBus) {
+    let mailer = OutboxMailer::open(dir.path().join("outbox")).and_then(|m| m.joins_units_of(store));
+    let bus = JsonlBus::open(dir.path().join("events.jsonl")).and_then(|b| b.joins_units_of(store));
+    (mailer.unwrap_or_else(|e| panic!("{e}")), bus.unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn event(id: &str) -> DomainEvent {
+    DomainEvent { id: id.into(), detail_type: "lead.assigned".into(), at: at(), detail: serde_json::Value::Null }
+}
+
+/// The outbox's files, hidden ones (temporary, pending) included, sorted.
+fn outbox_files(dir: &tempfile::TempDir) -> Vec<String> {
+    let entries = std::fs::read_dir(dir.path().join("outbox")).unwrap_or_else(|e| panic!("{e}"));
+    let mut names: Vec<String> =
+        entries.map(|e| e.unwrap_or_else(|e| panic!("{e}")).file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// How many lines of the events file carry the event `id`.
+fn event_lines(dir: &tempfile::TempDir, id: &str) -> usize {
+    let text = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap_or_default();
+    text.lines().filter(|l| l.contains(&format!("\"id\":\"{id}\""))).count()
+}
+
+/// Sends an email and publishes an event inside a unit, between two writes.
+async fn write_send_publish(store: &SqliteStore, mailer: &OutboxMailer, bus: &JsonlBus, n: u32) {
+    assert!(store.suppress(&entry(&format!("before-{n}")), &[]).await.unwrap_or_else(|e| panic!("{e}")));
+    mailer.send(&outgoing_email(&format!("assignment-{n}")), at()).await.unwrap_or_else(|e| panic!("{e}"));
+    bus.publish(&[event(&format!("evt-{n}"))]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(store.suppress(&entry(&format!("after-{n}")), &[]).await.unwrap_or_else(|e| panic!("{e}")));
+}
+
 #[tokio::test]
-async fn an_email_or_event_leaves_only_after_the_units_writes_are_committed() {
+async fn an_email_or_event_sent_in_a_unit_leaves_with_its_writes_once_they_are_committed() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = open(&dir);
-    let mailer =
-        OutboxMailer::open(dir.path().join("outbox")).unwrap_or_else(|e| panic!("{e}")).commits_units_of(&store);
-    let bus =
-        JsonlBus::open(dir.path().join("events.jsonl")).unwrap_or_else(|e| panic!("{e}")).commits_units_of(&store);
+    let (mailer, bus) = mailer_and_bus(&dir, &store);
 
     let unit = store.begin_unit().unwrap_or_else(|e| panic!("{e}"));
-    assert!(store.suppress(&entry("before-email"), &[]).await.unwrap_or_else(|e| panic!("{e}")));
-    mailer.send(&outgoing_email("assignment-1"), at()).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(store.suppress(&entry("before-event"), &[]).await.unwrap_or_else(|e| panic!("{e}")));
-    let event = DomainEvent {
-        id: "evt-1".into(),
-        detail_type: "LeadAssigned".into(),
-        at: at(),
-        detail: serde_json::Value::Null,
-    };
-    bus.publish(&[event]).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(store.suppress(&entry("after-both"), &[]).await.unwrap_or_else(|e| panic!("{e}")));
-    // A crash here: what the email and the event were about stays; the rest is undone.
+    write_send_publish(&store, &mailer, &bus, 1).await;
+    assert!(!outbox_files(&dir).contains(&"assignment-1.eml".to_string()), "not before the commit");
+    assert_eq!(event_lines(&dir, "evt-1"), 0, "not before the commit");
+    // A crash here, or a batch given up: the writes are undone, and so are the email and event.
     drop(unit);
-    assert_eq!(keys(&store).await, ["before-email", "before-event"]);
+    assert!(keys(&store).await.is_empty());
+    assert!(!outbox_files(&dir).contains(&"assignment-1.eml".to_string()));
+    assert_eq!(event_lines(&dir, "evt-1"), 0);
 
-    // An outbox that does not commit first sends while the unit's writes can still be undone.
-    let plain = OutboxMailer::open(dir.path().join("plain")).unwrap_or_else(|e| panic!("{e}"));
     let unit = store.begin_unit().unwrap_or_else(|e| panic!("{e}"));
-    assert!(store.suppress(&entry("undone"), &[]).await.unwrap_or_else(|e| panic!("{e}")));
-    plain.send(&outgoing_email("assignment-2"), at()).await.unwrap_or_else(|e| panic!("{e}"));
-    drop(unit);
-    assert_eq!(keys(&store).await, ["before-email", "before-event"]);
+    write_send_publish(&store, &mailer, &bus, 2).await;
+    assert!(!outbox_files(&dir).contains(&"assignment-2.eml".to_string()));
+    unit.commit().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(keys(&store).await, ["after-2", "before-2"]);
+    assert!(outbox_files(&dir).contains(&"assignment-2.eml".to_string()), "placed once committed");
+    assert_eq!(event_lines(&dir, "evt-2"), 1);
+
+    // The undone email's pending file goes with the next start.
+    drop((mailer, bus));
+    let (_mailer, _bus) = mailer_and_bus(&dir, &store);
+    assert_eq!(outbox_files(&dir), ["assignment-2.eml"]);
+}
+
+#[tokio::test]
+async fn what_a_crash_left_between_the_commit_and_the_delivery_leaves_on_the_next_start() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = open(&dir);
+    let (mailer, bus) = mailer_and_bus(&dir, &store);
+    let unit = store.begin_unit().unwrap_or_else(|e| panic!("{e}"));
+    write_send_publish(&store, &mailer, &bus, 1).await;
+    // Another thread needs the connection: the unit's writes are committed for it.
+    let other = store.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap_or_else(|e| panic!("{e}"));
+        runtime.block_on(keys(&other))
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("the reading thread panicked"));
+    // The process dies before the unit ends: nothing is delivered.
+    std::mem::forget(unit);
+    drop((mailer, bus, store));
+    assert!(!outbox_files(&dir).contains(&"assignment-1.eml".to_string()));
+    assert_eq!(event_lines(&dir, "evt-1"), 0);
+
+    let store = open(&dir);
+    let (_mailer, _bus) = mailer_and_bus(&dir, &store);
+    assert_eq!(keys(&store).await, ["after-1", "before-1"]);
+    assert_eq!(outbox_files(&dir), ["assignment-1.eml"], "placed, and its pending file gone");
+    assert_eq!(event_lines(&dir, "evt-1"), 1, "appended once");
+}
+
+#[tokio::test]
+async fn outside_a_unit_an_email_or_event_leaves_at_once() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = open(&dir);
+    let (mailer, bus) = mailer_and_bus(&dir, &store);
+    write_send_publish(&store, &mailer, &bus, 1).await;
+    assert_eq!(outbox_files(&dir), ["assignment-1.eml"]);
+    assert_eq!(event_lines(&dir, "evt-1"), 1);
 }
