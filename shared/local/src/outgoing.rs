@@ -19,7 +19,7 @@ use crate::db::{Db, DbError};
 use crate::error::LocalError;
 
 /// What leaves once the unit that recorded it is committed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub(crate) enum Parcel {
     /// An email written to `pending`, to be linked to `place`.
     File { pending: PathBuf, place: PathBuf },
