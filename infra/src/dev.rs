@@ -36,6 +36,9 @@ pub mod guard;
 
 pub use data_lock::LOCK_FILE;
 
+/// The data folder's intake file, beside `leadflow.db`: submissions waiting for validate.
+pub const INTAKE_FILE: &str = "intake.db";
+
 #[derive(Debug, Clone)]
 pub struct DevOptions {
     pub addr: SocketAddr,
@@ -86,12 +89,25 @@ pub enum DevError {
     SigningKeys { path: PathBuf, reason: String },
 }
 
-/// The stage queue as the handlers see it: the SQLite queue, waking the stage's worker on send so
-/// that a lead moves on at once instead of at the next poll.
+/// The stage queues as the handlers see them: validate's in the intake file, the others in the
+/// store's, each send waking the stage's worker so that a lead moves on at once instead of at the
+/// next poll.
 #[derive(Clone)]
 pub struct WakingQueue {
-    inner: SqliteQueue,
+    /// Capture's messages to validate, in a file of their own (see `SqliteQueue::open_intake`).
+    intake: SqliteQueue,
+    /// Score's and route's, in the store's file: acknowledged in the batch's own commit.
+    store: SqliteQueue,
     wake: Arc<[Notify; 3]>,
+}
+
+impl WakingQueue {
+    fn of(&self, stage: Stage) -> &SqliteQueue {
+        match stage {
+            Stage::Validate => &self.intake,
+            Stage::Score | Stage::Route => &self.store,
+        }
+    }
 }
 
 fn slot(stage: Stage) -> usize {
@@ -104,7 +120,7 @@ fn slot(stage: Stage) -> usize {
 
 impl StageQueue for WakingQueue {
     async fn send(&self, stage: Stage, bodies: &[String]) -> Result<(), QueueError> {
-        self.inner.send(stage, bodies).await?;
+        self.of(stage).send(stage, bodies).await?;
         self.wake[slot(stage)].notify_one();
         Ok(())
     }
@@ -114,11 +130,11 @@ impl StageQueue for WakingQueue {
 /// messages are handled at once.
 impl DeadLetters for WakingQueue {
     async fn list(&self, stage: Stage, limit: usize) -> Result<DeadLetterList, QueueError> {
-        DeadLetters::list(&self.inner, stage, limit).await
+        DeadLetters::list(self.of(stage), stage, limit).await
     }
 
     async fn redrive(&self, stage: Stage) -> Result<Redrive, QueueError> {
-        let redrive = DeadLetters::redrive(&self.inner, stage).await?;
+        let redrive = DeadLetters::redrive(self.of(stage), stage).await?;
         self.wake[slot(stage)].notify_one();
         Ok(redrive)
     }
@@ -199,10 +215,15 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
     let outbox = opts.data_dir.join("outbox");
     let events = opts.data_dir.join("events.jsonl");
     let store = SqliteStore::open(&database)?;
-    let sqlite_queue = store.queue();
-    // This process is the only consumer of the file: what a killed predecessor held in flight
+    let intake = SqliteQueue::open_intake(opts.data_dir.join(INTAKE_FILE))?;
+    // What an older build left waiting for validate in the store's file.
+    let moved = store.queue().move_stage_to(Stage::Validate, &intake)?;
+    if moved > 0 {
+        info!(moved, "messages waiting for validate moved to the intake file");
+    }
+    // This process is the only consumer of the files: what a killed predecessor held in flight
     // can be delivered again now rather than after its visibility timeout.
-    let recovered = sqlite_queue.recover_in_flight(Utc::now())?;
+    let recovered = store.queue().recover_in_flight(Utc::now())? + intake.recover_in_flight(Utc::now())?;
     if recovered > 0 {
         info!(recovered, "messages a previous run held in flight are delivered again");
     }
@@ -213,7 +234,7 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         info!(released, "emails and events a previous run had claimed are tried again now");
     }
     let queue =
-        WakingQueue { inner: sqlite_queue.clone(), wake: Arc::new([Notify::new(), Notify::new(), Notify::new()]) };
+        WakingQueue { intake, store: store.queue(), wake: Arc::new([Notify::new(), Notify::new(), Notify::new()]) };
     let admin_token = opts.admin_token.clone().unwrap_or_else(random_token);
     let clock = if opts.clock_speed == 1.0 { SystemClock::new() } else { SystemClock::accelerated(opts.clock_speed) };
     // A stage's emails and events leave with its batch's writes, once they are committed: nothing
@@ -270,7 +291,7 @@ pub async fn start(opts: DevOptions) -> Result<Running, DevError> {
         .map(|stage| {
             stage_worker(
                 Arc::clone(&ports),
-                sqlite_queue.clone(),
+                queue.of(stage).clone(),
                 Arc::clone(&queue.wake),
                 stage,
                 opts.visibility_timeout,
@@ -471,7 +492,7 @@ async fn stage_worker(
         // (group commit; see `UnitOfWork` for when they are made). The receive above committed
         // on its own: a message that crashes the process must still have its delivery counted,
         // or it would never be dead-lettered.
-        let unit = match queue.begin_unit() {
+        let unit = match ports.store.begin_unit() {
             Ok(unit) => Some(unit),
             Err(e) => {
                 error!(stage = stage.as_str(), error = %e, "cannot start the batch's unit of work; each write commits alone");
@@ -485,15 +506,26 @@ async fn stage_worker(
         };
         let done: Vec<String> =
             counts.iter().filter(|(id, _)| !failed.iter().any(|f| f.id == *id)).map(|(id, _)| id.clone()).collect();
-        if let Err(e) = queue.delete(stage, &done) {
-            error!(stage = stage.as_str(), error = %e, "cannot acknowledge handled messages; they will be handled again");
+        // In the store's file, the acknowledgement commits with the writes it acknowledges. In
+        // the intake file it cannot: it follows their commit, and is not made if that failed (a
+        // crash in between hands the batch to validate again, which finds its work done).
+        let acknowledged_with_the_writes = queue.shares_file_with(&ports.store);
+        if acknowledged_with_the_writes {
+            acknowledge(&queue, stage, &done);
         }
-        if let Some(Err(e)) = unit.map(|u| u.commit()) {
-            error!(
-                stage = stage.as_str(),
-                error = %e,
-                "cannot commit the batch; its messages are handled again after their visibility timeout"
-            );
+        let committed = match unit.map(|u| u.commit()) {
+            Some(Err(e)) => {
+                error!(
+                    stage = stage.as_str(),
+                    error = %e,
+                    "cannot commit the batch; its messages are handled again after their visibility timeout"
+                );
+                false
+            }
+            _ => true,
+        };
+        if committed && !acknowledged_with_the_writes {
+            acknowledge(&queue, stage, &done);
         }
         for f in failed {
             let count = counts.iter().find(|(id, _)| *id == f.id).map_or(1, |(_, c)| *c);
@@ -501,6 +533,12 @@ async fn stage_worker(
                 error!(stage = stage.as_str(), error = %e, "cannot release a failed message; it reappears after its timeout");
             }
         }
+    }
+}
+
+fn acknowledge(queue: &SqliteQueue, stage: Stage, done: &[String]) {
+    if let Err(e) = queue.delete(stage, done) {
+        error!(stage = stage.as_str(), error = %e, "cannot acknowledge handled messages; they will be handled again");
     }
 }
 

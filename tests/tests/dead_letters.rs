@@ -19,7 +19,9 @@ const REASON: &str = "the lead store is unavailable: database is locked";
 const EMAIL: &str = "dora@deadletter.example";
 
 /// A data folder whose validate queue has one dead letter: a submission released with
-/// [`REASON`] on each of its deliveries, as the local runner releases a failed message.
+/// [`REASON`] on each of its deliveries, as the local runner releases a failed message. It is in
+/// the store's file, where builds before the intake file kept validate's queue: the stack moves it
+/// when it starts, so this test also shows that nothing such a build left is stranded.
 fn folder_with_a_dead_letter() -> (tempfile::TempDir, LeadId) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     let store = SqliteStore::open(dir.path().join("leadflow.db")).unwrap_or_else(|e| panic!("store: {e}"));
@@ -160,4 +162,43 @@ async fn a_dead_letter_is_listed_with_its_reason_and_redriven_into_the_pipeline(
         other => panic!("{other:?}"),
     }
     running.shutdown().await;
+}
+
+/// A submission an older build left waiting for validate in the store's file is handled after an
+/// upgrade: the stack moves it to the intake file on start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_left_waiting_by_an_older_build_becomes_a_lead() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let lead_id = LeadId::from_parts(u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0), 0xbeef);
+    let submission = Submission {
+        lead_id,
+        received_at: Utc::now(),
+        email: "wanda@waiting.example".into(),
+        first_name: Some("Wanda".into()),
+        ..Submission::default()
+    };
+    let body = serde_json::to_string(&submission).unwrap_or_else(|e| panic!("{e}"));
+    {
+        let store = SqliteStore::open(dir.path().join("leadflow.db")).unwrap_or_else(|e| panic!("store: {e}"));
+        leadflow_core::ports::StageQueue::send(&store.queue(), Stage::Validate, &[body])
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
+    }
+    let running = start(&dir).await;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, lead) =
+            call(&http, reqwest::Method::GET, &format!("{base}/admin/leads/{lead_id}"), Some(TOKEN)).await;
+        if status == 200 {
+            assert_eq!(lead["contact"]["first_name"], json!("Wanda"), "{lead}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the waiting submission was not handled: {status} {lead}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.shutdown().await;
+    let store = SqliteStore::open(dir.path().join("leadflow.db")).unwrap_or_else(|e| panic!("store: {e}"));
+    assert_eq!(store.queue().depth(Stage::Validate).ok(), Some(0), "nothing is left in the store's file");
 }

@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 use crate::error::LocalError;
 
 /// Bumped with every schema change; a file from a newer build is refused rather than misread.
+/// 6: validate's queue moved to the intake file beside this one (an older build would never
+/// handle what waits there). The local stack moves what an older build left here on start.
 /// 5: `outgoing`, the emails and events of units of work not yet delivered (an older build
 /// would never deliver what a crash left there).
 /// 3: `leads.sla_due_at` with its partial index, `suppressions`, `documents`.
@@ -26,7 +28,10 @@ use crate::error::LocalError;
 /// file with them is still a version-4 file. `suppressions.at_ms` came with the last one: a build
 /// that does not know the column leaves it NULL on the entries it adds, and every open fills in
 /// what such a build left (see [`backfill_suppression_times`]).
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
+
+/// The intake file's own version (see [`Db::open_intake`]).
+const INTAKE_SCHEMA_VERSION: i64 = 1;
 
 /// Only another process (an admin command on the same file) can hold the write lock against
 /// us; in-process writers queue on the mutex instead.
@@ -151,6 +156,19 @@ CREATE TABLE IF NOT EXISTS enrollments (
 CREATE INDEX IF NOT EXISTS enrollments_due ON enrollments (next_due_at)
     WHERE next_due_at IS NOT NULL;
 
+-- Emails and events a unit of work sent, delivered once it is committed (see outgoing.rs):
+-- kind 'file' links the pending file named in body to target, 'lines' appends body to target.
+CREATE TABLE IF NOT EXISTS outgoing (
+    id     INTEGER PRIMARY KEY,
+    kind   TEXT NOT NULL CHECK (kind IN ('file', 'lines')),
+    target TEXT NOT NULL,
+    body   BLOB NOT NULL
+);
+"#;
+
+/// The stage queues: in the store's file for the stages after validate, and alone in the intake
+/// file for validate's (see [`Db::open_intake`]).
+const QUEUE_SCHEMA: &str = r#"
 -- AUTOINCREMENT: a message id is never reused, so a late delete from a worker whose lease ran
 -- out can never hit a newer message.
 CREATE TABLE IF NOT EXISTS queue_messages (
@@ -175,15 +193,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_stage ON dead_letters (stage, id);
-
--- Emails and events a unit of work sent, delivered once it is committed (see outgoing.rs):
--- kind 'file' links the pending file named in body to target, 'lines' appends body to target.
-CREATE TABLE IF NOT EXISTS outgoing (
-    id     INTEGER PRIMARY KEY,
-    kind   TEXT NOT NULL CHECK (kind IN ('file', 'lines')),
-    target TEXT NOT NULL,
-    body   BLOB NOT NULL
-);
 "#;
 
 /// Indexes added after version 4 was released, without a new version: every open creates the
@@ -265,7 +274,23 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
+    /// Opens the store's file: every table, the stages' queues after validate among them.
     pub(crate) fn open(path: &Path) -> Result<Arc<Db>, LocalError> {
+        Self::open_with(path, migrate)
+    }
+
+    /// Opens an intake file: the queues alone, for capture's messages to validate. Capture
+    /// writes there on a connection of its own, so it never waits for the stages' commits or for
+    /// the checkpoints of the store's write-ahead log, which were most of its slowest answers
+    /// (docs/performance.md, section 2).
+    pub(crate) fn open_intake(path: &Path) -> Result<Arc<Db>, LocalError> {
+        Self::open_with(path, migrate_intake)
+    }
+
+    fn open_with(
+        path: &Path,
+        migrate: fn(&mut Connection, &Path) -> Result<(), LocalError>,
+    ) -> Result<Arc<Db>, LocalError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| LocalError::Io {
                 action: "create the folder of the data file",
@@ -458,6 +483,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
             tx.execute_batch("ALTER TABLE activities RENAME TO activities_v3").map_err(db_err)?;
         }
         tx.execute_batch(SCHEMA).map_err(db_err)?;
+        tx.execute_batch(QUEUE_SCHEMA).map_err(db_err)?;
         if rekey {
             tx.execute_batch(
                 "INSERT OR IGNORE INTO activities (lead_id, id, at, doc) \
@@ -483,6 +509,21 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
     // The funnel's side table, filled once on the first open of a file without it.
     crate::store::facts::ensure(&tx).map_err(db_err)?;
     backfill_suppression_times(&tx).map_err(db_err)?;
+    tx.commit().map_err(db_err)
+}
+
+/// The intake file's schema: the queue tables alone, with a version of their own.
+fn migrate_intake(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
+    let db_err = |source| LocalError::Open { path: path.to_path_buf(), source };
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_err)?;
+    if found > INTAKE_SCHEMA_VERSION {
+        return Err(LocalError::NewerSchema { path: path.to_path_buf(), found, known: INTAKE_SCHEMA_VERSION });
+    }
+    if found < INTAKE_SCHEMA_VERSION {
+        tx.execute_batch(QUEUE_SCHEMA).map_err(db_err)?;
+        tx.pragma_update(None, "user_version", INTAKE_SCHEMA_VERSION).map_err(db_err)?;
+    }
     tx.commit().map_err(db_err)
 }
 

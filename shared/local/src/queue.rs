@@ -2,6 +2,7 @@
 //! message is hidden for a visibility timeout and comes back unless deleted, and one received
 //! too often goes to its stage's dead letters with the last error recorded for it.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use rusqlite::params;
 
 use crate::db::{Db, DbError, duration_millis, millis};
 use crate::error::LocalError;
+use crate::store::SqliteStore;
 
 /// How many times a message is delivered before it goes to the dead letters (SQS's
 /// `maxReceiveCount`).
@@ -54,6 +56,87 @@ const SELECT_VISIBLE: &str = "SELECT id, body, receive_count, last_error FROM qu
 impl SqliteQueue {
     pub(crate) fn new(db: Arc<Db>) -> Self {
         Self { db, max_receives: DEFAULT_MAX_RECEIVES }
+    }
+
+    /// Opens (creating it and its folder if need be) a file that holds stage queues alone, on a
+    /// connection of its own: the local stack's intake, where capture's messages wait for
+    /// validate. Its writers never wait on the store's connection, nor the store's on them.
+    pub fn open_intake(path: impl AsRef<Path>) -> Result<Self, LocalError> {
+        Ok(Self::new(Db::open_intake(path.as_ref())?))
+    }
+
+    /// Whether this queue lives in `store`'s file, on its connection: then acknowledging a
+    /// message inside the store's unit of work commits with the writes it acknowledges.
+    pub fn shares_file_with(&self, store: &SqliteStore) -> bool {
+        Arc::ptr_eq(&self.db, store.db())
+    }
+
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+
+    /// Moves every message and dead letter of `stage` from this file to `to`'s; answers how
+    /// many. For a file an older build wrote, whose queue for that stage now lives elsewhere.
+    /// The two files share no transaction: a crash between the copy and the delete leaves a
+    /// message in both, which is then handled twice, as any redelivery may be; none is lost.
+    pub fn move_stage_to(&self, stage: Stage, to: &SqliteQueue) -> Result<u64, LocalError> {
+        type Row = (String, i64, Option<String>, i64);
+        let (waiting, dead): (Vec<Row>, Vec<Row>) = self
+            .db
+            .read(|c| {
+                let rows = |sql: &str| -> Result<Vec<Row>, DbError> {
+                    let mut stmt = c.prepare(sql)?;
+                    let rows =
+                        stmt.query_map([stage.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+                    Ok(rows.collect::<Result<_, _>>()?)
+                };
+                Ok((
+                    rows(
+                        "SELECT body, receive_count, last_error, enqueued_at FROM queue_messages \
+                          WHERE stage = ?1 ORDER BY id",
+                    )?,
+                    rows(
+                        "SELECT body, receive_count, last_error, dead_at FROM dead_letters \
+                          WHERE stage = ?1 ORDER BY id",
+                    )?,
+                ))
+            })
+            .map_err(|e| self.db.local_error(e))?;
+        if waiting.is_empty() && dead.is_empty() {
+            return Ok(0);
+        }
+        to.db
+            .write(|tx| {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO queue_messages (stage, body, visible_at, receive_count, last_error, enqueued_at) \
+                     VALUES (?1, ?2, 0, ?3, ?4, ?5)",
+                )?;
+                for (body, count, last_error, at) in &waiting {
+                    insert.execute(params![stage.as_str(), body, count, last_error, at])?;
+                }
+                // A dead letter keeps its message's id, which a message that dies later replaces
+                // by: each moved one takes an id from the queue's sequence, never handed out again.
+                let mut bury = tx.prepare_cached(
+                    "INSERT INTO dead_letters (id, stage, body, receive_count, last_error, dead_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (body, count, last_error, at) in &dead {
+                    insert.execute(params![stage.as_str(), body, count, last_error, at])?;
+                    let id = tx.last_insert_rowid();
+                    tx.prepare_cached("DELETE FROM queue_messages WHERE id = ?1")?.execute([id])?;
+                    bury.execute(params![id, stage.as_str(), body, count, last_error, at])?;
+                }
+                Ok(())
+            })
+            .map_err(|e| to.db.local_error(e))?;
+        self.db
+            .write(|tx| {
+                tx.execute("DELETE FROM queue_messages WHERE stage = ?1", [stage.as_str()])?;
+                tx.execute("DELETE FROM dead_letters WHERE stage = ?1", [stage.as_str()])?;
+                Ok(())
+            })
+            .map_err(|e| self.db.local_error(e))?;
+        Ok(u64::try_from(waiting.len() + dead.len()).unwrap_or(u64::MAX))
     }
 
     /// Deliveries before a message is dead-lettered; at least 1.

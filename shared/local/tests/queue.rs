@@ -169,3 +169,54 @@ async fn writes_survive_the_process_being_killed() {
     let seen: Vec<_> = redelivered.iter().map(|m| (m.body.as_str(), m.receive_count)).collect();
     assert_eq!(seen, [("in flight", 2), ("waiting", 1)]);
 }
+
+#[tokio::test]
+async fn a_stage_moved_to_an_intake_file_keeps_its_messages_and_dead_letters() {
+    let (dir, store) = open();
+    let old = store.queue().with_max_receives(1);
+    old.send(Stage::Validate, &bodies(&["dies"])).await.unwrap();
+    assert_eq!(old.receive(Stage::Validate, 10, VISIBILITY, t(0)).unwrap().len(), 1);
+    assert!(old.receive(Stage::Validate, 10, VISIBILITY, t(60)).unwrap().is_empty(), "dead-lettered");
+    old.send(Stage::Validate, &bodies(&["w1", "w2"])).await.unwrap();
+    old.send(Stage::Score, &bodies(&["stays"])).await.unwrap();
+
+    let intake = leadflow_local::SqliteQueue::open_intake(dir.path().join("intake.db")).unwrap().with_max_receives(1);
+    assert!(!intake.shares_file_with(&store) && old.shares_file_with(&store));
+    assert_eq!(old.move_stage_to(Stage::Validate, &intake).unwrap(), 3);
+    assert_eq!(old.move_stage_to(Stage::Validate, &intake).unwrap(), 0, "nothing is moved twice");
+    assert_eq!((old.depth(Stage::Validate).unwrap(), old.dead_letters(Stage::Validate).unwrap().len()), (0, 0));
+    assert_eq!(old.depth(Stage::Score).unwrap(), 1, "other stages stay where they were");
+
+    // A message that dies in the intake file later must not take a moved dead letter's place.
+    let got = intake.receive(Stage::Validate, 10, VISIBILITY, t(0)).unwrap();
+    assert_eq!(got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["w1", "w2"]);
+    assert!(intake.receive(Stage::Validate, 10, VISIBILITY, t(60)).unwrap().is_empty());
+    let mut dead: Vec<String> = intake.dead_letters(Stage::Validate).unwrap().into_iter().map(|d| d.body).collect();
+    dead.sort();
+    assert_eq!(dead, ["dies", "w1", "w2"]);
+}
+
+#[tokio::test]
+async fn an_intake_file_holds_queues_only_and_refuses_a_newer_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("intake.db");
+    let intake = leadflow_local::SqliteQueue::open_intake(&path).unwrap();
+    intake.send(Stage::Validate, &bodies(&["kept"])).await.unwrap();
+    drop(intake);
+    let reopened = leadflow_local::SqliteQueue::open_intake(&path).unwrap();
+    assert_eq!(reopened.depth(Stage::Validate).unwrap(), 1, "a message survives a reopen");
+    drop(reopened);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["dead_letters", "queue_messages"]);
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
+    let refused = leadflow_local::SqliteQueue::open_intake(&path).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("newer"), "{refused}");
+}
