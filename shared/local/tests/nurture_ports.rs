@@ -178,7 +178,7 @@ async fn a_schema_2_file_is_migrated_and_its_owned_leads_indexed() {
 
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     // Opening a migrated file again changes nothing.
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.due_slas(t(200), 10).await.unwrap(), vec![id(6), id(2), id(1)]);

@@ -107,7 +107,7 @@ async fn a_schema_3_file_keeps_every_activity_and_then_takes_the_same_id_for_ano
 
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.activities(id(1)).await.unwrap().len(), 2, "opening again changes nothing");
 }
