@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::error::ConfigError;
 use crate::local_time;
 use crate::model::{Assignment, Lead};
-use crate::normalize::phone_for_display;
 use crate::outgoing::{EmailCategory, Mailbox, OutgoingEmail};
 use crate::routing::Rep;
 use crate::sales_link::{self, SalesAction, SalesLink};
@@ -284,7 +283,7 @@ impl<'a> LeadView<'a> {
             last_name: c.last_name.as_deref(),
             email: &c.email,
             phone: c.phone.as_deref(),
-            phone_display: c.phone.as_deref().map(phone_for_display),
+            phone_display: c.phone_display.clone().or_else(|| c.phone.clone()),
             company: c.company.as_deref(),
             job_title: c.job_title.as_deref(),
             country: c.country.as_deref(),

@@ -58,6 +58,8 @@ pub fn tombstone(lead: &Lead, now: DateTime<Utc>) -> Lead {
         first_name: None,
         last_name: None,
         phone: None,
+        phone_display: None,
+        phone_country: None,
         company: None,
         job_title: None,
         country: c.country.clone(),
@@ -168,6 +170,8 @@ mod tests {
                 first_name: Some("Ada".into()),
                 last_name: Some("Lovelace".into()),
                 phone: Some("+442071234567".into()),
+                phone_display: Some("+44 20 7123 4567".into()),
+                phone_country: Some("GB".into()),
                 company: Some("Engines".into()),
                 job_title: Some("CTO".into()),
                 country: Some("GB".into()),
@@ -196,7 +200,9 @@ mod tests {
         let original = lead();
         let t = tombstone(&original, now);
         let text = serde_json::to_string(&t).unwrap_or_default();
-        for secret in ["ada", "Ada", "Lovelace", "4420", "Engines", "CTO", "teal", "London", "inbox", "wants"] {
+        for secret in
+            ["ada", "Ada", "Lovelace", "4420", "20 7123", "Engines", "CTO", "teal", "London", "inbox", "wants"]
+        {
             assert!(!text.contains(secret), "{secret} survived: {text}");
         }
         assert!(is_erased(&t));

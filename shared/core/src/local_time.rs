@@ -83,11 +83,7 @@ pub fn lead_zone(lead: &Lead, default: Tz) -> (Tz, ZoneSource) {
     if let Some(tz) = c.country.as_deref().and_then(country_zone) {
         return (tz, ZoneSource::Country);
     }
-    let phone_country = c.phone.as_deref().and_then(|p| phonenumber::parse(None, p).ok()).and_then(|n| {
-        let id = n.country().id()?;
-        Some(id.as_ref().to_string())
-    });
-    if let Some(tz) = phone_country.as_deref().and_then(country_zone) {
+    if let Some(tz) = c.phone_country.as_deref().and_then(country_zone) {
         return (tz, ZoneSource::Phone);
     }
     (default, ZoneSource::Default)

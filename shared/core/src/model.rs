@@ -129,6 +129,15 @@ pub struct Contact {
     pub last_name: Option<String>,
     /// E.164, e.g. `+4930123456`.
     pub phone: Option<String>,
+    /// The phone as people write it (`+49 30 123456`), set by validation with `phone`, so that
+    /// the stages after it need no phone metadata. Absent on leads an older build stored: they
+    /// show `phone` as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_display: Option<String>,
+    /// The region the phone number belongs to (ISO 3166-1 alpha-2), set with `phone`: the lead's
+    /// time zone when it gave neither a zone nor a country.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_country: Option<String>,
     pub company: Option<String>,
     pub job_title: Option<String>,
     /// ISO 3166-1 alpha-2, upper case.

@@ -11,8 +11,8 @@ use crate::model::{
     Validity,
 };
 use crate::normalize::{
-    EMAIL_RULES, MAX_EMAIL_LEN, MAX_NAME_CHARS, check_text, classify_domain, is_role_address, longer_than,
-    normalize_country, normalize_email, normalize_phone, normalize_text, normalize_time_zone, plain_normalized_email,
+    EMAIL_RULES, MAX_EMAIL_LEN, MAX_NAME_CHARS, Phone, check_text, classify_domain, is_role_address, longer_than,
+    normalize_country, normalize_email, normalize_text, normalize_time_zone, plain_normalized_email, read_phone,
 };
 
 /// Longest value of a single-line field other than names and URLs, in characters.
@@ -250,13 +250,17 @@ pub fn build_lead(sub: &Submission, settings: &ValidationSettings) -> Lead {
     });
 
     let phone_region = country.clone().or_else(|| settings.default_country.as_deref().and_then(normalize_country));
-    let phone = non_blank(sub.phone.as_deref()).and_then(|raw| match normalize_phone(raw, phone_region.as_deref()) {
-        Ok(e164) => Some(e164),
+    let phone = non_blank(sub.phone.as_deref()).and_then(|raw| match read_phone(raw, phone_region.as_deref()) {
+        Ok(phone) => Some(phone),
         Err(p) => {
             warnings.push(p);
             None
         }
     });
+    let (phone, phone_display, phone_country) = match phone {
+        Some(Phone { e164, display, country }) => (Some(e164), Some(display), country),
+        None => (None, None, None),
+    };
 
     let touch = Touch {
         at: sub.received_at,
@@ -313,6 +317,8 @@ pub fn build_lead(sub: &Submission, settings: &ValidationSettings) -> Lead {
             first_name,
             last_name,
             phone,
+            phone_display,
+            phone_country,
             company,
             job_title,
             country,
@@ -358,7 +364,6 @@ pub fn merge_into(existing: &Lead, incoming: &Lead, now: DateTime<Utc>) -> Lead 
     for (field, value) in [
         (&mut c.first_name, &new.first_name),
         (&mut c.last_name, &new.last_name),
-        (&mut c.phone, &new.phone),
         (&mut c.company, &new.company),
         (&mut c.job_title, &new.job_title),
         (&mut c.country, &new.country),
@@ -367,6 +372,13 @@ pub fn merge_into(existing: &Lead, incoming: &Lead, now: DateTime<Utc>) -> Lead 
         if value.is_some() {
             field.clone_from(value);
         }
+    }
+
+    // The number and what was read from it go together.
+    if new.phone.is_some() {
+        c.phone.clone_from(&new.phone);
+        c.phone_display.clone_from(&new.phone_display);
+        c.phone_country.clone_from(&new.phone_country);
     }
 
     lead.custom = merge_custom(&existing.custom, &incoming.custom);

@@ -32,6 +32,8 @@ fn lead(n: u64, country: &str, title: Option<&str>) -> Lead {
             first_name: None,
             last_name: None,
             phone: None,
+            phone_display: None,
+            phone_country: None,
             company: Some("Acme".into()),
             job_title: title.map(str::to_string),
             country: Some(country.into()),

@@ -225,12 +225,17 @@ fn without_a_time_zone_the_country_then_the_phone_then_the_campaign_decide() {
             l.contact.time_zone = None;
             l.contact.country = None;
             l.contact.phone = None;
+            l.contact.phone_country = None;
             l.owner = None;
             change(l);
         })
     };
     let by_country = no_zone(|l| l.contact.country = Some("IN".into()));
-    let by_phone = no_zone(|l| l.contact.phone = Some("+14155550123".into()));
+    // Validation reads the number's region once (see `read_phone`); nurture uses what it kept.
+    let by_phone = no_zone(|l| {
+        l.contact.phone = Some("+14155550123".into());
+        l.contact.phone_country = Some("US".into());
+    });
     let by_default = no_zone(|_| {});
     assert_eq!(c.zone_of(&by_country), "Asia/Kolkata".parse::<Tz>().expect("zone"));
     assert_eq!(c.zone_of(&by_phone), "America/New_York".parse::<Tz>().expect("zone"));

@@ -3,7 +3,7 @@
 use leadflow_core::model::DomainKind;
 use leadflow_core::normalize::{
     EMAIL_RULES, check_text, classify_domain, email_key, is_role_address, normalize_country, normalize_email,
-    normalize_name, normalize_phone, normalize_text, normalize_time_zone, plain_normalized_email,
+    normalize_name, normalize_phone, normalize_text, normalize_time_zone, plain_normalized_email, read_phone,
 };
 use proptest::prelude::*;
 use unicode_normalization::UnicodeNormalization;
@@ -246,6 +246,27 @@ fn phones_become_e164() {
     assert_eq!(normalize_phone("020 7946 0958", Some("United Kingdom")).unwrap(), "+442079460958");
     // The output reads back as itself.
     assert_eq!(normalize_phone("+4930901820", Some("US")).unwrap(), "+4930901820");
+}
+
+#[test]
+fn a_read_phone_shows_as_its_stored_number_would_and_names_its_region() {
+    for (raw, country, shown, region) in [
+        ("030 901820", Some("DE"), "+49 30 901820", Some("DE")),
+        ("(201) 555-0123", Some("US"), "+1 201-555-0123", Some("US")),
+        ("+1 416 555 0123", None, "+1 416-555-0123", Some("CA")),
+        ("+44 20 7946 0958", Some("DE"), "+44 20 7946 0958", Some("GB")),
+        // +39 is Italy's and the Vatican's: phonenumber names no region, the lead's country decides.
+        ("+39 02 7200 1234", Some("DE"), "+39 02 7200 1234", None),
+        // Formatting the stored number again would lose St Petersburg's 8 to Russia's national
+        // prefix ("+7 123151234", what the assignment email used to show).
+        ("+7 812 315 1234", None, "+7 812 315-12-34", Some("RU")),
+        // The extension is not stored, so it is not shown either.
+        ("+49 30 901820 ext. 12", None, "+49 30 901820", Some("DE")),
+    ] {
+        let phone = read_phone(raw, country).unwrap();
+        assert_eq!(phone.e164, normalize_phone(raw, country).unwrap(), "{raw}");
+        assert_eq!((phone.display.as_str(), phone.country.as_deref()), (shown, region), "{raw}");
+    }
 }
 
 #[test]

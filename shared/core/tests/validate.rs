@@ -187,10 +187,14 @@ fn phone_without_country_uses_the_default_country() {
     sub.phone = Some("(201) 555-0123".into());
     let lead = build_lead(&sub, &settings());
     assert_eq!(lead.contact.phone.as_deref(), Some("+12015550123"));
+    // Read once here, so that the stages after validation need no phone metadata.
+    assert_eq!(lead.contact.phone_display.as_deref(), Some("+1 201-555-0123"));
+    assert_eq!(lead.contact.phone_country.as_deref(), Some("US"));
     assert_eq!(lead.contact.country, None);
     // Without any country, the same number cannot be read.
     let lead = build_lead(&sub, &ValidationSettings::default());
     assert_eq!(lead.contact.phone, None);
+    assert_eq!((lead.contact.phone_display, lead.contact.phone_country), (None, None));
     assert_eq!(codes(&lead.warnings), vec![pair("phone", "invalid_phone")]);
 }
 
@@ -344,6 +348,7 @@ fn a_repeat_submission_updates_what_it_provides() {
     assert_eq!(c.last_name.as_deref(), Some("Silva-Santos"), "newest wins");
     assert_eq!(c.company.as_deref(), Some("Acme Inc"));
     assert_eq!(c.phone.as_deref(), Some("+4930901820"), "an unreadable new phone does not erase a good one");
+    assert_eq!((c.phone_display.as_deref(), c.phone_country.as_deref()), (Some("+49 30 901820"), Some("DE")));
     assert_eq!(c.country.as_deref(), Some("DE"));
     assert_eq!(merged.consent, existing.consent, "no consent in the repeat: the earlier one stands");
     assert_eq!(merged.attribution.first_touch, existing.attribution.first_touch);
@@ -352,6 +357,19 @@ fn a_repeat_submission_updates_what_it_provides() {
     assert_eq!(merged.custom.get("message").map(String::as_str), Some("Second try"));
     assert_eq!(merged.custom.get("seats").map(String::as_str), Some("25"));
     assert_eq!(codes(&merged.warnings), vec![pair("phone", "invalid_phone")]);
+}
+
+#[test]
+fn a_new_phone_in_a_repeat_brings_its_display_form_and_region_along() {
+    let existing = build_lead(&submission("ana@acme.io"), &settings());
+    let mut repeat = repeat_submission();
+    repeat.phone = Some("+44 20 7946 0958".into());
+    let merged = merge_into(&existing, &build_lead(&repeat, &settings()), at(13));
+    let c = &merged.contact;
+    assert_eq!(
+        (c.phone.as_deref(), c.phone_display.as_deref(), c.phone_country.as_deref()),
+        (Some("+442079460958"), Some("+44 20 7946 0958"), Some("GB"))
+    );
 }
 
 #[test]

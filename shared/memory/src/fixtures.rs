@@ -50,6 +50,8 @@ pub fn lead(n: u64, email: &str) -> Lead {
             first_name: Some("Ada".into()),
             last_name: Some("Lovelace".into()),
             phone: None,
+            phone_display: None,
+            phone_country: None,
             company: Some("Analytical Engines".into()),
             job_title: None,
             country: Some("GB".into()),

@@ -271,6 +271,8 @@ pub fn sample_lead() -> Lead {
             first_name: Some("Sam".into()),
             last_name: Some("Sample".into()),
             phone: None,
+            phone_display: None,
+            phone_country: None,
             company: Some("Example Corp".into()),
             job_title: Some("Head of Operations".into()),
             country: Some("US".into()),

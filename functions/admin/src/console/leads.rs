@@ -14,7 +14,6 @@ use leadflow_core::erasure::{erased_at, is_erased};
 use leadflow_core::error::StoreError;
 use leadflow_core::local_time::{in_words, time_left};
 use leadflow_core::model::{Activity, ActivityKind, Lead, LeadId, SalesStatus, Touch, Validity};
-use leadflow_core::normalize::phone_for_display;
 use leadflow_core::ports::{Clock, Ports};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -276,7 +275,7 @@ async fn lead_page<P: Ports>(
             "company": c.company,
             "job_title": c.job_title,
             "email": c.email,
-            "phone": c.phone.as_deref().map(|p| json!({ "tel": p, "shown": phone_for_display(p) })),
+            "phone": c.phone.as_deref().map(|p| json!({ "tel": p, "shown": c.phone_display.as_deref().unwrap_or(p) })),
             "country": c.country,
             "time_zone": c.time_zone,
             "status": lead.status.as_str(),

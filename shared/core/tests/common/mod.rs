@@ -45,6 +45,8 @@ pub fn lead() -> Lead {
             first_name: Some("Ada".into()),
             last_name: Some("Lovelace".into()),
             phone: Some("+4930123456".into()),
+            phone_display: Some("+49 30 123456".into()),
+            phone_country: Some("DE".into()),
             company: Some("Acme GmbH".into()),
             job_title: Some("VP of Engineering".into()),
             country: Some("DE".into()),
