@@ -462,13 +462,25 @@ impl Db {
     }
 }
 
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
+/// The file's schema version, in an IMMEDIATE transaction for the migration to run in; a file a
+/// newer build wrote (a version past `known`) is refused rather than misread.
+fn begin_migration<'c>(
+    conn: &'c mut Connection,
+    path: &Path,
+    known: i64,
+) -> Result<(Transaction<'c>, i64), LocalError> {
     let db_err = |source| LocalError::Open { path: path.to_path_buf(), source };
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
     let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_err)?;
-    if found > SCHEMA_VERSION {
-        return Err(LocalError::NewerSchema { path: path.to_path_buf(), found, known: SCHEMA_VERSION });
+    if found > known {
+        return Err(LocalError::NewerSchema { path: path.to_path_buf(), found, known });
     }
+    Ok((tx, found))
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
+    let db_err = |source| LocalError::Open { path: path.to_path_buf(), source };
+    let (tx, found) = begin_migration(conn, path, SCHEMA_VERSION)?;
     if found < SCHEMA_VERSION {
         // Schema 2 → 3: the SLA column, before SCHEMA creates the index on it.
         if table_exists(&tx, "leads").map_err(db_err)? && !has_column(&tx, "leads", "sla_due_at").map_err(db_err)? {
@@ -515,11 +527,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
 /// The intake file's schema: the queue tables alone, with a version of their own.
 fn migrate_intake(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
     let db_err = |source| LocalError::Open { path: path.to_path_buf(), source };
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
-    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_err)?;
-    if found > INTAKE_SCHEMA_VERSION {
-        return Err(LocalError::NewerSchema { path: path.to_path_buf(), found, known: INTAKE_SCHEMA_VERSION });
-    }
+    let (tx, found) = begin_migration(conn, path, INTAKE_SCHEMA_VERSION)?;
     if found < INTAKE_SCHEMA_VERSION {
         tx.execute_batch(QUEUE_SCHEMA).map_err(db_err)?;
         tx.pragma_update(None, "user_version", INTAKE_SCHEMA_VERSION).map_err(db_err)?;
