@@ -464,6 +464,10 @@ async fn stage_worker(
     visibility: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    // In the store's file, the acknowledgement commits with the writes it acknowledges. In the
+    // intake file it cannot: it follows their commit, and is not made if that failed (a crash in
+    // between hands the batch to validate again, which finds its work done).
+    let acknowledged_with_the_writes = queue.shares_file_with(&ports.store);
     loop {
         if *stop.borrow() {
             return;
@@ -506,10 +510,6 @@ async fn stage_worker(
         };
         let done: Vec<String> =
             counts.iter().filter(|(id, _)| !failed.iter().any(|f| f.id == *id)).map(|(id, _)| id.clone()).collect();
-        // In the store's file, the acknowledgement commits with the writes it acknowledges. In
-        // the intake file it cannot: it follows their commit, and is not made if that failed (a
-        // crash in between hands the batch to validate again, which finds its work done).
-        let acknowledged_with_the_writes = queue.shares_file_with(&ports.store);
         if acknowledged_with_the_writes {
             acknowledge(&queue, stage, &done);
         }

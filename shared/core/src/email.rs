@@ -262,7 +262,7 @@ pub(crate) struct LeadView<'a> {
     /// As stored (E.164), for `tel:` links.
     phone: Option<&'a str>,
     /// Grouped for its country, for reading.
-    phone_display: Option<String>,
+    phone_display: Option<&'a str>,
     company: Option<&'a str>,
     job_title: Option<&'a str>,
     country: Option<&'a str>,
@@ -283,7 +283,7 @@ impl<'a> LeadView<'a> {
             last_name: c.last_name.as_deref(),
             email: &c.email,
             phone: c.phone.as_deref(),
-            phone_display: c.phone_display.clone().or_else(|| c.phone.clone()),
+            phone_display: c.phone_shown(),
             company: c.company.as_deref(),
             job_title: c.job_title.as_deref(),
             country: c.country.as_deref(),

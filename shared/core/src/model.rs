@@ -146,6 +146,14 @@ pub struct Contact {
     pub time_zone: Option<String>,
 }
 
+impl Contact {
+    /// The phone as a person should see it: the display form validation kept, else the stored
+    /// number as it is (leads an older build stored).
+    pub fn phone_shown(&self) -> Option<&str> {
+        self.phone_display.as_deref().or(self.phone.as_deref())
+    }
+}
+
 /// Consent as recorded: what the person agreed to, in which words, when and where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Consent {

@@ -275,7 +275,7 @@ async fn lead_page<P: Ports>(
             "company": c.company,
             "job_title": c.job_title,
             "email": c.email,
-            "phone": c.phone.as_deref().map(|p| json!({ "tel": p, "shown": c.phone_display.as_deref().unwrap_or(p) })),
+            "phone": c.phone.as_deref().map(|p| json!({ "tel": p, "shown": c.phone_shown() })),
             "country": c.country,
             "time_zone": c.time_zone,
             "status": lead.status.as_str(),
