@@ -15,7 +15,7 @@ use unicode_normalization::char::is_combining_mark;
 use crate::error::FieldProblem;
 use crate::model::DomainKind;
 
-mod phone_valid;
+mod phone_patterns;
 
 /// RFC 5321's limit for a whole address (a path of 256 octets minus the angle brackets).
 pub const MAX_EMAIL_LEN: usize = 254;
@@ -350,20 +350,14 @@ pub fn read_phone(raw: &str, country: Option<&str>) -> Result<Phone, FieldProble
         // a metadata update that drops one must not turn into a panic.
         .filter(|id| phonenumber::metadata::DATABASE.by_id(id.as_ref()).is_some());
     let first = phonenumber::parse(region, trimmed).map_err(|_| invalid())?;
-    let number = if phone_valid::is_valid(&first) {
+    let number = if phone_patterns::is_valid(&first) {
         first
     } else {
         reread_international(&first, trimmed).ok_or_else(invalid)?
     };
-    let e164 = phone_valid::e164(&number);
-    // An extension would show in the international format; E.164, and so the stored number, has
-    // none, and its display must not either.
-    let display = if number.extension().is_some() {
-        phone_for_display(&e164)
-    } else {
-        number.format().mode(phonenumber::Mode::International).to_string()
-    };
-    let country = number.country().id().map(|id| id.as_ref().to_string());
+    let e164 = phone_patterns::e164(&number);
+    let display = phone_patterns::international(&number);
+    let country = phone_patterns::region(&number);
     Ok(Phone { e164, display, country })
 }
 
@@ -380,7 +374,7 @@ fn reread_international(first: &phonenumber::PhoneNumber, raw: &str) -> Option<p
     let read = |text: &str| {
         phonenumber::parse(Some(phonenumber::country::Id::ES), text)
             .ok()
-            .filter(|n| n.code().value() == code && phone_valid::is_valid(n))
+            .filter(|n| n.code().value() == code && phone_patterns::is_valid(n))
     };
     match first.code().source() {
         Source::Plus => read(raw),

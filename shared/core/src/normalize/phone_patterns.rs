@@ -1,13 +1,16 @@
-//! `phonenumber::is_valid`, answered from regexes compiled once per region.
+//! phonenumber's validity check, international format and region of a number, answered from
+//! regexes compiled once per region.
 //!
 //! phonenumber looks every pattern up in its shared regex cache on every use: the pattern text is
 //! hashed (SipHash over patterns of up to a few hundred bytes), the LRU order is updated, and all
-//! of it happens under one global `Mutex`. A validity check touches a dozen patterns, so the
-//! lookups cost about as much as the matching, and serialize threads. Here each region's
-//! patterns are compiled the first time a number of that region is checked and then only read.
+//! of it happens under one global `Mutex`. A validity check touches a dozen patterns, formatting
+//! a few more, so the lookups cost about as much as the matching, and serialize threads. Here each
+//! region's patterns are compiled the first time a number of that region is read and then only
+//! read.
 //!
 //! The logic is phonenumber 0.3.10's `validator::is_valid_with`, `source_for` and `number_type`
-//! (reduced to "is the type known"), over the same metadata; `tests` compares the two answers.
+//! (reduced to "is the type known"), its formatter's international mode and
+//! `PhoneNumber::country().id()`, over the same metadata; `tests` compares the answers.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock};
@@ -79,7 +82,11 @@ fn pattern(desc: &Descriptor) -> Option<Pattern> {
 /// phonenumber compiles its metadata patterns with `ignore_whitespace`; so does this. The line
 /// break keeps a trailing comment, were there one, from swallowing the closing parenthesis.
 fn anchored(source: &str) -> Option<Regex> {
-    RegexBuilder::new(&format!("^(?:{source}\n)")).ignore_whitespace(true).build().ok()
+    build(&format!("^(?:{source}\n)"))
+}
+
+fn build(source: &str) -> Option<Regex> {
+    RegexBuilder::new(source).ignore_whitespace(true).build().ok()
 }
 
 /// Compiled regions, keyed by the address of their metadata in phonenumber's static database:
@@ -146,6 +153,88 @@ pub(super) fn e164(number: &phonenumber::PhoneNumber) -> String {
     out
 }
 
+/// One of the metadata's formats, compiled: the digits it applies to and how it groups them.
+struct Grouping {
+    /// The last (most specific) of the format's leading-digit patterns, as phonenumber uses;
+    /// `None` when the format lists none, and then it applies to every number.
+    leading_digits: Option<Regex>,
+    /// Unanchored, as phonenumber matches and replaces with it.
+    pattern: Regex,
+    /// The replacement, `$1 $2 $3`.
+    format: String,
+}
+
+impl Grouping {
+    fn compile(format: &phonenumber::metadata::Format) -> Option<Grouping> {
+        Some(Grouping {
+            leading_digits: match format.leading_digits().last() {
+                Some(re) => Some(anchored(re.as_str())?),
+                None => None,
+            },
+            pattern: build(format.pattern().as_str())?,
+            format: format.format().to_string(),
+        })
+    }
+
+    /// phonenumber's `formatter::formatter` test. Its precedence is kept as it is: a format
+    /// without leading digits is taken without matching its pattern.
+    fn applies_to(&self, national: &str) -> bool {
+        match &self.leading_digits {
+            None => true,
+            Some(leading) => {
+                leading.is_match(national)
+                    && self.pattern.find(national).is_some_and(|m| m.start() == 0 && m.end() == national.len())
+            }
+        }
+    }
+}
+
+/// The formats of each country code's main region (the one phonenumber's formatter takes),
+/// keyed by the code.
+static GROUPINGS: LazyLock<HashMap<u16, OnceLock<Option<Vec<Grouping>>>>> =
+    LazyLock::new(|| DATABASE.iter().map(|meta| (meta.country_code(), OnceLock::new())).collect());
+
+/// The compiled formats for numbers of `code`; `None` when a pattern failed to compile here or no
+/// region has the code.
+fn groupings(code: u16) -> Option<&'static [Grouping]> {
+    let compiled = GROUPINGS.get(&code)?.get_or_init(|| {
+        let meta = DATABASE.by_code(&code)?.into_iter().next()?;
+        let formats =
+            if meta.international_formats().is_empty() { meta.formats() } else { meta.international_formats() };
+        formats.iter().map(Grouping::compile).collect()
+    });
+    compiled.as_deref()
+}
+
+/// `number.format().mode(Mode::International)` without the extension (`+49 30 901820`): E.164,
+/// and so the stored number, has none, and its display must not either.
+pub(super) fn international(number: &phonenumber::PhoneNumber) -> String {
+    let code = number.code().value();
+    let Some(groupings) = groupings(code) else {
+        return super::phone_for_display(&e164(number));
+    };
+    let national = number.national().to_string();
+    let mut out = String::with_capacity(24);
+    out.push('+');
+    out.push_str(&code.to_string());
+    out.push(' ');
+    match groupings.iter().find(|g| g.applies_to(&national)) {
+        Some(grouping) => out.push_str(&grouping.pattern.replace(&national, grouping.format.as_str())),
+        None => out.push_str(&national),
+    }
+    out
+}
+
+/// `number.country().id()`, as its ISO alpha-2 code: the region that claims the number, none
+/// for a code shared by non-geographic services.
+pub(super) fn region(number: &phonenumber::PhoneNumber) -> Option<String> {
+    // phonenumber picks the region from the national number without its leading zeros.
+    match source_for(number.code().value(), &number.national().value().to_string()) {
+        Ok(meta) => meta?.id().parse::<phonenumber::country::Id>().ok().map(|id| id.as_ref().to_string()),
+        Err(()) => number.country().id().map(|id| id.as_ref().to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +243,7 @@ mod tests {
     /// read as written and with the region's code, give phonenumber's answer.
     #[test]
     fn answers_as_phonenumber_does() {
-        let mut checked = 0;
+        let (mut checked, mut formatted) = (0, 0);
         for meta in DATABASE.iter() {
             let d = meta.descriptors();
             let examples = [
@@ -172,7 +261,7 @@ mod tests {
                 d.emergency(),
                 d.short_code(),
             ];
-            let region = meta.id().parse::<phonenumber::country::Id>().ok();
+            let default_region = meta.id().parse::<phonenumber::country::Id>().ok();
             for example in examples.into_iter().flatten().filter_map(Descriptor::example) {
                 let mut variants = vec![example.to_string(), format!("{example}1"), format!("0{example}")];
                 if example.len() > 3 {
@@ -182,10 +271,14 @@ mod tests {
                 }
                 for digits in variants {
                     for text in [format!("+{} {digits}", meta.country_code()), digits.clone()] {
-                        let Ok(n) = phonenumber::parse(region, &text) else { continue };
+                        let Ok(n) = phonenumber::parse(default_region, &text) else { continue };
                         assert_eq!(is_valid(&n), phonenumber::is_valid(&n), "{} {text}", meta.id());
                         if phonenumber::is_valid(&n) {
                             assert_eq!(e164(&n), n.format().mode(phonenumber::Mode::E164).to_string());
+                            assert_eq!(region(&n), n.country().id().map(|id| id.as_ref().to_string()), "{text}");
+                            let theirs = n.format().mode(phonenumber::Mode::International).to_string();
+                            assert_eq!(international(&n), theirs, "{} {text}", meta.id());
+                            formatted += 1;
                         }
                         checked += 1;
                     }
@@ -193,12 +286,14 @@ mod tests {
             }
         }
         assert!(checked > 5000, "only {checked} numbers checked");
+        assert!(formatted > 2000, "only {formatted} valid numbers formatted");
     }
 
     #[test]
     fn every_region_compiles() {
         for meta in DATABASE.iter() {
             assert!(compiled(meta).is_some(), "{}", meta.id());
+            assert!(groupings(meta.country_code()).is_some(), "{}", meta.id());
         }
     }
 }
