@@ -35,7 +35,7 @@ const INTAKE_SCHEMA_VERSION: i64 = 1;
 
 /// Only another process (an admin command on the same file) can hold the write lock against
 /// us; in-process writers queue on the mutex instead.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS leads (
@@ -238,6 +238,13 @@ pub(crate) struct Db {
     path: PathBuf,
 }
 
+/// Whether a file's connection keeps its file locks for its life ([`Db::open`]) or shares the
+/// file with a checkpoint connection ([`Db::open_intake`]).
+enum Locking {
+    Exclusive,
+    Shared,
+}
+
 /// The connection and the units of work (see [`Db::begin_unit`]).
 struct Held {
     conn: Connection,
@@ -276,20 +283,31 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens the store's file: every table, the stages' queues after validate among them.
     pub(crate) fn open(path: &Path) -> Result<Arc<Db>, LocalError> {
-        Self::open_with(path, migrate)
+        Self::open_with(path, migrate, Locking::Exclusive)
     }
 
     /// Opens an intake file: the queues alone, for capture's messages to validate. Capture
     /// writes there on a connection of its own, so it never waits for the stages' commits or for
     /// the checkpoints of the store's write-ahead log, which were most of its slowest answers
     /// (docs/performance.md, section 2).
+    ///
+    /// Its write-ahead log is checkpointed on a connection and thread of their own
+    /// ([`crate::checkpoints`]); so this connection takes no exclusive lock on the file.
     pub(crate) fn open_intake(path: &Path) -> Result<Arc<Db>, LocalError> {
-        Self::open_with(path, migrate_intake)
+        Self::open_intake_restarting_at(path, crate::checkpoints::FRAMES_BEFORE_RESTART)
+    }
+
+    /// [`Db::open_intake`], its log started over past `frames` frames.
+    pub(crate) fn open_intake_restarting_at(path: &Path, frames: i64) -> Result<Arc<Db>, LocalError> {
+        let db = Self::open_with(path, migrate_intake, Locking::Shared)?;
+        crate::checkpoints::start(&db, frames)?;
+        Ok(db)
     }
 
     fn open_with(
         path: &Path,
         migrate: fn(&mut Connection, &Path) -> Result<(), LocalError>,
+        locking: Locking,
     ) -> Result<Arc<Db>, LocalError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| LocalError::Io {
@@ -310,12 +328,20 @@ impl Db {
                 "the data file could not be switched to WAL; writes will be slower"
             );
         }
-        // One process owns the data folder (infra's data lock), so the file locks SQLite takes
-        // and drops around every transaction (about 100 fcntl calls a lead, 39 % of the
-        // server's samples in the kernel) guard against nobody: hold them for the connection's
-        // life. The kernel drops them when the process dies, kill -9 included.
-        let locking: String = conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| r.get(0)).map_err(open_err)?;
-        tracing::debug!(locking_mode = %locking, "data file locking");
+        match locking {
+            // One process owns the data folder (infra's data lock), so the file locks SQLite
+            // takes and drops around every transaction (about 100 fcntl calls a lead, 39 % of
+            // the server's samples in the kernel) guard against nobody: hold them for the
+            // connection's life. The kernel drops them when the process dies, kill -9 included.
+            Locking::Exclusive => {
+                let mode: String =
+                    conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| r.get(0)).map_err(open_err)?;
+                tracing::debug!(locking_mode = %mode, "data file locking");
+            }
+            // Whoever commits past the log's threshold checkpoints it; here nobody on this
+            // connection does, the checkpoint connection does.
+            Locking::Shared => conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?,
+        }
         // NORMAL in WAL mode loses nothing when the process is killed, only on power loss.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(open_err)?;
@@ -351,6 +377,14 @@ impl Db {
             let _ = held.commit_open();
         }
         Ok((held, me))
+    }
+
+    /// Runs `f` while no thread of this process uses the connection (another thread's deferred
+    /// writes are committed first): for work on a second connection to the same file that must
+    /// not interleave with this one's transactions.
+    pub(crate) fn while_idle<T>(&self, f: impl FnOnce() -> T) -> Result<T, DbError> {
+        let (_held, _) = self.lock()?;
+        Ok(f())
     }
 
     /// Commits this thread's open unit now if another thread waits for the connection.

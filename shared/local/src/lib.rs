@@ -10,6 +10,7 @@
 //! - [`UnitOfWork`]: group commit for a stage worker's batch.
 
 mod bus;
+mod checkpoints;
 mod clock;
 mod db;
 mod error;
