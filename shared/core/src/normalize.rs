@@ -557,15 +557,6 @@ pub fn warm_up() {
     let _ = normalize_time_zone("Europe/Berlin");
 }
 
-/// A stored (E.164) number as people write it, grouped for its country: `+49 89 1234567`. A
-/// number that does not parse is shown as stored.
-pub fn phone_for_display(e164: &str) -> String {
-    match phonenumber::parse(None, e164) {
-        Ok(n) => n.format().mode(phonenumber::Mode::International).to_string(),
-        Err(_) => e164.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
