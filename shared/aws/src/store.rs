@@ -2,10 +2,10 @@
 //!
 //! | item | PK | SK | attributes |
 //! |---|---|---|---|
-//! | lead | `LEAD#<ulid>` | `PROFILE` | `doc` (packed JSON, see below), `version`, `owner_open` (rep id while owned and not won/lost, never on a tombstone), `GSI1PK`/`GSI1SK` while its SLA runs, `GSI2PK`/`GSI2SK` unless erased, `erased` on a tombstone |
+//! | lead | `LEAD#<ulid>` | `PROFILE` | `doc` (packed JSON, see below), `version`, `owner_open` (rep id while owned and not won/lost, never on a tombstone), `GSI1PK`/`GSI1SK` while its SLA runs, `GSI2PK`/`GSI2SK` unless erased, `erased` on a tombstone, `a#<activity id>` (packed) for the trail entries of its first three writes (`lead_trail`) |
 //! | email key | `EMAIL#<email_key>` | `LEAD` | `lead_id` |
 //! | alias | `LEAD#<capture id>` | `ALIAS` | `into` |
-//! | activity | `LEAD#<ulid>` | `ACT#<activity id>` | `doc`, `at` (ms) |
+//! | activity | `LEAD#<ulid>` | `ACT#<activity id>` | `doc`, `at` (ms): the entries of later writes, and facts recorded alone |
 //! | enrollment | `LEAD#<ulid>` | `ENR#<campaign>` | `doc`, `version`, `GSI1PK`/`GSI1SK` while active and due |
 //! | team cursor | `REPLOAD` | `#CURSOR#<team id>` | `doc`, `version` (before 12-03: `TEAM#<id>`, `CURSOR`; still read) |
 //! | rep load | `REPLOAD` | `<rep id>` | `open` |
@@ -28,8 +28,9 @@
 //! The sparse index `due` serves two scans, in separate partitions: due enrollments
 //! (`GSI1PK = DUE#<shard>`, `GSI1SK = <ms>#<lead>#<campaign>`) and running SLAs
 //! (`GSI1PK = SLA#<shard>`, `GSI1SK = <ms of owner.sla_due_at>#<lead>`). A lead item is in the SLA
-//! partition exactly while it is owned, valid and still `new`; every lead write is a whole-item
-//! Put, so a lead that leaves that state drops the attributes and leaves the index.
+//! partition exactly while it is owned, valid and still `new`; every lead write sets the whole
+//! lead and removes the attributes it no longer has (an UpdateItem, so that the entries inside
+//! the item stay), so a lead that leaves that state drops them and leaves the index.
 //!
 //! The sparse index `owner` (hash `owner_open`, range `PK`, every attribute) holds exactly the
 //! open leads, by rep: `open_leads_of` queries a rep's partition backwards, newest lead (highest
@@ -48,6 +49,7 @@ mod documents;
 mod effects;
 mod enrollments;
 mod items;
+mod lead_trail;
 mod leads;
 mod listing_index;
 mod listings;
@@ -59,6 +61,7 @@ mod trails;
 use items::*;
 pub(crate) use items::{describe_sdk_error, redact};
 pub use items::{due_shard, lead_of};
+use lead_trail::{LeadUpdate, entries_of, inline_entries};
 
 pub use listing_index::{LISTING_INDEX, ListingCost, RECENT_SHARDS, recent_shard};
 
@@ -70,6 +73,7 @@ use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put,
@@ -79,7 +83,8 @@ use chrono::{DateTime, Utc};
 use leadflow_core::error::StoreError;
 use leadflow_core::funnel::LeadFacts;
 use leadflow_core::model::{
-    Activity, Document, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, Suppression, TeamCursor,
+    Activity, ActivityKind, Document, Enrollment, EnrollmentState, Lead, LeadId, RepId, SalesStatus, Suppression,
+    TeamCursor,
 };
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{
@@ -374,8 +379,9 @@ impl DynamoStore {
     }
 
     /// Writes a lead item whose stored version must be `expected_version`, moving the rep-load
-    /// counters when its `owner_open` changes, with the other writes of `also` (the team cursor,
-    /// trail entries) in the same transaction. `Ok(false)`: a condition failed for good.
+    /// counters when its `owner_open` changes, with `trail` (inside the item while the lead is
+    /// young, see `lead_trail`) and the other writes of `also` (the team cursor, a claim) in the
+    /// same transaction. `Ok(false)`: a condition failed for good.
     ///
     /// The stored `owner_open` is not known without a read, so the first attempt guesses it
     /// (`guess`) and conditions on the guess; a wrong guess fails the condition, DynamoDB hands
@@ -387,27 +393,32 @@ impl DynamoStore {
         lead: &Lead,
         expected_version: u64,
         guess: Option<String>,
-        also: Vec<TransactWriteItem>,
+        trail: &[Activity],
+        mut also: Vec<TransactWriteItem>,
     ) -> Result<bool, StoreError> {
         let new_version = expected_version.saturating_add(1);
         let new_open = open_owner(lead).map(str::to_string);
+        let inline = inline_entries(new_version, trail)?;
+        if inline.is_empty() {
+            also.extend(trail_puts(&self.table, trail)?);
+        }
         let mut old_open = guess;
         // Two attempts settle it: the second uses what was stored at `expected_version`, and any
         // change since then bumped the version, which no attempt can get past.
         for _ in 0..2 {
-            let item = lead_item(lead, new_version)?;
             let mut cond = Cond::new("#v = :expected").name("#v", VERSION).value(":expected", n(expected_version));
             cond = match &old_open {
                 Some(rep) => cond.and("#o = :old_open").name("#o", OWNER_OPEN).value(":old_open", s(rep)),
                 None => cond.and("attribute_not_exists(#o)").name("#o", OWNER_OPEN),
             };
+            let update = LeadUpdate::new(lead_item(lead, new_version)?, inline.clone(), cond);
             let stored = if also.is_empty() && old_open == new_open {
-                match self.put_if(op, item, cond).await? {
+                match self.update_lead_if(op, update).await? {
                     Ok(()) => return Ok(true),
                     Err(stored) => stored,
                 }
             } else {
-                let mut items = vec![cond.put(&self.table, item, true)?];
+                let mut items = vec![update.in_transaction(&self.table, true)?];
                 items.extend(also.iter().cloned());
                 if old_open != new_open {
                     if let Some(rep) = &old_open {

@@ -55,7 +55,6 @@ impl Assignments for DynamoStore {
             None => None,
         };
         let mut also: Vec<TransactWriteItem> = cursor.into_iter().collect();
-        also.extend(trail_puts(&self.table, &write.trail)?);
         if let Some(claim) = &write.claim {
             let unheld = Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
             also.push(unheld.put(&self.table, super::effects::claim_item(&claim.key, claim.lease_until), false)?);
@@ -63,7 +62,7 @@ impl Assignments for DynamoStore {
         // Route assigns leads that have no owner yet; a re-route after an expired SLA costs a
         // second attempt that moves the count from the old rep to the new one. The counters
         // follow the lead's owner (`write.lead`).
-        let assigned = self.write_lead(OP, &write.lead, write.expected_lead_version, None, also).await?;
+        let assigned = self.write_lead(OP, &write.lead, write.expected_lead_version, None, &write.trail, also).await?;
         Ok(if assigned { AssignOutcome::Assigned } else { AssignOutcome::Conflict })
     }
 

@@ -47,7 +47,10 @@ impl Leads for DynamoStore {
 
     async fn create_lead(&self, lead: &Lead, trail: &[Activity]) -> Result<CreateOutcome, StoreError> {
         const OP: &str = "create lead";
-        let item = lead_item(lead, lead.version)?;
+        let mut item = lead_item(lead, lead.version)?;
+        let inline = inline_entries(lead.version, trail)?;
+        let separate = if inline.is_empty() { trail } else { &[] };
+        item.extend(inline);
         let absent = || Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
         let email = lead.is_valid().then(|| email_key(&lead.contact.email));
         // Where each item sits in the transaction, for reading its cancellation reason.
@@ -70,7 +73,7 @@ impl Leads for DynamoStore {
         if let Some(rep) = open_owner(lead) {
             items.push(load_update(&self.table, rep, 1)?);
         }
-        items.extend(trail_puts(&self.table, trail)?);
+        items.extend(trail_puts(&self.table, separate)?);
         let Some(reasons) = self.transact(OP, items).await? else {
             return Ok(CreateOutcome::Created);
         };
@@ -98,10 +101,10 @@ impl Leads for DynamoStore {
         trail: &[Activity],
     ) -> Result<WriteOutcome, StoreError> {
         // Most updates (scores, merges) leave the owner as it was: guessing so makes them one
-        // plain conditional put, or one transaction with their trail.
+        // plain conditional update (a young lead's entries inside it), or one transaction with
+        // their trail.
         let guess = open_owner(lead).map(str::to_string);
-        let trail = trail_puts(&self.table, trail)?;
-        Ok(match self.write_lead("update lead", lead, expected_version, guess, trail).await? {
+        Ok(match self.write_lead("update lead", lead, expected_version, guess, trail, Vec::new()).await? {
             true => WriteOutcome::Written,
             false => WriteOutcome::VersionConflict,
         })

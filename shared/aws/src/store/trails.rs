@@ -13,11 +13,20 @@ impl Trails for DynamoStore {
     }
 
     async fn activities(&self, lead_id: LeadId) -> Result<Vec<Activity>, StoreError> {
-        let items = self.query_prefix("activities", lead_id, ACT_PREFIX).await?;
+        let items = self.trail_items(lead_id).await?;
+        let mut inline = Vec::new();
         let mut out = Vec::with_capacity(items.len());
         for item in &items {
-            out.push(decode::<Activity>(item, "activity")?);
+            if str_attr(item, SK) == Some(PROFILE) {
+                inline = entries_of(item, lead_id)?;
+            } else {
+                out.push(decode::<Activity>(item, "activity")?);
+            }
         }
+        // An id in both places: the entry a lead write carried replaces the other, as a second
+        // write of one id does.
+        out.retain(|a| !inline.iter().any(|i| i.id == a.id));
+        out.extend(inline);
         // The sort key holds the id only (redeliveries may carry another time), so time order
         // is restored here.
         out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
@@ -32,5 +41,39 @@ impl Trails for DynamoStore {
             .buffered(TRAILS_IN_FLIGHT)
             .try_collect()
             .await
+    }
+}
+
+impl DynamoStore {
+    /// The lead's activity items and its own item (which holds its first entries), in one Query:
+    /// in sort key order they span `ACT#…` to `PROFILE`; the alias and enrollments between are
+    /// left out by the filter.
+    async fn trail_items(&self, lead_id: LeadId) -> Result<Vec<Item>, StoreError> {
+        const OP: &str = "activities";
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :profile")
+                .filter_expression("begins_with(#sk, :first) OR #sk = :profile")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(lead_pk(lead_id)))
+                .expression_attribute_values(":first", s(ACT_PREFIX))
+                .expression_attribute_values(":profile", s(PROFILE))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(OP, &e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(items),
+            }
+        }
     }
 }

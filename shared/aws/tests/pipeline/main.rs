@@ -339,12 +339,13 @@ async fn requests_per_lead_from_capture_to_assignment() {
         assert_eq!(sum(lambda), 6, "the event source mappings' requests per lead: {lambda:#?}");
     }
     // DynamoDB write units, four fifths of a lead's cost (docs/performance.md, "Dollar cost"):
-    // per function, the next lead. Validate 8: the lead, its trail entry, the email key and the
-    // alias check, each 1 KB in a transaction (2). Score 4: the lead and its entry. Route 14: the
-    // assignment (lead, entry, the email's claim, the rep's load, the team's cursor) and the
-    // email's record (the claim finished, its entry). A lead item over 1 KB shows here.
+    // per function, the next lead. Validate 6: the lead with its trail entry inside it, the
+    // email key and the alias check, each 1 KB in a transaction (2). Score 1: the lead with its
+    // entry, one conditional update. Route 12: the assignment (the lead with its entry, the
+    // email's claim, the rep's load, the team's cursor) and the email's record (the claim
+    // finished, its entry). A lead item over 1 KB shows here.
     println!("DynamoDB write units for the next lead: {units:?}");
-    assert_eq!(units, [("capture", 0), ("validate", 8), ("score", 4), ("route", 14)], "write units per function");
+    assert_eq!(units, [("capture", 0), ("validate", 6), ("score", 1), ("route", 12)], "write units per function");
     p.clean_up().await;
 }
 

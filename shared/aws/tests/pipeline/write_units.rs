@@ -4,9 +4,14 @@
 //! bytes); a write is one unit per started KB, twice inside a transaction.
 //!
 //! Only a Put carries the item it writes. An Update, Delete or ConditionCheck is billed by the
-//! item already stored, which the request does not show; each one the pipeline makes names a
-//! counter, a claim, an email key or an alias, all far under 1 KB, so each counts as one KB, and
-//! one that names a lead item fails the count rather than guess.
+//! larger of the item stored before and after, which the request does not show. For lead items
+//! the count keeps each one's attribute sizes as the Puts and Updates it saw left them (so a
+//! lead must have been created through the counted client, and every write counted is taken to
+//! succeed, as on the pipeline's path); every other one the pipeline makes names a counter, a
+//! claim, an email key or an alias, all far under 1 KB, so each counts as one KB.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use serde_json::Value;
@@ -19,11 +24,63 @@ pub(crate) struct WriteUnits(Recorder<u32>);
 
 impl Default for WriteUnits {
     fn default() -> Self {
-        Self(Recorder::new(|request| {
+        let leads = Arc::new(Mutex::new(LeadItems::default()));
+        Self(Recorder::new(move |request| {
             let operation = target_operation(request)?;
             let body: Value = serde_json::from_slice(request.body().bytes()?).ok()?;
-            Some(units_of(&operation, &body))
+            let mut leads = leads.lock().ok()?;
+            Some(units_of(&operation, &body, &mut leads))
         }))
+    }
+}
+
+/// Each lead item's attribute sizes by name, keyed by its `PK`, as the counted writes left it.
+#[derive(Default)]
+struct LeadItems(HashMap<String, BTreeMap<String, usize>>);
+
+const LEAD_SORT: &str = "PROFILE";
+
+impl LeadItems {
+    /// Units of a Put of `item`; a lead item's sizes are kept.
+    fn put(&mut self, item: &Value) -> u32 {
+        if item["SK"]["S"].as_str() == Some(LEAD_SORT) {
+            let pk = item["PK"]["S"].as_str().unwrap_or_default().to_string();
+            let before = self.0.get(&pk).map_or(0, |attrs| attrs.values().sum());
+            let sizes = attribute_sizes(item);
+            let after = sizes.values().sum::<usize>();
+            self.0.insert(pk, sizes);
+            return kb(before.max(after));
+        }
+        kb(item_size(item))
+    }
+
+    /// Units of an Update (`write` holds `Key`, `UpdateExpression` and the expression's names
+    /// and values, as our store sends them: `SET #a = :a, … REMOVE #b, …`).
+    fn update(&mut self, write: &Value) -> u32 {
+        let key = &write["Key"];
+        if key["SK"]["S"].as_str() != Some(LEAD_SORT) {
+            return stored_item_units(key);
+        }
+        let pk = key["PK"]["S"].as_str().unwrap_or_default();
+        let attrs = self.0.get_mut(pk).unwrap_or_else(|| panic!("an update of a lead the count did not see created"));
+        let before: usize = attrs.values().sum();
+        let expr = write["UpdateExpression"].as_str().unwrap_or_default();
+        let name =
+            |placeholder: &str| write["ExpressionAttributeNames"][placeholder.trim()].as_str().map(str::to_string);
+        let (set, remove) = expr.split_once(" REMOVE ").unwrap_or((expr, ""));
+        for assignment in set.trim_start_matches("SET ").split(", ").filter(|a| !a.is_empty()) {
+            let (placeholder, value) = assignment.split_once(" = ").unwrap_or_else(|| panic!("SET {assignment}?"));
+            let name = name(placeholder).unwrap_or_else(|| panic!("no name for {placeholder}"));
+            let size = name.len() + value_size(&write["ExpressionAttributeValues"][value.trim()]);
+            attrs.insert(name, size);
+        }
+        for placeholder in remove.split(", ").filter(|r| !r.is_empty()) {
+            if let Some(name) = name(placeholder) {
+                attrs.remove(&name);
+            }
+        }
+        let after: usize = attrs.values().sum();
+        kb(before.max(after))
     }
 }
 
@@ -39,23 +96,27 @@ impl WriteUnits {
     }
 }
 
-fn units_of(operation: &str, body: &Value) -> u32 {
+fn units_of(operation: &str, body: &Value, leads: &mut LeadItems) -> u32 {
     match operation {
-        "PutItem" => kb(item_size(&body["Item"])),
-        "UpdateItem" | "DeleteItem" => stored_item_units(&body["Key"]),
+        "PutItem" => leads.put(&body["Item"]),
+        "UpdateItem" => leads.update(body),
+        "DeleteItem" => stored_item_units(&body["Key"]),
         "TransactWriteItems" => body["TransactItems"]
             .as_array()
-            .map_or(0, |items| items.iter().map(|write| 2 * transaction_write_units(write)).sum()),
+            .map_or(0, |items| items.iter().map(|write| 2 * transaction_write_units(write, leads)).sum()),
         "BatchWriteItem" => panic!("the pipeline makes no batch writes: count them before relying on this"),
         _ => 0,
     }
 }
 
-fn transaction_write_units(write: &Value) -> u32 {
+fn transaction_write_units(write: &Value, leads: &mut LeadItems) -> u32 {
     if let Some(put) = write.get("Put") {
-        return kb(item_size(&put["Item"]));
+        return leads.put(&put["Item"]);
     }
-    let key = ["Update", "Delete", "ConditionCheck"].iter().find_map(|kind| write.get(*kind)).map(|w| &w["Key"]);
+    if let Some(update) = write.get("Update") {
+        return leads.update(update);
+    }
+    let key = ["Delete", "ConditionCheck"].iter().find_map(|kind| write.get(*kind)).map(|w| &w["Key"]);
     key.map_or(0, stored_item_units)
 }
 
@@ -71,7 +132,13 @@ fn kb(size: usize) -> u32 {
 
 /// The size of an item (`{"name": {"S": …}, …}` as the DynamoDB JSON protocol sends it).
 fn item_size(item: &Value) -> usize {
-    item.as_object().map_or(0, |attrs| attrs.iter().map(|(name, value)| name.len() + value_size(value)).sum())
+    attribute_sizes(item).values().sum()
+}
+
+fn attribute_sizes(item: &Value) -> BTreeMap<String, usize> {
+    item.as_object().map_or_else(BTreeMap::new, |attrs| {
+        attrs.iter().map(|(name, value)| (name.clone(), name.len() + value_size(value))).collect()
+    })
 }
 
 /// The attribute types our items use; any other fails the count rather than guess.
@@ -108,6 +175,26 @@ mod tests {
         assert_eq!(kb(1025), 2);
         let put = json!({"TransactItems": [{"Put": {"Item": {"doc": {"S": "x".repeat(1500)}}}},
                                            {"ConditionCheck": {"Key": {"PK": {"S": "LEAD#a"}, "SK": {"S": "ALIAS"}}}}]});
-        assert_eq!(units_of("TransactWriteItems", &put), 2 * 2 + 2);
+        let mut leads = LeadItems::default();
+        assert_eq!(units_of("TransactWriteItems", &put, &mut leads), 2 * 2 + 2);
+    }
+
+    #[test]
+    fn a_lead_update_is_billed_by_the_larger_of_the_item_before_and_after() {
+        let mut leads = LeadItems::default();
+        let lead =
+            json!({"PK": {"S": "LEAD#a"}, "SK": {"S": "PROFILE"}, "doc": {"S": "x".repeat(900)}, "o": {"S": "ben"}});
+        assert_eq!(units_of("PutItem", &json!({"Item": lead}), &mut leads), 1);
+        let grow = json!({"Key": {"PK": {"S": "LEAD#a"}, "SK": {"S": "PROFILE"}},
+            "UpdateExpression": "SET #u0 = :u0 REMOVE #r0",
+            "ExpressionAttributeNames": {"#u0": "a#1", "#r0": "o"},
+            "ExpressionAttributeValues": {":u0": {"S": "y".repeat(200)}}});
+        assert_eq!(units_of("UpdateItem", &grow, &mut leads), 2, "900 + 200 bytes after");
+        let shrink = json!({"Key": {"PK": {"S": "LEAD#a"}, "SK": {"S": "PROFILE"}},
+            "UpdateExpression": "SET #u0 = :u0",
+            "ExpressionAttributeNames": {"#u0": "doc"},
+            "ExpressionAttributeValues": {":u0": {"S": "x"}}});
+        assert_eq!(units_of("TransactWriteItems", &json!({"TransactItems": [{"Update": shrink}]}), &mut leads), 2 * 2);
+        assert_eq!(units_of("UpdateItem", &shrink, &mut leads), 1, "the item is small now");
     }
 }
