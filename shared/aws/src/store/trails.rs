@@ -23,10 +23,16 @@ impl Trails for DynamoStore {
                 out.push(decode::<Activity>(item, "activity")?);
             }
         }
-        // An id in both places: the entry a lead write carried replaces the other, as a second
-        // write of one id does.
-        out.retain(|a| !inline.iter().any(|i| i.id == a.id));
-        out.extend(inline);
+        // An id in both places was written twice, and a second write of an id replaces the
+        // first: the item's entry came from one of the lead's first three writes, so the other
+        // is the later one unless it tells of an earlier time.
+        for entry in inline {
+            match out.iter_mut().find(|a| a.id == entry.id) {
+                Some(beside) if beside.at < entry.at => *beside = entry,
+                Some(_) => {}
+                None => out.push(entry),
+            }
+        }
         // The sort key holds the id only (redeliveries may carry another time), so time order
         // is restored here.
         out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));

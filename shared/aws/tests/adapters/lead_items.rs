@@ -191,6 +191,13 @@ async fn a_leads_first_entries_live_in_its_item_and_later_ones_beside_it() {
     assert_eq!(stored.keys().filter(|name| name.starts_with("a#")).count(), 5);
     let beside = item(&db, format!("LEAD#{}", id(1)), "ACT#status-contacted").await;
     assert!(beside.contains_key("doc"));
+    // Back to a lead and up again: the same stage change a later write tells replaces score's.
+    let back = Lead { lifecycle: Lifecycle::Lead, version: 4, ..contacted.clone() };
+    let down = entry(11, "stage-lead", ActivityKind::StageChanged { from: Lifecycle::Mql, to: Lifecycle::Lead });
+    assert_eq!(store.update_lead(&back, 3, &[down]).await.ok(), Some(WriteOutcome::Written));
+    let again = Lead { lifecycle: Lifecycle::Mql, version: 5, ..back.clone() };
+    let up = entry(12, "stage-mql", ActivityKind::StageChanged { from: Lifecycle::Lead, to: Lifecycle::Mql });
+    assert_eq!(store.update_lead(&again, 4, &[up]).await.ok(), Some(WriteOutcome::Written));
     // An event recorded on its own, at a time between the others.
     store.record_activity(&entry(5, "opened-1", ActivityKind::EmailDelivered { message_id: "m-1".into() })).await.ok();
 
@@ -201,16 +208,17 @@ async fn a_leads_first_entries_live_in_its_item_and_later_ones_beside_it() {
             "consent-requested-1",
             "submission-1",
             "scored-1",
-            "stage-mql",
             "assigned-rep-1-2000",
             "opened-1",
-            "status-contacted"
+            "status-contacted",
+            "stage-lead",
+            "stage-mql"
         ],
-        "one trail, oldest first"
+        "one trail, oldest first, the stage change told once, by its later write"
     );
     let read = store.get_lead(id(1)).await.ok().flatten();
-    assert_eq!(read.map(|l| (l.version, l.status)), Some((3, SalesStatus::Contacted)));
+    assert_eq!(read.map(|l| (l.version, l.status, l.lifecycle)), Some((5, SalesStatus::Contacted, Lifecycle::Mql)));
 
-    assert!(store.erase_lead(&tombstone(&contacted, t(20)), None).await.is_ok());
+    assert!(store.erase_lead(&tombstone(&again, t(20)), None).await.is_ok());
     assert_eq!(store.activities(id(1)).await.ok(), Some(Vec::new()), "erasure takes the entries inside and beside");
 }
