@@ -190,10 +190,9 @@ pub async fn show<P: Ports>(
 
 async fn lead_response<P: Ports>(ports: &P, id: LeadId) -> ApiResult<Response> {
     let store = ports.store();
-    let Some(lead) = store.get_lead(id).await? else {
+    let Some((lead, activities)) = store.lead_and_trail(id).await? else {
         return Err(ApiError::not_found("lead_not_found", "No lead has this id."));
     };
-    let activities = store.activities(id).await?;
     let enrollments = store.enrollments(id).await?;
     let config = ports.config();
     let owner = lead.owner.as_ref().map(|o| {

@@ -27,7 +27,7 @@ use leadflow_core::unsubscribe;
 use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
-use leadflow_core::ports::{Enrollments, Leads, Suppressions, Trails};
+use leadflow_core::ports::{Enrollments, Suppressions, Trails};
 pub use pace::Pacer;
 
 /// What one tick did.
@@ -174,13 +174,14 @@ async fn step<P: Ports>(s: &Step<'_, P>) -> Result<Outcome, StageError> {
     else {
         return stop("campaign was removed".into()).await;
     };
-    let Some(lead) = store.get_lead(enrollment.lead_id).await? else {
+    // The trail comes with the lead (one request on DynamoDB): a branch may test it.
+    let Some((lead, activities)) = store.lead_and_trail(enrollment.lead_id).await? else {
         return stop("lead no longer exists".into()).await;
     };
     // Pause and schedule are the campaign's, whatever version a lead is finishing.
     let latest = config.campaign(&enrollment.campaign_id).map_or(&campaign.campaign, |c| &c.campaign);
     let control = Control { status: latest.status, schedule: latest.schedule };
-    let facts = facts(ports, &campaign, &lead).await?;
+    let facts = facts(ports, &campaign, &lead, &activities).await?;
     let decision = campaign.decide(enrollment, &lead, &facts, control, config.settings.nurture.frequency_cap, now);
     match decision {
         Decision::Stop(reason) => stop(reason).await,
@@ -264,15 +265,18 @@ async fn send<P: Ports>(
 }
 
 /// What the state machine needs from the lead's trail and the suppression list.
-async fn facts<P: Ports>(ports: &P, campaign: &CompiledCampaign, lead: &Lead) -> Result<Facts, StageError> {
-    let store = ports.store();
+async fn facts<P: Ports>(
+    ports: &P,
+    campaign: &CompiledCampaign,
+    lead: &Lead,
+    activities: &[Activity],
+) -> Result<Facts, StageError> {
     let suppressed = if lead.contact.email.is_empty() {
         None
     } else {
-        store.suppression(&email_key(&lead.contact.email)).await?.map(|s| s.reason.as_str().to_string())
+        ports.store().suppression(&email_key(&lead.contact.email)).await?.map(|s| s.reason.as_str().to_string())
     };
-    let activities = store.activities(lead.id).await?;
-    Ok(facts_from(campaign, lead, &activities, suppressed))
+    Ok(facts_from(campaign, lead, activities, suppressed))
 }
 
 fn facts_from(campaign: &CompiledCampaign, lead: &Lead, activities: &[Activity], suppressed: Option<String>) -> Facts {

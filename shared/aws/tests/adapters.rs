@@ -240,6 +240,8 @@ async fn every_store_method_makes_the_requests_it_should() {
     assert_eq!(r.take(), ["PutItem", "PutItem"], "record_activity");
     store.activities(id(1)).await.unwrap();
     assert_eq!(r.take(), ["Query"], "activities");
+    assert!(store.lead_and_trail(id(1)).await.unwrap().is_some());
+    assert_eq!(r.take(), ["Query"], "lead_and_trail: the lead item is in the trail's Query");
     store.team_cursor("emea").await.unwrap();
     assert_eq!(r.take(), ["GetItem", "GetItem"], "team_cursor, with none yet: its place, then the place before 12-03");
     store.rep_loads().await.unwrap();

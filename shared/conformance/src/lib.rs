@@ -38,6 +38,7 @@ macro_rules! store_conformance {
             trail::an_enrollment_writes_its_trail_only_when_created,
             trail::an_enrollment_update_writes_its_trail_only_when_written,
             trail::a_suppression_writes_its_trail_whether_or_not_the_address_was_new,
+            trail::a_lead_and_its_trail_read_together_as_they_read_apart,
             assignments::an_assignment_moves_lead_cursor_and_load_together_or_not_at_all,
             assignments::rep_loads_follow_assignments_status_changes_and_redeliveries,
             assignments::due_slas_are_the_owned_new_valid_leads_past_due_oldest_first,

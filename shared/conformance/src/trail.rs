@@ -191,3 +191,29 @@ pub async fn a_suppression_writes_its_trail_whether_or_not_the_address_was_new<S
     let kept = store.suppression(&key).await.ok().flatten().map(|s| s.reason);
     assert_eq!(kept, Some(SuppressionReason::Bounced));
 }
+
+pub async fn a_lead_and_its_trail_read_together_as_they_read_apart<S: LeadStore>(store: &S) {
+    let a = lead(1, "a@x.example");
+    assert_eq!(store.create_lead(&a, &[entry(a.id, "submission-1", t(0))]).await.ok(), Some(CreateOutcome::Created));
+    let scored = Lead { lifecycle: Lifecycle::Mql, version: 1, ..a.clone() };
+    assert_eq!(
+        store.update_lead(&scored, 0, &[entry(a.id, "stage-mql", t(1))]).await.ok(),
+        Some(WriteOutcome::Written)
+    );
+    assert!(store.record_activity(&sent(a.id, "sent-welcome", "m-1")).await.is_ok());
+    let e = enrollment(1, "welcome", Some(t(10)), EnrollmentState::Active);
+    assert_eq!(store.enroll(&e, &[entry(a.id, "enrolled-welcome", t(2))]).await.ok(), Some(true));
+    let together = match store.lead_and_trail(a.id).await {
+        Ok(Some(both)) => both,
+        other => panic!("the lead and its trail: {other:?}"),
+    };
+    let apart = (store.get_lead(a.id).await.ok().flatten(), store.activities(a.id).await.ok());
+    assert_eq!((Some(together.0.clone()), Some(together.1.clone())), apart);
+    assert_eq!(together.0.version, 1);
+    let names: Vec<&str> = together.1.iter().map(|x| x.id.as_str()).collect();
+    assert_eq!(names, ["submission-1", "stage-mql", "enrolled-welcome", "sent-welcome"]);
+    assert_eq!(store.lead_and_trail(id(2)).await.ok(), Some(None), "no lead, nothing");
+    // A merged submission's alias is no lead of its own.
+    assert_eq!(store.record_alias(id(3), a.id).await.ok(), Some(true));
+    assert_eq!(store.lead_and_trail(id(3)).await.ok(), Some(None));
+}

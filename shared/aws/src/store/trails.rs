@@ -13,30 +13,7 @@ impl Trails for DynamoStore {
     }
 
     async fn activities(&self, lead_id: LeadId) -> Result<Vec<Activity>, StoreError> {
-        let items = self.trail_items(lead_id).await?;
-        let mut inline = Vec::new();
-        let mut out = Vec::with_capacity(items.len());
-        for item in &items {
-            if str_attr(item, SK) == Some(PROFILE) {
-                inline = entries_of(item, lead_id)?;
-            } else {
-                out.push(decode::<Activity>(item, "activity")?);
-            }
-        }
-        // An id in both places was written twice, and a second write of an id replaces the
-        // first: the item's entry came from one of the lead's first three writes, so the other
-        // is the later one unless it tells of an earlier time.
-        for entry in inline {
-            match out.iter_mut().find(|a| a.id == entry.id) {
-                Some(beside) if beside.at < entry.at => *beside = entry,
-                Some(_) => {}
-                None => out.push(entry),
-            }
-        }
-        // The sort key holds the id only (redeliveries may carry another time), so time order
-        // is restored here.
-        out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-        Ok(out)
+        trail_of(lead_id, &self.trail_items(lead_id).await?)
     }
 
     async fn trails(&self, lead_ids: &[LeadId]) -> Result<Vec<Vec<Activity>>, StoreError> {
@@ -48,6 +25,45 @@ impl Trails for DynamoStore {
             .try_collect()
             .await
     }
+
+    async fn lead_and_trail(&self, lead_id: LeadId) -> Result<Option<(Lead, Vec<Activity>)>, StoreError>
+    where
+        Self: leadflow_core::ports::Leads,
+    {
+        // The lead item is in the trail's Query anyway: it holds the lead's first entries.
+        let items = self.trail_items(lead_id).await?;
+        let Some(profile) = items.iter().find(|item| str_attr(item, SK) == Some(PROFILE)) else {
+            return Ok(None);
+        };
+        Ok(Some((lead_of(profile)?, trail_of(lead_id, &items)?)))
+    }
+}
+
+/// The trail in `items` (the lead's activity items and its own item), oldest first.
+fn trail_of(lead_id: LeadId, items: &[Item]) -> Result<Vec<Activity>, StoreError> {
+    let mut inline = Vec::new();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if str_attr(item, SK) == Some(PROFILE) {
+            inline = entries_of(item, lead_id)?;
+        } else {
+            out.push(decode::<Activity>(item, "activity")?);
+        }
+    }
+    // An id in both places was written twice, and a second write of an id replaces the first:
+    // the item's entry came from one of the lead's first three writes, so the other is the later
+    // one unless it tells of an earlier time.
+    for entry in inline {
+        match out.iter_mut().find(|a| a.id == entry.id) {
+            Some(beside) if beside.at < entry.at => *beside = entry,
+            Some(_) => {}
+            None => out.push(entry),
+        }
+    }
+    // The sort key holds the id only (redeliveries may carry another time), so time order is
+    // restored here.
+    out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+    Ok(out)
 }
 
 impl DynamoStore {

@@ -210,6 +210,24 @@ pub trait Trails: Send + Sync + 'static {
     /// is empty): the console's "try a rule change" reads a thousand, and a store that can read
     /// them in one go or side by side does.
     fn trails(&self, lead_ids: &[LeadId]) -> impl Future<Output = Result<Vec<Vec<Activity>>, StoreError>> + Send;
+
+    /// The lead and its activities, oldest first; `None` for an id that is no lead. What a drip
+    /// step reads; a store that keeps both in one place (DynamoDB: one partition) reads them in
+    /// one request instead of two.
+    fn lead_and_trail(
+        &self,
+        lead_id: LeadId,
+    ) -> impl Future<Output = Result<Option<(Lead, Vec<Activity>)>, StoreError>> + Send
+    where
+        Self: Leads,
+    {
+        async move {
+            let Some(lead) = self.get_lead(lead_id).await? else {
+                return Ok(None);
+            };
+            Ok(Some((lead, self.activities(lead_id).await?)))
+        }
+    }
 }
 
 /// Routing's state: team cursors, open leads per rep, the assignment write, running SLAs.
