@@ -284,14 +284,10 @@ impl DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(Ok(())),
-            Err(SdkError::ServiceError(ctx)) => match ctx.into_err() {
-                PutItemError::ConditionalCheckFailedException(e) => Ok(Err(e.item)),
-                other => Err(StoreError::Unavailable(format!("{op}: {}", describe_service_error(&other)))),
-            },
-            Err(e) => Err(unavailable(op, &e)),
-        }
+        conditional(op, sent, |e| match e {
+            PutItemError::ConditionalCheckFailedException(e) => Ok(e.item),
+            other => Err(describe_service_error(&other)),
+        })
     }
 
     /// Deletes the item at `pk`/`sk` if `cond` holds; an item the condition does not hold for
@@ -459,6 +455,24 @@ impl DynamoStore {
             old_open = stored_open;
         }
         Ok(false)
+    }
+}
+
+/// A conditional write's answer: `Ok(Ok(()))` when written, `Ok(Err(stored))` when its condition
+/// failed (`condition_failed` picks that error out, with the stored item if DynamoDB handed it
+/// back, and describes any other), and every other failure `Unavailable`.
+fn conditional<O, E: ProvideErrorMetadata, R>(
+    op: &str,
+    sent: Result<O, SdkError<E, R>>,
+    condition_failed: impl FnOnce(E) -> Result<Option<Item>, String>,
+) -> Result<Result<(), Option<Item>>, StoreError> {
+    match sent {
+        Ok(_) => Ok(Ok(())),
+        Err(SdkError::ServiceError(ctx)) => match condition_failed(ctx.into_err()) {
+            Ok(stored) => Ok(Err(stored)),
+            Err(other) => Err(StoreError::Unavailable(format!("{op}: {other}"))),
+        },
+        Err(e) => Err(unavailable(op, &e)),
     }
 }
 

@@ -143,14 +143,10 @@ impl DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(Ok(())),
-            Err(SdkError::ServiceError(ctx)) => match ctx.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(e) => Ok(Err(e.item)),
-                other => Err(StoreError::Unavailable(format!("{op}: {}", describe_service_error(&other)))),
-            },
-            Err(e) => Err(unavailable(op, &e)),
-        }
+        super::conditional(op, sent, |e| match e {
+            UpdateItemError::ConditionalCheckFailedException(e) => Ok(e.item),
+            other => Err(describe_service_error(&other)),
+        })
     }
 }
 

@@ -83,6 +83,32 @@ impl DynamoStore {
         prefix: &str,
         keys_only: bool,
     ) -> Result<Vec<Item>, StoreError> {
+        let range = Cond::new("#pk = :pk AND begins_with(#sk, :prefix)").value(":prefix", s(prefix));
+        self.query_partition(op, lead_id, range, None, keys_only).await
+    }
+
+    /// The lead's activity items and its own item (which holds its first entries), in one Query:
+    /// in sort key order they span `ACT#…` to `PROFILE`; the alias and enrollments between are
+    /// left out by the filter.
+    pub(super) async fn trail_items(&self, lead_id: LeadId) -> Result<Vec<Item>, StoreError> {
+        let range = Cond::new("#pk = :pk AND #sk BETWEEN :first AND :profile")
+            .value(":first", s(ACT_PREFIX))
+            .value(":profile", s(PROFILE));
+        let filter = "begins_with(#sk, :first) OR #sk = :profile";
+        self.query_partition("activities", lead_id, range, Some(filter), false).await
+    }
+
+    /// Every page of a Query of the lead's partition: `range` is the key condition (with `#pk`
+    /// and `:pk` supplied here, `#sk` too), `filter` an optional filter over the same names.
+    async fn query_partition(
+        &self,
+        op: &'static str,
+        lead_id: LeadId,
+        range: Cond,
+        filter: Option<&str>,
+        keys_only: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let range = range.name("#pk", PK).name("#sk", SK).value(":pk", s(lead_pk(lead_id)));
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -90,11 +116,10 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(lead_pk(lead_id)))
-                .expression_attribute_values(":prefix", s(prefix))
+                .key_condition_expression(&range.expr)
+                .set_filter_expression(filter.map(str::to_string))
+                .set_expression_attribute_names(Some(range.names.clone()))
+                .set_expression_attribute_values(Some(range.values.clone()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take());
             if keys_only {

@@ -65,37 +65,3 @@ fn trail_of(lead_id: LeadId, items: &[Item]) -> Result<Vec<Activity>, StoreError
     out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
     Ok(out)
 }
-
-impl DynamoStore {
-    /// The lead's activity items and its own item (which holds its first entries), in one Query:
-    /// in sort key order they span `ACT#…` to `PROFILE`; the alias and enrollments between are
-    /// left out by the filter.
-    async fn trail_items(&self, lead_id: LeadId) -> Result<Vec<Item>, StoreError> {
-        const OP: &str = "activities";
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :profile")
-                .filter_expression("begins_with(#sk, :first) OR #sk = :profile")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(lead_pk(lead_id)))
-                .expression_attribute_values(":first", s(ACT_PREFIX))
-                .expression_attribute_values(":profile", s(PROFILE))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(OP, &e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(items),
-            }
-        }
-    }
-}
