@@ -1,12 +1,16 @@
 #![allow(dead_code)] // each test binary uses its own part of these helpers
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::http::HttpRequest;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, RuntimeComponents, SharedHttpClient};
 use aws_sdk_dynamodb::error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+};
 use leadflow_aws::store::DynamoStore;
 
 /// The moto server the tests talk to. The project's test script starts one and exports this
@@ -27,17 +31,70 @@ pub fn endpoint() -> String {
 /// threads may write to it, and then answers 500 ("dictionary changed size during iteration" in
 /// its log); DynamoDB's own 500s are retried by the SDK the same way. Three attempts (the SDK's
 /// default) were not always enough with both cores busy; the race is moto's, not the store's.
+/// [`OneWriteAtATime`] keeps one process's writes apart; the attempts still cover another test
+/// process writing to the same moto at that moment.
 const MOTO_ATTEMPTS: u32 = 10;
 
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(leadflow_aws::https::https_client())
+        .http_client(SharedHttpClient::new(OneWriteAtATime(leadflow_aws::https::https_client())))
         .endpoint_url(endpoint())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(MOTO_ATTEMPTS))
         .load()
         .await
+}
+
+/// The HTTPS client, with this process's writes to each DynamoDB table sent to moto one at a time.
+///
+/// DynamoDB applies each conditional write (and each transaction) atomically, so of two writers
+/// racing for the same version exactly one succeeds. moto does not: it answers requests on
+/// threads and takes no lock around an operation, so two racing transactions can both pass
+/// their conditions, and the conformance checks that race writers failed at random (4 runs in 200
+/// of `of_writers_racing_for_a_version_exactly_one_wins` with both cores busy). Sent one after
+/// the other, the writes still race as the store's callers make them (each is issued concurrently
+/// and waits its turn), and moto sees one of the orders DynamoDB itself could have chosen. Reads
+/// are not held back, nor are writes to other tables: each test has a table of its own, and one
+/// lock for all of them made the conformance suite 60 % slower.
+#[derive(Debug)]
+struct OneWriteAtATime(SharedHttpClient);
+
+/// A lock per table, held while a write to it is with moto.
+static TABLE_WRITES: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = LazyLock::new(Mutex::default);
+
+const DYNAMODB_WRITES: [&str; 5] = ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"];
+
+impl HttpClient for OneWriteAtATime {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        SharedHttpConnector::new(OneWriteAtATimeConnector(self.0.http_connector(settings, components)))
+    }
+}
+
+#[derive(Debug)]
+struct OneWriteAtATimeConnector(SharedHttpConnector);
+
+/// The table a DynamoDB write names first (a transaction's items are all in one table here).
+fn written_table(request: &HttpRequest) -> Option<String> {
+    let operation = request.headers().get("x-amz-target")?.strip_prefix("DynamoDB_20120810.")?;
+    if !DYNAMODB_WRITES.contains(&operation) {
+        return None;
+    }
+    let body = std::str::from_utf8(request.body().bytes()?).ok()?;
+    let (_, after) = body.split_once(r#""TableName":""#)?;
+    Some(after.split('"').next()?.to_string())
+}
+
+impl HttpConnector for OneWriteAtATimeConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let Some(table) = written_table(&request) else { return self.0.call(request) };
+        let lock = TABLE_WRITES.lock().expect("the table locks").entry(table).or_default().clone();
+        let inner = self.0.clone();
+        HttpConnectorFuture::new(async move {
+            let _turn = lock.lock().await;
+            inner.call(request).await
+        })
+    }
 }
 
 /// A name no other test (or earlier run against the same moto) uses.
