@@ -161,3 +161,30 @@ async fn roles_are_enforced_on_the_server_and_every_form_needs_its_csrf_token() 
     assert!(mine.contains(&others) && !mine.contains(&carlas) && mine.contains("viewing as"), "{mine}");
     s.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_submissions_address_opens_the_lead_it_was_merged_into() {
+    let s = stack().await;
+    let first = s.post_lead(&qualified("max@initech.com", "Max", "US")).await;
+    assert_eq!(s.owner(&first).await, "carla");
+    // The same person again: the second submission's id becomes an alias of the first lead.
+    let again = s.post_lead(&qualified("Max@Initech.com", "Max", "US")).await;
+    assert_ne!(again, first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while s.lead(&again).await["id"] != first {
+        assert!(std::time::Instant::now() < deadline, "the second submission was not merged in 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let carla = s.sign_in("carla@acme.example").await;
+    for id in [&first, &again] {
+        let (status, html) = s.page_as(&carla, &format!("/console/leads/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{id}: {html}");
+        assert!(html.contains(&first) && html.contains("max@initech.com"), "{id} shows the lead: {html}");
+        let trail = html.split_once("<h2>Trail</h2>").map_or("", |(_, trail)| trail);
+        assert_eq!(trail.matches("Submitted a form").count(), 2, "{id} shows both submissions on the trail: {html}");
+        assert!(trail.contains("Assigned to Carla"), "{id} shows the assignment on the trail: {html}");
+    }
+    let (status, html) = s.page_as(&carla, "/console/leads/01JZZZZZZZZZZZZZZZZZZZZZZZ").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
+}

@@ -3,6 +3,8 @@
 
 mod common;
 // A folder of its own: a file beside this one would be a test binary of its own.
+#[path = "adapters/console_reads.rs"]
+mod console_reads;
 #[path = "adapters/lead_items.rs"]
 mod lead_items;
 

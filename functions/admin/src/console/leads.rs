@@ -13,7 +13,7 @@ use leadflow_core::config::CompiledConfig;
 use leadflow_core::erasure::{erased_at, is_erased};
 use leadflow_core::error::StoreError;
 use leadflow_core::local_time::{in_words, time_left};
-use leadflow_core::model::{Activity, ActivityKind, Lead, LeadId, SalesStatus, Touch, Validity};
+use leadflow_core::model::{Activity, ActivityKind, Enrollment, Lead, LeadId, SalesStatus, Touch, Validity};
 use leadflow_core::ports::{Clock, Ports};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -142,19 +142,55 @@ pub(crate) async fn stored_lead<P: Ports>(
 /// The lead `raw` names (following a merge), if the person may open it; else the page to show.
 async fn readable_lead<P: Ports>(ports: &P, signed: &Signed, raw: &str) -> Result<Lead, Response> {
     let lead = stored_lead(ports, signed, raw, not_found).await?;
-    if is_erased(&lead) {
-        let when = erased_at(&lead).map_or_else(|| "earlier".to_string(), |at| in_words(at, "UTC"));
+    match refusal(signed, &lead) {
+        Some(page) => Err(page),
+        None => Ok(lead),
+    }
+}
+
+/// The page that refuses `lead` to the person: it was erased, or it is not theirs to see.
+fn refusal(signed: &Signed, lead: &Lead) -> Option<Response> {
+    if is_erased(lead) {
+        let when = erased_at(lead).map_or_else(|| "earlier".to_string(), |at| in_words(at, "UTC"));
         let line = format!("Its personal data was erased {when}. What reports count is kept.");
-        return Err(signed.refusal(StatusCode::GONE, "This lead was erased", &line));
+        return Some(signed.refusal(StatusCode::GONE, "This lead was erased", &line));
     }
     let owner = lead.owner.as_ref().map(|o| o.rep_id.as_str());
-    if !signed.session.may_open(owner) {
-        return Err(signed.forbidden(
+    (!signed.session.may_open(owner)).then(|| {
+        signed.forbidden(
             "This lead is not yours",
             "It belongs to another rep. Ask your sales manager if it should be yours.",
-        ));
+        )
+    })
+}
+
+/// What the lead page shows of a lead besides the lead itself.
+struct Around {
+    trail: Vec<Activity>,
+    enrollments: Vec<Enrollment>,
+}
+
+/// The lead `id` names (following a merge) with its trail and enrollments. The id usually names
+/// the lead itself, so the lead with its trail (one request on DynamoDB, which keeps them in one
+/// partition) and the enrollments are read side by side; only an id a merge left behind costs
+/// the alias's read and a second round.
+async fn lead_with_around<P: Ports>(ports: &P, id: LeadId) -> Result<Option<(Lead, Around)>, StoreError> {
+    let store = ports.store();
+    let read = async |id: LeadId| {
+        let (lead, enrollments) = tokio::join!(store.lead_and_trail(id), store.enrollments(id));
+        Ok::<_, StoreError>(lead?.map(|(lead, trail)| (lead, trail, enrollments)))
+    };
+    let found = match read(id).await? {
+        Some(found) => Some(found),
+        None => match store.resolve_lead(id).await? {
+            Some(merged_into) if merged_into != id => read(merged_into).await?,
+            _ => None,
+        },
+    };
+    match found {
+        Some((lead, trail, enrollments)) => Ok(Some((lead, Around { trail, enrollments: enrollments? }))),
+        None => Ok(None),
     }
-    Ok(lead)
 }
 
 /// `GET /console/leads/{id}`: contact, score with its reasons and history, why this rep,
@@ -165,19 +201,30 @@ pub async fn show<P: Ports>(
     Path(raw): Path<String>,
     Query(q): Query<ShowQuery>,
 ) -> Response {
-    let lead = match readable_lead(&*console.ports, &signed, &raw).await {
-        Ok(l) => l,
-        Err(page) => return page,
+    let ports = &*console.ports;
+    let Ok(id) = raw.parse::<LeadId>() else { return not_found(&signed) };
+    let (lead, around) = match lead_with_around(ports, id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found(&signed),
+        Err(e) => {
+            warn!(lead_id = %id, error = %e, "a lead page could not read its lead");
+            return signed.unavailable();
+        }
     };
+    if let Some(page) = refusal(&signed, &lead) {
+        return page;
+    }
     let notice = q.done.as_deref().and_then(|d| match d {
         "contacted" => Some("Marked contacted. The SLA clock has stopped."),
         "won" => Some("Marked won. Its nurture emails have stopped."),
         "lost" => Some("Marked lost. Its nurture emails have stopped."),
         _ => None,
     });
-    lead_page(&*console.ports, &signed, &lead, StatusCode::OK, notice, None, "").await
+    page_of(ports, &signed, &lead, &around, StatusCode::OK, notice, None, "")
 }
 
+/// The lead page of `lead`, reading its trail and enrollments (after a status change or a
+/// refused note).
 async fn lead_page<P: Ports>(
     ports: &P,
     signed: &Signed,
@@ -188,13 +235,28 @@ async fn lead_page<P: Ports>(
     note: &str,
 ) -> Response {
     let store = ports.store();
-    let (activities, enrollments) = match (store.activities(lead.id).await, store.enrollments(lead.id).await) {
-        (Ok(a), Ok(e)) => (a, e),
+    let around = match tokio::join!(store.activities(lead.id), store.enrollments(lead.id)) {
+        (Ok(trail), Ok(enrollments)) => Around { trail, enrollments },
         (Err(e), _) | (_, Err(e)) => {
             warn!(lead_id = %lead.id, error = %e, "a lead page could not read the trail");
             return signed.unavailable();
         }
     };
+    page_of(ports, signed, lead, &around, status, notice, note_error, note)
+}
+
+#[allow(clippy::too_many_arguments)] // the page's parts, each named where it is called
+fn page_of<P: Ports>(
+    ports: &P,
+    signed: &Signed,
+    lead: &Lead,
+    around: &Around,
+    status: StatusCode,
+    notice: Option<&str>,
+    note_error: Option<&str>,
+    note: &str,
+) -> Response {
+    let (activities, enrollments) = (&around.trail, &around.enrollments);
     let config = ports.config();
     let now = ports.clock().now();
     let zone = reader_zone(&config, signed);
