@@ -220,20 +220,27 @@ pub async fn show<P: Ports>(
         "lost" => Some("Marked lost. Its nurture emails have stopped."),
         _ => None,
     });
-    page_of(ports, &signed, &lead, &around, StatusCode::OK, notice, None, "")
+    page_of(ports, &signed, &lead, &around, Telling { status: StatusCode::OK, notice, note_error: None, note: "" })
 }
 
-/// The lead page of `lead`, reading its trail and enrollments (after a status change or a
-/// refused note).
-async fn lead_page<P: Ports>(
-    ports: &P,
-    signed: &Signed,
-    lead: &Lead,
+/// What the lead page tells besides the lead: the answer's status, a notice at the top, and the
+/// note form as it was sent, with what was wrong next to it.
+struct Telling<'a> {
     status: StatusCode,
-    notice: Option<&str>,
-    note_error: Option<&str>,
-    note: &str,
-) -> Response {
+    notice: Option<&'a str>,
+    note_error: Option<&'a str>,
+    note: &'a str,
+}
+
+impl<'a> Telling<'a> {
+    /// A status change refused: `why` next to the note form, which keeps `note`.
+    fn refused(status: StatusCode, why: &'a str, note: &'a str) -> Self {
+        Self { status, notice: None, note_error: Some(why), note }
+    }
+}
+
+/// The lead page of `lead` after a refused status change, reading its trail and enrollments.
+async fn lead_page<P: Ports>(ports: &P, signed: &Signed, lead: &Lead, telling: Telling<'_>) -> Response {
     let store = ports.store();
     let around = match tokio::join!(store.activities(lead.id), store.enrollments(lead.id)) {
         (Ok(trail), Ok(enrollments)) => Around { trail, enrollments },
@@ -242,21 +249,12 @@ async fn lead_page<P: Ports>(
             return signed.unavailable();
         }
     };
-    page_of(ports, signed, lead, &around, status, notice, note_error, note)
+    page_of(ports, signed, lead, &around, telling)
 }
 
-#[allow(clippy::too_many_arguments)] // the page's parts, each named where it is called
-fn page_of<P: Ports>(
-    ports: &P,
-    signed: &Signed,
-    lead: &Lead,
-    around: &Around,
-    status: StatusCode,
-    notice: Option<&str>,
-    note_error: Option<&str>,
-    note: &str,
-) -> Response {
+fn page_of<P: Ports>(ports: &P, signed: &Signed, lead: &Lead, around: &Around, telling: Telling<'_>) -> Response {
     let (activities, enrollments) = (&around.trail, &around.enrollments);
+    let Telling { status, notice, note_error, note } = telling;
     let config = ports.config();
     let now = ports.clock().now();
     let zone = reader_zone(&config, signed);
@@ -492,22 +490,15 @@ pub async fn mark<P: Ports>(
         "won" => SalesStatus::Won,
         "lost" => SalesStatus::Lost,
         _ => {
-            return lead_page(
-                ports,
-                &signed,
-                &lead,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some("Choose one of the buttons."),
-                &form.note,
-            )
-            .await;
+            let telling = Telling::refused(StatusCode::UNPROCESSABLE_ENTITY, "Choose one of the buttons.", &form.note);
+            return lead_page(ports, &signed, &lead, telling).await;
         }
     };
     let note = form.note.trim();
     if note.chars().count() > MAX_NOTE_CHARS {
         let message = format!("A note may be at most {MAX_NOTE_CHARS} characters.");
-        return lead_page(ports, &signed, &lead, StatusCode::UNPROCESSABLE_ENTITY, None, Some(&message), note).await;
+        let telling = Telling::refused(StatusCode::UNPROCESSABLE_ENTITY, &message, note);
+        return lead_page(ports, &signed, &lead, telling).await;
     }
     let note = (!note.is_empty()).then(|| note.to_string());
     // The trail says who: the rep by id (shown by name), anybody else by email.
@@ -517,7 +508,7 @@ pub async fn mark<P: Ports>(
         Err(MarkError::NotFound | MarkError::Erased) => not_found(&signed),
         Err(e @ MarkError::Refused { .. }) => {
             let why = e.to_string();
-            lead_page(ports, &signed, &lead, StatusCode::CONFLICT, None, Some(&why), "").await
+            lead_page(ports, &signed, &lead, Telling::refused(StatusCode::CONFLICT, &why, "")).await
         }
         Err(MarkError::Stage(e)) => {
             warn!(lead_id = %lead.id, error = %e, "a status change could not be saved");
