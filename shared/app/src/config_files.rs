@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use leadflow_core::config::{CompiledConfig, ConfigSources};
+use leadflow_core::config::{CompiledConfig, ConfigSources, SourceReader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigLoadError {
@@ -20,9 +20,40 @@ pub fn sample() -> ConfigSources {
         scoring: include_str!("../config/scoring.toml").into(),
         routing: include_str!("../config/routing.toml").into(),
         campaigns: vec![("campaigns/welcome.toml".into(), include_str!("../config/campaigns/welcome.toml").into())],
+        reader: SourceReader::TOML,
+        ..sample_templates()
+    }
+}
+
+/// The sample's email templates, the same whichever way the rest is read.
+fn sample_templates() -> ConfigSources {
+    ConfigSources {
+        settings: String::new(),
+        scoring: String::new(),
+        routing: String::new(),
+        campaigns: Vec::new(),
         assignment_subject: include_str!("../config/templates/assignment.subject").into(),
         assignment_text: include_str!("../config/templates/assignment.txt").into(),
         assignment_html: include_str!("../config/templates/assignment.html").into(),
+        reader: SourceReader::JSON,
+    }
+}
+
+/// The sample configuration as JSON made from its TOML when this crate was built (`build.rs`), for
+/// the Lambda functions that never show or edit the files' text: reading it needs no TOML parser.
+/// Its texts are not TOML, so nothing may hand them to one (capture reads `[thanks]` from the
+/// settings' text, the admin function edits the rules' text: both take [`sample`]).
+pub fn sample_json() -> ConfigSources {
+    ConfigSources {
+        settings: include_str!(concat!(env!("OUT_DIR"), "/leadflow.json")).into(),
+        scoring: include_str!(concat!(env!("OUT_DIR"), "/scoring.json")).into(),
+        routing: include_str!(concat!(env!("OUT_DIR"), "/routing.json")).into(),
+        campaigns: vec![(
+            "campaigns/welcome.toml".into(),
+            include_str!(concat!(env!("OUT_DIR"), "/campaigns/welcome.json")).into(),
+        )],
+        reader: SourceReader::JSON,
+        ..sample_templates()
     }
 }
 
@@ -56,6 +87,7 @@ pub fn read_dir(dir: &Path) -> Result<ConfigSources, ConfigLoadError> {
         assignment_subject: read(dir.join("templates/assignment.subject"))?,
         assignment_text: read(dir.join("templates/assignment.txt"))?,
         assignment_html: read(dir.join("templates/assignment.html"))?,
+        reader: SourceReader::TOML,
     })
 }
 
@@ -66,4 +98,35 @@ pub fn load(dir: Option<&Path>) -> Result<CompiledConfig, ConfigLoadError> {
         None => (sample(), "the built-in sample".to_string()),
     };
     CompiledConfig::compile(&sources).map_err(|source| ConfigLoadError::Invalid { dir: name, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON the build made from the sample's TOML compiles to the same configuration, part
+    /// by part (the texts themselves differ, so `sources` is left out).
+    #[test]
+    fn the_sample_read_as_json_is_the_sample_read_as_toml() {
+        let compile = |sources: ConfigSources| CompiledConfig::compile(&sources).unwrap_or_else(|e| panic!("{e}"));
+        let (toml, json) = (compile(sample()), compile(sample_json()));
+        assert_eq!(json.settings, toml.settings);
+        assert_eq!(format!("{:?}", json.scoring), format!("{:?}", toml.scoring));
+        // The reps are a hash map, printed in no fixed order: compared on their own, in order.
+        assert_eq!(json.routing.reps(), toml.routing.reps());
+        let rest = |r: &leadflow_core::routing::CompiledRouting| {
+            let debug = format!("{r:?}");
+            let (before, _) = debug.split_once("reps: ").unwrap_or_default();
+            let (_, after) = debug.split_once(", teams: ").unwrap_or_default();
+            format!("{before}{after}")
+        };
+        assert_eq!(rest(&json.routing), rest(&toml.routing));
+        // A compiled campaign's template engine lists its templates in no fixed order: the
+        // campaigns as read are compared. The email templates are not translated at all.
+        let campaigns =
+            |c: &CompiledConfig| c.campaigns.iter().map(|k| format!("{:?}", k.campaign)).collect::<Vec<_>>();
+        assert_eq!(campaigns(&json), campaigns(&toml));
+        assert_eq!(json.campaigns.len(), 1);
+        assert_ne!(json.sources.settings, toml.sources.settings, "the JSON is not the TOML's text");
+    }
 }

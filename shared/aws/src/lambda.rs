@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use leadflow_app::metrics::{Metric, count};
 use leadflow_app::{BatchItem, Deadline, Failure, within};
+use leadflow_core::config::ConfigSources;
 use leadflow_core::live_config::SettingsOverrides;
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, Stage};
 use leadflow_core::signing::SigningKeys;
@@ -152,9 +153,14 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// The built-in configuration with the deployment's settings, compiled when first read.
-    pub fn config(&self) -> ConfigHandle {
-        ConfigHandle::deferred(leadflow_app::config_files::sample(), self.settings.clone())
+    /// The built-in configuration (`built_in`: [`config_files::sample`] as written, or
+    /// [`config_files::sample_json`] for a function that needs no TOML parser) with the
+    /// deployment's settings, compiled when first read.
+    ///
+    /// [`config_files::sample`]: leadflow_app::config_files::sample
+    /// [`config_files::sample_json`]: leadflow_app::config_files::sample_json
+    pub fn config(&self, built_in: BuiltIn) -> ConfigHandle {
+        ConfigHandle::deferred(built_in(), self.settings.clone())
     }
 }
 
@@ -223,6 +229,11 @@ fn read_environment(
     Ok(Environment { table, queue_urls, event_bus, configuration_set, signing_keys_secret, settings })
 }
 
+/// Where a function's built-in configuration comes from: `leadflow_app::config_files::sample`
+/// (the TOML as written: capture reads `[thanks]` from its text, the admin function edits it) or
+/// `sample_json` (the same made JSON when built: the function then links no TOML parser).
+pub type BuiltIn = fn() -> ConfigSources;
+
 /// Builds the function's adapters from the process environment; call once per cold start. `Q`,
 /// `M` and `B` are the adapters of the function's queue, mailer and bus ([`Unwired`] for those
 /// it does not use). The SDK configuration ([`sdk_config`]) is loaded once and shared by the
@@ -230,7 +241,10 @@ fn read_environment(
 ///
 /// For the functions that sign or verify no links: `LEADFLOW_SIGNING_KEYS_SECRET` is not read
 /// (the template sets it on none of them), so they link no Secrets Manager client either.
-pub async fn ports_from_env<Q, M, B>(sends_to: &[Stage]) -> Result<FunctionPorts<Q, M, B>, StartupError>
+pub async fn ports_from_env<Q, M, B>(
+    sends_to: &[Stage],
+    built_in: BuiltIn,
+) -> Result<FunctionPorts<Q, M, B>, StartupError>
 where
     Q: FromEnvironment,
     M: FromEnvironment,
@@ -240,13 +254,16 @@ where
     if env.signing_keys_secret.is_some() {
         warn!(var = env::SIGNING_KEYS_SECRET, "set, but this function signs no links: not read");
     }
-    Ok(ports_from(&sdk_config().await, env, None))
+    Ok(ports_from(&sdk_config().await, env, None, built_in))
 }
 
 /// [`ports_from_env`] for the functions that sign or verify unsubscribe links (nurture,
 /// unsubscribe, admin, route): they read their signing keys at start and do not start without
 /// them.
-pub async fn ports_from_env_with_secret<Q, M, B>(sends_to: &[Stage]) -> Result<FunctionPorts<Q, M, B>, StartupError>
+pub async fn ports_from_env_with_secret<Q, M, B>(
+    sends_to: &[Stage],
+    built_in: BuiltIn,
+) -> Result<FunctionPorts<Q, M, B>, StartupError>
 where
     Q: FromEnvironment,
     M: FromEnvironment,
@@ -258,7 +275,7 @@ where
     let secret = env.signing_keys_secret.clone().unwrap_or_default();
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
     let keys = started(signing_keys(&client, &secret).await)?;
-    Ok(ports_from(&sdk, env, Some(keys)))
+    Ok(ports_from(&sdk, env, Some(keys), built_in))
 }
 
 /// `result`, its error logged as the reason the function cannot start.
@@ -268,7 +285,12 @@ fn started<T>(result: Result<T, StartupError>) -> Result<T, StartupError> {
     })
 }
 
-fn ports_from<Q, M, B>(sdk: &SdkConfig, mut env: Environment, keys: Option<SigningKeys>) -> FunctionPorts<Q, M, B>
+fn ports_from<Q, M, B>(
+    sdk: &SdkConfig,
+    mut env: Environment,
+    keys: Option<SigningKeys>,
+    built_in: BuiltIn,
+) -> FunctionPorts<Q, M, B>
 where
     Q: FromEnvironment,
     M: FromEnvironment,
@@ -277,7 +299,7 @@ where
     let (queue, mailer, bus) =
         (Q::from_environment(sdk, &env), M::from_environment(sdk, &env), B::from_environment(sdk, &env));
     env.settings.signing_keys = keys;
-    let config = env.config();
+    let config = env.config(built_in);
     Adapters {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), env.table),
         queue,

@@ -129,7 +129,7 @@ fn environment_applies_the_deployment_overrides_to_the_built_in_configuration() 
     assert_eq!((env.queue_urls.score.as_str(), env.queue_urls.route.as_str()), ("", ""));
     assert_eq!(env.event_bus, "default");
     assert_eq!(env.configuration_set.as_deref(), Some("leadflow"));
-    let config = env.config().current();
+    let config = env.config(leadflow_app::config_files::sample_json).current();
     let settings = &config.settings;
     assert_eq!(settings.sender.email, "leads@acme.example");
     // The display name is not part of the override.
@@ -142,7 +142,9 @@ fn environment_applies_the_deployment_overrides_to_the_built_in_configuration() 
 fn environment_without_overrides_keeps_the_sample_settings() {
     let env = environment(lookup(&[(env::TABLE, "t"), (env::EVENT_BUS, "leadflow")]), &[]).expect("table is enough");
     let sample = leadflow_core::config::CompiledConfig::compile(&leadflow_app::config_files::sample()).unwrap();
-    assert_eq!(env.config().current().settings, sample.settings);
+    // The functions that read the built-in configuration as JSON get the TOML's settings.
+    assert_eq!(env.config(leadflow_app::config_files::sample_json).current().settings, sample.settings);
+    assert_eq!(env.config(leadflow_app::config_files::sample).current().settings, sample.settings);
     assert_eq!(env.event_bus, "leadflow");
     assert_eq!(env.configuration_set, None);
 }
@@ -176,7 +178,10 @@ fn the_signing_keys_secret_is_required_where_links_are_signed_and_optional_elsew
     assert_eq!(other.signing_keys_secret.as_deref(), Some(arn));
     let without = environment(lookup(&[(env::TABLE, "t")]), &[]).expect("no secret needed");
     assert_eq!(without.signing_keys_secret, None);
-    assert!(without.config().current().settings.signing_keys.is_empty(), "no key until one is read");
+    assert!(
+        without.config(leadflow_app::config_files::sample_json).current().settings.signing_keys.is_empty(),
+        "no key until one is read"
+    );
 
     for vars in [vec![(env::TABLE, "t")], vec![(env::TABLE, "t"), (env::SIGNING_KEYS_SECRET, "  ")]] {
         match environment_with_secret(lookup(&vars), &[]) {
@@ -212,7 +217,8 @@ fn memory_ports() -> Arc<MemoryPorts> {
         mailer: RecordingMailer::new(),
         bus: RecordingBus::new(),
         clock: SystemClock,
-        config: env.config(),
+        // Capture's: the TOML as written, for its `[thanks]`.
+        config: env.config(leadflow_app::config_files::sample),
     })
 }
 

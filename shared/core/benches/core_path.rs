@@ -41,6 +41,7 @@ fn sources() -> ConfigSources {
         assignment_subject: include_str!("../../app/config/templates/assignment.subject").into(),
         assignment_text: include_str!("../../app/config/templates/assignment.txt").into(),
         assignment_html: include_str!("../../app/config/templates/assignment.html").into(),
+        reader: Default::default(),
     }
 }
 

@@ -29,8 +29,42 @@ pub struct CompiledConfig {
     pub sources: ConfigSources,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
+fn from_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::Parse { file: file.to_string(), message: e.to_string() })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
+    serde_json::from_str(text).map_err(|e| ConfigError::Parse { file: file.to_string(), message: e.to_string() })
+}
+
+/// How a configuration's texts are read. The files are TOML. The Lambda functions that never
+/// show or edit them carry the built-in files as JSON made from the TOML when they are built
+/// (`shared/app/build.rs`), and read them with this set's `JSON`: a function that never names
+/// `TOML` links no TOML parser, about 140 KB of its zip (docs/performance.md, "Function size").
+/// Function pointers rather than a flag, so that the choice is made where the sources are made.
+#[derive(Clone, Copy)]
+pub struct SourceReader {
+    settings: fn(&str, &str) -> Result<Settings, ConfigError>,
+    scoring: fn(&str, &str) -> Result<ScoringRules, ConfigError>,
+    routing: fn(&str, &str) -> Result<RoutingConfig, ConfigError>,
+    campaign: fn(&str, &str) -> Result<Campaign, ConfigError>,
+}
+
+impl SourceReader {
+    pub const TOML: Self = Self { settings: from_toml, scoring: from_toml, routing: from_toml, campaign: from_toml };
+    pub const JSON: Self = Self { settings: from_json, scoring: from_json, routing: from_json, campaign: from_json };
+}
+
+impl Default for SourceReader {
+    fn default() -> Self {
+        Self::TOML
+    }
+}
+
+impl std::fmt::Debug for SourceReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourceReader")
+    }
 }
 
 /// Documents applied through the admin API, in force over the files' own.
@@ -44,7 +78,7 @@ pub struct Overrides {
 
 /// The settings of `src` alone, checked as [`CompiledConfig::compile`] checks them.
 pub fn settings_of(src: &ConfigSources) -> Result<Settings, ConfigError> {
-    let settings: Settings = parse("leadflow.toml", &src.settings)?;
+    let settings = (src.reader.settings)("leadflow.toml", &src.settings)?;
     if let Some(captcha) = &settings.capture.captcha {
         captcha.check()?;
     }
@@ -60,15 +94,15 @@ impl CompiledConfig {
         let settings = settings_of(src)?;
         let scoring: ScoringRules = match &overrides.scoring {
             Some(s) => s.clone(),
-            None => parse("scoring.toml", &src.scoring)?,
+            None => (src.reader.scoring)("scoring.toml", &src.scoring)?,
         };
         let routing: RoutingConfig = match &overrides.routing {
             Some(r) => r.clone(),
-            None => parse("routing.toml", &src.routing)?,
+            None => (src.reader.routing)("routing.toml", &src.routing)?,
         };
         let mut campaigns = Vec::new();
         for (file, text) in &src.campaigns {
-            let c: Campaign = parse(file, text)?;
+            let c = (src.reader.campaign)(file, text)?;
             if c.version != 1 {
                 return Err(ConfigError::Invalid {
                     what: format!("{file}: version"),

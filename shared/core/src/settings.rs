@@ -193,4 +193,6 @@ pub struct ConfigSources {
     pub assignment_subject: String,
     pub assignment_text: String,
     pub assignment_html: String,
+    /// How the texts above are read: TOML as written, or JSON made from it at build time.
+    pub reader: crate::config::SourceReader,
 }

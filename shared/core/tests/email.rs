@@ -100,6 +100,7 @@ fn sources() -> ConfigSources {
             "<a href=\"{{ lead_url }}\">Open the lead</a>\n"
         )
         .into(),
+        reader: Default::default(),
     }
 }
 

@@ -223,6 +223,7 @@ email = "anna@acme.example"
         assignment_subject: "New lead: {{ lead.name }}".into(),
         assignment_text: "{{ lead_url }}".into(),
         assignment_html: "<a href=\"{{ lead_url }}\">Open</a>".into(),
+        reader: Default::default(),
     };
     let cfg = CompiledConfig::compile(&sources).unwrap_or_else(|e| panic!("{e}"));
     let rep = cfg.routing.rep("anna").cloned().unwrap_or_else(|| panic!("a rep"));

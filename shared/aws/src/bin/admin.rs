@@ -22,7 +22,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     // Publishes the erasure event; sends no email (an erasure finds no copy kept with SES) and
     // nothing to a stage queue (the dead letters below have their own SQS client).
-    let ports = Arc::new(ports_from_env_with_secret::<Unwired, Unwired, EventBridgeBus>(&[]).await?);
+    let ports = Arc::new(
+        ports_from_env_with_secret::<Unwired, Unwired, EventBridgeBus>(&[], leadflow_app::config_files::sample).await?,
+    );
     let public_url = ports.config().settings.public_url.clone();
     let sign_in = match CognitoSettings::from_env(|name| std::env::var(name).ok(), &public_url) {
         Some(settings) => {

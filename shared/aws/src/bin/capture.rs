@@ -12,6 +12,8 @@ use leadflow_core::ports::Stage;
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     // Sends to the validate queue; no email, no event.
-    let ports = Arc::new(ports_from_env::<SqsQueue, Unwired, Unwired>(&[Stage::Validate]).await?);
+    let ports = Arc::new(
+        ports_from_env::<SqsQueue, Unwired, Unwired>(&[Stage::Validate], leadflow_app::config_files::sample).await?,
+    );
     lambda_http::run(Metered::new(leadflow_capture::router(ports), Emf::from_env())).await
 }

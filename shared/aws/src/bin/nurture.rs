@@ -30,7 +30,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     // Drip emails carry signed unsubscribe links: no secret, no start. Leads whose SLA ran out
     // go to the route queue, whose URL must then be given.
-    let ports: Ports = ports_from_env_with_secret(&[Stage::Route]).await?;
+    let ports: Ports = ports_from_env_with_secret(&[Stage::Route], leadflow_app::config_files::sample_json).await?;
     let pacer = pacer(&ports).await;
     let emf = Emf::from_env();
     // Boxed: inside the runtime's futures, the tick's future is nested past the compiler's type

@@ -10,6 +10,7 @@ use leadflow_core::ports::Stage;
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     // No email, no event: route sends the assignment email and publishes.
-    let ports = ports_from_env::<SqsQueue, Unwired, Unwired>(&[Stage::Route]).await?;
+    let ports =
+        ports_from_env::<SqsQueue, Unwired, Unwired>(&[Stage::Route], leadflow_app::config_files::sample_json).await?;
     run_sqs_stage(ReasonLog::of_store(&ports.store), |items| leadflow_score::handle_batch(&ports, items)).await
 }

@@ -15,6 +15,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     // A confirmed subscription goes to the score stage, which enrolls the lead.
     // No email, no event.
-    let ports = Arc::new(ports_from_env_with_secret::<SqsQueue, Unwired, Unwired>(&[Stage::Score]).await?);
+    let ports = Arc::new(
+        ports_from_env_with_secret::<SqsQueue, Unwired, Unwired>(
+            &[Stage::Score],
+            leadflow_app::config_files::sample_json,
+        )
+        .await?,
+    );
     lambda_http::run(Metered::new(leadflow_unsubscribe::router(ports), Emf::from_env())).await
 }
