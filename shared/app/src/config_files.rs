@@ -15,28 +15,15 @@ pub enum ConfigLoadError {
 
 /// The sample configuration of `shared/app/config/`.
 pub fn sample() -> ConfigSources {
-    ConfigSources {
-        settings: include_str!("../config/leadflow.toml").into(),
-        scoring: include_str!("../config/scoring.toml").into(),
-        routing: include_str!("../config/routing.toml").into(),
-        campaigns: vec![("campaigns/welcome.toml".into(), include_str!("../config/campaigns/welcome.toml").into())],
-        reader: SourceReader::TOML,
-        ..sample_templates()
-    }
-}
-
-/// The sample's email templates, the same whichever way the rest is read.
-fn sample_templates() -> ConfigSources {
-    ConfigSources {
-        settings: String::new(),
-        scoring: String::new(),
-        routing: String::new(),
-        campaigns: Vec::new(),
-        assignment_subject: include_str!("../config/templates/assignment.subject").into(),
-        assignment_text: include_str!("../config/templates/assignment.txt").into(),
-        assignment_html: include_str!("../config/templates/assignment.html").into(),
-        reader: SourceReader::JSON,
-    }
+    sample_read_by(
+        SourceReader::TOML,
+        [
+            include_str!("../config/leadflow.toml"),
+            include_str!("../config/scoring.toml"),
+            include_str!("../config/routing.toml"),
+            include_str!("../config/campaigns/welcome.toml"),
+        ],
+    )
 }
 
 /// The sample configuration as JSON made from its TOML when this crate was built (`build.rs`), for
@@ -44,16 +31,29 @@ fn sample_templates() -> ConfigSources {
 /// Its texts are not TOML, so nothing may hand them to one (capture reads `[thanks]` from the
 /// settings' text, the admin function edits the rules' text: both take [`sample`]).
 pub fn sample_json() -> ConfigSources {
+    sample_read_by(
+        SourceReader::JSON,
+        [
+            include_str!(concat!(env!("OUT_DIR"), "/leadflow.json")),
+            include_str!(concat!(env!("OUT_DIR"), "/scoring.json")),
+            include_str!(concat!(env!("OUT_DIR"), "/routing.json")),
+            include_str!(concat!(env!("OUT_DIR"), "/campaigns/welcome.json")),
+        ],
+    )
+}
+
+/// The sample with its settings, scoring, routing and welcome campaign as `reader` reads them;
+/// the email templates are the same either way.
+fn sample_read_by(reader: SourceReader, [settings, scoring, routing, welcome]: [&str; 4]) -> ConfigSources {
     ConfigSources {
-        settings: include_str!(concat!(env!("OUT_DIR"), "/leadflow.json")).into(),
-        scoring: include_str!(concat!(env!("OUT_DIR"), "/scoring.json")).into(),
-        routing: include_str!(concat!(env!("OUT_DIR"), "/routing.json")).into(),
-        campaigns: vec![(
-            "campaigns/welcome.toml".into(),
-            include_str!(concat!(env!("OUT_DIR"), "/campaigns/welcome.json")).into(),
-        )],
-        reader: SourceReader::JSON,
-        ..sample_templates()
+        settings: settings.into(),
+        scoring: scoring.into(),
+        routing: routing.into(),
+        campaigns: vec![("campaigns/welcome.toml".into(), welcome.into())],
+        assignment_subject: include_str!("../config/templates/assignment.subject").into(),
+        assignment_text: include_str!("../config/templates/assignment.txt").into(),
+        assignment_html: include_str!("../config/templates/assignment.html").into(),
+        reader,
     }
 }
 
