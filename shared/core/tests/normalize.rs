@@ -391,6 +391,19 @@ fn time_zones() {
     }
 }
 
+/// The list is mailchecker's, carried as text (`shared/core/build.rs`): every domain on it, and
+/// any address below one, is throwaway; one lost or mangled in the carrying would read as a
+/// company's.
+#[test]
+fn every_domain_on_mailcheckers_list_is_throwaway() {
+    let list = mailchecker::blacklist();
+    assert!(list.len() > 50_000, "{} domains", list.len());
+    for domain in list {
+        assert_eq!(classify_domain(domain), DomainKind::Disposable, "{domain}");
+        assert_eq!(classify_domain(&format!("inbox.{domain}")), DomainKind::Disposable, "inbox.{domain}");
+    }
+}
+
 #[test]
 fn domains_are_classified() {
     assert_eq!(classify_domain("mailinator.com"), DomainKind::Disposable);
