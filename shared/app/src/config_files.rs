@@ -15,32 +15,42 @@ pub enum ConfigLoadError {
 
 /// The sample configuration of `shared/app/config/`.
 pub fn sample() -> ConfigSources {
-    sample_read_by(
-        SourceReader::TOML,
-        [
-            include_str!("../config/leadflow.toml"),
-            include_str!("../config/scoring.toml"),
-            include_str!("../config/routing.toml"),
-            include_str!("../config/campaigns/welcome.toml"),
-        ],
-    )
+    sample_read_by(SourceReader::TOML, TOML_TEXTS)
 }
 
 /// The sample configuration as JSON made from its TOML when this crate was built (`build.rs`), for
 /// the Lambda functions that never show or edit the files' text: reading it needs no TOML parser.
 /// Its texts are not TOML, so nothing may hand them to one (capture reads `[thanks]` from the
-/// settings' text, the admin function edits the rules' text: both take [`sample`]).
+/// settings' text, the admin function edits the rules' text: both take the TOML).
 pub fn sample_json() -> ConfigSources {
-    sample_read_by(
-        SourceReader::JSON,
-        [
-            include_str!(concat!(env!("OUT_DIR"), "/leadflow.json")),
-            include_str!(concat!(env!("OUT_DIR"), "/scoring.json")),
-            include_str!(concat!(env!("OUT_DIR"), "/routing.json")),
-            include_str!(concat!(env!("OUT_DIR"), "/campaigns/welcome.json")),
-        ],
-    )
+    sample_read_by(SourceReader::JSON, JSON_TEXTS)
 }
+
+/// [`sample`] for a program that reads its settings alone (capture): it then links no reader
+/// of the rules' and campaigns' files, and compiling the whole is refused.
+pub fn sample_settings_alone() -> ConfigSources {
+    sample_read_by(SourceReader::SETTINGS_ALONE_TOML, TOML_TEXTS)
+}
+
+/// [`sample_json`] for a program that reads its settings alone (validate, unsubscribe,
+/// ses-events).
+pub fn sample_json_settings_alone() -> ConfigSources {
+    sample_read_by(SourceReader::SETTINGS_ALONE_JSON, JSON_TEXTS)
+}
+
+const TOML_TEXTS: [&str; 4] = [
+    include_str!("../config/leadflow.toml"),
+    include_str!("../config/scoring.toml"),
+    include_str!("../config/routing.toml"),
+    include_str!("../config/campaigns/welcome.toml"),
+];
+
+const JSON_TEXTS: [&str; 4] = [
+    include_str!(concat!(env!("OUT_DIR"), "/leadflow.json")),
+    include_str!(concat!(env!("OUT_DIR"), "/scoring.json")),
+    include_str!(concat!(env!("OUT_DIR"), "/routing.json")),
+    include_str!(concat!(env!("OUT_DIR"), "/campaigns/welcome.json")),
+];
 
 /// The sample with its settings, scoring, routing and welcome campaign as `reader` reads them;
 /// the email templates are the same either way.
@@ -128,5 +138,18 @@ mod tests {
         assert_eq!(campaigns(&json), campaigns(&toml));
         assert_eq!(json.campaigns.len(), 1);
         assert_ne!(json.sources.settings, toml.sources.settings, "the JSON is not the TOML's text");
+    }
+
+    /// The settings-alone samples read the same settings, and refuse to compile the rest, saying
+    /// why, instead of reading it some other way.
+    #[test]
+    fn a_sample_for_the_settings_alone_reads_them_and_refuses_the_rest() {
+        let whole = CompiledConfig::compile(&sample()).unwrap_or_else(|e| panic!("{e}"));
+        for alone in [sample_settings_alone(), sample_json_settings_alone()] {
+            let settings = leadflow_core::config::settings_of(&alone).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(settings, whole.settings);
+            let refused = CompiledConfig::compile(&alone).map(|_| ()).unwrap_err().to_string();
+            assert!(refused.contains("settings alone"), "{refused}");
+        }
     }
 }

@@ -231,7 +231,9 @@ fn read_environment(
 
 /// Where a function's built-in configuration comes from: `leadflow_app::config_files::sample`
 /// (the TOML as written: capture reads `[thanks]` from its text, the admin function edits it) or
-/// `sample_json` (the same made JSON when built: the function then links no TOML parser).
+/// `sample_json` (the same made JSON when built: the function then links no TOML parser); their
+/// `…_settings_alone` forms for a function that reads nothing but the settings (capture, validate,
+/// unsubscribe, ses-events), which then links no reader of the rules' and campaigns' files.
 pub type BuiltIn = fn() -> ConfigSources;
 
 /// Builds the function's adapters from the process environment; call once per cold start. `Q`,

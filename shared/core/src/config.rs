@@ -39,20 +39,37 @@ fn from_json<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T
 
 /// How a configuration's texts are read. The files are TOML. The Lambda functions that never
 /// show or edit them carry the built-in files as JSON made from the TOML when they are built
-/// (`shared/app/build.rs`), and read them with this set's `JSON`: a function that never names
-/// `TOML` links no TOML parser, about 140 KB of its zip (docs/performance.md, "Function size").
-/// Function pointers rather than a flag, so that the choice is made where the sources are made.
+/// (`shared/app/build.rs`), and read them with `JSON`: a function that never names `TOML` links
+/// no TOML parser, about 140 KB of its zip (docs/performance.md, "Function size").
+/// Function pointers rather than a flag, so that the choice is made where the sources are made,
+/// and a program links the readers it names, used or not.
 #[derive(Clone, Copy)]
 pub struct SourceReader {
     settings: fn(&str, &str) -> Result<Settings, ConfigError>,
+    /// `None` for a program that reads its settings alone (capture, validate, unsubscribe,
+    /// ses-events): it links no reader of the scoring, routing or campaign files, 35–80 KB of
+    /// its zip, and compiling its whole configuration is refused.
+    rules: Option<RulesReader>,
+}
+
+#[derive(Clone, Copy)]
+struct RulesReader {
     scoring: fn(&str, &str) -> Result<ScoringRules, ConfigError>,
     routing: fn(&str, &str) -> Result<RoutingConfig, ConfigError>,
     campaign: fn(&str, &str) -> Result<Campaign, ConfigError>,
 }
 
 impl SourceReader {
-    pub const TOML: Self = Self { settings: from_toml, scoring: from_toml, routing: from_toml, campaign: from_toml };
-    pub const JSON: Self = Self { settings: from_json, scoring: from_json, routing: from_json, campaign: from_json };
+    pub const TOML: Self = Self {
+        settings: from_toml,
+        rules: Some(RulesReader { scoring: from_toml, routing: from_toml, campaign: from_toml }),
+    };
+    pub const JSON: Self = Self {
+        settings: from_json,
+        rules: Some(RulesReader { scoring: from_json, routing: from_json, campaign: from_json }),
+    };
+    pub const SETTINGS_ALONE_TOML: Self = Self { settings: from_toml, rules: None };
+    pub const SETTINGS_ALONE_JSON: Self = Self { settings: from_json, rules: None };
 }
 
 impl Default for SourceReader {
@@ -91,18 +108,26 @@ impl CompiledConfig {
     }
 
     pub fn compile_with(src: &ConfigSources, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let Some(reader) = src.reader.rules else {
+            return Err(ConfigError::Invalid {
+                what: "the configuration".into(),
+                message: "this program was built to read its settings alone, without the readers of the scoring, \
+                          routing and campaign files"
+                    .into(),
+            });
+        };
         let settings = settings_of(src)?;
         let scoring: ScoringRules = match &overrides.scoring {
             Some(s) => s.clone(),
-            None => (src.reader.scoring)("scoring.toml", &src.scoring)?,
+            None => (reader.scoring)("scoring.toml", &src.scoring)?,
         };
         let routing: RoutingConfig = match &overrides.routing {
             Some(r) => r.clone(),
-            None => (src.reader.routing)("routing.toml", &src.routing)?,
+            None => (reader.routing)("routing.toml", &src.routing)?,
         };
         let mut campaigns = Vec::new();
         for (file, text) in &src.campaigns {
-            let c = (src.reader.campaign)(file, text)?;
+            let c = (reader.campaign)(file, text)?;
             if c.version != 1 {
                 return Err(ConfigError::Invalid {
                     what: format!("{file}: version"),

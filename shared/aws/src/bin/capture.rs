@@ -13,7 +13,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     // Sends to the validate queue; no email, no event.
     let ports = Arc::new(
-        ports_from_env::<SqsQueue, Unwired, Unwired>(&[Stage::Validate], leadflow_app::config_files::sample).await?,
+        ports_from_env::<SqsQueue, Unwired, Unwired>(
+            &[Stage::Validate],
+            leadflow_app::config_files::sample_settings_alone,
+        )
+        .await?,
     );
     lambda_http::run(Metered::new(leadflow_capture::router(ports), Emf::from_env())).await
 }

@@ -25,7 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     // Opens and clicks ask the score stage to score the lead again.
     // No email, no event.
-    let ports: Ports = ports_from_env(&[Stage::Score], leadflow_app::config_files::sample_json).await?;
+    let ports: Ports = ports_from_env(&[Stage::Score], leadflow_app::config_files::sample_json_settings_alone).await?;
     let emf = Emf::from_env();
     // Boxed: nested in the runtime's futures, the handler's future (SDK calls inside domain
     // steps) goes past the compiler's type layout depth limit.

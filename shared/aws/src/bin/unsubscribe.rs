@@ -18,7 +18,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let ports = Arc::new(
         ports_from_env_with_secret::<SqsQueue, Unwired, Unwired>(
             &[Stage::Score],
-            leadflow_app::config_files::sample_json,
+            leadflow_app::config_files::sample_json_settings_alone,
         )
         .await?,
     );

@@ -10,7 +10,10 @@ use leadflow_core::ports::Stage;
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     // No email, no event.
-    let ports =
-        ports_from_env::<SqsQueue, Unwired, Unwired>(&[Stage::Score], leadflow_app::config_files::sample_json).await?;
+    let ports = ports_from_env::<SqsQueue, Unwired, Unwired>(
+        &[Stage::Score],
+        leadflow_app::config_files::sample_json_settings_alone,
+    )
+    .await?;
     run_sqs_stage(ReasonLog::of_store(&ports.store), |items| leadflow_validate::handle_batch(&ports, items)).await
 }
