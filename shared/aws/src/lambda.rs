@@ -153,12 +153,8 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// The built-in configuration (`built_in`: [`config_files::sample`] as written, or
-    /// [`config_files::sample_json`] for a function that needs no TOML parser) with the
-    /// deployment's settings, compiled when first read.
-    ///
-    /// [`config_files::sample`]: leadflow_app::config_files::sample
-    /// [`config_files::sample_json`]: leadflow_app::config_files::sample_json
+    /// The built-in configuration (`built_in`, see [`BuiltIn`]) with the deployment's settings,
+    /// compiled when first read.
     pub fn config(&self, built_in: BuiltIn) -> ConfigHandle {
         ConfigHandle::deferred(built_in(), self.settings.clone())
     }

@@ -217,8 +217,8 @@ fn memory_ports() -> Arc<MemoryPorts> {
         mailer: RecordingMailer::new(),
         bus: RecordingBus::new(),
         clock: SystemClock,
-        // Capture's: the TOML as written, for its `[thanks]`.
-        config: env.config(leadflow_app::config_files::sample),
+        // Capture's, as its function takes it: the TOML as written (for its `[thanks]`), settings alone.
+        config: env.config(leadflow_app::config_files::sample_settings_alone),
     })
 }
 
