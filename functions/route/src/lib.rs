@@ -12,7 +12,7 @@ use leadflow_app::{
 };
 use leadflow_core::messages::RouteMessage;
 use leadflow_core::model::{Activity, ActivityKind, Assignment, Lead, LeadId, Lifecycle};
-use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, DomainEvent, OutgoingEmail, Ports};
+use leadflow_core::ports::{AssignOutcome, AssignmentWrite, Clock, DomainEvent, EffectLease, OutgoingEmail, Ports};
 use leadflow_core::ports::{Assignments, Leads};
 use leadflow_core::routing::RoutingDecision;
 use tracing::{info, warn};
@@ -38,11 +38,12 @@ pub async fn handle<P: Ports>(ports: &P, msg: RouteMessage) -> Result<(), StageE
     Ok(())
 }
 
-/// A lead with its owner, and the assignment email when this delivery claimed it with the
-/// assignment (one write for both: the email is then sent without a claim of its own).
+/// A lead with its owner, and the assignment email with its claim when this delivery took the
+/// claim with the assignment (one write for both: the email is then sent without a claim of its
+/// own).
 pub struct Owned {
     pub lead: Lead,
-    pub claimed: Option<OutgoingEmail>,
+    pub claimed: Option<(OutgoingEmail, EffectLease)>,
 }
 
 /// Assigns the lead unless it has an owner; answers the lead with its owner.
@@ -88,12 +89,13 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Ow
         lead.updated_at = now;
         let assigned = assigned_entry(lead.id, &decision, decision.explanation.clone(), now);
         let email = assignment_email(ports, &lead)?;
+        let claim = email_claim(&email, now);
         let write = AssignmentWrite {
             lead: lead.clone(),
             expected_lead_version: version,
             team_cursor: decision.cursor.clone(),
             trail: vec![assigned],
-            claim: Some(email_claim(&email, now)),
+            claim: Some(claim.clone()),
         };
         match store.assign(&write).await? {
             AssignOutcome::Conflict => continue,
@@ -101,7 +103,7 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Ow
                 count(Metric::LeadsAssigned, 1);
                 lead.version = version + 1;
                 info!(lead_id = %lead.id, rep = %decision.rep_id, "lead assigned");
-                return Ok(Some(Owned { lead, claimed: Some(email) }));
+                return Ok(Some(Owned { lead, claimed: Some((email, claim)) }));
             }
         }
     }
@@ -140,11 +142,16 @@ fn assignment_email<P: Ports>(ports: &P, lead: &Lead) -> Result<OutgoingEmail, S
 }
 
 /// Emails the owner once per assignment and publishes `lead.assigned` (at least once: consumers
-/// drop a repeat by its id). `claimed`: the email, when its claim was taken with the assignment.
-pub async fn notify<P: Ports>(ports: &P, lead: &Lead, claimed: Option<OutgoingEmail>) -> Result<(), StageError> {
+/// drop a repeat by its id). `claimed`: the email and its claim, when the claim was taken with the
+/// assignment.
+pub async fn notify<P: Ports>(
+    ports: &P,
+    lead: &Lead,
+    claimed: Option<(OutgoingEmail, EffectLease)>,
+) -> Result<(), StageError> {
     let Some(owner) = &lead.owner else { return Ok(()) };
     let sent = match claimed {
-        Some(email) => send_claimed(ports, lead.id, &email).await?,
+        Some((email, claim)) => send_claimed(ports, lead.id, &email, &claim).await?,
         None => send_once(ports, lead.id, &assignment_email(ports, lead)?).await?,
     };
     if let Sent::Rejected(reason) = sent {

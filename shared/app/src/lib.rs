@@ -228,12 +228,12 @@ pub enum Sent {
 pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEmail) -> Result<Sent, StageError> {
     let now = ports.clock().now();
     let claim = email_claim(email, now);
-    match ports.store().claim_effect(&claim.key, now, claim.lease_until).await? {
+    match ports.store().claim_effect(lead_id, &claim.key, now, claim.lease_until).await? {
         EffectClaim::Done(detail) => return Ok(Sent::Before(detail)),
         EffectClaim::Busy => return Err(StageError::Retryable("the email is being sent by another worker".into())),
         EffectClaim::Claimed => {}
     }
-    send_claimed(ports, lead_id, email).await
+    send_claimed(ports, lead_id, email, &claim).await
 }
 
 /// The claim [`send_once`] takes for `email`, for a write that takes it instead
@@ -248,10 +248,15 @@ fn email_effect_key(email: &OutgoingEmail) -> String {
 
 /// The rest of [`send_once`], for an email whose claim ([`email_claim`]) this worker holds:
 /// sends it, then finishes the claim with the trail's entry, or gives it back to be retried.
-pub async fn send_claimed<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEmail) -> Result<Sent, StageError> {
+pub async fn send_claimed<P: Ports>(
+    ports: &P,
+    lead_id: LeadId,
+    email: &OutgoingEmail,
+    claim: &EffectLease,
+) -> Result<Sent, StageError> {
     let now = ports.clock().now();
     let store = ports.store();
-    let key = email_effect_key(email);
+    let key = &claim.key;
     match ports.mailer().send(email, now).await {
         Ok(message_id) => {
             count(Metric::EmailsSent, 1);
@@ -265,20 +270,20 @@ pub async fn send_claimed<P: Ports>(ports: &P, lead_id: LeadId, email: &Outgoing
                     subject: email.subject.clone(),
                 },
             );
-            store.finish_effect(&key, &message_id, &[sent]).await?;
+            store.finish_effect(lead_id, key, &message_id, &[sent]).await?;
             Ok(Sent::Now(message_id))
         }
         Err(MailError::Rejected(reason)) => {
             count(Metric::EmailsRejected, 1);
             // On the lead's trail, with the claim's end: nobody retries it, so a person must see it.
             let trail = [not_sent(lead_id, &email.key, &reason, now)];
-            store.finish_effect(&key, &format!("rejected: {reason}"), &trail).await?;
+            store.finish_effect(lead_id, key, &format!("rejected: {reason}"), &trail).await?;
             Ok(Sent::Rejected(reason))
         }
         Err(e @ (MailError::Throttled(_) | MailError::Unavailable(_))) => {
             count(Metric::EmailsRetried, 1);
             // Not sent: give the claim back so the retry can send at once.
-            store.release_effect(&key).await?;
+            store.release_effect(key, claim.lease_until).await?;
             Err(StageError::Retryable(e.to_string()))
         }
     }

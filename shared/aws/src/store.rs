@@ -58,10 +58,11 @@ mod requests;
 mod suppressions;
 mod trails;
 
+use effects::EFFECT_PREFIX;
 use items::*;
 pub(crate) use items::{describe_sdk_error, redact};
 pub use items::{due_shard, lead_of};
-use lead_trail::{LeadUpdate, entries_of, inline_entries};
+use lead_trail::{LeadUpdate, entries_of, inline_entries, without_entries};
 
 pub use listing_index::{LISTING_INDEX, ListingCost, RECENT_SHARDS, recent_shard};
 
@@ -76,7 +77,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put,
+    AttributeValue, CancellationReason, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};

@@ -20,7 +20,9 @@ use leadflow_core::model::{
     TeamCursor, Validity,
 };
 use leadflow_core::normalize::email_key;
-use leadflow_core::ports::{AssignOutcome, AssignmentWrite, CreateOutcome, IdempotencyClaim, WriteOutcome};
+use leadflow_core::ports::{
+    AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim, IdempotencyClaim, WriteOutcome,
+};
 use leadflow_core::ports::{Assignments, Documents, Effects, Enrollments, Leads, Listings, Suppressions, Trails};
 
 /// Open owned leads per rep, counted from the lead items themselves: what the counters must say.
@@ -259,12 +261,16 @@ async fn every_store_method_makes_the_requests_it_should() {
     assert_eq!(r.take(), ["TransactWriteItems"], "assign");
     assert_eq!(store.routing_state(Some("emea")).await.unwrap().0.version, 1);
     assert_eq!(r.take(), ["Query"], "routing_state: the cursor and the loads in one partition");
-    store.claim_effect("e", t(0), t(30)).await.unwrap();
-    store.claim_effect("e", t(1), t(31)).await.unwrap();
-    assert_eq!(r.take(), ["PutItem", "PutItem"], "claim_effect");
-    store.finish_effect("e", "d", &[]).await.unwrap();
+    store.claim_effect(id(1), "e", t(0), t(30)).await.unwrap();
+    store.claim_effect(id(1), "e", t(1), t(31)).await.unwrap();
+    assert_eq!(
+        r.take(),
+        ["PutItem", "PutItem", "GetItem"],
+        "claim_effect: the second reads the record it did not find"
+    );
+    store.finish_effect(id(1), "e", "d", &[]).await.unwrap();
     assert_eq!(r.take(), ["PutItem"], "finish_effect");
-    store.release_effect("e").await.unwrap();
+    store.release_effect("e", t(30)).await.unwrap();
     assert_eq!(r.take(), ["DeleteItem"], "release_effect");
     let e = enrollment(1, "c", Some(t(5)), EnrollmentState::Active);
     store.enroll(&e, &[]).await.unwrap();
@@ -447,4 +453,36 @@ async fn a_team_cursor_kept_where_versions_before_12_03_kept_it_is_carried_on() 
     // Routed from the cursor as it was before lead 1 took its turn: stale.
     assert_eq!(store.assign(&write(2, &next)).await.ok(), Some(AssignOutcome::Conflict));
     assert_eq!(store.rep_loads().await.expect("loads"), BTreeMap::from([("rep-1".to_string(), 1)]));
+}
+
+/// Effects claimed before 2026-12-05 kept their `done` state in the claim item itself; a
+/// redelivery after the upgrade must still find them done, and one whose claimant died is taken
+/// over as before.
+#[tokio::test]
+async fn effects_claimed_and_finished_where_versions_before_12_05_kept_them_stay_done() {
+    let tbl = table().await;
+    let store = &tbl.store;
+    let old_claim = |key: &str, state: &str, lease: i64, detail: Option<&str>| {
+        let mut put = tbl
+            .client
+            .put_item()
+            .table_name(&tbl.name)
+            .item("PK", AttributeValue::S(format!("EFFECT#{key}")))
+            .item("SK", AttributeValue::S("-".into()))
+            .item("state", AttributeValue::S(state.into()))
+            .item("lease_until", AttributeValue::N(lease.to_string()));
+        if let Some(detail) = detail {
+            put = put.item("detail", AttributeValue::S(detail.into()));
+        }
+        put.send()
+    };
+    old_claim("email:sent-before", "done", 0, Some("m-old")).await.expect("the old finished claim");
+    old_claim("email:died-before", "claimed", t(30).timestamp_millis(), None).await.expect("the old live claim");
+
+    let claim = |key: &'static str, now: i64| store.claim_effect(id(1), key, t(now), t(now + 120));
+    assert_eq!(claim("email:sent-before", 500).await.ok(), Some(EffectClaim::Done("m-old".into())));
+    assert_eq!(claim("email:died-before", 10).await.ok(), Some(EffectClaim::Busy));
+    assert_eq!(claim("email:died-before", 31).await.ok(), Some(EffectClaim::Claimed), "after its lease");
+    assert!(store.finish_effect(id(1), "email:died-before", "m-new", &[]).await.is_ok());
+    assert_eq!(claim("email:died-before", 32).await.ok(), Some(EffectClaim::Done("m-new".into())));
 }

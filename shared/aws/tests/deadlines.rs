@@ -177,13 +177,22 @@ async fn claims_under_an_invocation_are_leased_until_its_deadline_only() {
     assert_eq!(budget - now, EFFECT_LEASE);
 
     // A claim of an invocation that died is free once its deadline and the skew have passed.
-    assert_eq!(store.claim_effect("email:k", now, lease).await.expect("claim"), EffectClaim::Claimed);
     assert_eq!(
-        store.claim_effect("email:k", now + chrono::Duration::seconds(11), now).await.expect("claim"),
+        store.claim_effect(LeadId::from_parts(1, 1), "email:k", now, lease).await.expect("claim"),
+        EffectClaim::Claimed
+    );
+    assert_eq!(
+        store
+            .claim_effect(LeadId::from_parts(1, 1), "email:k", now + chrono::Duration::seconds(11), now)
+            .await
+            .expect("claim"),
         EffectClaim::Busy
     );
     let after = lease + chrono::Duration::milliseconds(1);
-    assert_eq!(store.claim_effect("email:k", after, after).await.expect("claim"), EffectClaim::Claimed);
+    assert_eq!(
+        store.claim_effect(LeadId::from_parts(1, 1), "email:k", after, after).await.expect("claim"),
+        EffectClaim::Claimed
+    );
 }
 
 // ------------------------------------------------------------------------ SDK timeouts

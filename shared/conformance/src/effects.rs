@@ -8,7 +8,11 @@ use leadflow_memory::fixtures::{id, lead, owned_by, t};
 use crate::support::{created, ok, stored};
 
 async fn claim<S: LeadStore>(store: &S, key: &str, now: i64, lease_until: i64) -> EffectClaim {
-    ok(store.claim_effect(key, t(now), t(lease_until)).await, "claim effect")
+    ok(store.claim_effect(id(1), key, t(now), t(lease_until)).await, "claim effect")
+}
+
+async fn release<S: LeadStore>(store: &S, key: &str, lease_until: i64) {
+    ok(store.release_effect(key, t(lease_until)).await, "release effect");
 }
 
 pub async fn effects_are_claimed_once_busy_while_leased_taken_over_after_and_remembered_when_done<S: LeadStore>(
@@ -21,18 +25,24 @@ pub async fn effects_are_claimed_once_busy_while_leased_taken_over_after_and_rem
     // The first claimant died: after its lease another takes over.
     assert_eq!(claim(store, key, 31, 61).await, EffectClaim::Claimed);
     assert_eq!(claim(store, key, 32, 62).await, EffectClaim::Busy);
-    ok(store.finish_effect(key, "msg-1@leadflow", &[]).await, "finish effect");
-    assert_eq!(claim(store, key, 1000, 1030).await, done);
-    // Releasing a finished effect does not forget it.
-    ok(store.release_effect(key).await, "release effect");
+    // The first claimant was not dead after all, and gives its claim back: the second keeps it.
+    release(store, key, 30).await;
+    assert_eq!(claim(store, key, 33, 63).await, EffectClaim::Busy, "a stale claimant freed the claim");
+    ok(store.finish_effect(id(1), key, "msg-1@leadflow", &[]).await, "finish effect");
+    assert_eq!(claim(store, key, 34, 64).await, done, "within the finisher's lease");
+    assert_eq!(claim(store, key, 1000, 1030).await, done, "after it");
+    // A stale claimant releasing a finished effect does not make it forgotten. (Its finisher
+    // never releases it: a claimant releases only an effect that did not happen.)
+    release(store, key, 30).await;
+    release(store, key, 1030).await;
     assert_eq!(claim(store, key, 1000, 1030).await, done);
 
     // A failed attempt gives its claim back: the retry need not wait for the lease.
     assert_eq!(claim(store, "other", 0, 30).await, EffectClaim::Claimed);
-    ok(store.release_effect("other").await, "release effect");
+    release(store, "other", 30).await;
     assert_eq!(claim(store, "other", 1, 31).await, EffectClaim::Claimed);
     // Releasing what was never claimed is harmless.
-    ok(store.release_effect("never").await, "release effect");
+    release(store, "never", 30).await;
     assert_eq!(claim(store, "never", 2, 32).await, EffectClaim::Claimed);
 }
 
@@ -50,8 +60,9 @@ pub async fn an_assignment_takes_its_claim_with_it_or_neither_happens<S: LeadSto
     assert_eq!(ok(store.assign(&write(7, "email:stale")).await, "assign"), AssignOutcome::Conflict);
     assert_eq!(claim(store, "email:stale", 0, 30).await, EffectClaim::Claimed, "the conflict claimed nothing");
 
-    // A key held already, in any state: no assignment.
-    ok(store.finish_effect("email:sent", "msg-1", &[]).await, "finish effect");
+    // A key held already, live or finished: no assignment.
+    assert_eq!(claim(store, "email:sent", 0, 30).await, EffectClaim::Claimed);
+    ok(store.finish_effect(id(1), "email:sent", "msg-1", &[]).await, "finish effect");
     assert_eq!(ok(store.assign(&write(0, "email:sent")).await, "assign"), AssignOutcome::Conflict);
     assert_eq!(stored(store, id(1)).await.owner, None, "a held key assigns nothing");
 

@@ -5,7 +5,7 @@ use leadflow_core::FieldProblem;
 use leadflow_core::erasure::tombstone;
 use leadflow_core::model::{Activity, ActivityKind, EnrollmentState, Lead, LeadId, SalesStatus, Validity};
 use leadflow_core::normalize::email_key;
-use leadflow_core::ports::{CreateOutcome, IdempotencyClaim, LeadStore, WriteOutcome};
+use leadflow_core::ports::{CreateOutcome, EffectClaim, IdempotencyClaim, LeadStore, WriteOutcome};
 use leadflow_memory::fixtures::{enrollment, id, lead, owned_by, t};
 
 use crate::support::{assert_loads, created, ok, owned_until, stored, updated};
@@ -123,6 +123,10 @@ pub async fn erasure_replaces_the_lead_and_deletes_its_key_and_activities<S: Lea
         ok(store.record_activity(&opened(id(1), &format!("a{n:02}"), n)).await, "record activity");
     }
     ok(store.record_activity(&opened(id(2), "kept", 1)).await, "record activity");
+    // An email sent to the lead: its entry goes with the erasure, the memory of the send stays.
+    let sent = "email:welcome-1";
+    assert_eq!(store.claim_effect(id(1), sent, t(40), t(160)).await.ok(), Some(EffectClaim::Claimed));
+    ok(store.finish_effect(id(1), sent, "m-1", &[opened(id(1), "sent-welcome-1", 41)]).await, "finish effect");
     let stopped = enrollment(1, "c", None, EnrollmentState::Stopped { reason: "erased".into() });
     assert_eq!(store.enroll(&stopped, &[]).await.ok(), Some(true));
     let mut merged = stored(store, id(1)).await;
@@ -137,6 +141,8 @@ pub async fn erasure_replaces_the_lead_and_deletes_its_key_and_activities<S: Lea
     assert_eq!(gone.version, 2);
     assert_eq!(found(store, "ada@example.com").await, None);
     assert_eq!(store.activities(id(1)).await.ok(), Some(Vec::new()));
+    let again = store.claim_effect(id(1), sent, t(501), t(621)).await.ok();
+    assert_eq!(again, Some(EffectClaim::Done("m-1".into())), "a redelivery sends nothing again");
     assert_eq!(store.activities(id(2)).await.ok().map(|a| a.len()), Some(1), "other leads keep theirs");
     assert_eq!(store.enrollments(id(1)).await.ok(), Some(vec![stopped]), "enrollments are kept");
     // An erased lead is closed whatever its tombstone keeps of the owner.

@@ -137,12 +137,12 @@ pub async fn a_finished_effect_has_its_trail_and_a_second_finish_replaces_it<S: 
     let a = lead(1, "a@x.example");
     created(store, &a).await;
     let key = "email:assignment-1-ben";
-    assert_eq!(store.claim_effect(key, t(0), t(120)).await.ok(), Some(EffectClaim::Claimed));
-    assert!(store.finish_effect(key, "m-1", &[sent(a.id, "sent-assignment", "m-1")]).await.is_ok());
-    assert_eq!(store.claim_effect(key, t(1), t(121)).await.ok(), Some(EffectClaim::Done("m-1".into())));
+    assert_eq!(store.claim_effect(a.id, key, t(0), t(120)).await.ok(), Some(EffectClaim::Claimed));
+    assert!(store.finish_effect(a.id, key, "m-1", &[sent(a.id, "sent-assignment", "m-1")]).await.is_ok());
+    assert_eq!(store.claim_effect(a.id, key, t(1), t(121)).await.ok(), Some(EffectClaim::Done("m-1".into())));
     assert_eq!(ids(store, a.id).await, ["sent-assignment"]);
     // Sent again after the first claimant's lease ran out: the trail tells the last send, once.
-    assert!(store.finish_effect(key, "m-2", &[sent(a.id, "sent-assignment", "m-2")]).await.is_ok());
+    assert!(store.finish_effect(a.id, key, "m-2", &[sent(a.id, "sent-assignment", "m-2")]).await.is_ok());
     let trail = store.activities(a.id).await.unwrap_or_default();
     assert_eq!(trail.len(), 1);
     assert!(matches!(&trail[0].kind, ActivityKind::EmailSent { message_id, .. } if message_id == "m-2"), "{trail:?}");

@@ -25,8 +25,8 @@ async fn everything_survives_closing_and_reopening_the_file() {
         store.create_lead(&lead(1, "ada@example.com"), &[]).await.unwrap();
         store.record_alias(id(2), id(1)).await.unwrap();
         store.enroll(&enrollment(1, "welcome", Some(t(10)), EnrollmentState::Active), &[]).await.unwrap();
-        store.claim_effect("e", t(0), t(30)).await.unwrap();
-        store.finish_effect("e", "done-detail", &[]).await.unwrap();
+        store.claim_effect(id(1), "e", t(0), t(30)).await.unwrap();
+        store.finish_effect(id(1), "e", "done-detail", &[]).await.unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.count_leads().unwrap(), 1);
@@ -34,7 +34,7 @@ async fn everything_survives_closing_and_reopening_the_file() {
     assert_eq!(store.resolve_lead(id(2)).await.unwrap(), Some(id(1)));
     assert_eq!(store.create_lead(&lead(3, "ada@example.com"), &[]).await.unwrap(), CreateOutcome::EmailTaken(id(1)));
     assert_eq!(store.due_enrollments(t(10), 10).await.unwrap().len(), 1);
-    assert_eq!(store.claim_effect("e", t(0), t(30)).await.unwrap(), EffectClaim::Done("done-detail".into()));
+    assert_eq!(store.claim_effect(id(1), "e", t(0), t(30)).await.unwrap(), EffectClaim::Done("done-detail".into()));
 }
 
 #[test]
@@ -51,13 +51,13 @@ fn a_file_that_is_not_a_database_is_refused_with_its_path() {
 async fn claims_a_killed_run_left_are_given_back_at_start_and_finished_effects_stay_done() {
     let (_dir, store) = open();
     let lease = t(120);
-    assert_eq!(store.claim_effect("email:left-hanging", t(0), lease).await.unwrap(), EffectClaim::Claimed);
-    assert_eq!(store.claim_effect("email:done", t(0), lease).await.unwrap(), EffectClaim::Claimed);
-    store.finish_effect("email:done", "msg-1", &[]).await.unwrap();
-    assert_eq!(store.claim_effect("email:left-hanging", t(1), t(121)).await.unwrap(), EffectClaim::Busy);
+    assert_eq!(store.claim_effect(id(1), "email:left-hanging", t(0), lease).await.unwrap(), EffectClaim::Claimed);
+    assert_eq!(store.claim_effect(id(1), "email:done", t(0), lease).await.unwrap(), EffectClaim::Claimed);
+    store.finish_effect(id(1), "email:done", "msg-1", &[]).await.unwrap();
+    assert_eq!(store.claim_effect(id(1), "email:left-hanging", t(1), t(121)).await.unwrap(), EffectClaim::Busy);
     assert_eq!(store.release_dead_claims().unwrap(), 1);
-    assert_eq!(store.claim_effect("email:left-hanging", t(1), t(121)).await.unwrap(), EffectClaim::Claimed);
-    assert_eq!(store.claim_effect("email:done", t(1), t(121)).await.unwrap(), EffectClaim::Done("msg-1".into()));
+    assert_eq!(store.claim_effect(id(1), "email:left-hanging", t(1), t(121)).await.unwrap(), EffectClaim::Claimed);
+    assert_eq!(store.claim_effect(id(1), "email:done", t(1), t(121)).await.unwrap(), EffectClaim::Done("msg-1".into()));
 }
 
 /// The activities table as schemas 1 to 3 made it: one id across all leads.

@@ -163,24 +163,30 @@ impl<S: LeadStore, G: StoreGate> Assignments for Gated<S, G> {
 impl<S: LeadStore, G: StoreGate> Effects for Gated<S, G> {
     fn claim_effect(
         &self,
+        lead: LeadId,
         key: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> impl Future<Output = Result<EffectClaim, StoreError>> + Send {
-        self.gate.pass(StoreCall::write("claim_effect"), move || self.inner.claim_effect(key, now, lease_until))
+        self.gate.pass(StoreCall::write("claim_effect"), move || self.inner.claim_effect(lead, key, now, lease_until))
     }
     fn finish_effect(
         &self,
+        lead: LeadId,
         key: &str,
         detail: &str,
         trail: &[Activity],
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.gate.pass(StoreCall { effect_key: Some(key), ..StoreCall::write("finish_effect") }, move || {
-            self.inner.finish_effect(key, detail, trail)
+            self.inner.finish_effect(lead, key, detail, trail)
         })
     }
-    fn release_effect(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.gate.pass(StoreCall::write("release_effect"), move || self.inner.release_effect(key))
+    fn release_effect(
+        &self,
+        key: &str,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.gate.pass(StoreCall::write("release_effect"), move || self.inner.release_effect(key, lease_until))
     }
 }
 

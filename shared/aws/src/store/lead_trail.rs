@@ -33,6 +33,12 @@ pub(super) fn inline_entries(version: u64, trail: &[Activity]) -> Result<Vec<(St
     if version >= INLINE_VERSIONS {
         return Ok(Vec::new());
     }
+    entry_attributes(trail)
+}
+
+/// The entries as attributes of an item of the lead's partition (its own item, or a finished
+/// effect's record), which [`entries_of`] reads back.
+pub(super) fn entry_attributes(trail: &[Activity]) -> Result<Vec<(String, AttributeValue)>, StoreError> {
     trail
         .iter()
         .map(|a| {
@@ -42,7 +48,7 @@ pub(super) fn inline_entries(version: u64, trail: &[Activity]) -> Result<Vec<(St
         .collect()
 }
 
-/// The entries a lead item holds, in no particular order.
+/// The entries an item of the lead's partition holds, in no particular order.
 pub(super) fn entries_of(item: &Item, lead_id: LeadId) -> Result<Vec<Activity>, StoreError> {
     let mut out = Vec::new();
     for (name, value) in item {
@@ -59,6 +65,13 @@ pub(super) fn entries_of(item: &Item, lead_id: LeadId) -> Result<Vec<Activity>, 
         out.push(Activity { id: entry.id, lead_id, at: entry.at, kind: entry.kind });
     }
     Ok(out)
+}
+
+/// `item` with the entries it holds taken out (an erasure keeps a finished effect's record, not
+/// what its entries tell).
+pub(super) fn without_entries(mut item: Item) -> Item {
+    item.retain(|name, _| !name.starts_with(ENTRY_PREFIX));
+    item
 }
 
 /// An entry without its lead's id, which the item's key holds.

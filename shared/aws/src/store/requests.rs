@@ -87,14 +87,15 @@ impl DynamoStore {
         self.query_partition(op, lead_id, range, None, keys_only).await
     }
 
-    /// The lead's activity items and its own item (which holds its first entries), in one Query:
-    /// in sort key order they span `ACT#…` to `PROFILE`; the alias and enrollments between are
-    /// left out by the filter.
+    /// The lead's activity items, its finished effects' records and its own item (the last two
+    /// hold entries too), in one Query: in sort key order they span `ACT#…` to `PROFILE`; the
+    /// alias and enrollments between are left out by the filter.
     pub(super) async fn trail_items(&self, lead_id: LeadId) -> Result<Vec<Item>, StoreError> {
         let range = Cond::new("#pk = :pk AND #sk BETWEEN :first AND :profile")
             .value(":first", s(ACT_PREFIX))
+            .value(":effect", s(EFFECT_PREFIX))
             .value(":profile", s(PROFILE));
-        let filter = "begins_with(#sk, :first) OR #sk = :profile";
+        let filter = "begins_with(#sk, :first) OR begins_with(#sk, :effect) OR #sk = :profile";
         self.query_partition("activities", lead_id, range, Some(filter), false).await
     }
 
@@ -141,17 +142,30 @@ impl DynamoStore {
         self.delete_if("erase email key", email_pk(key), EMAIL_SK, theirs).await
     }
 
-    /// Deletes the lead's activities in batches of 25, retrying what DynamoDB leaves unprocessed.
+    /// Deletes the lead's activities, and takes the entries out of its effects' records (which
+    /// stay: they keep a redelivery from sending again), in batches of 25, retrying what
+    /// DynamoDB leaves unprocessed.
     pub(super) async fn delete_activities(&self, lead: LeadId) -> Result<(), StoreError> {
         const OP: &str = "erase activities";
-        let keys = self.query_lead_items(OP, lead, ACT_PREFIX, true).await?;
-        for chunk in keys.chunks(BATCH_WRITE_MAX) {
-            let mut requests = Vec::with_capacity(chunk.len());
-            for item in chunk {
-                let key = key_of(item)?;
-                let delete = DeleteRequest::builder().set_key(Some(key)).build().map_err(|e| build_failed(OP, &e))?;
-                requests.push(WriteRequest::builder().delete_request(delete).build());
+        let mut writes = Vec::new();
+        // The trail's Query: a Query is billed by the data read, whatever it projects.
+        for item in self.trail_items(lead).await? {
+            let sk = str_attr(&item, SK).unwrap_or_default();
+            if sk.starts_with(ACT_PREFIX) {
+                let delete =
+                    DeleteRequest::builder().set_key(Some(key_of(&item)?)).build().map_err(|e| build_failed(OP, &e))?;
+                writes.push(WriteRequest::builder().delete_request(delete).build());
+            } else if sk.starts_with(EFFECT_PREFIX) {
+                let entries = item.len();
+                let bare = without_entries(item);
+                if bare.len() < entries {
+                    let put = PutRequest::builder().set_item(Some(bare)).build().map_err(|e| build_failed(OP, &e))?;
+                    writes.push(WriteRequest::builder().put_request(put).build());
+                }
             }
+        }
+        for chunk in writes.chunks(BATCH_WRITE_MAX) {
+            let mut requests = chunk.to_vec();
             let mut attempt: u32 = 0;
             while !requests.is_empty() {
                 if attempt >= UNPROCESSED_ATTEMPTS {

@@ -39,20 +39,22 @@ impl Trails for DynamoStore {
     }
 }
 
-/// The trail in `items` (the lead's activity items and its own item), oldest first.
+/// The trail in `items` (the lead's activity items, its effects' records and its own item),
+/// oldest first.
 fn trail_of(lead_id: LeadId, items: &[Item]) -> Result<Vec<Activity>, StoreError> {
     let mut inline = Vec::new();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        if str_attr(item, SK) == Some(PROFILE) {
-            inline = entries_of(item, lead_id)?;
+        let sk = str_attr(item, SK).unwrap_or_default();
+        if sk == PROFILE || sk.starts_with(EFFECT_PREFIX) {
+            inline.extend(entries_of(item, lead_id)?);
         } else {
             out.push(decode::<Activity>(item, "activity")?);
         }
     }
-    // An id in both places was written twice, and a second write of an id replaces the first:
-    // the item's entry came from one of the lead's first three writes, so the other is the later
-    // one unless it tells of an earlier time.
+    // An id in two places was written twice, and a second write of an id replaces the first:
+    // an entry inside an item came from one of the lead's first three writes or from an
+    // effect's record, so the other is the later one unless it tells of an earlier time.
     for entry in inline {
         match out.iter_mut().find(|a| a.id == entry.id) {
             Some(beside) if beside.at < entry.at => *beside = entry,

@@ -319,8 +319,9 @@ async fn requests_per_lead_from_capture_to_assignment() {
     // hand-off carrying the lead and its trail); score 2 (the rescore with its trail entry over
     // the version validate carried, scored from the trail validate carried; hand-off carrying
     // the lead); route 5 (the team cursor and the rep loads in one Query, the assignment over
-    // the version score carried with its trail entry and the email's claim, send, finish with
-    // the email_sent entry, and the event's PutEvents: events keep no claim or record).
+    // the version score carried with its trail entry and the email's claim, send, the email's
+    // record with its email_sent entry (a PutItem), and the event's PutEvents: events keep no
+    // claim or record).
     // The configuration's refresh is once per cache period (30 s) and the run may take longer:
     // counted apart, and left out of the next lead's figures.
     for (_, counts) in &mut second {
@@ -341,11 +342,11 @@ async fn requests_per_lead_from_capture_to_assignment() {
     // DynamoDB write units, four fifths of a lead's cost (docs/performance.md, "Dollar cost"):
     // per function, the next lead. Validate 6: the lead with its trail entry inside it, the
     // email key and the alias check, each 1 KB in a transaction (2). Score 1: the lead with its
-    // entry, one conditional update. Route 12: the assignment (the lead with its entry, the
-    // email's claim, the rep's load, the team's cursor) and the email's record (the claim
-    // finished, its entry). A lead item over 1 KB shows here.
+    // entry, one conditional update. Route 9: the assignment (the lead with its entry, the
+    // email's claim, the rep's load, the team's cursor: 8) and the email's record with its
+    // entry in the lead's partition, one PutItem (1). A lead item over 1 KB shows here.
     println!("DynamoDB write units for the next lead: {units:?}");
-    assert_eq!(units, [("capture", 0), ("validate", 6), ("score", 1), ("route", 12)], "write units per function");
+    assert_eq!(units, [("capture", 0), ("validate", 6), ("score", 1), ("route", 9)], "write units per function");
     p.clean_up().await;
 }
 

@@ -265,27 +265,39 @@ pub trait Assignments: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<LeadId>, StoreError>> + Send;
 }
 
-/// Side effects (an email, an event) claimed before they are performed and recorded after.
+/// Side effects of a lead (an email to it or about it) claimed before they are performed and
+/// recorded after.
 pub trait Effects: Send + Sync + 'static {
-    /// Claims the right to perform a side effect named by `key`. A claim not finished by
+    /// Claims the right to perform the side effect `key` of `lead`. A claim not finished by
     /// `lease_until` may be taken over (the claimant is presumed dead).
     fn claim_effect(
         &self,
+        lead: LeadId,
         key: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> impl Future<Output = Result<EffectClaim, StoreError>> + Send;
 
-    /// Marks the effect done with `detail`, and stores `trail`, in one atomic write.
+    /// Marks the effect done with `detail`, and stores `trail`, in one atomic write. Called by
+    /// the holder of the claim, after the effect; a second finish replaces the first.
     fn finish_effect(
         &self,
+        lead: LeadId,
         key: &str,
         detail: &str,
         trail: &[Activity],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Gives a claim back after the effect failed, so that a retry may claim it at once.
-    fn release_effect(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Gives back the claim taken until `lease_until` after the effect failed (it did not
+    /// happen), so that a retry may claim it at once. Called only instead of `finish_effect`,
+    /// never after it. A claim taken over since (another lease) stays, and so does an effect
+    /// another claimant finished: a claimant that outlived its lease cannot free what another
+    /// holds.
+    fn release_effect(
+        &self,
+        key: &str,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Drip campaign enrollments: created once, advanced under versions, found when due.

@@ -9,6 +9,7 @@ use super::*;
 impl Effects for SqliteStore {
     async fn claim_effect(
         &self,
+        _lead: LeadId,
         key: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
@@ -38,7 +39,13 @@ impl Effects for SqliteStore {
             .map_err(|e| self.db.store_error(e))
     }
 
-    async fn finish_effect(&self, key: &str, detail: &str, trail: &[Activity]) -> Result<(), StoreError> {
+    async fn finish_effect(
+        &self,
+        _lead: LeadId,
+        key: &str,
+        detail: &str,
+        trail: &[Activity],
+    ) -> Result<(), StoreError> {
         let trail = ActivityRow::all(trail)?;
         self.db
             .write(|tx| {
@@ -56,10 +63,12 @@ impl Effects for SqliteStore {
             .map_err(|e| self.db.store_error(e))
     }
 
-    async fn release_effect(&self, key: &str) -> Result<(), StoreError> {
+    async fn release_effect(&self, key: &str, lease_until: DateTime<Utc>) -> Result<(), StoreError> {
+        let lease_until = millis(lease_until);
         self.db
             .read(|c| {
-                c.prepare_cached("DELETE FROM effects WHERE key = ?1 AND state = 'claimed'")?.execute([key])?;
+                c.prepare_cached("DELETE FROM effects WHERE key = ?1 AND state = 'claimed' AND lease_until = ?2")?
+                    .execute(params![key, lease_until])?;
                 Ok(())
             })
             .map_err(|e| self.db.store_error(e))

@@ -7,6 +7,7 @@ use super::*;
 impl Effects for MemoryStore {
     fn claim_effect(
         &self,
+        _lead: LeadId,
         key: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
@@ -24,6 +25,7 @@ impl Effects for MemoryStore {
 
     fn finish_effect(
         &self,
+        _lead: LeadId,
         key: &str,
         detail: &str,
         trail: &[Activity],
@@ -34,9 +36,13 @@ impl Effects for MemoryStore {
         })
     }
 
-    fn release_effect(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.with(|s| {
-            if matches!(s.effects.get(key), Some(Effect::Claimed { .. })) {
+    fn release_effect(
+        &self,
+        key: &str,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.with(move |s| {
+            if matches!(s.effects.get(key), Some(Effect::Claimed { lease_until: l }) if *l == lease_until) {
                 s.effects.remove(key);
             }
         })
