@@ -328,9 +328,5 @@ async fn dynamodb_requests_per_drip_step() {
     // campaign's version comes from the configuration.
     let counts = |pairs: &[(&str, u32)]| pairs.iter().map(|(o, n)| (o.to_string(), *n)).collect::<BTreeMap<_, _>>();
     assert_eq!(per_tick, counts(&[("Query", 2 * leadflow_aws::store::DUE_SHARDS + 1)]), "per tick");
-    assert_eq!(
-        per_step,
-        counts(&[("GetItem", 1), ("PutItem", 3), ("Query", 1)]),
-        "per drip step"
-    );
+    assert_eq!(per_step, counts(&[("GetItem", 1), ("PutItem", 3), ("Query", 1)]), "per drip step");
 }
