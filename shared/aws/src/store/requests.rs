@@ -156,9 +156,9 @@ impl DynamoStore {
                     DeleteRequest::builder().set_key(Some(key_of(&item)?)).build().map_err(|e| build_failed(OP, &e))?;
                 writes.push(WriteRequest::builder().delete_request(delete).build());
             } else if sk.starts_with(EFFECT_PREFIX) {
-                let entries = item.len();
+                let attributes = item.len();
                 let bare = without_entries(item);
-                if bare.len() < entries {
+                if bare.len() < attributes {
                     let put = PutRequest::builder().set_item(Some(bare)).build().map_err(|e| build_failed(OP, &e))?;
                     writes.push(WriteRequest::builder().put_request(put).build());
                 }
