@@ -26,7 +26,7 @@ impl Effects for DynamoStore {
         lease_until: DateTime<Utc>,
     ) -> Result<EffectClaim, StoreError> {
         const OP: &str = "claim effect";
-        let pk = effect_pk(key);
+        let pk = effect_key(key);
         for _ in 0..2 {
             let fresh = Cond::new("attribute_not_exists(#pk)").name("#pk", PK);
             let stored = match self.put_if(OP, claim_item(key, lease_until), fresh).await? {
@@ -41,7 +41,7 @@ impl Effects for DynamoStore {
             if str_attr(&stored, STATE) == Some("done") {
                 return Ok(EffectClaim::Done(str_attr(&stored, DETAIL).unwrap_or_default().to_string()));
             }
-            if let Some(record) = self.get_item(OP, lead_pk(lead), &effect_sk(key)).await? {
+            if let Some(record) = self.get_item(OP, lead_pk(lead), &effect_key(key)).await? {
                 return Ok(EffectClaim::Done(str_attr(&record, DETAIL).unwrap_or_default().to_string()));
             }
             let held_until = num_i64(&stored, LEASE_UNTIL, "effect claim")?;
@@ -66,7 +66,7 @@ impl Effects for DynamoStore {
     async fn finish_effect(&self, lead: LeadId, key: &str, detail: &str, trail: &[Activity]) -> Result<(), StoreError> {
         let mut item = Item::from([
             (PK.into(), s(lead_pk(lead))),
-            (SK.into(), s(effect_sk(key))),
+            (SK.into(), s(effect_key(key))),
             (STATE.into(), s("done")),
             (DETAIL.into(), s(detail)),
         ]);
@@ -89,22 +89,19 @@ impl Effects for DynamoStore {
             .name("#lease", LEASE_UNTIL)
             .value(":claimed", s("claimed"))
             .value(":ours", n(lease_until.timestamp_millis()));
-        self.delete_if("release effect", effect_pk(key), NO_SORT, ours).await
+        self.delete_if("release effect", effect_key(key), NO_SORT, ours).await
     }
 }
 
-fn effect_pk(key: &str) -> String {
-    format!("EFFECT#{key}")
-}
-
-fn effect_sk(key: &str) -> String {
+/// `EFFECT#<key>`: the claim's partition key, and the record's sort key in its lead's partition.
+fn effect_key(key: &str) -> String {
     format!("{EFFECT_PREFIX}{key}")
 }
 
 /// The item of a live claim on `key` (also taken inside an assignment's transaction).
 pub(super) fn claim_item(key: &str, lease_until: DateTime<Utc>) -> Item {
     Item::from([
-        (PK.into(), s(effect_pk(key))),
+        (PK.into(), s(effect_key(key))),
         (SK.into(), s(NO_SORT)),
         (STATE.into(), s("claimed")),
         (LEASE_UNTIL.into(), n(lease_until.timestamp_millis())),
