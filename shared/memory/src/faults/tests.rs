@@ -24,6 +24,11 @@ fn block_on<F: Future>(f: F) -> F::Output {
     }
 }
 
+/// The lead the effects of these tests belong to (the memory store keys them by name alone).
+fn the_lead() -> LeadId {
+    LeadId::from_parts(1, 1)
+}
+
 fn email(key: &str) -> OutgoingEmail {
     OutgoingEmail {
         to: Mailbox { name: None, email: "anna@acme.example".into() },
@@ -53,14 +58,14 @@ fn the_same_seed_fails_the_same_calls() {
 fn a_timed_out_write_is_carried_out_and_answered_as_a_failure() {
     let faults = Faults::new(FaultPlan { seed: 1, fail: 0.0, time_out: 1.0, crash_after_send: 0.0, each_kind_by: 0 });
     let store = faults.wrap(MemoryStore::new());
-    let claimed = block_on(store.claim_effect(LeadId::from_parts(1, 1), "email:k", Utc::now(), Utc::now()));
+    let claimed = block_on(store.claim_effect(the_lead(), "email:k", Utc::now(), Utc::now()));
     assert!(matches!(claimed, Err(StoreError::Unavailable(ref m)) if m.contains("timed out")), "{claimed:?}");
     assert!(!faults.finished("email:k"));
-    assert!(block_on(store.finish_effect(LeadId::from_parts(1, 1), "email:k", "id", &[])).is_err());
+    assert!(block_on(store.finish_effect(the_lead(), "email:k", "id", &[])).is_err());
     assert!(faults.finished("email:k"), "carried out although the caller saw an error");
     let now = Utc::now();
     assert_eq!(
-        block_on(store.inner().claim_effect(LeadId::from_parts(1, 1), "email:k", now, now)).ok(),
+        block_on(store.inner().claim_effect(the_lead(), "email:k", now, now)).ok(),
         Some(EffectClaim::Done("id".into()))
     );
 }
@@ -72,11 +77,11 @@ fn a_crash_after_a_send_refuses_every_later_call_until_revived() {
     let store = faults.wrap(MemoryStore::new());
     assert!(block_on(mailer.send(&email("k"), Utc::now())).is_err());
     assert_eq!(mailer.inner().sent().len(), 1, "the provider has it");
-    assert!(block_on(store.finish_effect(LeadId::from_parts(1, 1), "email:k", "id", &[])).is_err());
+    assert!(block_on(store.finish_effect(the_lead(), "email:k", "id", &[])).is_err());
     assert!(!faults.finished("email:k"), "the dead process recorded nothing");
     assert!(faults.revive());
     assert!(!faults.revive());
-    assert!(block_on(store.finish_effect(LeadId::from_parts(1, 1), "email:k", "id", &[])).is_ok());
+    assert!(block_on(store.finish_effect(the_lead(), "email:k", "id", &[])).is_ok());
     let tally = faults.tally();
     assert_eq!(tally.faults(Port::Mailer, Fault::CrashAfterSend), 1);
     assert_eq!(tally.faults(Port::Store, Fault::AfterCrash), 1);
@@ -90,7 +95,7 @@ fn an_email_accepted_after_its_send_was_recorded_is_outside_the_window() {
     assert!(block_on(mailer.send(&email("k"), Utc::now())).is_ok());
     // Not recorded yet: a second send is the documented window.
     assert!(block_on(mailer.send(&email("k"), Utc::now())).is_ok());
-    assert!(block_on(store.finish_effect(LeadId::from_parts(1, 1), "email:k", "id", &[])).is_ok());
+    assert!(block_on(store.finish_effect(the_lead(), "email:k", "id", &[])).is_ok());
     assert!(block_on(mailer.send(&email("k"), Utc::now())).is_ok());
     let accepted = faults.emails();
     let k = accepted.get("k").cloned().unwrap_or_default();
@@ -119,10 +124,7 @@ fn each_repeat_is_owed_to_the_fault_that_left_the_first_send_unrecorded() {
 
     let refused = Faults::new(FaultPlan { seed: 3, fail: 1.0, time_out: 0.0, crash_after_send: 0.0, each_kind_by: 0 });
     refused.accepted_email(&email("k"), None);
-    assert!(
-        block_on(refused.wrap(MemoryStore::new()).finish_effect(LeadId::from_parts(1, 1), "email:k", "id", &[]))
-            .is_err()
-    );
+    assert!(block_on(refused.wrap(MemoryStore::new()).finish_effect(the_lead(), "email:k", "id", &[])).is_err());
     refused.calm_down();
     assert!(send(&refused, "k").is_ok());
     assert_eq!(refused.repeats("email"), BTreeMap::from([(Unrecorded::RecordNotWritten, 1)]));
@@ -191,9 +193,7 @@ mod audit_of_a_run {
         assert!(block_on(faults.wrap(RecordingMailer::new()).send(&sent, Utc::now())).is_ok());
         let o = block_on(audit(store.inner(), &people, &[], &faults)).unwrap_or_default();
         assert!(o.problems.iter().any(|p| p.contains("the email not recorded, no lead.assigned event")), "{o}");
-        assert!(
-            block_on(store.finish_effect(LeadId::from_parts(1, 1), &format!("email:{}", sent.key), "m1", &[])).is_ok()
-        );
+        assert!(block_on(store.finish_effect(id(1), &format!("email:{}", sent.key), "m1", &[])).is_ok());
         let event = DomainEvent {
             id: format!("lead.assigned:{}:{ms}", id(1)),
             detail_type: "lead.assigned".into(),
