@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use email_address::{EmailAddress, Options};
+use phonenumber::metadata::DATABASE;
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
@@ -306,7 +307,7 @@ fn nfc(s: &str) -> std::borrow::Cow<'_, str> {
 /// number instead of a few microseconds, measured in docs/performance.md). The metadata holds a
 /// few thousand patterns, so a cache that fits them all is compiled once and then only read.
 static PHONE_REGEX_CACHE: LazyLock<()> = LazyLock::new(|| {
-    if let Ok(mut cache) = phonenumber::metadata::DATABASE.cache().lock() {
+    if let Ok(mut cache) = DATABASE.cache().lock() {
         *cache = regex_cache::RegexCache::new(20_000);
     }
 });
@@ -357,16 +358,31 @@ pub fn read_phone(raw: &str, country: Option<&str>) -> Result<Phone, FieldProble
         .and_then(|code| code.parse::<phonenumber::country::Id>().ok())
         // phonenumber unwraps the default region's metadata. Every id of 0.3.10 has some, but
         // a metadata update that drops one must not turn into a panic.
-        .filter(|id| phonenumber::metadata::DATABASE.by_id(id.as_ref()).is_some());
+        .filter(|id| DATABASE.by_id(id.as_ref()).is_some());
+    // Most numbers written with `+` and spaces are read without phonenumber's parser; a valid
+    // one is what phonenumber's parse would have answered first, so the answer is the same.
+    let quick = region.and_then(|id| phone_patterns::read_plus_written(trimmed, DATABASE.by_id(id.as_ref())?));
+    if let Some(number) = quick
+        && phone_patterns::knows(number) == Ok(true)
+        && let Ok(country) = phone_patterns::region(number)
+    {
+        return Ok(Phone {
+            e164: phone_patterns::e164(number),
+            display: phone_patterns::international(number),
+            country,
+        });
+    }
     let first = phonenumber::parse(region, trimmed).map_err(|_| invalid())?;
     let number = if phone_patterns::is_valid(&first) {
         first
     } else {
         reread_international(&first, trimmed).ok_or_else(invalid)?
     };
-    let e164 = phone_patterns::e164(&number);
-    let display = phone_patterns::international(&number);
-    let country = phone_patterns::region(&number);
+    let ours = phone_patterns::Number::from(&number);
+    let e164 = phone_patterns::e164(ours);
+    let display = phone_patterns::international(ours);
+    let country =
+        phone_patterns::region(ours).unwrap_or_else(|()| number.country().id().map(|id| id.as_ref().to_string()));
     Ok(Phone { e164, display, country })
 }
 

@@ -15,8 +15,22 @@
 use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock};
 
+use phonenumber::NationalNumber;
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use regex::{Regex, RegexBuilder};
+
+/// What the answers below need of a number: its country code and national number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Number {
+    pub code: u16,
+    pub national: NationalNumber,
+}
+
+impl From<&phonenumber::PhoneNumber> for Number {
+    fn from(number: &phonenumber::PhoneNumber) -> Self {
+        Number { code: number.code().value(), national: *number.national() }
+    }
+}
 
 /// A descriptor's national-number pattern and the lengths it admits.
 struct Pattern {
@@ -42,6 +56,10 @@ struct Region {
     /// the order is free, and the common two go first to stop early.
     kinds: Vec<Pattern>,
     leading_digits: Option<Regex>,
+    /// The region's international (IDD) prefix and national prefix for parsing, anchored: all
+    /// [`read_plus_written`] asks of them is whether one starts a number.
+    international_prefix: Option<Regex>,
+    national_prefix_for_parsing: Option<Regex>,
 }
 
 impl Region {
@@ -63,6 +81,14 @@ impl Region {
             general: pattern(d.general())?,
             kinds: kinds.into_iter().flatten().map(pattern).collect::<Option<_>>()?,
             leading_digits: match meta.leading_digits() {
+                Some(re) => Some(anchored(re.as_str())?),
+                None => None,
+            },
+            international_prefix: match meta.international_prefix() {
+                Some(re) => Some(anchored(re.as_str())?),
+                None => None,
+            },
+            national_prefix_for_parsing: match meta.national_prefix_for_parsing() {
                 Some(re) => Some(anchored(re.as_str())?),
                 None => None,
             },
@@ -132,21 +158,25 @@ fn source_for(code: u16, national: &str) -> Result<Option<&'static Metadata>, ()
 
 /// Same answer as `phonenumber::is_valid(number)`.
 pub(super) fn is_valid(number: &phonenumber::PhoneNumber) -> bool {
-    let national = number.national().to_string();
-    let answer = source_for(number.code().value(), &national)
-        .and_then(|meta| meta.map_or(Ok(false), |meta| Ok(compiled(meta).ok_or(())?.knows(&national))));
-    answer.unwrap_or_else(|()| phonenumber::is_valid(number))
+    knows(Number::from(number)).unwrap_or_else(|()| phonenumber::is_valid(number))
+}
+
+/// `phonenumber::is_valid`, or `Err` when a region could not be compiled here.
+pub(super) fn knows(number: Number) -> Result<bool, ()> {
+    let national = number.national.to_string();
+    source_for(number.code, &national)
+        .and_then(|meta| meta.map_or(Ok(false), |meta| Ok(compiled(meta).ok_or(())?.knows(&national))))
 }
 
 /// `number.format().mode(Mode::E164)`: E.164 is the country code and the national number with
 /// its leading zeros, which phonenumber writes without consulting any format (it does look the
 /// formats up first, which is the cost saved here). Written out by hand: `format!` cost more
 /// than the rest of it.
-pub(super) fn e164(number: &phonenumber::PhoneNumber) -> String {
-    let national = number.national();
+pub(super) fn e164(number: Number) -> String {
+    let national = number.national;
     let mut out = String::with_capacity(20);
     out.push('+');
-    out.push_str(&number.code().value().to_string());
+    out.push_str(&number.code.to_string());
     // Leading zeros of the national number (Italy's fixed lines keep theirs).
     out.extend(std::iter::repeat_n('0', usize::from(national.zeros())));
     out.push_str(&national.value().to_string());
@@ -208,12 +238,12 @@ fn groupings(code: u16) -> Option<&'static [Grouping]> {
 
 /// `number.format().mode(Mode::International)` without the extension (`+49 30 901820`): E.164,
 /// and so the stored number, has none, and its display must not either.
-pub(super) fn international(number: &phonenumber::PhoneNumber) -> String {
-    let code = number.code().value();
+pub(super) fn international(number: Number) -> String {
+    let code = number.code;
     // Only a metadata pattern this regex engine refuses (`every_region_compiles` says none
     // does): the number then shows as stored, as a lead an older build kept does.
     let Some(groupings) = groupings(code) else { return e164(number) };
-    let national = number.national().to_string();
+    let national = number.national.to_string();
     let mut out = String::with_capacity(24);
     out.push('+');
     out.push_str(&code.to_string());
@@ -226,13 +256,74 @@ pub(super) fn international(number: &phonenumber::PhoneNumber) -> String {
 }
 
 /// `number.country().id()`, as its ISO alpha-2 code: the region that claims the number, none
-/// for a code shared by non-geographic services.
-pub(super) fn region(number: &phonenumber::PhoneNumber) -> Option<String> {
+/// for a code shared by non-geographic services. `Err` when a region could not be compiled here.
+pub(super) fn region(number: Number) -> Result<Option<String>, ()> {
     // phonenumber picks the region from the national number without its leading zeros.
-    match source_for(number.code().value(), &number.national().value().to_string()) {
-        Ok(meta) => meta?.id().parse::<phonenumber::country::Id>().ok().map(|id| id.as_ref().to_string()),
-        Err(()) => number.country().id().map(|id| id.as_ref().to_string()),
+    let meta = source_for(number.code, &number.national.value().to_string())?;
+    Ok(meta.and_then(|m| m.id().parse::<phonenumber::country::Id>().ok()).map(|id| id.as_ref().to_string()))
+}
+
+/// The longest national number phonenumber reads (`MAX_LENGTH_FOR_NSN`) plus a country code.
+const MAX_DIGITS: usize = 17 + 3;
+
+/// A number written with `+`, its country code and the rest in groups with at least one space
+/// (`+49 30 901820`, `+1 (212) 555-0100`), read as `phonenumber::parse(Some(default), text)`
+/// reads it, without its parser: that parse checks the text with a grammar that compares every
+/// character with forty punctuation marks, and was over half of a phone's cost on the core path
+/// (docs/performance.md, section 1). `None` whenever the text is anything else or phonenumber
+/// might read it differently; the caller then asks phonenumber. How phonenumber 0.3.10 reads
+/// such a text (`parser::parse_with`, `helper::country_code`, `helper::national_number`):
+/// - with a space, it is not an RFC 3966 number (those take `+1-303-…` apart at the first
+///   separator), so the natural-language reading applies; no letter, `#`, `;`, `,` or `~` means
+///   no extension, and the digits are the number;
+/// - a `+` then the digits: unless the default region's international prefix starts them
+///   (then phonenumber strips it as well: left to it), the country code is the first one to
+///   three digits that are a known code, and the rest is the national number;
+/// - the *default* region's national prefix is then stripped from that rest, if it starts it:
+///   left to phonenumber whenever its pattern or its prefix could match at the start, so that
+///   here the rest is always kept whole;
+/// - a national number of fewer than 2 or more than 17 digits is an error: left to phonenumber.
+///
+/// `tests::plus_written_numbers_read_as_phonenumber_reads_them` holds the two readings together.
+pub(super) fn read_plus_written(text: &str, default: &Metadata) -> Option<Number> {
+    let rest = text.strip_prefix('+')?;
+    if !rest.contains(' ') {
+        return None;
     }
+    let mut digits = [0u8; MAX_DIGITS];
+    let mut len = 0;
+    for b in rest.bytes() {
+        match b {
+            b'0'..=b'9' => {
+                *digits.get_mut(len)? = b;
+                len += 1;
+            }
+            b' ' | b'-' | b'.' | b'(' | b')' | b'/' => {}
+            _ => return None,
+        }
+    }
+    // ASCII digits only, so the slice is text.
+    let digits = std::str::from_utf8(&digits[..len]).ok()?;
+    let region = compiled(default)?;
+    if digits.len() < 3
+        || digits.starts_with('0')
+        || region.international_prefix.as_ref().is_some_and(|p| p.is_match(digits))
+    {
+        return None;
+    }
+    let (code, national) = (1..=3).find_map(|n| {
+        let code = digits[..n].parse::<u16>().ok()?;
+        DATABASE.by_code(&code).is_some().then(|| (code, &digits[n..]))
+    })?;
+    let strippable = match (&region.national_prefix_for_parsing, default.national_prefix()) {
+        (Some(pattern), _) if pattern.is_match(national) => true,
+        (_, Some(prefix)) => national.starts_with(prefix),
+        _ => false,
+    };
+    if strippable || !(2..=17).contains(&national.len()) {
+        return None;
+    }
+    Some(Number { code, national: national.parse().ok()? })
 }
 
 #[cfg(test)]
@@ -274,10 +365,12 @@ mod tests {
                         let Ok(n) = phonenumber::parse(default_region, &text) else { continue };
                         assert_eq!(is_valid(&n), phonenumber::is_valid(&n), "{} {text}", meta.id());
                         if phonenumber::is_valid(&n) {
-                            assert_eq!(e164(&n), n.format().mode(phonenumber::Mode::E164).to_string());
-                            assert_eq!(region(&n), n.country().id().map(|id| id.as_ref().to_string()), "{text}");
+                            let ours = Number::from(&n);
+                            assert_eq!(e164(ours), n.format().mode(phonenumber::Mode::E164).to_string());
+                            let theirs = n.country().id().map(|id| id.as_ref().to_string());
+                            assert_eq!(region(ours), Ok(theirs), "{text}");
                             let theirs = n.format().mode(phonenumber::Mode::International).to_string();
-                            assert_eq!(international(&n), theirs, "{} {text}", meta.id());
+                            assert_eq!(international(ours), theirs, "{} {text}", meta.id());
                             formatted += 1;
                         }
                         checked += 1;
@@ -287,6 +380,62 @@ mod tests {
         }
         assert!(checked > 5000, "only {checked} numbers checked");
         assert!(formatted > 2000, "only {formatted} valid numbers formatted");
+    }
+
+    /// Every region's example numbers (and variants, as above) written with `+` in the ways
+    /// people write them, each read with its own region and three others as the default: where
+    /// the quick reading answers, phonenumber answers the same number.
+    #[test]
+    fn plus_written_numbers_read_as_phonenumber_reads_them() {
+        let defaults: Vec<&Metadata> = ["DE", "US", "GB", "FR", "IT", "RU", "KZ", "AR", "MX", "BR", "JP", "AU", "IN"]
+            .into_iter()
+            .chain(["CN", "NL", "ES", "AT", "HU", "NZ", "KR", "IL", "EG", "BY", "UZ", "SG", "ZA", "CH", "SE"])
+            .filter_map(|id| DATABASE.by_id(id))
+            .collect();
+        let (mut read, mut tried) = (0, 0);
+        for (i, meta) in DATABASE.iter().enumerate() {
+            let d = meta.descriptors();
+            let examples = [Some(d.general()), d.fixed_line(), d.mobile(), d.toll_free(), d.voip(), d.uan()];
+            for example in examples.into_iter().flatten().filter_map(Descriptor::example) {
+                let cc = meta.country_code();
+                let (head, tail) = example.split_at(example.len().min(3));
+                let mut texts = vec![
+                    format!("+{cc} {example}"),
+                    format!("+{cc} 0{example}"),
+                    format!("+{cc} {example}1"),
+                    format!("+{cc} ({head}) {tail}"),
+                    format!("+{cc}{head} {tail}"),
+                    format!("+{cc} {head}-{tail}"),
+                    format!("+{cc} {head}.{tail} "),
+                    format!("+{cc} {head}/{tail}"),
+                    format!("+{cc}-{head} {tail}"),
+                    // Without a space, RFC 3966's reading: the code is what comes before the `-`.
+                    format!("+{cc}{head}-{tail}"),
+                    format!("+{cc}-{head}-{tail}"),
+                    format!("+{} {example}", cc + 1),
+                ];
+                let grouped = phonenumber::parse(None, format!("+{cc}{example}"))
+                    .map(|n| n.format().mode(phonenumber::Mode::International).to_string());
+                texts.extend(grouped.ok());
+                let own = std::iter::once(meta);
+                let others = (0..3).map(|k| defaults[(i * 3 + k) % defaults.len()]);
+                for default in own.chain(others) {
+                    let Some(id) = default.id().parse::<phonenumber::country::Id>().ok() else { continue };
+                    // Dialled from the default region, its international prefix after the `+`.
+                    let idd = default.preferred_international_prefix().map(|p| p.replace('~', ""));
+                    let dialled = idd.map(|idd| format!("+{idd}{cc} {example}"));
+                    for text in texts.iter().chain(dialled.as_ref()) {
+                        tried += 1;
+                        let Some(ours) = read_plus_written(text, default) else { continue };
+                        let theirs = phonenumber::parse(Some(id), text).map(|n| Number::from(&n));
+                        assert_eq!(Ok(ours), theirs.map_err(|e| e.to_string()), "{text} read in {}", default.id());
+                        read += 1;
+                    }
+                }
+            }
+        }
+        // Most of what was tried is read quickly, so the comparison is not an empty one.
+        assert!(read > tried / 3, "only {read} of {tried} read without phonenumber's parser");
     }
 
     #[test]
