@@ -15,6 +15,10 @@
 use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock};
 
+mod quick;
+
+pub(super) use quick::{read_nationally_written, read_plus_written};
+
 use phonenumber::NationalNumber;
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use regex::{Regex, RegexBuilder};
@@ -263,69 +267,6 @@ pub(super) fn region(number: Number) -> Result<Option<String>, ()> {
     Ok(meta.and_then(|m| m.id().parse::<phonenumber::country::Id>().ok()).map(|id| id.as_ref().to_string()))
 }
 
-/// The longest national number phonenumber reads (`MAX_LENGTH_FOR_NSN`) plus a country code.
-const MAX_DIGITS: usize = 17 + 3;
-
-/// A number written with `+`, its country code and the rest in groups with at least one space
-/// (`+49 30 901820`, `+1 (212) 555-0100`), read as `phonenumber::parse(Some(default), text)`
-/// reads it, without its parser: that parse checks the text with a grammar that compares every
-/// character with forty punctuation marks, and was over half of a phone's cost on the core path
-/// (docs/performance.md, section 1). `None` whenever the text is anything else or phonenumber
-/// might read it differently; the caller then asks phonenumber. How phonenumber 0.3.10 reads
-/// such a text (`parser::parse_with`, `helper::country_code`, `helper::national_number`):
-/// - with a space, it is not an RFC 3966 number (those take `+1-303-…` apart at the first
-///   separator), so the natural-language reading applies; no letter, `#`, `;`, `,` or `~` means
-///   no extension, and the digits are the number;
-/// - a `+` then the digits: unless the default region's international prefix starts them
-///   (then phonenumber strips it as well: left to it), the country code is the first one to
-///   three digits that are a known code, and the rest is the national number;
-/// - the *default* region's national prefix is then stripped from that rest, if it starts it:
-///   left to phonenumber whenever its pattern or its prefix could match at the start, so that
-///   here the rest is always kept whole;
-/// - a national number of fewer than 2 or more than 17 digits is an error: left to phonenumber.
-///
-/// `tests::plus_written_numbers_read_as_phonenumber_reads_them` holds the two readings together.
-pub(super) fn read_plus_written(text: &str, default: &Metadata) -> Option<Number> {
-    let rest = text.strip_prefix('+')?;
-    if !rest.contains(' ') {
-        return None;
-    }
-    let mut digits = [0u8; MAX_DIGITS];
-    let mut len = 0;
-    for b in rest.bytes() {
-        match b {
-            b'0'..=b'9' => {
-                *digits.get_mut(len)? = b;
-                len += 1;
-            }
-            b' ' | b'-' | b'.' | b'(' | b')' | b'/' => {}
-            _ => return None,
-        }
-    }
-    // ASCII digits only, so the slice is text.
-    let digits = std::str::from_utf8(&digits[..len]).ok()?;
-    let region = compiled(default)?;
-    if digits.len() < 3
-        || digits.starts_with('0')
-        || region.international_prefix.as_ref().is_some_and(|p| p.is_match(digits))
-    {
-        return None;
-    }
-    let (code, national) = (1..=3).find_map(|n| {
-        let code = digits[..n].parse::<u16>().ok()?;
-        DATABASE.by_code(&code).is_some().then(|| (code, &digits[n..]))
-    })?;
-    let strippable = match (&region.national_prefix_for_parsing, default.national_prefix()) {
-        (Some(pattern), _) if pattern.is_match(national) => true,
-        (_, Some(prefix)) => national.starts_with(prefix),
-        _ => false,
-    };
-    if strippable || !(2..=17).contains(&national.len()) {
-        return None;
-    }
-    Some(Number { code, national: national.parse().ok()? })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,62 +321,6 @@ mod tests {
         }
         assert!(checked > 5000, "only {checked} numbers checked");
         assert!(formatted > 2000, "only {formatted} valid numbers formatted");
-    }
-
-    /// Every region's example numbers (and variants, as above) written with `+` in the ways
-    /// people write them, each read with its own region and three others as the default: where
-    /// the quick reading answers, phonenumber answers the same number.
-    #[test]
-    fn plus_written_numbers_read_as_phonenumber_reads_them() {
-        let defaults: Vec<&Metadata> = ["DE", "US", "GB", "FR", "IT", "RU", "KZ", "AR", "MX", "BR", "JP", "AU", "IN"]
-            .into_iter()
-            .chain(["CN", "NL", "ES", "AT", "HU", "NZ", "KR", "IL", "EG", "BY", "UZ", "SG", "ZA", "CH", "SE"])
-            .filter_map(|id| DATABASE.by_id(id))
-            .collect();
-        let (mut read, mut tried) = (0, 0);
-        for (i, meta) in DATABASE.iter().enumerate() {
-            let d = meta.descriptors();
-            let examples = [Some(d.general()), d.fixed_line(), d.mobile(), d.toll_free(), d.voip(), d.uan()];
-            for example in examples.into_iter().flatten().filter_map(Descriptor::example) {
-                let cc = meta.country_code();
-                let (head, tail) = example.split_at(example.len().min(3));
-                let mut texts = vec![
-                    format!("+{cc} {example}"),
-                    format!("+{cc} 0{example}"),
-                    format!("+{cc} {example}1"),
-                    format!("+{cc} ({head}) {tail}"),
-                    format!("+{cc}{head} {tail}"),
-                    format!("+{cc} {head}-{tail}"),
-                    format!("+{cc} {head}.{tail} "),
-                    format!("+{cc} {head}/{tail}"),
-                    format!("+{cc}-{head} {tail}"),
-                    // Without a space, RFC 3966's reading: the code is what comes before the `-`.
-                    format!("+{cc}{head}-{tail}"),
-                    format!("+{cc}-{head}-{tail}"),
-                    format!("+{} {example}", cc + 1),
-                ];
-                let grouped = phonenumber::parse(None, format!("+{cc}{example}"))
-                    .map(|n| n.format().mode(phonenumber::Mode::International).to_string());
-                texts.extend(grouped.ok());
-                let own = std::iter::once(meta);
-                let others = (0..3).map(|k| defaults[(i * 3 + k) % defaults.len()]);
-                for default in own.chain(others) {
-                    let Some(id) = default.id().parse::<phonenumber::country::Id>().ok() else { continue };
-                    // Dialled from the default region, its international prefix after the `+`.
-                    let idd = default.preferred_international_prefix().map(|p| p.replace('~', ""));
-                    let dialled = idd.map(|idd| format!("+{idd}{cc} {example}"));
-                    for text in texts.iter().chain(dialled.as_ref()) {
-                        tried += 1;
-                        let Some(ours) = read_plus_written(text, default) else { continue };
-                        let theirs = phonenumber::parse(Some(id), text).map(|n| Number::from(&n));
-                        assert_eq!(Ok(ours), theirs.map_err(|e| e.to_string()), "{text} read in {}", default.id());
-                        read += 1;
-                    }
-                }
-            }
-        }
-        // Most of what was tried is read quickly, so the comparison is not an empty one.
-        assert!(read > tried / 3, "only {read} of {tried} read without phonenumber's parser");
     }
 
     #[test]
