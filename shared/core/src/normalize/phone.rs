@@ -72,8 +72,7 @@ pub fn read_phone(raw: &str, country: Option<&str>) -> Result<Phone, FieldProble
             .or_else(|| phone_patterns::read_nationally_written(trimmed, default))
     });
     if let Some(number) = quick
-        && phone_patterns::knows(number) == Ok(true)
-        && let Ok(country) = phone_patterns::region(number)
+        && let Ok(Some(country)) = phone_patterns::region_if_valid(number)
     {
         return Ok(Phone {
             e164: phone_patterns::e164(number),

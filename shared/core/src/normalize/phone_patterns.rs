@@ -166,10 +166,25 @@ pub(super) fn is_valid(number: &phonenumber::PhoneNumber) -> bool {
 }
 
 /// `phonenumber::is_valid`, or `Err` when a region could not be compiled here.
-pub(super) fn knows(number: Number) -> Result<bool, ()> {
+fn knows(number: Number) -> Result<bool, ()> {
     let national = number.national.to_string();
     source_for(number.code, &national)
         .and_then(|meta| meta.map_or(Ok(false), |meta| Ok(compiled(meta).ok_or(())?.knows(&national))))
+}
+
+/// [`region`] of a number [`is_valid`] holds valid, `None` for one it does not; `Err` when a
+/// region could not be compiled here. Both look for the region that claims the number, so a
+/// number without leading zeros is looked up once.
+pub(super) fn region_if_valid(number: Number) -> Result<Option<Option<String>>, ()> {
+    let national = number.national.to_string();
+    let Some(meta) = source_for(number.code, &national)? else { return Ok(None) };
+    if !compiled(meta).ok_or(())?.knows(&national) {
+        return Ok(None);
+    }
+    if number.national.zeros() > 0 {
+        return region(number).map(Some);
+    }
+    Ok(Some(meta.id().parse::<phonenumber::country::Id>().ok().map(|id| id.as_ref().to_string())))
 }
 
 /// `number.format().mode(Mode::E164)`: E.164 is the country code and the national number with
@@ -210,16 +225,26 @@ impl Grouping {
         })
     }
 
-    /// phonenumber's `formatter::formatter` test. Its precedence is kept as it is: a format
-    /// without leading digits is taken without matching its pattern.
-    fn applies_to(&self, national: &str) -> bool {
-        match &self.leading_digits {
-            None => true,
-            Some(leading) => {
-                leading.is_match(national)
-                    && self.pattern.find(national).is_some_and(|m| m.start() == 0 && m.end() == national.len())
-            }
+    /// `national` grouped by this format, if it applies (phonenumber's `formatter::formatter`
+    /// test, then its `replace`). The precedence is kept as it is: a format without leading
+    /// digits is taken without matching its pattern. A format with them applies only where its
+    /// pattern's match is the whole number, so the replacement is that match's expansion: one
+    /// search for the groups, where a test and then a replacement searched twice.
+    fn group(&self, national: &str) -> Option<String> {
+        let Some(leading) = &self.leading_digits else {
+            return Some(self.pattern.replace(national, self.format.as_str()).into_owned());
+        };
+        if !leading.is_match(national) {
+            return None;
         }
+        let groups = self.pattern.captures(national)?;
+        let whole = groups.get(0)?;
+        if whole.start() != 0 || whole.end() != national.len() {
+            return None;
+        }
+        let mut out = String::with_capacity(national.len() + 4);
+        groups.expand(&self.format, &mut out);
+        Some(out)
     }
 }
 
@@ -252,8 +277,8 @@ pub(super) fn international(number: Number) -> String {
     out.push('+');
     out.push_str(&code.to_string());
     out.push(' ');
-    match groupings.iter().find(|g| g.applies_to(&national)) {
-        Some(grouping) => out.push_str(&grouping.pattern.replace(&national, grouping.format.as_str())),
+    match groupings.iter().find_map(|g| g.group(&national)) {
+        Some(grouped) => out.push_str(&grouped),
         None => out.push_str(&national),
     }
     out
@@ -305,6 +330,12 @@ mod tests {
                     for text in [format!("+{} {digits}", meta.country_code()), digits.clone()] {
                         let Ok(n) = phonenumber::parse(default_region, &text) else { continue };
                         assert_eq!(is_valid(&n), phonenumber::is_valid(&n), "{} {text}", meta.id());
+                        let claimed =
+                            phonenumber::is_valid(&n).then(|| n.country().id().map(|id| id.as_ref().to_string()));
+                        // `Err` leaves the number to phonenumber (shared non-geographic codes).
+                        if let Ok(answer) = region_if_valid(Number::from(&n)) {
+                            assert_eq!(answer, claimed, "{} {text}", meta.id());
+                        }
                         if phonenumber::is_valid(&n) {
                             let ours = Number::from(&n);
                             assert_eq!(e164(ours), n.format().mode(phonenumber::Mode::E164).to_string());

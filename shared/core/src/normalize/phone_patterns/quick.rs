@@ -10,14 +10,15 @@
 //! - a text of digits and the separators ` -.()/` has no extension (those need a letter, `#`,
 //!   `;`, `,` or `~`), and with three digits or more passes the viability grammar;
 //! - the RFC 3966 reading, tried first, takes `+1-303-…` apart at its first separator, but
-//!   refuses any text with a space, and without a `+` gives the same digits as the natural one;
+//!   refuses a text with a space or, after a `+`, without any of `-.()`; without a `+` it gives
+//!   the same digits as the natural one;
 //! - the digits are the number once its separators are dropped;
 //! - where the default region's international prefix starts the digits, phonenumber strips it
 //!   and reads a country code after it: left to it.
 
 use phonenumber::metadata::{DATABASE, Metadata};
 
-use super::{Number, compiled};
+use super::{Number, Region, compiled};
 
 /// The longest national number phonenumber reads (`MAX_LENGTH_FOR_NSN`) plus a country code.
 const MAX_DIGITS: usize = 17 + 3;
@@ -43,13 +44,14 @@ fn digits_of(text: &str) -> Option<([u8; MAX_DIGITS], usize)> {
     (len >= 3).then_some((digits, len))
 }
 
-/// `+`, a country code and the rest in groups with at least one space (`+49 30 901820`,
-/// `+1 (212) 555-0100`). The country code is the first one to three digits that are a known
-/// code, and the rest is the national number, unless the *default* region's national prefix
-/// could start it: phonenumber strips that one even after a country code, left to it.
+/// `+`, a country code and the rest (`+49 30 901820`, `+1 (212) 555-0100`, `+4930901820`).
+/// The country code is the first one to three digits that are a known code; the rest, with the
+/// *default* region's national prefix stripped as phonenumber strips it even after a country
+/// code, is the national number. Left to phonenumber: a text without a space but with one of
+/// `-.()`, which RFC 3966's reading takes apart at its first separator (`+1-303-…`).
 pub(in crate::normalize) fn read_plus_written(text: &str, default: &Metadata) -> Option<Number> {
     let rest = text.strip_prefix('+')?;
-    if !rest.contains(' ') {
+    if !rest.contains(' ') && rest.contains(['-', '.', '(', ')']) {
         return None;
     }
     let (buffer, len) = digits_of(rest)?;
@@ -63,12 +65,8 @@ pub(in crate::normalize) fn read_plus_written(text: &str, default: &Metadata) ->
         let code = digits[..n].parse::<u16>().ok()?;
         DATABASE.by_code(&code).is_some().then(|| (code, &digits[n..]))
     })?;
-    let strippable = match (&region.national_prefix_for_parsing, default.national_prefix()) {
-        (Some(pattern), _) if pattern.is_match(national) => true,
-        (_, Some(prefix)) => national.starts_with(prefix),
-        _ => false,
-    };
-    if strippable || !NATIONAL_LENGTHS.contains(&national.len()) {
+    let national = without_national_prefix(national, default, region)?;
+    if !NATIONAL_LENGTHS.contains(&national.len()) {
         return None;
     }
     Some(Number { code, national: national.parse().ok()? })
@@ -77,7 +75,7 @@ pub(in crate::normalize) fn read_plus_written(text: &str, default: &Metadata) ->
 /// Digits in groups as the default region writes them at home (`030 901820`, `(415) 555-0100`):
 /// the default region's code, and the digits without its national prefix, as phonenumber strips
 /// it. Left to phonenumber: digits that start with the region's code (it may read them as
-/// the code), and a prefix its region rewrites rather than strips (Argentina's, Mexico's...).
+/// the code).
 pub(in crate::normalize) fn read_nationally_written(text: &str, default: &Metadata) -> Option<Number> {
     let (buffer, len) = digits_of(text)?;
     let digits = std::str::from_utf8(&buffer[..len]).ok()?;
@@ -88,9 +86,19 @@ pub(in crate::normalize) fn read_nationally_written(text: &str, default: &Metada
     {
         return None;
     }
+    let national = without_national_prefix(digits, default, region)?;
+    if !NATIONAL_LENGTHS.contains(&national.len()) {
+        return None;
+    }
+    Some(Number { code, national: national.parse().ok()? })
+}
+
+/// What phonenumber's `parse_with` keeps of `digits` (after a country code, or all of them) once
+/// the *default* region's national prefix is stripped; `None` where that is left to phonenumber.
+fn without_national_prefix<'d>(digits: &'d str, default: &Metadata, region: &Region) -> Option<&'d str> {
     // `national_number`: the prefix for parsing, where it matches at the start, is cut off
     // (its carrier code, which phonenumber keeps aside, is never shown); a plain prefix where
-    // the region has no pattern for it.
+    // the region has no pattern for it. A prefix the region rewrites is left to phonenumber.
     let stripped = match &region.national_prefix_for_parsing {
         Some(pattern) => match pattern.find(digits) {
             None => digits,
@@ -106,17 +114,13 @@ pub(in crate::normalize) fn read_nationally_written(text: &str, default: &Metada
     // `validator::length` finds them too short for the region; it never does while the region's
     // general description lists no lengths, which is so for every region of phonenumber 0.3.10.
     // Should an update list some, such numbers are left to phonenumber.
-    let national = match default.national_prefix() {
-        Some(prefix) if stripped.starts_with(prefix) => &stripped[prefix.len()..],
-        _ => stripped,
-    };
     if !default.descriptors().general().possible_length().is_empty() {
         return None;
     }
-    if !NATIONAL_LENGTHS.contains(&national.len()) {
-        return None;
-    }
-    Some(Number { code, national: national.parse().ok()? })
+    Some(match default.national_prefix() {
+        Some(prefix) if stripped.starts_with(prefix) => &stripped[prefix.len()..],
+        _ => stripped,
+    })
 }
 
 #[cfg(test)]
@@ -184,6 +188,12 @@ mod tests {
                 format!("+{cc}{head}-{tail}"),
                 format!("+{cc}-{head}-{tail}"),
                 format!("+{} {example}", cc + 1),
+                // E.164, and the national prefix kept after the code, as people write it.
+                format!("+{cc}{example}"),
+                format!("+{cc}0{example}"),
+                format!("+{cc}/{example}"),
+                format!("+{cc} (0){head} {tail}"),
+                format!("+{cc} {}{example}", meta.national_prefix().unwrap_or_default()),
             ];
             let grouped = phonenumber::parse(None, format!("+{cc}{example}"))
                 .map(|n| n.format().mode(phonenumber::Mode::International).to_string());
