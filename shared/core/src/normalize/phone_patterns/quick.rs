@@ -98,11 +98,19 @@ pub(in crate::normalize) fn read_nationally_written(text: &str, default: &Metada
 fn without_national_prefix<'d>(digits: &'d str, default: &Metadata, region: &Region) -> Option<&'d str> {
     // `national_number`: the prefix for parsing, where it matches at the start, is cut off
     // (its carrier code, which phonenumber keeps aside, is never shown); a plain prefix where
-    // the region has no pattern for it. A prefix the region rewrites is left to phonenumber.
+    // the region has no pattern for it.
     let stripped = match &region.national_prefix_for_parsing {
         Some(pattern) => match pattern.find(digits) {
             None => digits,
-            Some(_) if default.national_prefix_transform_rule().is_some() => return None,
+            // A region with a rewrite rule (Argentina's, Japan's...) rewrites only where the
+            // pattern's last group took part in the match; that is left to phonenumber.
+            Some(found) if default.national_prefix_transform_rule().is_some() => {
+                let groups = pattern.captures(digits)?;
+                if groups.get(groups.len() - 1).is_some() {
+                    return None;
+                }
+                &digits[found.end()..]
+            }
             Some(found) => &digits[found.end()..],
         },
         None => match default.national_prefix() {
