@@ -60,8 +60,8 @@ struct Region {
     /// the order is free, and the common two go first to stop early.
     kinds: Vec<Pattern>,
     leading_digits: Option<Regex>,
-    /// The region's international (IDD) prefix and national prefix for parsing, anchored: all
-    /// [`read_plus_written`] asks of them is whether one starts a number.
+    /// The region's international (IDD) prefix and national prefix for parsing, anchored: the
+    /// quick readers (`quick`) only ask what they match at the start of a number.
     international_prefix: Option<Regex>,
     national_prefix_for_parsing: Option<Regex>,
 }
