@@ -202,6 +202,12 @@ mod tests {
                 format!("+{cc}/{example}"),
                 format!("+{cc} (0){head} {tail}"),
                 format!("+{cc} {}{example}", meta.national_prefix().unwrap_or_default()),
+                // No country code starts with 0.
+                format!("+0{cc} {example}"),
+                format!("+0 {cc}{example}"),
+                // Extensions, which phonenumber keeps apart.
+                format!("+{cc} {example} x12"),
+                format!("+{cc} {example} ext. 5"),
             ];
             let grouped = phonenumber::parse(None, format!("+{cc}{example}"))
                 .map(|n| n.format().mode(phonenumber::Mode::International).to_string());
@@ -232,6 +238,8 @@ mod tests {
                 format!("{head} {}", &tail[tail.len().min(1)..]),
                 format!("{cc}{example}"),
                 format!("{cc} {head} {tail}"),
+                format!("{prefix}{example} x12"),
+                format!("{prefix}{example}#"),
                 // Too short once the prefix is stripped, so phonenumber keeps it.
                 format!("{prefix}{head}"),
                 format!("{prefix}{}", &head[..head.len().min(2)]),
