@@ -5,3 +5,12 @@ pub mod client;
 pub mod dev;
 
 pub use leadflow_app::config_files;
+
+// Declared here rather than in `main.rs` so that every process that runs the local stack (the
+// `leadflow` binary, the restart test's copy of it, the load and console benchmarks) allocates
+// the same way. A lead is many small, short-lived allocations (its fields, score reasons, the
+// trail's entries); glibc's malloc and free were a fifth of the core path's instructions
+// (docs/performance.md, section 1). The Lambda functions keep the system allocator: none has
+// the room in its 3 MB budget.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -29,6 +29,11 @@ use serde_json::{Map, Value, json};
 
 const LEADS: usize = 1000;
 
+// The local stack's allocator (`infra/src/lib.rs`), so that the figure is the local stack's. The
+// Lambda functions use glibc's; docs/performance.md gives the path's figure with both.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn sources() -> ConfigSources {
     ConfigSources {
         settings: include_str!("../../app/config/leadflow.toml").into(),
