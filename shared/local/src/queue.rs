@@ -50,8 +50,11 @@ pub struct SqliteQueue {
 
 type Candidate = (i64, String, i64, Option<String>);
 
+/// No `LIMIT ?`: SQLite plans with a bound LIMIT's value, so a statement that has one is prepared
+/// again every time it is run (its `RePrepare` status counts each). The rows come in index order
+/// and are read only as far as the batch needs.
 const SELECT_VISIBLE: &str = "SELECT id, body, receive_count, last_error FROM queue_messages \
-     WHERE stage = ?1 AND id > ?2 AND visible_at <= ?3 ORDER BY id LIMIT ?4";
+     WHERE stage = ?1 AND id > ?2 AND visible_at <= ?3 ORDER BY id";
 
 impl SqliteQueue {
     pub(crate) fn new(db: Arc<Db>) -> Self {
@@ -176,13 +179,12 @@ impl SqliteQueue {
                 // Dead-lettering makes a round yield fewer than asked for; go on from where it
                 // stopped until the batch is full or the stage has nothing visible left.
                 while out.len() < max {
-                    let want = i64::try_from(max - out.len()).unwrap_or(i64::MAX);
                     let batch: Vec<Candidate> = {
                         let mut stmt = tx.prepare_cached(SELECT_VISIBLE)?;
-                        let rows = stmt.query_map(params![stage, after, now, want], |r| {
+                        let rows = stmt.query_map(params![stage, after, now], |r| {
                             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                         })?;
-                        rows.collect::<Result<_, _>>()?
+                        rows.take(max - out.len()).collect::<Result<_, _>>()?
                     };
                     if batch.is_empty() {
                         break;
@@ -440,7 +442,7 @@ mod tests {
             .db
             .read(|c| {
                 let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {SELECT_VISIBLE}"))?;
-                let rows = stmt.query_map(params!["validate", 0_i64, 0_i64, 10_i64], |r| r.get::<_, String>(3))?;
+                let rows = stmt.query_map(params!["validate", 0_i64, 0_i64], |r| r.get::<_, String>(3))?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?.join("\n"))
             })
             .unwrap_or_else(|e| panic!("{}", queue.db.local_error(e)));
@@ -449,5 +451,25 @@ mod tests {
             "{plan}"
         );
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    #[test]
+    fn receiving_runs_the_statement_prepared_once_not_again_each_batch() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = crate::SqliteStore::open(dir.path().join("q.db")).unwrap_or_else(|e| panic!("{e}"));
+        let queue = store.queue();
+        let bodies: Vec<String> = (0..7).map(|i| format!("m{i}")).collect();
+        queue.send_now(Stage::Score, &bodies).unwrap_or_else(|e| panic!("{}", queue.db.local_error(e)));
+        let now = Utc::now();
+        let sizes: Vec<usize> = [2, 1, 3, 10]
+            .into_iter()
+            .map(|max| queue.receive(Stage::Score, max, Duration::from_secs(30), now).map_or(0, |r| r.len()))
+            .collect();
+        assert_eq!(sizes, [2, 1, 3, 1], "each receive takes at most what it asks for, in order, until none is left");
+        let prepared_again = queue
+            .db
+            .read(|c| Ok(c.prepare_cached(SELECT_VISIBLE)?.get_status(rusqlite::StatementStatus::RePrepare)))
+            .unwrap_or_else(|e| panic!("{}", queue.db.local_error(e)));
+        assert_eq!(prepared_again, 0, "SQLite prepared the receive's statement again {prepared_again} times");
     }
 }
