@@ -162,14 +162,7 @@ fn source_for(code: u16, national: &str) -> Result<Option<&'static Metadata>, ()
 
 /// Same answer as `phonenumber::is_valid(number)`.
 pub(super) fn is_valid(number: &phonenumber::PhoneNumber) -> bool {
-    knows(Number::from(number)).unwrap_or_else(|()| phonenumber::is_valid(number))
-}
-
-/// `phonenumber::is_valid`, or `Err` when a region could not be compiled here.
-fn knows(number: Number) -> Result<bool, ()> {
-    let national = number.national.to_string();
-    source_for(number.code, &national)
-        .and_then(|meta| meta.map_or(Ok(false), |meta| Ok(compiled(meta).ok_or(())?.knows(&national))))
+    region_if_valid(Number::from(number)).map_or_else(|()| phonenumber::is_valid(number), |region| region.is_some())
 }
 
 /// [`region`] of a number [`is_valid`] holds valid, `None` for one it does not; `Err` when a

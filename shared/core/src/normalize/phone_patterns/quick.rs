@@ -65,11 +65,7 @@ pub(in crate::normalize) fn read_plus_written(text: &str, default: &Metadata) ->
         let code = digits[..n].parse::<u16>().ok()?;
         DATABASE.by_code(&code).is_some().then(|| (code, &digits[n..]))
     })?;
-    let national = without_national_prefix(national, default, region)?;
-    if !NATIONAL_LENGTHS.contains(&national.len()) {
-        return None;
-    }
-    Some(Number { code, national: national.parse().ok()? })
+    number(code, national, default, region)
 }
 
 /// Digits in groups as the default region writes them at home (`030 901820`, `(415) 555-0100`):
@@ -86,6 +82,12 @@ pub(in crate::normalize) fn read_nationally_written(text: &str, default: &Metada
     {
         return None;
     }
+    number(code, digits, default, region)
+}
+
+/// The number of country code `code` whose digits after the code are `digits`, read in
+/// `default` as phonenumber reads them; `None` where that is left to phonenumber.
+fn number(code: u16, digits: &str, default: &Metadata, region: &Region) -> Option<Number> {
     let national = without_national_prefix(digits, default, region)?;
     if !NATIONAL_LENGTHS.contains(&national.len()) {
         return None;
