@@ -4,31 +4,30 @@
 
 use leadflow_app::{Sent, StageError, activity, optout, send_once};
 use leadflow_core::confirmation;
-use leadflow_core::model::{Activity, ActivityKind, LeadId};
+use leadflow_core::model::{Activity, ActivityKind, Lead};
+use leadflow_core::ports::Trails;
 use leadflow_core::ports::{Clock, Ports};
-use leadflow_core::ports::{Leads, Trails};
 use tracing::{info, warn};
 
 /// Sends the confirmation email the lead is due, once per email (the key [`confirmation::standing`]
 /// names), and records what its link confirms. Nothing to do for a lead that consented already,
 /// asked for nothing, was sent a link that still works, or whose address is suppressed.
-pub async fn send_if_due<P: Ports>(ports: &P, lead_id: LeadId) -> Result<(), StageError> {
+pub async fn send_if_due<P: Ports>(ports: &P, lead: &Lead) -> Result<(), StageError> {
     let store = ports.store();
-    let Some(lead) = store.get_lead(lead_id).await? else { return Ok(()) };
     if lead.consent.as_ref().is_some_and(|c| c.given) {
         return Ok(());
     }
     let trail = store.activities(lead.id).await?;
-    let Some(due) = confirmation::standing(&lead, &trail, ports.clock().now()).due else {
+    let Some(due) = confirmation::standing(lead, &trail, ports.clock().now()).due else {
         return Ok(());
     };
-    if optout::is_suppressed(ports, &lead).await? {
+    if optout::is_suppressed(ports, lead).await? {
         info!(lead_id = %lead.id, "no confirmation email: the address is suppressed");
         return Ok(());
     }
     let config = ports.config();
     let (email, expires_at) =
-        confirmation::email(&lead, &due, &config.settings).map_err(|e| StageError::Permanent(e.to_string()))?;
+        confirmation::email(lead, &due, &config.settings).map_err(|e| StageError::Permanent(e.to_string()))?;
     let message_id = match send_once(ports, lead.id, &email).await? {
         Sent::Now(id) => id,
         // `send_once` records a refusal as "rejected: <reason>"; that email never went out.

@@ -29,25 +29,27 @@ pub async fn handle<P: Ports>(ports: &P, msg: RouteMessage) -> Result<(), StageE
     }
     // The score stage sends a lead here to be routed, to have its confirmation email sent, or
     // both; each part does nothing when there is nothing to do.
-    if let Some(owned) = assign(ports, &msg).await? {
-        notify(ports, &owned.lead, owned.claimed).await?;
+    let routed = assign(ports, &msg).await?;
+    if routed.lead.owner.is_some() {
+        notify(ports, &routed.lead, routed.claimed).await?;
     }
     if msg.confirm {
-        confirm::send_if_due(ports, msg.lead_id).await?;
+        // The lead as the assignment wrote it or as it was read: no second read for the email.
+        confirm::send_if_due(ports, &routed.lead).await?;
     }
     Ok(())
 }
 
-/// A lead with its owner, and the assignment email with its claim when this delivery took the
-/// claim with the assignment (one write for both: the email is then sent without a claim of its
-/// own).
-pub struct Owned {
+/// The lead as routing left it: with its owner unless it is not qualified, and the assignment
+/// email with its claim when this delivery took the claim with the assignment (one write for
+/// both: the email is then sent without a claim of its own).
+pub struct Routed {
     pub lead: Lead,
     pub claimed: Option<(OutgoingEmail, EffectLease)>,
 }
 
-/// Assigns the lead unless it has an owner; answers the lead with its owner.
-pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Owned>, StageError> {
+/// Assigns the lead unless it has an owner or is not qualified; answers the lead as it stands.
+pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Routed, StageError> {
     let store = ports.store();
     let config = ports.config();
     // The lead score carried saves the read when it is one to assign: the assignment's versioned
@@ -66,12 +68,12 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Ow
         };
         if lead.owner.is_some() {
             // A redelivery, or a race another worker won: the assignment stands as it is.
-            return Ok(Some(Owned { lead, claimed: None }));
+            return Ok(Routed { lead, claimed: None });
         }
         if !lead.is_valid() || lead.lifecycle < Lifecycle::Mql {
             // Sent here for its confirmation email only.
             info!(lead_id = %lead.id, "not routed: the lead is not qualified");
-            return Ok(None);
+            return Ok(Routed { lead, claimed: None });
         }
         let now = ports.clock().now();
         let team = config.routing.match_team(&lead).map(|t| t.id.as_str());
@@ -103,7 +105,7 @@ pub async fn assign<P: Ports>(ports: &P, msg: &RouteMessage) -> Result<Option<Ow
                 count(Metric::LeadsAssigned, 1);
                 lead.version = version + 1;
                 info!(lead_id = %lead.id, rep = %decision.rep_id, "lead assigned");
-                return Ok(Some(Owned { lead, claimed: Some((email, claim)) }));
+                return Ok(Routed { lead, claimed: Some((email, claim)) });
             }
         }
     }
