@@ -345,10 +345,10 @@ impl Db {
         // NORMAL in WAL mode loses nothing when the process is killed, only on power loss.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(open_err)?;
-        // Statement journals (each savepoint of a unit of work, a multi-row statement inside a
-        // transaction) in memory rather than in temporary files: they only ever undo part of a
-        // live transaction, which a crash discards anyway.
-        conn.pragma_update(None, "temp_store", "MEMORY").map_err(open_err)?;
+        // No `temp_store = MEMORY`: statement journals (each savepoint of a unit of work) stay in
+        // memory anyway, in one block up to SQLite's spill threshold (256 KiB here, set where
+        // SQLite is compiled: .cargo/config.toml), where MEMORY would keep them in 1 KiB pieces,
+        // one allocation each, ≈ 5 % of the local stack's CPU (docs/performance.md, section 2).
         // Erasure must not leave a lead's personal data readable in free pages of the file.
         conn.pragma_update(None, "secure_delete", "ON").map_err(open_err)?;
         conn.set_prepared_statement_cache_capacity(64);
