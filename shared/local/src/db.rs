@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use leadflow_core::error::{QueueError, StoreError};
 use leadflow_core::model::{Lead, SalesStatus, Suppression};
 use leadflow_core::ports::SuppressionPosition;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -38,6 +38,10 @@ const INTAKE_SCHEMA_VERSION: i64 = 1;
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = r#"
+-- A rowid table, not WITHOUT ROWID: a lead's document is 2-3 KB, past the ≈ 1 KB a WITHOUT
+-- ROWID table keeps on its page, so every write of a lead there also freed and wrote an overflow
+-- page (docs/performance.md, section 2). Files made before it are moved over when opened
+-- (`migrate`); a build from before reads and writes either.
 CREATE TABLE IF NOT EXISTS leads (
     id        TEXT PRIMARY KEY,
     version   INTEGER NOT NULL,
@@ -49,9 +53,9 @@ CREATE TABLE IF NOT EXISTS leads (
     -- scan may have to re-route. Set by every write of a lead. (Files from schema 2 gain this
     -- column by ALTER TABLE, hence its place after doc.)
     sla_due_at INTEGER
-) WITHOUT ROWID;
--- A WITHOUT ROWID table's index carries its primary key: (sla_due_at, id) in order, covering.
-CREATE INDEX IF NOT EXISTS leads_sla_due ON leads (sla_due_at)
+);
+-- (sla_due_at, id): the SLA scan reads the ids in this order from the index alone.
+CREATE INDEX IF NOT EXISTS leads_sla_due ON leads (sla_due_at, id)
     WHERE sla_due_at IS NOT NULL;
 -- Open leads per rep, read on every routing decision. Counting the leads there grew with the
 -- database (1.3 ms at 20,000 leads, docs/performance.md); triggers keep this count in the same
@@ -194,6 +198,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_stage ON dead_letters (stage, id);
 "#;
+
+/// Open leads per rep, counted from the leads themselves (the triggers keep it after that).
+const COUNT_REP_LOADS: &str = "DELETE FROM rep_loads; INSERT INTO rep_loads (rep, open) \
+     SELECT owner_rep, COUNT(*) FROM leads WHERE owner_rep IS NOT NULL AND status NOT IN ('won', 'lost') \
+     GROUP BY owner_rep;";
 
 /// Indexes added after version 4 was released, without a new version: every open creates the
 /// ones a file lacks (SCHEMA itself runs only when the version goes up). A build that does not
@@ -538,13 +547,24 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LocalError> {
             .map_err(db_err)?;
         }
         // A file from before the counters: count what it holds once.
-        tx.execute_batch(
-            "DELETE FROM rep_loads; INSERT INTO rep_loads (rep, open) SELECT owner_rep, COUNT(*) FROM leads \
-             WHERE owner_rep IS NOT NULL AND status NOT IN ('won', 'lost') GROUP BY owner_rep;",
-        )
-        .map_err(db_err)?;
+        tx.execute_batch(COUNT_REP_LOADS).map_err(db_err)?;
         backfill_sla_due(&tx).map_err(db_err)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
+    }
+    // Leads in a rowid table, once, whatever the version: the old table steps aside without its
+    // triggers and indexes, SCHEMA makes the new one with them (LATE_INDEXES and the funnel's
+    // `ensure` below make theirs), every row moves over, and the counters are counted again, as
+    // the rows' inserts counted them once more.
+    if is_without_rowid(&tx, "leads").map_err(db_err)? {
+        set_aside(&tx, "leads", "leads_without_rowid").map_err(db_err)?;
+        tx.execute_batch(SCHEMA).map_err(db_err)?;
+        tx.execute_batch(
+            "INSERT INTO leads (id, version, owner_rep, status, doc, sla_due_at) \
+             SELECT id, version, owner_rep, status, doc, sla_due_at FROM leads_without_rowid; \
+             DROP TABLE leads_without_rowid;",
+        )
+        .map_err(db_err)?;
+        tx.execute_batch(COUNT_REP_LOADS).map_err(db_err)?;
     }
     // A version-4 file from before the suppression list was listed by time.
     if !has_column(&tx, "suppressions", "at_ms").map_err(db_err)? {
@@ -604,6 +624,32 @@ fn table_exists(c: &Connection, table: &str) -> rusqlite::Result<bool> {
         r.get::<_, i64>(0)
     })
     .map(|n| n > 0)
+}
+
+/// Whether `table` exists and was made WITHOUT ROWID.
+fn is_without_rowid(c: &Connection, table: &str) -> rusqlite::Result<bool> {
+    let sql: Option<String> = c
+        .query_row("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1", [table], |r| r.get(0))
+        .optional()?;
+    Ok(sql.is_some_and(|sql| sql.to_ascii_uppercase().contains("WITHOUT ROWID")))
+}
+
+/// Renames `table` to `to` and drops the triggers and indexes that went with it, so that the
+/// schema can make them again, under their names, on a new `table`.
+fn set_aside(c: &Connection, table: &str, to: &str) -> rusqlite::Result<()> {
+    c.execute_batch(&format!("ALTER TABLE \"{table}\" RENAME TO \"{to}\""))?;
+    let attached: Vec<(String, String)> = {
+        let mut stmt = c.prepare(
+            "SELECT type, name FROM sqlite_schema \
+             WHERE tbl_name = ?1 AND type IN ('index', 'trigger') AND sql IS NOT NULL",
+        )?;
+        stmt.query_map([to], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+    };
+    for (kind, name) in attached {
+        let kind = if kind == "index" { "INDEX" } else { "TRIGGER" };
+        c.execute_batch(&format!("DROP {kind} \"{name}\""))?;
+    }
+    Ok(())
 }
 
 /// Whether `column` is part of `table`'s primary key.

@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{enrollment, id, lead, t};
+use common::{enrollment, id, lead, owned_by, t};
 use leadflow_core::model::{Activity, ActivityKind, EnrollmentState, LeadId};
-use leadflow_core::ports::{CreateOutcome, EffectClaim};
-use leadflow_core::ports::{Effects, Enrollments, Leads, Trails};
+use leadflow_core::ports::{AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim};
+use leadflow_core::ports::{Assignments, Effects, Enrollments, Leads, Listings, Trails};
 use leadflow_local::SqliteStore;
 
 fn open() -> (tempfile::TempDir, SqliteStore) {
@@ -110,6 +110,94 @@ async fn a_schema_3_file_keeps_every_activity_and_then_takes_the_same_id_for_ano
     assert_eq!(version, 6);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.activities(id(1)).await.unwrap().len(), 2, "opening again changes nothing");
+}
+
+/// Makes the file's `leads` table WITHOUT ROWID, as every build before 12-05 made it, with the
+/// triggers and indexes it had: the rows move over, and what rides on the table is made again.
+fn leads_without_rowid(path: &std::path::Path) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let attached: Vec<String> = {
+        let mut stmt = c
+            .prepare("SELECT sql FROM sqlite_schema WHERE tbl_name = 'leads' AND type IN ('index', 'trigger') AND sql IS NOT NULL")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    assert_eq!(attached.len(), 9, "the table's two indexes and seven triggers: {attached:?}");
+    c.execute_batch(
+        "ALTER TABLE leads RENAME TO leads_rowid;
+         CREATE TABLE leads (id TEXT PRIMARY KEY, version INTEGER NOT NULL, owner_rep TEXT,
+             status TEXT NOT NULL, doc TEXT NOT NULL, sla_due_at INTEGER) WITHOUT ROWID;
+         INSERT INTO leads SELECT id, version, owner_rep, status, doc, sla_due_at FROM leads_rowid;
+         DROP TABLE leads_rowid;",
+    )
+    .unwrap();
+    for sql in attached {
+        c.execute_batch(&sql).unwrap();
+    }
+}
+
+fn leads_table_sql(path: &std::path::Path) -> String {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'leads'", [], |r| r.get(0)).unwrap()
+}
+
+async fn assign(store: &SqliteStore, lead: LeadId, rep: &str) {
+    let current = store.get_lead(lead).await.unwrap().unwrap();
+    let write = AssignmentWrite {
+        expected_lead_version: current.version,
+        lead: owned_by(current, rep),
+        team_cursor: None,
+        trail: Vec::new(),
+        claim: None,
+    };
+    assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
+}
+
+/// The funnel's facts of every lead, by lead id.
+async fn funnel(store: &SqliteStore) -> Vec<leadflow_core::funnel::LeadFacts> {
+    let mut facts = store.funnel_facts(None, None, None, 100).await.unwrap().facts;
+    facts.sort_by_key(|f| f.id);
+    facts
+}
+
+#[tokio::test]
+async fn leads_kept_without_rowid_move_to_a_rowid_table_with_their_counts_and_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leadflow.db");
+    let store = SqliteStore::open(&path).unwrap();
+    for n in 1..=3 {
+        store.create_lead(&lead(n, &format!("p{n}@example.com")), &[]).await.unwrap();
+    }
+    assign(&store, id(1), "ana").await;
+    assign(&store, id(2), "ana").await;
+    let mut leads = Vec::new();
+    for n in 1..=3 {
+        leads.push(store.get_lead(id(n)).await.unwrap().unwrap());
+    }
+    let facts = funnel(&store).await;
+    assert_eq!(facts.len(), 3);
+    drop(store);
+    leads_without_rowid(&path);
+    assert!(leads_table_sql(&path).contains("WITHOUT ROWID"));
+
+    let store = SqliteStore::open(&path).unwrap();
+    for l in &leads {
+        assert_eq!(store.get_lead(l.id).await.unwrap().as_ref(), Some(l));
+    }
+    assert_eq!(store.rep_loads().await.unwrap().get("ana"), Some(&2), "counted once, not once more");
+    assert_eq!(funnel(&store).await, facts);
+    // The triggers ride on the new table: a third lead for the same rep is counted, and its
+    // assignment is in its facts.
+    assign(&store, id(3), "ana").await;
+    assert_eq!(store.rep_loads().await.unwrap().get("ana"), Some(&3));
+    let assigned = funnel(&store).await;
+    assert_eq!(assigned.iter().filter(|f| f.assigned).count(), 3, "{assigned:?}");
+    drop(store);
+    let table = leads_table_sql(&path);
+    assert!(!table.contains("WITHOUT ROWID"), "{table}");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.rep_loads().await.unwrap().get("ana"), Some(&3), "opening again changes nothing");
+    assert_eq!(funnel(&store).await.len(), 3);
 }
 
 fn stage_changed(lead: LeadId, activity_id: &str, secs: i64) -> Activity {
