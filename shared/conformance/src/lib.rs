@@ -11,7 +11,7 @@ pub mod leads;
 pub mod listings;
 pub mod open_leads;
 pub mod recent_leads;
-mod support;
+pub mod support;
 pub mod suppressions;
 pub mod trail;
 

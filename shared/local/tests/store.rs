@@ -4,10 +4,11 @@
 
 mod common;
 
-use common::{enrollment, id, lead, owned_by, t};
+use common::{enrollment, id, lead, t};
+use leadflow_conformance::support::assigned;
 use leadflow_core::model::{Activity, ActivityKind, EnrollmentState, LeadId};
-use leadflow_core::ports::{AssignOutcome, AssignmentWrite, CreateOutcome, EffectClaim};
 use leadflow_core::ports::{Assignments, Effects, Enrollments, Leads, Listings, Trails};
+use leadflow_core::ports::{CreateOutcome, EffectClaim};
 use leadflow_local::SqliteStore;
 
 fn open() -> (tempfile::TempDir, SqliteStore) {
@@ -141,18 +142,6 @@ fn leads_table_sql(path: &std::path::Path) -> String {
     c.query_row("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'leads'", [], |r| r.get(0)).unwrap()
 }
 
-async fn assign(store: &SqliteStore, lead: LeadId, rep: &str) {
-    let current = store.get_lead(lead).await.unwrap().unwrap();
-    let write = AssignmentWrite {
-        expected_lead_version: current.version,
-        lead: owned_by(current, rep),
-        team_cursor: None,
-        trail: Vec::new(),
-        claim: None,
-    };
-    assert_eq!(store.assign(&write).await.unwrap(), AssignOutcome::Assigned);
-}
-
 /// The funnel's facts of every lead, by lead id.
 async fn funnel(store: &SqliteStore) -> Vec<leadflow_core::funnel::LeadFacts> {
     let mut facts = store.funnel_facts(None, None, None, 100).await.unwrap().facts;
@@ -168,8 +157,8 @@ async fn leads_kept_without_rowid_move_to_a_rowid_table_with_their_counts_and_fa
     for n in 1..=3 {
         store.create_lead(&lead(n, &format!("p{n}@example.com")), &[]).await.unwrap();
     }
-    assign(&store, id(1), "ana").await;
-    assign(&store, id(2), "ana").await;
+    assigned(&store, id(1), "ana", t(100)).await;
+    assigned(&store, id(2), "ana", t(100)).await;
     let mut leads = Vec::new();
     for n in 1..=3 {
         leads.push(store.get_lead(id(n)).await.unwrap().unwrap());
@@ -188,7 +177,7 @@ async fn leads_kept_without_rowid_move_to_a_rowid_table_with_their_counts_and_fa
     assert_eq!(funnel(&store).await, facts);
     // The triggers ride on the new table: a third lead for the same rep is counted, and its
     // assignment is in its facts.
-    assign(&store, id(3), "ana").await;
+    assigned(&store, id(3), "ana", t(100)).await;
     assert_eq!(store.rep_loads().await.unwrap().get("ana"), Some(&3));
     let assigned = funnel(&store).await;
     assert_eq!(assigned.iter().filter(|f| f.assigned).count(), 3, "{assigned:?}");
