@@ -39,7 +39,7 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = r#"
 -- A rowid table, not WITHOUT ROWID: a lead's document is 2-3 KB, past the ≈ 1 KB a WITHOUT
--- ROWID table keeps on its page, so every write of a lead there also freed and wrote an overflow
+-- ROWID table keeps on its page, so every write of a lead there also rewrote an overflow
 -- page (docs/performance.md, section 2). Files made before it are moved over when opened
 -- (`migrate`); a build from before reads and writes either.
 CREATE TABLE IF NOT EXISTS leads (
@@ -354,10 +354,12 @@ impl Db {
         // NORMAL in WAL mode loses nothing when the process is killed, only on power loss.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(open_err)?;
-        // No `temp_store = MEMORY`: statement journals (each savepoint of a unit of work) stay in
-        // memory anyway, in one block up to SQLite's spill threshold (256 KiB here, set where
-        // SQLite is compiled: .cargo/config.toml), where MEMORY would keep them in 1 KiB pieces,
-        // one allocation each, ≈ 5 % of the local stack's CPU (docs/performance.md, section 2).
+        // Statement journals (each savepoint of a unit of work, a multi-row statement inside a
+        // transaction) in memory rather than in temporary files: they only ever undo part of a
+        // live transaction, which a crash discards anyway. (Left to spill to a file past a
+        // threshold instead, a journal past 256 KiB failed as "database or disk is full" in this
+        // build of SQLite: docs/performance.md, section 2.)
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(open_err)?;
         // Erasure must not leave a lead's personal data readable in free pages of the file.
         conn.pragma_update(None, "secure_delete", "ON").map_err(open_err)?;
         conn.set_prepared_statement_cache_capacity(64);
