@@ -10,7 +10,6 @@ mod compile;
 mod drip;
 
 use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
-use chrono_tz::Tz;
 use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +17,7 @@ use crate::local_time::{add_days, at_local};
 use crate::model::{Grade, Lifecycle};
 use crate::rules::{CompiledCondition, Condition};
 pub use crate::wait::{FrequencyCap, Wait};
+use crate::zone::Zone;
 pub use drip::{Control, Decision, Facts, PAUSED_RECHECK, stopped};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,9 +176,8 @@ pub struct BranchIf {
 
 impl SendWindow {
     /// The first instant at or after `t` inside the window, for a lead in `tz`.
-    pub fn next_open(&self, t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
-        let local = t.with_timezone(&tz);
-        let today = local.date_naive();
+    pub fn next_open(&self, t: DateTime<Utc>, tz: &Zone) -> DateTime<Utc> {
+        let today = tz.wall_clock(t).unwrap_or_else(|| t.naive_utc()).date();
         for n in 0..=7 {
             let day = add_days(today, n);
             if !self.days.contains(&day.weekday()) {
@@ -200,7 +199,7 @@ impl SendWindow {
 pub struct CompiledCampaign {
     pub campaign: Campaign,
     entry_when: Vec<CompiledCondition>,
-    tz: Tz,
+    tz: Zone,
     steps: Vec<CompiledStep>,
     templates: Environment<'static>,
 }

@@ -30,6 +30,7 @@ pub mod unsubscribe;
 pub mod validate;
 pub mod wait;
 pub mod what_if;
+pub mod zone;
 
 pub use error::{FieldProblem, StoreError};
 pub use model::{Lead, LeadId};

@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use chrono::{DateTime, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 use crate::model::Lead;
+use crate::zone::{WallClock, Zone};
 
 /// IANA's `zone1970.tab`: for every country, the zones its clocks have followed since 1970.
 /// Vendored (see the note at its top) so that the core reads no file at run time.
@@ -34,23 +34,23 @@ const PRINCIPAL: &[(&str, &str)] = &[
 /// Country code to zone: the first zone `zone1970.tab` lists with the country first (the zone's
 /// principal place is in it), else the first that lists it at all (Denmark shares Berlin's
 /// row), else nothing; [`PRINCIPAL`] over all.
-static COUNTRY_ZONES: LazyLock<HashMap<&'static str, Tz>> = LazyLock::new(|| {
-    let mut zones: HashMap<&'static str, (bool, Tz)> = HashMap::new();
+static COUNTRY_ZONES: LazyLock<HashMap<&'static str, Zone>> = LazyLock::new(|| {
+    let mut zones: HashMap<&'static str, (bool, Zone)> = HashMap::new();
     let rows = ZONE1970.lines().filter(|l| !l.starts_with('#')).map(|l| l.split('\t').collect::<Vec<_>>());
     for row in rows {
         let (Some(codes), Some(zone)) = (row.first(), row.get(2)) else { continue };
-        // A zone chrono-tz does not know is skipped rather than fail; a test keeps the two in step.
-        let Ok(tz) = zone.parse::<Tz>() else { continue };
+        // A zone the database does not know is skipped rather than fail; a test keeps the two in step.
+        let Some(tz) = Zone::named(zone) else { continue };
         for (i, code) in codes.split(',').enumerate() {
             let principal = i == 0;
             if zones.get(code).is_none_or(|(had_principal, _)| principal && !had_principal) {
-                zones.insert(code, (principal, tz));
+                zones.insert(code, (principal, tz.clone()));
             }
         }
     }
-    let mut zones: HashMap<&'static str, Tz> = zones.into_iter().map(|(code, (_, tz))| (code, tz)).collect();
+    let mut zones: HashMap<&'static str, Zone> = zones.into_iter().map(|(code, (_, tz))| (code, tz)).collect();
     for (code, zone) in PRINCIPAL {
-        if let Ok(tz) = zone.parse() {
+        if let Some(tz) = Zone::named(zone) {
             zones.insert(code, tz);
         }
     }
@@ -59,9 +59,9 @@ static COUNTRY_ZONES: LazyLock<HashMap<&'static str, Tz>> = LazyLock::new(|| {
 
 /// The zone most of a country's people live in, for an ISO 3166-1 alpha-2 code: a guess, used
 /// only when the lead gave no time zone (the lead's own `time_zone` field always wins).
-pub fn country_zone(country: &str) -> Option<Tz> {
+pub fn country_zone(country: &str) -> Option<Zone> {
     let code = country.trim().to_ascii_uppercase();
-    COUNTRY_ZONES.get(code.as_str()).copied()
+    COUNTRY_ZONES.get(code.as_str()).cloned()
 }
 
 /// Where a lead's time zone came from, for explanations.
@@ -75,9 +75,9 @@ pub enum ZoneSource {
 
 /// The lead's time zone: its explicit field, else its country's, else its phone number's
 /// country's, else `default`.
-pub fn lead_zone(lead: &Lead, default: Tz) -> (Tz, ZoneSource) {
+pub fn lead_zone(lead: &Lead, default: &Zone) -> (Zone, ZoneSource) {
     let c = &lead.contact;
-    if let Some(tz) = c.time_zone.as_deref().and_then(|z| z.parse::<Tz>().ok()) {
+    if let Some(tz) = c.time_zone.as_deref().and_then(Zone::named) {
         return (tz, ZoneSource::Lead);
     }
     if let Some(tz) = c.country.as_deref().and_then(country_zone) {
@@ -86,25 +86,27 @@ pub fn lead_zone(lead: &Lead, default: Tz) -> (Tz, ZoneSource) {
     if let Some(tz) = c.phone_country.as_deref().and_then(country_zone) {
         return (tz, ZoneSource::Phone);
     }
-    (default, ZoneSource::Default)
+    (default.clone(), ZoneSource::Default)
 }
 
 /// The instant of a local wall-clock time. A time skipped by a daylight-saving change (02:30 on
 /// the night clocks go forward) becomes the first instant after the gap; a repeated one (the
 /// night clocks go back) the earlier of the two.
-pub fn at_local(tz: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+pub fn at_local(tz: &Zone, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
     let naive = NaiveDateTime::new(date, time);
     let mut probe = naive;
     // A gap is at most a few hours; step forward a minute at a time until the wall clock exists.
     for _ in 0..(24 * 60) {
-        match tz.from_local_datetime(&probe) {
-            LocalResult::Single(t) => return t.with_timezone(&Utc),
-            LocalResult::Ambiguous(early, _) => return early.with_timezone(&Utc),
-            LocalResult::None => probe += chrono::Duration::minutes(1),
+        match tz.instants_of(probe) {
+            WallClock::Single(t) | WallClock::Repeated(t, _) => return t,
+            WallClock::Skipped => match probe.checked_add_signed(chrono::Duration::minutes(1)) {
+                Some(next) => probe = next,
+                None => break,
+            },
         }
     }
     // No zone skips a whole day; read it as UTC rather than fail.
-    Utc.from_utc_datetime(&naive)
+    naive.and_utc()
 }
 
 /// The local date `days` after `date`, saturating at the end of time.
@@ -115,8 +117,9 @@ pub fn add_days(date: NaiveDate, days: u64) -> NaiveDate {
 /// A moment as a person reads it in `tz`: "Tuesday 3 March 2026, 14:05 CET". An unknown zone
 /// name reads as UTC, and says so.
 pub fn in_words(at: DateTime<Utc>, zone: &str) -> String {
-    let tz: Tz = zone.parse().unwrap_or(Tz::UTC);
-    at.with_timezone(&tz).format("%A %-d %B %Y, %H:%M %Z").to_string()
+    let tz = Zone::named(zone).unwrap_or(Zone::UTC);
+    let wall = tz.wall_clock(at).unwrap_or_else(|| at.naive_utc());
+    format!("{} {}", wall.format("%A %-d %B %Y, %H:%M"), tz.abbreviation(at))
 }
 
 /// How long until `due` from `now`, in the largest units that matter: "3 h 12 min left",
@@ -141,17 +144,17 @@ pub fn time_left(due: DateTime<Utc>, now: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
 
-    fn zone(country: &str) -> Option<&'static str> {
-        country_zone(country).map(|tz| tz.name())
+    fn zone(country: &str) -> Option<String> {
+        country_zone(country).map(|tz| tz.name().to_string())
     }
 
     #[test]
-    fn every_zone_of_the_table_is_one_chrono_tz_knows() {
+    fn every_zone_of_the_table_is_one_the_database_knows() {
         let rows = ZONE1970.lines().filter(|l| !l.starts_with('#'));
-        let unknown: Vec<_> = rows.filter_map(|l| l.split('\t').nth(2)).filter(|z| z.parse::<Tz>().is_err()).collect();
-        assert!(unknown.is_empty(), "update chrono-tz or the table together: {unknown:?}");
+        let unknown: Vec<_> = rows.filter_map(|l| l.split('\t').nth(2)).filter(|z| Zone::named(z).is_none()).collect();
+        assert!(unknown.is_empty(), "update jiff's database or the table together: {unknown:?}");
         for (code, zone) in PRINCIPAL {
-            assert!(zone.parse::<Tz>().is_ok(), "{code}: {zone}");
+            assert!(Zone::named(zone).is_some(), "{code}: {zone}");
         }
         // ISO 3166-1 has 249 codes; the table covers all but the uninhabited few.
         assert!(COUNTRY_ZONES.len() >= 240, "{}", COUNTRY_ZONES.len());
@@ -159,28 +162,28 @@ mod tests {
 
     #[test]
     fn a_country_gets_its_principal_zone() {
-        assert_eq!(zone("US"), Some("America/New_York"));
-        assert_eq!(zone("gb"), Some("Europe/London"));
-        assert_eq!(zone(" IN "), Some("Asia/Kolkata"));
+        assert_eq!(zone("US").as_deref(), Some("America/New_York"));
+        assert_eq!(zone("gb").as_deref(), Some("Europe/London"));
+        assert_eq!(zone(" IN ").as_deref(), Some("Asia/Kolkata"));
         // Listed first with Germany, in its own row, not in Zurich's (Büsingen).
-        assert_eq!(zone("DE"), Some("Europe/Berlin"));
+        assert_eq!(zone("DE").as_deref(), Some("Europe/Berlin"));
         // No row of its own: Berlin's, which it shares.
-        assert_eq!(zone("DK"), Some("Europe/Berlin"));
-        assert_eq!(zone("CA"), Some("America/Toronto"));
-        assert_eq!(zone("AU"), Some("Australia/Sydney"));
-        assert_eq!(zone("BR"), Some("America/Sao_Paulo"));
-        assert_eq!(zone("XX"), None);
-        assert_eq!(zone(""), None);
+        assert_eq!(zone("DK").as_deref(), Some("Europe/Berlin"));
+        assert_eq!(zone("CA").as_deref(), Some("America/Toronto"));
+        assert_eq!(zone("AU").as_deref(), Some("Australia/Sydney"));
+        assert_eq!(zone("BR").as_deref(), Some("America/Sao_Paulo"));
+        assert_eq!(zone("XX").as_deref(), None);
+        assert_eq!(zone("").as_deref(), None);
     }
 
     #[test]
     fn countries_the_old_hand_written_table_left_out_resolve() {
-        assert_eq!(zone("RU"), Some("Europe/Moscow"));
-        assert_eq!(zone("MA"), Some("Africa/Casablanca"));
-        assert_eq!(zone("KZ"), Some("Asia/Almaty"));
-        assert_eq!(zone("uy"), Some("America/Montevideo"));
-        assert_eq!(zone("LI"), Some("Europe/Zurich"));
-        assert_eq!(zone("CD"), Some("Africa/Kinshasa"));
+        assert_eq!(zone("RU").as_deref(), Some("Europe/Moscow"));
+        assert_eq!(zone("MA").as_deref(), Some("Africa/Casablanca"));
+        assert_eq!(zone("KZ").as_deref(), Some("Asia/Almaty"));
+        assert_eq!(zone("uy").as_deref(), Some("America/Montevideo"));
+        assert_eq!(zone("LI").as_deref(), Some("Europe/Zurich"));
+        assert_eq!(zone("CD").as_deref(), Some("Africa/Kinshasa"));
     }
 
     /// The hand-written table this one replaced (63 countries). Some names changed (Denmark is
@@ -202,20 +205,20 @@ mod tests {
 
     #[test]
     fn every_country_of_the_old_table_keeps_its_clock() {
-        use chrono::Offset;
-        let old: Vec<(&str, Tz)> = OLD
+        use chrono::TimeZone as _;
+        let old: Vec<(&str, Zone)> = OLD
             .split(',')
             .filter_map(|pair| pair.trim().split_once(' '))
-            .filter_map(|(code, zone)| Some((code, zone.parse().ok()?)))
+            .filter_map(|(code, zone)| Some((code, Zone::named(zone)?)))
             .collect();
         assert_eq!(old.len(), 63);
         let start = Utc.with_ymd_and_hms(2000, 1, 1, 12, 0, 0).single().unwrap_or_default();
         for (code, was) in old {
-            let now = country_zone(code).unwrap_or(Tz::UTC);
+            let now = country_zone(code).unwrap_or(Zone::UTC);
             // Every day at noon UTC for 36 years: a change of clock on another date shows.
             for day in 0..(36 * 366) {
                 let t = start + chrono::Duration::days(day);
-                let (a, b) = (t.with_timezone(&was).offset().fix(), t.with_timezone(&now).offset().fix());
+                let (a, b) = (was.offset_at(t), now.offset_at(t));
                 assert_eq!(a, b, "{code}: {was} and {now} differ on {t}");
             }
         }

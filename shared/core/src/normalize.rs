@@ -14,6 +14,7 @@ use unicode_normalization::char::is_combining_mark;
 
 use crate::error::FieldProblem;
 use crate::model::DomainKind;
+use crate::zone::Zone;
 
 mod phone;
 mod phone_patterns;
@@ -368,9 +369,6 @@ pub fn normalize_country(raw: &str) -> Option<String> {
     table.by_name.get(&fold_name(trimmed)).map(|code| (*code).to_string())
 }
 
-static TIME_ZONES_LOWER: LazyLock<HashMap<String, chrono_tz::Tz>> =
-    LazyLock::new(|| chrono_tz::TZ_VARIANTS.iter().map(|tz| (tz.name().to_ascii_lowercase(), *tz)).collect());
-
 /// An IANA time zone name as the tz database spells it (`europe/berlin` → `Europe/Berlin`);
 /// `None` for anything else.
 pub fn normalize_time_zone(raw: &str) -> Option<String> {
@@ -379,11 +377,7 @@ pub fn normalize_time_zone(raw: &str) -> Option<String> {
     if trimmed.is_empty() || trimmed.len() > 64 {
         return None;
     }
-    let tz = match trimmed.parse::<chrono_tz::Tz>() {
-        Ok(tz) => tz,
-        Err(_) => *TIME_ZONES_LOWER.get(&trimmed.to_ascii_lowercase())?,
-    };
-    Some(tz.name().to_string())
+    Zone::named(trimmed).map(|tz| tz.name().to_string())
 }
 
 fn data_lines(data: &'static str) -> impl Iterator<Item = &'static str> {

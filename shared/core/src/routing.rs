@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Datelike, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc, Weekday};
-use chrono_tz::Tz;
+use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::model::{Lead, RepId, TeamCursor, TeamId};
 use crate::rules::{CompiledCondition, Condition, all_match, compile_all};
+use crate::zone::Zone;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoutingConfig {
@@ -100,7 +100,7 @@ pub const MAX_WEIGHT: u32 = 100;
 pub struct CompiledRouting {
     pub fallback_owner: RepId,
     pub sla_hours: f64,
-    reps: HashMap<RepId, (Rep, Tz)>,
+    reps: HashMap<RepId, (Rep, Zone)>,
     /// Each team with its compiled rules and the explanation of a match, which only depends on
     /// the rules and so is written once here rather than for every lead.
     teams: Vec<(Team, Vec<CompiledCondition>, String)>,
@@ -115,10 +115,8 @@ impl RoutingConfig {
             if rep.id.is_empty() || rep.id.starts_with('#') {
                 return Err(invalid(format!("rep {:?}", rep.id), "an id cannot be empty or start with #".into()));
             }
-            let tz: Tz = rep
-                .time_zone
-                .parse()
-                .map_err(|_| invalid(format!("rep {}", rep.id), format!("unknown time zone {}", rep.time_zone)))?;
+            let tz = Zone::named(&rep.time_zone)
+                .ok_or_else(|| invalid(format!("rep {}", rep.id), format!("unknown time zone {}", rep.time_zone)))?;
             if reps.insert(rep.id.clone(), (rep.clone(), tz)).is_some() {
                 return Err(invalid(format!("rep {}", rep.id), "the id is used twice".into()));
             }
@@ -196,7 +194,7 @@ impl Unavailable {
 }
 
 /// Whether the rep can take a lead at `now`, given how many open leads they hold.
-pub fn availability(rep: &Rep, tz: Tz, open_leads: u32, now: DateTime<Utc>) -> Result<(), Unavailable> {
+pub fn availability(rep: &Rep, tz: &Zone, open_leads: u32, now: DateTime<Utc>) -> Result<(), Unavailable> {
     if !rep.active {
         return Err(Unavailable::Inactive);
     }
@@ -210,7 +208,7 @@ pub fn availability(rep: &Rep, tz: Tz, open_leads: u32, now: DateTime<Utc>) -> R
         return Err(Unavailable::AtCapacity);
     }
     if let Some(hours) = &rep.working_hours
-        && !local_time(now, tz).is_some_and(|t| hours.contains(t))
+        && !tz.wall_clock(now).is_some_and(|t| hours.contains(t))
     {
         return Err(Unavailable::OutsideWorkingHours);
     }
@@ -334,7 +332,7 @@ impl CompiledRouting {
                 continue;
             }
             let verdict = match self.reps.get(rep_id) {
-                Some((rep, tz)) => availability(rep, *tz, open, now),
+                Some((rep, tz)) => availability(rep, tz, open, now),
                 None => Err(Unavailable::Inactive),
             };
             if let Err(why) = verdict {
@@ -386,7 +384,7 @@ impl CompiledRouting {
         }
         // Shifts are counted on up to 400 calendar days ahead; at the end of chrono's calendar
         // (`at_local` cannot step past it) the wall-clock budget stands in, saturating.
-        let today = local_time(from, *tz).map(|t| t.date());
+        let today = tz.wall_clock(from).map(|t| t.date());
         let Some(today) = today.filter(|d| d.checked_add_days(chrono::Days::new(402)).is_some()) else {
             return later(from, budget);
         };
@@ -399,9 +397,9 @@ impl CompiledRouting {
             if !hours.days.contains(&day.weekday()) {
                 continue;
             }
-            let open = crate::local_time::at_local(*tz, day, hours.start);
+            let open = crate::local_time::at_local(tz, day, hours.start);
             let end_day = if hours.end <= hours.start { crate::local_time::add_days(day, 1) } else { day };
-            let close = crate::local_time::at_local(*tz, end_day, hours.end);
+            let close = crate::local_time::at_local(tz, end_day, hours.end);
             let start = open.max(from);
             if close <= start {
                 continue;
@@ -434,13 +432,6 @@ impl CompiledRouting {
             sla_due_at,
         }
     }
-}
-
-/// The wall clock in `tz` at `t`; `None` at the very ends of time, where it cannot be written
-/// (chrono's `naive_local` panics there).
-fn local_time(t: DateTime<Utc>, tz: Tz) -> Option<NaiveDateTime> {
-    let utc = t.naive_utc();
-    utc.checked_add_offset(tz.offset_from_utc_datetime(&utc).fix())
 }
 
 /// `t + d`, or the last instant there is when that lies beyond it.

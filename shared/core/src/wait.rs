@@ -2,10 +2,10 @@
 //! marketing emails a lead may get in a while. Values the settings and the campaigns both use.
 
 use chrono::{DateTime, Datelike, Duration, NaiveTime, Utc, Weekday};
-use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::local_time::{add_days, at_local};
+use crate::zone::Zone;
 
 /// A wait: a duration (`0s`, `90m`, `36h`, `2d`, `1w`), or `next weekday at HH:MM`, local to
 /// the lead.
@@ -43,11 +43,11 @@ impl Wait {
     }
 
     /// When a wait that starts at `from` ends, for a lead in `tz`.
-    pub fn after(&self, from: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    pub fn after(&self, from: DateTime<Utc>, tz: &Zone) -> DateTime<Utc> {
         match *self {
             Wait::For(d) => from + d,
             Wait::NextWeekdayAt(time) => {
-                let today = from.with_timezone(&tz).date_naive();
+                let today = tz.wall_clock(from).unwrap_or_else(|| from.naive_utc()).date();
                 (1..=7)
                     .map(|n| add_days(today, n))
                     .find(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))

@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc, Weekday};
-use chrono_tz::Tz;
 use common::{at, lead, lead_with, now};
 use leadflow_core::error::ConfigError;
 use leadflow_core::model::{Lead, RepId, TeamCursor};
@@ -15,6 +14,7 @@ use leadflow_core::routing::{
     availability, weighted_pick,
 };
 use leadflow_core::rules::{Condition, Test};
+use leadflow_core::zone::Zone;
 use proptest::prelude::*;
 
 const WEEKDAYS: [Weekday; 5] = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri];
@@ -264,7 +264,7 @@ proptest! {
 
 // ---- availability --------------------------------------------------------------------------
 
-fn tz(name: &str) -> Tz {
+fn tz(name: &str) -> Zone {
     name.parse().expect("a time zone")
 }
 
@@ -277,20 +277,20 @@ fn working_hours_are_read_in_the_reps_time_zone() {
     };
     let kolkata = tz("Asia/Kolkata");
     // Monday 6 January 2025: 05:00 UTC is 10:30 in Kolkata, 13:00 UTC is 18:30.
-    assert_eq!(availability(&priya, kolkata, 0, utc("2025-01-06T05:00:00Z")), Ok(()));
-    assert_eq!(availability(&priya, kolkata, 0, utc("2025-01-06T13:00:00Z")), Err(Unavailable::OutsideWorkingHours));
-    assert_eq!(availability(&priya, kolkata, 0, utc("2025-01-06T03:30:00Z")), Ok(()), "09:00 sharp");
-    assert_eq!(availability(&priya, kolkata, 0, utc("2025-01-06T03:29:00Z")), Err(Unavailable::OutsideWorkingHours));
+    assert_eq!(availability(&priya, &kolkata, 0, utc("2025-01-06T05:00:00Z")), Ok(()));
+    assert_eq!(availability(&priya, &kolkata, 0, utc("2025-01-06T13:00:00Z")), Err(Unavailable::OutsideWorkingHours));
+    assert_eq!(availability(&priya, &kolkata, 0, utc("2025-01-06T03:30:00Z")), Ok(()), "09:00 sharp");
+    assert_eq!(availability(&priya, &kolkata, 0, utc("2025-01-06T03:29:00Z")), Err(Unavailable::OutsideWorkingHours));
     assert_eq!(
-        availability(&priya, kolkata, 0, utc("2025-01-06T11:30:00Z")),
+        availability(&priya, &kolkata, 0, utc("2025-01-06T11:30:00Z")),
         Err(Unavailable::OutsideWorkingHours),
         "17:00 is after"
     );
     // Sunday 22:00 UTC is already Monday 03:30 in Kolkata: too early. Friday 20:00 UTC is
     // Saturday there.
-    assert_eq!(availability(&priya, kolkata, 0, utc("2025-01-05T22:00:00Z")), Err(Unavailable::OutsideWorkingHours));
-    assert_eq!(availability(&priya, kolkata, 0, utc("2025-01-10T20:00:00Z")), Err(Unavailable::OutsideWorkingHours));
-    assert_eq!(availability(&priya, kolkata, 0, utc("2025-01-10T10:00:00Z")), Ok(()));
+    assert_eq!(availability(&priya, &kolkata, 0, utc("2025-01-05T22:00:00Z")), Err(Unavailable::OutsideWorkingHours));
+    assert_eq!(availability(&priya, &kolkata, 0, utc("2025-01-10T20:00:00Z")), Err(Unavailable::OutsideWorkingHours));
+    assert_eq!(availability(&priya, &kolkata, 0, utc("2025-01-10T10:00:00Z")), Ok(()));
 
     // Through decide: at 05:00 UTC Priya takes the lead, at 13:00 UTC the fallback owner does.
     let r = compile(&config(vec![priya], vec![team("apac", "APAC", vec![], &[("priya", 1)])]));
@@ -310,14 +310,14 @@ fn working_hours_follow_daylight_saving_time() {
     };
     let berlin = tz("Europe/Berlin");
     // 07:30 UTC is 08:30 in January (CET) and 09:30 in July (CEST).
-    assert_eq!(availability(&anna, berlin, 0, utc("2025-01-06T07:30:00Z")), Err(Unavailable::OutsideWorkingHours));
-    assert_eq!(availability(&anna, berlin, 0, utc("2025-07-07T07:30:00Z")), Ok(()));
+    assert_eq!(availability(&anna, &berlin, 0, utc("2025-01-06T07:30:00Z")), Err(Unavailable::OutsideWorkingHours));
+    assert_eq!(availability(&anna, &berlin, 0, utc("2025-07-07T07:30:00Z")), Ok(()));
 }
 
 #[test]
 fn a_night_shift_runs_across_midnight() {
     let nik = Rep { working_hours: Some(hours(&WEEKDAYS, "22:00", "06:00")), ..rep("nik", "Nik Night") };
-    let check = |when: &str| availability(&nik, Tz::UTC, 0, utc(when)).is_ok();
+    let check = |when: &str| availability(&nik, &Zone::UTC, 0, utc(when)).is_ok();
     assert!(check("2025-01-06T22:00:00Z"), "Monday 22:00, the shift starts");
     assert!(check("2025-01-06T23:59:00Z"));
     assert!(check("2025-01-07T00:00:00Z"), "Tuesday 00:00 is still Monday's shift");
@@ -333,24 +333,24 @@ fn a_night_shift_runs_across_midnight() {
 #[test]
 fn inactive_out_of_office_and_full_reps_cannot_take_leads() {
     let n = now();
-    assert_eq!(availability(&Rep { active: false, ..rep("a", "A") }, Tz::UTC, 0, n), Err(Unavailable::Inactive));
+    assert_eq!(availability(&Rep { active: false, ..rep("a", "A") }, &Zone::UTC, 0, n), Err(Unavailable::Inactive));
     let away = Rep {
         out_of_office: Some(Absence { from: n - Duration::days(1), until: n + Duration::days(1) }),
         ..rep("a", "A")
     };
-    assert_eq!(availability(&away, Tz::UTC, 0, n), Err(Unavailable::OutOfOffice));
+    assert_eq!(availability(&away, &Zone::UTC, 0, n), Err(Unavailable::OutOfOffice));
     assert_eq!(
-        availability(&away, Tz::UTC, 0, n - Duration::days(1)),
+        availability(&away, &Zone::UTC, 0, n - Duration::days(1)),
         Err(Unavailable::OutOfOffice),
         "from is inclusive"
     );
-    assert_eq!(availability(&away, Tz::UTC, 0, n + Duration::days(1)), Ok(()), "back at until");
-    assert_eq!(availability(&away, Tz::UTC, 0, n - Duration::days(2)), Ok(()));
+    assert_eq!(availability(&away, &Zone::UTC, 0, n + Duration::days(1)), Ok(()), "back at until");
+    assert_eq!(availability(&away, &Zone::UTC, 0, n - Duration::days(2)), Ok(()));
     let small = Rep { capacity: Some(3), ..rep("a", "A") };
-    assert_eq!(availability(&small, Tz::UTC, 2, n), Ok(()));
-    assert_eq!(availability(&small, Tz::UTC, 3, n), Err(Unavailable::AtCapacity));
-    assert_eq!(availability(&small, Tz::UTC, 9, n), Err(Unavailable::AtCapacity));
-    assert_eq!(availability(&rep("a", "A"), Tz::UTC, u32::MAX, n), Ok(()), "no capacity, no limit");
+    assert_eq!(availability(&small, &Zone::UTC, 2, n), Ok(()));
+    assert_eq!(availability(&small, &Zone::UTC, 3, n), Err(Unavailable::AtCapacity));
+    assert_eq!(availability(&small, &Zone::UTC, 9, n), Err(Unavailable::AtCapacity));
+    assert_eq!(availability(&rep("a", "A"), &Zone::UTC, u32::MAX, n), Ok(()), "no capacity, no limit");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::model::Lead;
 use crate::outgoing::{EmailCategory, Mailbox, OutgoingEmail};
 use crate::rules::compile_all;
 use crate::settings::Settings;
-use chrono_tz::Tz;
+use crate::zone::Zone;
 
 fn is_token(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -47,10 +47,8 @@ impl Campaign {
         if self.steps.is_empty() {
             return Err(invalid("steps".into(), "a campaign needs at least one step".into()));
         }
-        let tz: Tz = self
-            .time_zone
-            .parse()
-            .map_err(|_| invalid("time_zone".into(), format!("unknown time zone {}", self.time_zone)))?;
+        let tz = Zone::named(&self.time_zone)
+            .ok_or_else(|| invalid("time_zone".into(), format!("unknown time zone {}", self.time_zone)))?;
         if let Some(w) = &self.send_window {
             if w.days.is_empty() {
                 return Err(invalid("send_window.days".into(), "name at least one day".into()));

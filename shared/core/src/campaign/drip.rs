@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
-use chrono_tz::Tz;
 
 use super::{CampaignStatus, CompiledCampaign, CompiledStep, FrequencyCap, Schedule, StopOn, Test};
 use crate::local_time::lead_zone;
 use crate::model::{Enrollment, EnrollmentState, Lead, SalesStatus};
 use crate::rules::all_match;
+use crate::zone::Zone;
 
 /// What the nurture stage knows about a lead besides the lead itself, gathered from its trail
 /// and the suppression list.
@@ -66,8 +66,8 @@ impl CompiledCampaign {
     }
 
     /// The lead's zone for this campaign's windows and waits.
-    pub fn zone_of(&self, lead: &Lead) -> Tz {
-        lead_zone(lead, self.tz).0
+    pub fn zone_of(&self, lead: &Lead) -> Zone {
+        lead_zone(lead, &self.tz).0
     }
 
     pub fn enroll(&self, lead: &Lead, now: DateTime<Utc>) -> Enrollment {
@@ -81,12 +81,12 @@ impl CompiledCampaign {
             state: EnrollmentState::Active,
             version: 0,
         };
-        self.arrive(&mut e, 0, now, self.zone_of(lead));
+        self.arrive(&mut e, 0, now, &self.zone_of(lead));
         e
     }
 
     /// Moves the enrollment to step `index`, due after that step's wait from `from`.
-    fn arrive(&self, e: &mut Enrollment, index: usize, from: DateTime<Utc>, tz: Tz) {
+    fn arrive(&self, e: &mut Enrollment, index: usize, from: DateTime<Utc>, tz: &Zone) {
         e.next_step = index as u32;
         match self.steps.get(index) {
             Some(step) => e.next_due_at = Some(step.wait().map_or(from, |w| w.after(from, tz))),
@@ -170,7 +170,7 @@ impl CompiledCampaign {
                     e.next_due_at = None;
                     return Decision::Complete(e);
                 }
-                CompiledStep::Wait { .. } => self.arrive(&mut e, index + 1, now, tz),
+                CompiledStep::Wait { .. } => self.arrive(&mut e, index + 1, now, &tz),
                 CompiledStep::Branch { test, then, otherwise, .. } => {
                     let holds = match test {
                         Test::Opened(id) => facts.opened.contains(id) || facts.clicked.contains(id),
@@ -178,16 +178,16 @@ impl CompiledCampaign {
                         Test::ScoreAbove(v) => lead.score.as_ref().is_some_and(|s| s.total > *v),
                         Test::Field(conds) => all_match(conds, lead),
                     };
-                    self.arrive(&mut e, if holds { *then } else { *otherwise }, now, tz);
+                    self.arrive(&mut e, if holds { *then } else { *otherwise }, now, &tz);
                 }
                 CompiledStep::Send { .. } => {
-                    let allowed = self.allowed_at(now, tz, facts, cap);
+                    let allowed = self.allowed_at(now, &tz, facts, cap);
                     if allowed > now {
                         e.next_due_at = Some(allowed);
                         return Decision::Wait(e);
                     }
                     let mut after = e.clone();
-                    self.arrive(&mut after, index + 1, now, tz);
+                    self.arrive(&mut after, index + 1, now, &tz);
                     return Decision::Send { step: index, after };
                 }
             }
@@ -196,7 +196,7 @@ impl CompiledCampaign {
     }
 
     /// The first instant at or after `now` when a send is inside the window and under the cap.
-    fn allowed_at(&self, now: DateTime<Utc>, tz: Tz, facts: &Facts, cap: Option<FrequencyCap>) -> DateTime<Utc> {
+    fn allowed_at(&self, now: DateTime<Utc>, tz: &Zone, facts: &Facts, cap: Option<FrequencyCap>) -> DateTime<Utc> {
         let mut t = now;
         // Each round moves `t` forward; the cap and the window settle within a few rounds.
         for _ in 0..8 {

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc, Weekday};
-use chrono_tz::Tz;
 use leadflow_core::local_time::at_local;
 use leadflow_core::routing::{Absence, Member, Rep, RoutingConfig, Team, WorkingHours};
+use leadflow_core::zone::Zone;
 use serde::Serialize;
 
 use super::{Errors, Fields, field, parse_weight, sent, weight_field};
@@ -81,10 +81,15 @@ pub(crate) struct RepForm {
 
 const LOCAL_FORMAT: &str = "%Y-%m-%dT%H:%M";
 
+/// `at` on the rep's wall clock, as the form's date-time field takes it.
+fn shown_in(tz: &Zone, at: DateTime<Utc>) -> String {
+    tz.wall_clock(at).unwrap_or_else(|| at.naive_utc()).format(LOCAL_FORMAT).to_string()
+}
+
 impl RepForm {
     pub(super) fn of(rep: &Rep, routing: &RoutingConfig, now: DateTime<Utc>) -> RepForm {
-        let tz: Tz = rep.time_zone.parse().unwrap_or(Tz::UTC);
-        let local = |at: DateTime<Utc>| at.with_timezone(&tz).format(LOCAL_FORMAT).to_string();
+        let tz = Zone::named(&rep.time_zone).unwrap_or(Zone::UTC);
+        let local = |at: DateTime<Utc>| shown_in(&tz, at);
         // An absence that has ended is not shown, so saving the form drops it.
         let away = rep.out_of_office.as_ref().filter(|a| a.until > now);
         let hours = rep.working_hours.as_ref();
@@ -156,7 +161,7 @@ pub(super) fn parse(form: &RepForm, id: &str, stored: Option<&Rep>, now: DateTim
     } else {
         form.capacity.parse::<u32>().map_err(|_| errors.add("capacity", capacity_hint())).ok()
     };
-    let tz: Tz = form.time_zone.parse().unwrap_or(Tz::UTC);
+    let tz = Zone::named(&form.time_zone).unwrap_or(Zone::UTC);
     let rep = Rep {
         id: id.to_string(),
         name: form.name.clone(),
@@ -165,7 +170,7 @@ pub(super) fn parse(form: &RepForm, id: &str, stored: Option<&Rep>, now: DateTim
         working_hours: hours(form, errors),
         capacity,
         active: form.active,
-        out_of_office: absence(form, tz, now, stored.and_then(|r| r.out_of_office.as_ref()), errors),
+        out_of_office: absence(form, &tz, now, stored.and_then(|r| r.out_of_office.as_ref()), errors),
     };
     for e in rep_problems("", &rep) {
         errors.add_api(&e, |p| rep_field(p, None, id));
@@ -195,7 +200,7 @@ fn hours(form: &RepForm, errors: &mut Errors) -> Option<WorkingHours> {
     Some(WorkingHours { days, start: start?, end: end? })
 }
 
-fn local_time(raw: &str, tz: Tz) -> Option<DateTime<Utc>> {
+fn local_time(raw: &str, tz: &Zone) -> Option<DateTime<Utc>> {
     for format in [LOCAL_FORMAT, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(raw, format) {
             return Some(at_local(tz, t.date(), t.time()));
@@ -208,7 +213,7 @@ fn local_time(raw: &str, tz: Tz) -> Option<DateTime<Utc>> {
 /// stored instant, so that saving an unchanged form changes nothing.
 fn absence(
     form: &RepForm,
-    tz: Tz,
+    tz: &Zone,
     now: DateTime<Utc>,
     stored: Option<&Absence>,
     errors: &mut Errors,
@@ -216,7 +221,7 @@ fn absence(
     if form.ooo_from.is_empty() && form.ooo_until.is_empty() {
         return None;
     }
-    let shown = |at: DateTime<Utc>| at.with_timezone(&tz).format(LOCAL_FORMAT).to_string();
+    let shown = |at: DateTime<Utc>| shown_in(tz, at);
     let local_time = |raw: &str, stored: Option<DateTime<Utc>>| match stored {
         Some(at) if shown(at) == raw => Some(at),
         _ => local_time(raw, tz),
