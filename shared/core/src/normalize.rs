@@ -377,7 +377,7 @@ pub fn normalize_time_zone(raw: &str) -> Option<String> {
     if trimmed.is_empty() || trimmed.len() > 64 {
         return None;
     }
-    Zone::named(trimmed).map(|tz| tz.name().to_string())
+    Zone::canonical_name(trimmed).map(str::to_string)
 }
 
 fn data_lines(data: &'static str) -> impl Iterator<Item = &'static str> {

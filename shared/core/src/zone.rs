@@ -3,8 +3,10 @@
 //! the local stack and the tests read the same rules and no file at run time. Instants stay
 //! chrono's `DateTime<Utc>` everywhere else; only the offsets come from here.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeDelta, Timelike, Utc};
 use jiff::Timestamp;
@@ -42,6 +44,15 @@ impl Zone {
     /// Every name the database knows, aliases (`US/Eastern`, `Etc/GMT+5`) included.
     pub fn names() -> Vec<String> {
         jiff::tz::db().available().map(|n| n.as_str().to_string()).collect()
+    }
+
+    /// The database's spelling of a zone name given in any case (`europe/berlin` →
+    /// `Europe/Berlin`), found among the names alone: a caller that only checks names (validate)
+    /// links no zone's rules.
+    pub fn canonical_name(name: &str) -> Option<&'static str> {
+        let names = &*NAMES_IN_ANY_CASE;
+        let found = names.binary_search_by(|known| cmp_ignoring_case(known, name)).ok()?;
+        names.get(found).map(String::as_str)
     }
 
     /// The name as the database spells it (`Europe/Berlin` for `europe/berlin`).
@@ -106,6 +117,20 @@ impl fmt::Display for Zone {
     }
 }
 
+/// Every name, in the order `cmp_ignoring_case` gives, for [`Zone::canonical_name`].
+static NAMES_IN_ANY_CASE: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut names = Zone::names();
+    // The database keeps UTC apart from its files.
+    names.push("UTC".to_string());
+    names.sort_unstable_by(|a, b| cmp_ignoring_case(a, b));
+    names.dedup_by(|a, b| cmp_ignoring_case(a, b) == Ordering::Equal);
+    names
+});
+
+fn cmp_ignoring_case(a: &str, b: &str) -> Ordering {
+    a.bytes().map(|c| c.to_ascii_lowercase()).cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
 /// `t` as jiff's instant, clamped to the years it can name; offsets need no fraction of a second.
 fn timestamp(t: DateTime<Utc>) -> Timestamp {
     let second = t.timestamp().clamp(Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
@@ -155,6 +180,13 @@ mod tests {
         let names = Zone::names();
         assert!(names.len() > 500, "{}", names.len());
         assert!(names.iter().all(|n| Zone::named(n).is_some()));
+        for name in names.iter().map(String::as_str).chain(["UTC"]) {
+            assert_eq!(Zone::canonical_name(&name.to_ascii_uppercase()), Some(name));
+            assert_eq!(Zone::named(name).map(|z| z.name().to_string()).as_deref(), Some(name));
+        }
+        for bad in ["", "Mars/Olympus_Mons", "Etc/Unknown", "Europe/Berlin/", "Europe/Berli"] {
+            assert_eq!(Zone::canonical_name(bad), None, "{bad}");
+        }
     }
 
     #[test]
