@@ -357,8 +357,10 @@ impl Db {
         // Statement journals (each savepoint of a unit of work, a multi-row statement inside a
         // transaction) in memory rather than in temporary files: they only ever undo part of a
         // live transaction, which a crash discards anyway. (Left to spill to a file past a
-        // threshold instead, a journal past 256 KiB failed as "database or disk is full" in this
-        // build of SQLite: docs/performance.md, section 2.)
+        // compiled-in threshold instead, each journal is one block up to it: at 256 KiB that
+        // failed as "database or disk is full" when a journal spilled, since SQLite's Unix layer
+        // writes at most 128 KiB a call and the block is written in one; at 124 KiB it was
+        // slower than this. docs/performance.md, section 2.)
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(open_err)?;
         // Erasure must not leave a lead's personal data readable in free pages of the file.
         conn.pragma_update(None, "secure_delete", "ON").map_err(open_err)?;

@@ -189,6 +189,37 @@ async fn leads_kept_without_rowid_move_to_a_rowid_table_with_their_counts_and_fa
     assert_eq!(funnel(&store).await.len(), 3);
 }
 
+/// A migration of a thousand leads writes a statement journal of hundreds of KiB (the old
+/// table's pages, zeroed by `secure_delete` as it is dropped). Kept in memory it completes; a
+/// build whose journals spill to a file past 128 KiB or more of one block (SQLite compiled with
+/// `SQLITE_STMTJRNL_SPILL=262144`, without `temp_store = MEMORY`) failed here as "database or
+/// disk is full", and the file did not open.
+#[tokio::test]
+async fn a_move_with_a_journal_of_hundreds_of_kib_completes() {
+    const LEADS: u64 = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leadflow.db");
+    let store = SqliteStore::open(&path).unwrap();
+    for n in 1..=LEADS {
+        store.create_lead(&lead(n, &format!("p{n}@example.com")), &[]).await.unwrap();
+    }
+    let pages: i64 = {
+        drop(store);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.query_row("SELECT COUNT(*) FROM dbstat WHERE name = 'leads'", [], |r| r.get(0)).unwrap()
+    };
+    // The journal holds a page and its number for each of the table's pages.
+    assert!(pages * 4_100 > 256 * 1024, "{pages} pages");
+    leads_without_rowid(&path);
+
+    let store = SqliteStore::open(&path).unwrap();
+    for n in 1..=LEADS {
+        assert!(store.get_lead(id(n)).await.unwrap().is_some(), "lead {n}");
+    }
+    drop(store);
+    assert!(!leads_table_sql(&path).contains("WITHOUT ROWID"));
+}
+
 fn stage_changed(lead: LeadId, activity_id: &str, secs: i64) -> Activity {
     Activity {
         id: activity_id.to_string(),
