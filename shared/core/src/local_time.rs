@@ -2,7 +2,7 @@
 //! Storage is UTC everywhere; these functions turn "Monday 09:00 in the lead's zone" into an
 //! instant, across daylight-saving changes.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, NaiveTime, Utc};

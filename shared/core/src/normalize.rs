@@ -4,7 +4,7 @@
 //! no problem message repeats the value it is about: messages end up in logs and API answers,
 //! and the values are personal data.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::LazyLock;
 
 use email_address::{EmailAddress, Options};

@@ -1,9 +1,10 @@
 //! Routing: the first team whose rules match, then smooth weighted round-robin among the team's
 //! reps who can take a lead now, then a fallback owner. Every decision explains itself.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
+use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;

@@ -12,7 +12,7 @@
 //! (reduced to "is the type known"), its formatter's international mode and
 //! `PhoneNumber::country().id()`, over the same metadata; `tests` compares the answers.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{LazyLock, OnceLock};
 
 mod quick;
