@@ -170,11 +170,8 @@ pub(crate) fn rep_problems(prefix: &str, rep: &Rep) -> Vec<ApiError> {
     out.extend(config_id(&format!("{prefix}id"), &rep.id).err());
     out.extend(check_name(&format!("{prefix}name"), &rep.name).err());
     out.extend(normalize_email(&rep.email).err().map(|p| ApiError::invalid(format!("{prefix}email"), p.message)));
-    if leadflow_core::zone::Zone::named(&rep.time_zone).is_none() {
-        out.push(ApiError::invalid(
-            format!("{prefix}time_zone"),
-            format!("unknown time zone `{}`: use an IANA name such as Europe/Berlin", rep.time_zone),
-        ));
+    if let Err(unknown) = rep.time_zone.parse::<leadflow_core::zone::Zone>() {
+        out.push(ApiError::invalid(format!("{prefix}time_zone"), unknown.to_string()));
     }
     if let Some(hours) = &rep.working_hours {
         if hours.days.is_empty() {

@@ -177,7 +177,7 @@ pub struct BranchIf {
 impl SendWindow {
     /// The first instant at or after `t` inside the window, for a lead in `tz`.
     pub fn next_open(&self, t: DateTime<Utc>, tz: &Zone) -> DateTime<Utc> {
-        let today = tz.wall_clock(t).unwrap_or_else(|| t.naive_utc()).date();
+        let today = tz.wall_clock_or_utc(t).date();
         for n in 0..=7 {
             let day = add_days(today, n);
             if !self.days.contains(&day.weekday()) {

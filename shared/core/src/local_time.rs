@@ -118,7 +118,7 @@ pub fn add_days(date: NaiveDate, days: u64) -> NaiveDate {
 /// name reads as UTC, and says so.
 pub fn in_words(at: DateTime<Utc>, zone: &str) -> String {
     let tz = Zone::named(zone).unwrap_or(Zone::UTC);
-    let wall = tz.wall_clock(at).unwrap_or_else(|| at.naive_utc());
+    let wall = tz.wall_clock_or_utc(at);
     format!("{} {}", wall.format("%A %-d %B %Y, %H:%M"), tz.abbreviation(at))
 }
 

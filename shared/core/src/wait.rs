@@ -47,7 +47,7 @@ impl Wait {
         match *self {
             Wait::For(d) => from + d,
             Wait::NextWeekdayAt(time) => {
-                let today = tz.wall_clock(from).unwrap_or_else(|| from.naive_utc()).date();
+                let today = tz.wall_clock_or_utc(from).date();
                 (1..=7)
                     .map(|n| add_days(today, n))
                     .find(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))

@@ -72,6 +72,12 @@ impl Zone {
         t.naive_utc().checked_add_signed(self.offset_at(t))
     }
 
+    /// The wall clock at `t`, or UTC's where [`Zone::wall_clock`] has none: for showing a time
+    /// and for finding its day, where the ends of time need no more care.
+    pub fn wall_clock_or_utc(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        self.wall_clock(t).unwrap_or_else(|| t.naive_utc())
+    }
+
     /// The abbreviation the zone's clocks show at `t`: `CET`, `CEST`, `EST`, or an offset such as
     /// `-03` where the zone has no letters for it.
     pub fn abbreviation(&self, t: DateTime<Utc>) -> String {

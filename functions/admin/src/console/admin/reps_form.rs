@@ -83,7 +83,7 @@ const LOCAL_FORMAT: &str = "%Y-%m-%dT%H:%M";
 
 /// `at` on the rep's wall clock, as the form's date-time field takes it.
 fn shown_in(tz: &Zone, at: DateTime<Utc>) -> String {
-    tz.wall_clock(at).unwrap_or_else(|| at.naive_utc()).format(LOCAL_FORMAT).to_string()
+    tz.wall_clock_or_utc(at).format(LOCAL_FORMAT).to_string()
 }
 
 impl RepForm {
