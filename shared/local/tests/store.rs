@@ -142,6 +142,17 @@ fn leads_table_sql(path: &std::path::Path) -> String {
     c.query_row("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'leads'", [], |r| r.get(0)).unwrap()
 }
 
+/// A store in a file of its own holding leads 1 to `n`; the folder goes when its guard does.
+async fn file_with_leads(n: u64) -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leadflow.db");
+    let store = SqliteStore::open(&path).unwrap();
+    for n in 1..=n {
+        store.create_lead(&lead(n, &format!("p{n}@example.com")), &[]).await.unwrap();
+    }
+    (dir, path, store)
+}
+
 /// The funnel's facts of every lead, by lead id.
 async fn funnel(store: &SqliteStore) -> Vec<leadflow_core::funnel::LeadFacts> {
     let mut facts = store.funnel_facts(None, None, None, 100).await.unwrap().facts;
@@ -151,12 +162,7 @@ async fn funnel(store: &SqliteStore) -> Vec<leadflow_core::funnel::LeadFacts> {
 
 #[tokio::test]
 async fn leads_kept_without_rowid_move_to_a_rowid_table_with_their_counts_and_facts() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("leadflow.db");
-    let store = SqliteStore::open(&path).unwrap();
-    for n in 1..=3 {
-        store.create_lead(&lead(n, &format!("p{n}@example.com")), &[]).await.unwrap();
-    }
+    let (_dir, path, store) = file_with_leads(3).await;
     assigned(&store, id(1), "ana", t(100)).await;
     assigned(&store, id(2), "ana", t(100)).await;
     let mut leads = Vec::new();
@@ -197,12 +203,7 @@ async fn leads_kept_without_rowid_move_to_a_rowid_table_with_their_counts_and_fa
 #[tokio::test]
 async fn a_move_with_a_journal_of_hundreds_of_kib_completes() {
     const LEADS: u64 = 1_000;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("leadflow.db");
-    let store = SqliteStore::open(&path).unwrap();
-    for n in 1..=LEADS {
-        store.create_lead(&lead(n, &format!("p{n}@example.com")), &[]).await.unwrap();
-    }
+    let (_dir, path, store) = file_with_leads(LEADS).await;
     let pages: i64 = {
         drop(store);
         let c = rusqlite::Connection::open(&path).unwrap();
