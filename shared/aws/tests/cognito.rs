@@ -14,6 +14,7 @@ use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
+use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::BodyExt;
 use jsonwebtoken::jwk::JwkSet;
 use leadflow_admin::console::SignIn;
@@ -140,16 +141,12 @@ async fn tokens_of_the_pool_are_accepted_and_every_forgery_is_refused() {
     let (header, payload, sig) = (part(&id_token, 0), part(&id_token, 1), id_token.rsplit('.').next().unwrap_or(""));
     let none = join(&json!({ "alg": "none", "kid": header["kid"] }), &payload, "");
     assert!(verify(&none, &pool.issuer, &pool.client_id, now).is_err(), "alg none");
-    let hmac = jsonwebtoken::encode(
-        &jsonwebtoken::Header {
-            alg: jsonwebtoken::Algorithm::HS256,
-            kid: header["kid"].as_str().map(String::from),
-            ..Default::default()
-        },
-        &payload,
-        &jsonwebtoken::EncodingKey::from_secret(pool.client_id.as_bytes()).expect("an HMAC key"),
-    )
-    .expect("an HS256 token");
+    // Signed with HMAC-SHA256 for real, over a secret the attacker knows (here the client id; the
+    // classic attack uses the public key), so only the algorithm rule can refuse it.
+    let unsigned = join(&json!({ "alg": "HS256", "kid": header["kid"] }), &payload, "");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(pool.client_id.as_bytes()).expect("an HMAC key");
+    mac.update(unsigned.trim_end_matches('.').as_bytes());
+    let hmac = format!("{unsigned}{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
     assert!(matches!(verify(&hmac, &pool.issuer, &pool.client_id, now), Err(TokenError::WrongAlgorithm(_))));
     let mut altered = payload.clone();
     altered["cognito:groups"] = json!(["admin"]);
