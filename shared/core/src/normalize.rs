@@ -318,9 +318,13 @@ impl ByteScan {
         }
         let rest = eights.remainder();
         if !rest.is_empty() {
-            let mut word = [b' '; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            scan(u64::from_le_bytes(word));
+            // Byte by byte into a word of spaces: a copy of a length not known here would be a
+            // call to `memcpy`, which costs more than these few bytes.
+            let word = rest
+                .iter()
+                .enumerate()
+                .fold(ONES * u64::from(b' '), |word, (i, &b)| word & !(0xFF << (8 * i)) | u64::from(b) << (8 * i));
+            scan(word);
         }
         kept += sum_of_bytes(counts);
         ByteScan {

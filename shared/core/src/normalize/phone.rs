@@ -58,12 +58,9 @@ pub fn read_phone(raw: &str, country: Option<&str>) -> Result<Phone, FieldProble
             "This is not a valid phone number; include the country code, like +49 30 901820.",
         )
     };
-    let region = country
-        .and_then(normalize_country)
-        .and_then(|code| code.parse::<phonenumber::country::Id>().ok())
-        // phonenumber unwraps the default region's metadata. Every id of 0.3.10 has some, but
-        // a metadata update that drops one must not turn into a panic.
-        .filter(|id| DATABASE.by_id(id.as_ref()).is_some());
+    // Only a region with metadata: phonenumber unwraps the default region's. Every id of 0.3.10
+    // has some, but a metadata update that drops one must not turn into a panic.
+    let region = country.and_then(normalize_country).and_then(|code| phone_patterns::country_id(&code));
     // Most numbers are read without phonenumber's parser (`phone_patterns::quick`); a valid one
     // is what phonenumber's parse would have answered first, so the answer is the same.
     let quick = region.and_then(|id| {
