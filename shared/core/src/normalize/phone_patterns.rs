@@ -192,7 +192,8 @@ pub(super) fn is_valid(number: &phonenumber::PhoneNumber) -> bool {
 /// region could not be compiled here. Both look for the region that claims the number, so a
 /// number without leading zeros is looked up once.
 pub(super) fn region_if_valid(number: Number) -> Result<Option<Option<String>>, ()> {
-    let national = number.national.to_string();
+    let mut digits = itoa::Buffer::new();
+    let national = national_text(number.national, &mut digits);
     let Some(meta) = source_for(number.code, &national)? else { return Ok(None) };
     if !compiled(meta).ok_or(())?.knows(&national) {
         return Ok(None);
@@ -208,14 +209,24 @@ pub(super) fn region_if_valid(number: Number) -> Result<Option<Option<String>>, 
 /// formats up first, which is the cost saved here). Written out by hand: `format!` cost more
 /// than the rest of it.
 pub(super) fn e164(number: Number) -> String {
-    let national = number.national;
+    let mut digits = itoa::Buffer::new();
+    let national = national_text(number.national, &mut digits);
     let mut out = String::with_capacity(20);
     out.push('+');
-    out.push_str(&number.code.to_string());
-    // Leading zeros of the national number (Italy's fixed lines keep theirs).
-    out.extend(std::iter::repeat_n('0', usize::from(national.zeros())));
-    out.push_str(&national.value().to_string());
+    out.push_str(itoa::Buffer::new().format(number.code));
+    out.push_str(&national);
     out
+}
+
+/// A national number as phonenumber writes it, leading zeros included (Italy's fixed lines keep
+/// theirs), in `digits` unless it has any: a phone's few numbers written without an allocation
+/// and `fmt`'s machinery each, which cost more than the rest of [`e164`].
+fn national_text(national: NationalNumber, digits: &mut itoa::Buffer) -> std::borrow::Cow<'_, str> {
+    let value = digits.format(national.value());
+    match national.zeros() {
+        0 => std::borrow::Cow::Borrowed(value),
+        zeros => std::borrow::Cow::Owned("0".repeat(usize::from(zeros)) + value),
+    }
 }
 
 /// One of the metadata's formats, compiled: the digits it applies to and how it groups them.
@@ -288,10 +299,11 @@ pub(super) fn international(number: Number) -> String {
     // Only a metadata pattern this regex engine refuses (`every_region_compiles` says none
     // does): the number then shows as stored, as a lead an older build kept does.
     let Some(groupings) = groupings(code) else { return e164(number) };
-    let national = number.national.to_string();
+    let mut digits = itoa::Buffer::new();
+    let national = national_text(number.national, &mut digits);
     let mut out = String::with_capacity(24);
     out.push('+');
-    out.push_str(&code.to_string());
+    out.push_str(itoa::Buffer::new().format(code));
     out.push(' ');
     match groupings.iter().find_map(|g| g.group(&national)) {
         Some(grouped) => out.push_str(&grouped),
@@ -304,7 +316,7 @@ pub(super) fn international(number: Number) -> String {
 /// for a code shared by non-geographic services. `Err` when a region could not be compiled here.
 pub(super) fn region(number: Number) -> Result<Option<String>, ()> {
     // phonenumber picks the region from the national number without its leading zeros.
-    let meta = source_for(number.code, &number.national.value().to_string())?;
+    let meta = source_for(number.code, itoa::Buffer::new().format(number.national.value()))?;
     Ok(meta.and_then(region_code))
 }
 
