@@ -247,8 +247,8 @@ pub fn check_text(field: &str, raw: &str, max_chars: usize) -> Result<(), FieldP
 fn single_line(field: &str, raw: &str) -> Result<Option<usize>, FieldProblem> {
     let bytes = raw.as_bytes();
     let scan = ByteScan::of(bytes);
-    let (ascii_control, c2) = (scan.ascii_control, scan.c2);
-    if ascii_control || (c2 && has_c1_control(bytes)) {
+    // The C1 controls are two bytes, so only text that is not ASCII can hold one.
+    if scan.ascii_control || (!scan.ascii && has_c1_control(bytes)) {
         return Err(problem(
             field,
             "invalid_characters",
@@ -263,8 +263,6 @@ fn single_line(field: &str, raw: &str) -> Result<Option<usize>, FieldProblem> {
 struct ByteScan {
     /// A byte below 0x20, or 0x7F.
     ascii_control: bool,
-    /// A 0xC2, the lead byte of the C1 controls (and of U+00A0–U+00BF).
-    c2: bool,
     ascii: bool,
     /// The length of the text with its spaces collapsed: the bytes other than the space, and one
     /// space between each two words.
@@ -283,53 +281,41 @@ impl ByteScan {
         const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
         const HIGH: u64 = ONES * 0x80;
         const LOW7: u64 = ONES * 0x7F;
-        // 0x80 in each byte of `x` equal to `b`, 0 elsewhere, without carries between bytes.
-        let equal = |x: u64, b: u8| {
-            let diff = x ^ (ONES * u64::from(b));
-            !(((diff & LOW7) + LOW7) | diff) & HIGH
-        };
-        let sum_of_bytes = |x: u64| (x.wrapping_mul(ONES) >> 56) as usize;
-        let (mut control, mut c2, mut high) = (0u64, 0u64, 0u64);
-        let (mut counts, mut counted, mut kept) = (0u64, 0usize, 0usize);
+        const SPACES: u64 = ONES * 0x20;
+        let (mut control, mut high, mut kept) = (0u64, 0u64, 0usize);
         // Whether the byte before the current eight was a space, in the first byte's high bit:
         // a word starts at a byte that is not a space after one that is (or at the text's start).
         let mut space_before = 0x80u64;
-        let mut scan = |x: u64| {
-            let space = equal(x, b' ');
-            // (x & 0x7F) + 0x60 reaches 0x80 from 0x20 on; bytes with the high bit are not ASCII.
-            control |= !(((x & LOW7) + ONES * 0x60) | x) & HIGH | equal(x, 0x7F);
-            c2 |= equal(x, 0xC2);
-            high |= x & HIGH;
-            let not_space = !space & HIGH;
-            let word_start = not_space & ((space << 8) | space_before);
-            space_before = space >> 56;
-            counts += (not_space >> 7) + (word_start >> 7);
-            counted += 1;
-            if counted == 15 {
-                kept += sum_of_bytes(counts);
-                (counts, counted) = (0, 0);
+        for fifteen_eights in bytes.chunks(8 * 15) {
+            let mut counts = 0u64;
+            for eight in fifteen_eights.chunks(8) {
+                let x = match <[u8; 8]>::try_from(eight) {
+                    Ok(whole) => u64::from_le_bytes(whole),
+                    // Byte by byte into a word of spaces: a copy of a length not known here would
+                    // be a call to `memcpy`, which costs more than these few bytes.
+                    Err(_) => eight
+                        .iter()
+                        .enumerate()
+                        .fold(SPACES, |word, (i, &b)| word & !(0xFF << (8 * i)) | u64::from(b) << (8 * i)),
+                };
+                // 0x80 where a byte is a space: its difference from 0x20 has no bit set.
+                let diff = x ^ SPACES;
+                let space = !(((diff & LOW7) + LOW7) | diff) & HIGH;
+                // An ASCII control is a byte b with (b + 1) & 0x7F below 0x21 (0x7F wraps to 0);
+                // bytes with the high bit are not ASCII and left out. No sum here carries into
+                // the next byte.
+                let wrapped = ((x & LOW7) + ONES) & LOW7;
+                control |= !((wrapped + ONES * (0x80 - 0x21)) | x) & HIGH;
+                high |= x & HIGH;
+                let not_space = !space & HIGH;
+                let word_start = not_space & ((space << 8) | space_before);
+                space_before = space >> 56;
+                counts += (not_space >> 7) + (word_start >> 7);
             }
-        };
-        let mut eights = bytes.chunks_exact(8);
-        for eight in eights.by_ref() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(eight);
-            scan(u64::from_le_bytes(word));
+            kept += (counts.wrapping_mul(ONES) >> 56) as usize;
         }
-        let rest = eights.remainder();
-        if !rest.is_empty() {
-            // Byte by byte into a word of spaces: a copy of a length not known here would be a
-            // call to `memcpy`, which costs more than these few bytes.
-            let word = rest
-                .iter()
-                .enumerate()
-                .fold(ONES * u64::from(b' '), |word, (i, &b)| word & !(0xFF << (8 * i)) | u64::from(b) << (8 * i));
-            scan(word);
-        }
-        kept += sum_of_bytes(counts);
         ByteScan {
             ascii_control: control != 0,
-            c2: c2 != 0,
             ascii: high == 0,
             // Each word's first byte was counted twice; the first word has no space before it.
             collapsed: kept.saturating_sub(1),
@@ -591,7 +577,6 @@ mod tests {
         ) {
             let walked = super::ByteScan {
                 ascii_control: bytes.iter().any(|&b| b < 0x20 || b == 0x7F),
-                c2: bytes.contains(&0xC2),
                 ascii: bytes.is_ascii(),
                 collapsed: bytes
                     .split(|&b| b == b' ')
