@@ -131,7 +131,8 @@ fn key(meta: &Metadata) -> usize {
 /// phonenumber's `Id` of a region of its metadata, by the region's code (`DE`); `None` for a
 /// code that is no region of the metadata, or none phonenumber has an `Id` for (the
 /// non-geographic `001`). What `code.parse::<Id>()` and `DATABASE.by_id` answer together, from
-/// one table: that parse compares the code with every id's name in turn (≈ 2 % of the core path).
+/// one table: that parse compares the code with every id's name in turn, which showed in the core
+/// path's profile.
 pub(super) fn country_id(code: &str) -> Option<phonenumber::country::Id> {
     static IDS: LazyLock<HashMap<&'static str, phonenumber::country::Id>> = LazyLock::new(|| {
         DATABASE
