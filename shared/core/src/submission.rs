@@ -60,10 +60,32 @@ pub fn from_body(
             None => others.push((k, v)),
         }
     }
-    let mut take = |name: &str| known_index(name).and_then(|i| known[i].take());
-    let given = take("consent");
+    // By position, in KNOWN_FIELDS' order (`every_known_field_lands_in_its_place` holds the two
+    // together): no name is looked up again.
+    let [
+        email,
+        first_name,
+        last_name,
+        phone,
+        company,
+        job_title,
+        country,
+        time_zone,
+        form,
+        given,
+        consent_purpose,
+        consent_text,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        utm_term,
+        utm_content,
+        page_url,
+        referrer,
+        _submission_id,
+    ] = known;
 
-    let email = match take("email") {
+    let email = match email {
         Some(FieldValue::Text(s)) if !s.trim().is_empty() => s.into_owned(),
         None | Some(FieldValue::Null) | Some(FieldValue::Text(_)) => {
             return Err(FieldProblem::new("email", "required", "An email address is required."));
@@ -94,27 +116,26 @@ pub fn from_body(
             format!("At most {max_custom_fields} extra fields are kept per submission."),
         ));
     }
-    let mut text = |name: &str| text(name, take(name));
     Ok(Submission {
-        form: text("form")?,
+        form: text("form", form)?,
         email,
-        first_name: text("first_name")?,
-        last_name: text("last_name")?,
-        phone: text("phone")?,
-        company: text("company")?,
-        job_title: text("job_title")?,
-        country: text("country")?,
-        time_zone: text("time_zone")?,
-        consent: consent(given, text("consent_purpose"), text("consent_text"))?,
+        first_name: text("first_name", first_name)?,
+        last_name: text("last_name", last_name)?,
+        phone: text("phone", phone)?,
+        company: text("company", company)?,
+        job_title: text("job_title", job_title)?,
+        country: text("country", country)?,
+        time_zone: text("time_zone", time_zone)?,
+        consent: consent(given, text("consent_purpose", consent_purpose), text("consent_text", consent_text))?,
         utm: Utm {
-            source: text("utm_source")?,
-            medium: text("utm_medium")?,
-            campaign: text("utm_campaign")?,
-            term: text("utm_term")?,
-            content: text("utm_content")?,
+            source: text("utm_source", utm_source)?,
+            medium: text("utm_medium", utm_medium)?,
+            campaign: text("utm_campaign", utm_campaign)?,
+            term: text("utm_term", utm_term)?,
+            content: text("utm_content", utm_content)?,
         },
-        page_url: text("page_url")?,
-        referrer: text("referrer")?,
+        page_url: text("page_url", page_url)?,
+        referrer: text("referrer", referrer)?,
         custom,
         ..Submission::default()
     })
@@ -191,6 +212,42 @@ mod tests {
         let bytes = serde_json::to_vec(&body).map_err(|e| ("".into(), e.to_string()))?;
         let fields = Fields::from_json(&bytes).map_err(|_| ("".to_string(), "not an object".to_string()))?;
         from_body(fields, "_gotcha", 2).map_err(|p| (p.field, p.code))
+    }
+
+    /// Each known field, given its own name as its value, lands in the submission's field of
+    /// that name: `from_body` takes them by position.
+    #[test]
+    fn every_known_field_lands_in_its_place() {
+        let mut body: serde_json::Map<String, serde_json::Value> =
+            KNOWN_FIELDS.iter().map(|name| (name.to_string(), json!(name))).collect();
+        body.insert("consent".into(), json!(true));
+        let Ok(sub) = read(serde_json::Value::Object(body)) else { panic!("every known field is read") };
+        let consent = sub.consent.clone().unwrap_or_default();
+        let landed = [
+            ("email", Some(sub.email.as_str())),
+            ("first_name", sub.first_name.as_deref()),
+            ("last_name", sub.last_name.as_deref()),
+            ("phone", sub.phone.as_deref()),
+            ("company", sub.company.as_deref()),
+            ("job_title", sub.job_title.as_deref()),
+            ("country", sub.country.as_deref()),
+            ("time_zone", sub.time_zone.as_deref()),
+            ("form", sub.form.as_deref()),
+            ("consent_purpose", consent.purpose.as_deref()),
+            ("consent_text", consent.wording.as_deref()),
+            ("utm_source", sub.utm.source.as_deref()),
+            ("utm_medium", sub.utm.medium.as_deref()),
+            ("utm_campaign", sub.utm.campaign.as_deref()),
+            ("utm_term", sub.utm.term.as_deref()),
+            ("utm_content", sub.utm.content.as_deref()),
+            ("page_url", sub.page_url.as_deref()),
+            ("referrer", sub.referrer.as_deref()),
+        ];
+        for (name, value) in landed {
+            assert_eq!(value, Some(name), "{name}");
+        }
+        assert!(consent.given);
+        assert!(sub.custom.is_empty(), "{:?}", sub.custom);
     }
 
     #[test]
