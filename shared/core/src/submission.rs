@@ -222,7 +222,7 @@ mod tests {
             KNOWN_FIELDS.iter().map(|name| (name.to_string(), json!(name))).collect();
         body.insert("consent".into(), json!(true));
         let Ok(sub) = read(serde_json::Value::Object(body)) else { panic!("every known field is read") };
-        let consent = sub.consent.clone().unwrap_or_default();
+        let Some(consent) = &sub.consent else { panic!("consent is read") };
         let landed = [
             ("email", Some(sub.email.as_str())),
             ("first_name", sub.first_name.as_deref()),
