@@ -243,6 +243,97 @@ async fn an_unconfirmed_lead_stays_unconsented_and_its_expired_link_confirms_not
     assert_ne!(confirm_path(&mails[1]), path);
 }
 
+/// Delivers `bodies` to `stage`'s handler as one batch; every message must succeed.
+async fn deliver(ports: &Arc<MemPorts>, stage: Stage, bodies: &[String]) {
+    let batch: Vec<BatchItem> =
+        bodies.iter().enumerate().map(|(i, b)| BatchItem { id: format!("m{i}"), body: b.clone() }).collect();
+    let failed = match stage {
+        Stage::Validate => leadflow_validate::handle_batch(&**ports, batch).await,
+        Stage::Score => leadflow_score::handle_batch(&**ports, batch).await,
+        Stage::Route => leadflow_route::handle_batch(&**ports, batch).await,
+    };
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
+/// Joe captured, validated and scored: the route message score queued for his confirmation.
+async fn joes_route_message(ports: &Arc<MemPorts>) -> (LeadId, Value) {
+    let (_, body) = post(ports, &joe(), None).await;
+    let id = lead_id(&body);
+    for stage in [Stage::Validate, Stage::Score] {
+        let bodies = ports.queue.drain(stage);
+        deliver(ports, stage, &bodies).await;
+    }
+    let route = ports.queue.drain(Stage::Route);
+    assert_eq!(route.len(), 1, "{route:?}");
+    let message: Value = serde_json::from_str(&route[0]).unwrap_or_default();
+    (id, message)
+}
+
+#[tokio::test]
+async fn the_confirmation_email_travels_with_the_route_message_and_one_from_before_that_still_sends_it_once() {
+    let ports = ports();
+    let (id, message) = joes_route_message(&ports).await;
+    // Score names the email it found due, so route need not read the trail for it; `confirm`
+    // stays for a route of the version before.
+    assert_eq!(message["confirm"], json!(true));
+    assert_eq!(message["confirmation"]["key"], json!(format!("confirm-{id}")));
+    assert_eq!(message["confirmation"]["request"]["purpose"], json!("marketing"), "{message}");
+
+    // A message from before the carried email (`confirm` alone): route reads the trail, as then.
+    let mut older = message.clone();
+    older.as_object_mut().map(|m| m.remove("confirmation"));
+    deliver(&ports, Stage::Route, &[older.to_string()]).await;
+    let mails = to(&ports, "joe@gmail.com");
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].key, format!("confirm-{id}"));
+
+    // The message of today, delivered twice after that: the same email, not a second one.
+    deliver(&ports, Stage::Route, &[message.to_string(), message.to_string()]).await;
+    assert_eq!(to(&ports, "joe@gmail.com").len(), 1);
+    let sent = trail(&ports, id).await.into_iter().filter(|a| a.kind.name() == "confirmation_sent").count();
+    assert_eq!(sent, 1, "one entry for the one email");
+}
+
+#[tokio::test]
+async fn a_carried_confirmation_is_checked_again_when_route_takes_it() {
+    // Held up past the link's validity: a link dead on arrival is not sent.
+    let ports = ports();
+    let (_, message) = joes_route_message(&ports).await;
+    ports.clock.set(monday() + Duration::days(31));
+    deliver(&ports, Stage::Route, &[message.to_string()]).await;
+    assert!(to(&ports, "joe@gmail.com").is_empty(), "an expired request gets no email");
+
+    // The address suppressed meanwhile: nothing sent.
+    let ports = self::ports();
+    let (_, message) = joes_route_message(&ports).await;
+    let entry = leadflow_core::model::Suppression {
+        email_key: email_key("joe@gmail.com"),
+        reason: SuppressionReason::Unsubscribed,
+        at: monday(),
+        lead_id: None,
+    };
+    assert_eq!(ports.store.suppress(&entry, &[]).await.ok(), Some(true));
+    deliver(&ports, Stage::Route, &[message.to_string()]).await;
+    assert!(to(&ports, "joe@gmail.com").is_empty(), "a suppressed address gets no email");
+
+    // Consent confirmed meanwhile (the lead as stored says so): nothing sent.
+    let ports = self::ports();
+    let (id, message) = joes_route_message(&ports).await;
+    let mut confirmed = lead(&ports, id).await;
+    confirmed.consent = Some(leadflow_core::model::Consent {
+        given: true,
+        purpose: "marketing".into(),
+        wording: None,
+        at: monday(),
+        source: "newsletter".into(),
+    });
+    let version = confirmed.version;
+    let written = ports.store.update_lead(&confirmed, version, &[]).await;
+    assert!(written.is_ok(), "{written:?}");
+    deliver(&ports, Stage::Route, &[message.to_string()]).await;
+    assert!(to(&ports, "joe@gmail.com").is_empty(), "a lead that consented gets no confirmation email");
+}
+
 #[tokio::test]
 async fn a_qualified_consenting_lead_gets_its_rep_email_at_once_and_one_confirmation() {
     let ports = ports();

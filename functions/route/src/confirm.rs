@@ -3,7 +3,7 @@
 //! the score stage sends the lead here when [`confirmation::standing`] says an email is due.
 
 use leadflow_app::{Sent, StageError, activity, optout, send_once};
-use leadflow_core::confirmation;
+use leadflow_core::confirmation::{self, Due};
 use leadflow_core::model::{Activity, ActivityKind, Lead};
 use leadflow_core::ports::Trails;
 use leadflow_core::ports::{Clock, Ports};
@@ -11,14 +11,20 @@ use tracing::{info, warn};
 
 /// Sends the confirmation email the lead is due, once per email (the key [`confirmation::standing`]
 /// names), and records what its link confirms. Nothing to do for a lead that consented already,
-/// asked for nothing, was sent a link that still works, or whose address is suppressed.
-pub async fn send_if_due<P: Ports>(ports: &P, lead: &Lead) -> Result<(), StageError> {
+/// asked for nothing, was sent a link that still works, or whose address is suppressed. `carried`
+/// is the email score found due (its message's hint): checked again for what can have changed,
+/// and the trail is read only without it (a message from a version before it).
+pub async fn send_if_due<P: Ports>(ports: &P, lead: &Lead, carried: Option<&Due>) -> Result<(), StageError> {
     let store = ports.store();
     if lead.consent.as_ref().is_some_and(|c| c.given) {
         return Ok(());
     }
-    let trail = store.activities(lead.id).await?;
-    let Some(due) = confirmation::standing(lead, &trail, ports.clock().now()).due else {
+    let now = ports.clock().now();
+    let due = match carried {
+        Some(due) => due.still_due(lead, now).then(|| due.clone()),
+        None => confirmation::standing(lead, &store.activities(lead.id).await?, now).due,
+    };
+    let Some(due) = due else {
         return Ok(());
     };
     if optout::is_suppressed(ports, lead).await? {

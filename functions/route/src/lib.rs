@@ -33,9 +33,9 @@ pub async fn handle<P: Ports>(ports: &P, msg: RouteMessage) -> Result<(), StageE
     if routed.lead.owner.is_some() {
         notify(ports, &routed.lead, routed.claimed).await?;
     }
-    if msg.confirm {
+    if msg.confirm || msg.confirmation.is_some() {
         // The lead as the assignment wrote it or as it was read: no second read for the email.
-        confirm::send_if_due(ports, &routed.lead).await?;
+        confirm::send_if_due(ports, &routed.lead, msg.confirmation.as_ref()).await?;
     }
     Ok(())
 }

@@ -27,7 +27,11 @@ pub async fn handle<P: Ports>(ports: &P, msg: ScoreMessage) -> Result<(), StageE
     let confirm = consent.due.is_some();
     if unrouted || confirm {
         let carried = (unrouted && ports.queue().carries_leads()).then(|| Box::new(lead.clone()));
-        ports.queue().enqueue(&[RouteMessage { lead_id: lead.id, lead: carried, sla_breach: None, confirm }]).await?;
+        // The email found due travels with the message, on every queue (a key and the request's
+        // few words, where the trail read it saves is a query and every entry parsed).
+        let msg =
+            RouteMessage { lead_id: lead.id, lead: carried, sla_breach: None, confirm, confirmation: consent.due };
+        ports.queue().enqueue(&[msg]).await?;
     }
     if lead.lifecycle >= Lifecycle::Mql || consent.awaiting {
         return Ok(());

@@ -72,8 +72,14 @@ fn sqs_event(records: &[(String, LeadId)]) -> SqsEvent {
         let mut message = SqsMessage::default();
         message.message_id = Some(id.clone());
         message.body = Some(
-            serde_json::to_string(&RouteMessage { lead_id: *lead_id, lead: None, sla_breach: None, confirm: false })
-                .expect("json"),
+            serde_json::to_string(&RouteMessage {
+                lead_id: *lead_id,
+                lead: None,
+                sla_breach: None,
+                confirm: false,
+                confirmation: None,
+            })
+            .expect("json"),
         );
         event.records.push(message);
     }

@@ -19,6 +19,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, Utc};
 use minijinja::{Environment, context};
+use serde::{Deserialize, Serialize};
 
 use crate::email::{NO_TRACK, RenderError, one_line};
 use crate::model::{Activity, ActivityKind, Consent, Lead, LeadId};
@@ -103,7 +104,7 @@ pub fn verify(keys: &SigningKeys, token: &str, now: DateTime<Utc>) -> Result<Con
 }
 
 /// What a person asked for on a form, waiting for their confirmation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub at: DateTime<Utc>,
     pub form: Option<String>,
@@ -113,10 +114,28 @@ pub struct Request {
 
 /// The confirmation email to send now: its key (once per key, at least once) and the request
 /// it confirms.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Due {
     pub key: String,
     pub request: Request,
+}
+
+impl Due {
+    /// Whether this email, found due earlier from the trail, is still to be sent to `lead` at
+    /// `now`: what can change after [`standing`] named it is the lead (consent confirmed, the
+    /// address gone) and the clock (the link would be dead on arrival). A send since then used
+    /// this same key, so the key's once-only send answers that.
+    pub fn still_due(&self, lead: &Lead, now: DateTime<Utc>) -> bool {
+        !lead.consent.as_ref().is_some_and(|c| c.given) && sendable(lead, self.request.at, now)
+    }
+}
+
+/// A confirmation email can go to `lead` for a request made at `requested_at`: a request whose
+/// link would be dead on arrival (a message held up for weeks) gets none.
+fn sendable(lead: &Lead, requested_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    lead.is_valid()
+        && !lead.contact.email.trim().is_empty()
+        && expiry_of(requested_at).is_some_and(|expiry| expiry > now)
 }
 
 /// Where a lead's consent stands, from the lead and its trail.
@@ -145,10 +164,7 @@ pub fn standing(lead: &Lead, trail: &[Activity], now: DateTime<Utc>) -> Standing
             _ => None,
         })
         .max();
-    // A request whose link would be dead on arrival (a message held up for weeks) gets none.
-    let sendable = lead.is_valid()
-        && !lead.contact.email.trim().is_empty()
-        && expiry_of(request.at).is_some_and(|expiry| expiry > now);
+    let sendable = sendable(lead, request.at, now);
     let key = match last_sent {
         None => Some(format!("confirm-{}", lead.id)),
         Some((sent_at, expires_at)) if expires_at <= now && request.at > sent_at => {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::confirmation::Due;
 use crate::model::{Activity, Lead, LeadId, RepId, Submission};
 
 /// A message of one stage's queue: its type names the queue it goes on and the stage that reads
@@ -69,9 +70,16 @@ pub struct RouteMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla_breach: Option<SlaBreach>,
     /// Set by the score stage when the lead is due double opt-in's confirmation email, which
-    /// route sends (it has the mailer); only then does route read the lead's trail for it.
+    /// route sends (it has the mailer). Set with `confirmation` for a route of a version before
+    /// it, which reads the lead's trail for the email; alone (a message from such a version),
+    /// the route of today reads the trail too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub confirm: bool,
+    /// The confirmation email score found due in the trail it scored from, so route sends it
+    /// without reading the trail again. A hint like the lead: route checks what can have changed
+    /// since (`Due::still_due`, the suppression list), and the email's key is sent once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Due>,
 }
 
 /// Which owner let which SLA run out: a breach is handled once, however often it is sent.

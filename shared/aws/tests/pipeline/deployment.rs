@@ -82,6 +82,8 @@ impl Pipeline {
         let mut config = CompiledConfig::compile(&sources).expect("the sample with the test routing compiles");
         config.settings.sender.email = sender.clone();
         config.settings.capture.allowed_origins = vec![ORIGIN.to_string()];
+        // A deployment's signing keys (Secrets Manager's on Lambda): double opt-in's links need them.
+        config.settings.signing_keys = "pipeline-test-signing-secret-0123456789".into();
 
         let functions = RequestCounts::default();
         let write_units = WriteUnits::default();

@@ -347,6 +347,24 @@ async fn requests_per_lead_from_capture_to_assignment() {
     // entry in the lead's partition, one PutItem (1). A lead item over 1 KB shows here.
     println!("DynamoDB write units for the next lead: {units:?}");
     assert_eq!(units, [("capture", 0), ("validate", 6), ("score", 1), ("route", 9)], "write units per function");
+
+    // A lead that ticks consent on a form with double opt-in: route also sends the confirmation
+    // email, which score found due and put in the message, so route does not read the trail.
+    let consenting = json!({"email": "mo@acme.io", "first_name": "Mo", "job_title": "CTO", "company": "Acme",
+        "country": "DE", "consent": true, "consent_text": "Email me."});
+    let (consenting_id, mut counts, _, _) = counted_lead(&p, &consenting).await;
+    for (_, c) in &mut counts {
+        c.retain(|operation, _| !operation.ends_with("(configuration)"));
+    }
+    println!("{}", table_of("The functions' own requests, a lead under double opt-in:", &counts));
+    assert_eq!(p.emails_sent(4).await.len(), 4, "the assignment email and the confirmation");
+    assert!(p.lead(consenting_id).await.owner.is_some());
+    // Route 10: the next lead's 5, then the suppression list's GetItem, the confirmation's claim,
+    // send, record and trail entry (PutItem, SendEmail, PutItem, PutItem); 11 with the trail's
+    // Query before score put the email in the message.
+    assert_eq!(per_function(&counts), [("capture", 1), ("validate", 2), ("score", 2), ("route", 10)], "{counts:#?}");
+    let route = counts.iter().find(|(name, _)| *name == "route").map(|(_, c)| c.clone()).unwrap_or_default();
+    assert_eq!(route.get("dynamodb Query"), Some(&1), "the routing state's Query, and no read of the trail: {route:?}");
     p.clean_up().await;
 }
 
