@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use leadflow_app::BatchItem;
+use leadflow_app::{BatchItem, Failure};
 use leadflow_core::model::LeadId;
 use leadflow_core::ports::{Adapters, Clock, ConfigHandle, EventBus, LeadStore, Mailer, Ports, Stage};
 use leadflow_memory::{MemoryQueue, MemoryStore, RecordingBus, RecordingMailer, SettableClock};
@@ -52,20 +52,21 @@ where
 {
     for _ in 0..3 {
         for stage in Stage::ALL {
-            let batch: Vec<BatchItem> = ports
-                .queue
-                .drain(stage)
-                .into_iter()
-                .enumerate()
-                .map(|(i, body)| BatchItem { id: format!("m{i}"), body })
-                .collect();
-            let failed = match stage {
-                Stage::Validate => leadflow_validate::handle_batch(&**ports, batch).await,
-                Stage::Score => leadflow_score::handle_batch(&**ports, batch).await,
-                Stage::Route => leadflow_route::handle_batch(&**ports, batch).await,
-            };
+            let failed = deliver(&**ports, stage, &ports.queue.drain(stage)).await;
             assert!(failed.is_empty(), "{failed:?}");
         }
+    }
+}
+
+/// Hands `bodies` to `stage`'s handler as one batch, as a queue's consumer does; answers the
+/// messages that failed.
+pub async fn deliver<P: Ports>(ports: &P, stage: Stage, bodies: &[String]) -> Vec<Failure> {
+    let batch: Vec<BatchItem> =
+        bodies.iter().enumerate().map(|(i, body)| BatchItem { id: format!("m{i}"), body: body.clone() }).collect();
+    match stage {
+        Stage::Validate => leadflow_validate::handle_batch(ports, batch).await,
+        Stage::Score => leadflow_score::handle_batch(ports, batch).await,
+        Stage::Route => leadflow_route::handle_batch(ports, batch).await,
     }
 }
 

@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http_body_util::BodyExt;
-use leadflow_app::BatchItem;
 use leadflow_core::config::FormSettings;
 use leadflow_core::model::{Activity, ActivityKind, Lead, LeadId, SuppressionReason};
 use leadflow_core::normalize::email_key;
@@ -58,20 +57,27 @@ async fn pipeline(ports: &Arc<MemPorts>) {
         for stage in Stage::ALL {
             let bodies = ports.queue.drain(stage);
             for _ in 0..2 {
-                let batch: Vec<BatchItem> = bodies
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| BatchItem { id: format!("m{i}"), body: b.clone() })
-                    .collect();
-                let failed = match stage {
-                    Stage::Validate => leadflow_validate::handle_batch(&**ports, batch).await,
-                    Stage::Score => leadflow_score::handle_batch(&**ports, batch).await,
-                    Stage::Route => leadflow_route::handle_batch(&**ports, batch).await,
-                };
-                assert!(failed.is_empty(), "{failed:?}");
+                deliver(ports, stage, &bodies).await;
             }
         }
     }
+}
+
+/// Delivers `bodies` to `stage`'s handler as one batch; every message must succeed.
+async fn deliver(ports: &Arc<MemPorts>, stage: Stage, bodies: &[String]) {
+    let failed = leadflow_tests::harness::deliver(&**ports, stage, bodies).await;
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
+/// Joe's address on the suppression list, as an unsubscribe leaves it.
+async fn suppress_joe(ports: &Arc<MemPorts>) {
+    let entry = leadflow_core::model::Suppression {
+        email_key: email_key("joe@gmail.com"),
+        reason: SuppressionReason::Unsubscribed,
+        at: monday(),
+        lead_id: None,
+    };
+    assert_eq!(ports.store.suppress(&entry, &[]).await.ok(), Some(true));
 }
 
 /// A page of the confirmation link: status and body.
@@ -243,18 +249,6 @@ async fn an_unconfirmed_lead_stays_unconsented_and_its_expired_link_confirms_not
     assert_ne!(confirm_path(&mails[1]), path);
 }
 
-/// Delivers `bodies` to `stage`'s handler as one batch; every message must succeed.
-async fn deliver(ports: &Arc<MemPorts>, stage: Stage, bodies: &[String]) {
-    let batch: Vec<BatchItem> =
-        bodies.iter().enumerate().map(|(i, b)| BatchItem { id: format!("m{i}"), body: b.clone() }).collect();
-    let failed = match stage {
-        Stage::Validate => leadflow_validate::handle_batch(&**ports, batch).await,
-        Stage::Score => leadflow_score::handle_batch(&**ports, batch).await,
-        Stage::Route => leadflow_route::handle_batch(&**ports, batch).await,
-    };
-    assert!(failed.is_empty(), "{failed:?}");
-}
-
 /// Joe captured, validated and scored: the route message score queued for his confirmation.
 async fn joes_route_message(ports: &Arc<MemPorts>) -> (LeadId, Value) {
     let (_, body) = post(ports, &joe(), None).await;
@@ -306,13 +300,7 @@ async fn a_carried_confirmation_is_checked_again_when_route_takes_it() {
     // The address suppressed meanwhile: nothing sent.
     let ports = self::ports();
     let (_, message) = joes_route_message(&ports).await;
-    let entry = leadflow_core::model::Suppression {
-        email_key: email_key("joe@gmail.com"),
-        reason: SuppressionReason::Unsubscribed,
-        at: monday(),
-        lead_id: None,
-    };
-    assert_eq!(ports.store.suppress(&entry, &[]).await.ok(), Some(true));
+    suppress_joe(&ports).await;
     deliver(&ports, Stage::Route, &[message.to_string()]).await;
     assert!(to(&ports, "joe@gmail.com").is_empty(), "a suppressed address gets no email");
 
@@ -354,13 +342,7 @@ async fn a_qualified_consenting_lead_gets_its_rep_email_at_once_and_one_confirma
 #[tokio::test]
 async fn a_suppressed_address_gets_no_confirmation_and_a_form_without_double_opt_in_records_consent() {
     let ports = ports();
-    let entry = leadflow_core::model::Suppression {
-        email_key: email_key("joe@gmail.com"),
-        reason: SuppressionReason::Unsubscribed,
-        at: monday(),
-        lead_id: None,
-    };
-    assert_eq!(ports.store.suppress(&entry, &[]).await.ok(), Some(true));
+    suppress_joe(&ports).await;
     post(&ports, &joe(), None).await;
     pipeline(&ports).await;
     assert!(to(&ports, "joe@gmail.com").is_empty());

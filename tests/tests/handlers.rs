@@ -53,14 +53,7 @@ async fn deliver(ports: &Arc<MemPorts>, stage: Stage, times: usize) -> usize {
     let bodies = ports.queue.drain(stage);
     let mut failures = 0;
     for _ in 0..times {
-        let batch: Vec<BatchItem> =
-            bodies.iter().enumerate().map(|(i, b)| BatchItem { id: format!("m{i}"), body: b.clone() }).collect();
-        let failed = match stage {
-            Stage::Validate => leadflow_validate::handle_batch(&**ports, batch).await,
-            Stage::Score => leadflow_score::handle_batch(&**ports, batch).await,
-            Stage::Route => leadflow_route::handle_batch(&**ports, batch).await,
-        };
-        failures += failed.len();
+        failures += leadflow_tests::harness::deliver(&**ports, stage, &bodies).await.len();
     }
     failures
 }

@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, TimeZone, Utc};
 use http_body_util::BodyExt;
-use leadflow_app::BatchItem;
 use leadflow_app::metrics::{Metric, counted};
 use leadflow_core::error::MailError;
 use leadflow_core::model::LeadId;
@@ -64,14 +63,7 @@ async fn post(ports: &Arc<Ports>, body: Value) -> LeadId {
 
 /// Delivers what is queued for `stage` once; answers how many items failed.
 async fn deliver(ports: &Arc<Ports>, stage: Stage, bodies: &[String]) -> usize {
-    let batch: Vec<BatchItem> =
-        bodies.iter().enumerate().map(|(i, b)| BatchItem { id: format!("m{i}"), body: b.clone() }).collect();
-    let failed = match stage {
-        Stage::Validate => leadflow_validate::handle_batch(&**ports, batch).await,
-        Stage::Score => leadflow_score::handle_batch(&**ports, batch).await,
-        Stage::Route => leadflow_route::handle_batch(&**ports, batch).await,
-    };
-    failed.len()
+    leadflow_tests::harness::deliver(&**ports, stage, bodies).await.len()
 }
 
 fn qualified() -> Value {

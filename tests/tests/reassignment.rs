@@ -75,14 +75,7 @@ async fn a_lead_rerouted_back_to_a_rep_emails_that_rep_again_and_a_redelivery_se
     redeliver(&ports, &to_second).await;
     redeliver(&ports, &back).await;
     redeliver(&ports, &back).await;
-    let route = serde_json::to_string(&RouteMessage {
-        lead_id: id,
-        lead: None,
-        sla_breach: None,
-        confirm: false,
-        confirmation: None,
-    })
-    .unwrap_or_default();
+    let route = serde_json::to_string(&RouteMessage::route(id)).unwrap_or_default();
     redeliver(&ports, &[route.clone(), route]).await;
     assert_eq!(ports.mailer.sent().len(), sent, "{:?}", ports.mailer.sent().iter().map(|e| &e.key).collect::<Vec<_>>());
     assert_eq!(owner(&ports, id).await, first, "and the lead stays where it is");

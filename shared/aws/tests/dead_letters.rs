@@ -73,14 +73,7 @@ async fn a_dead_letter_is_listed_with_its_last_reason_by_message_id_and_stays_in
     let log = ReasonLog::new(aws_sdk_dynamodb::Client::new(&sdk), &made.table);
 
     let lead = LeadId::from_parts(1_767_000_000_000, 7);
-    let route = serde_json::to_string(&RouteMessage {
-        lead_id: lead,
-        lead: None,
-        sla_breach: None,
-        confirm: false,
-        confirmation: None,
-    })
-    .expect("json");
+    let route = serde_json::to_string(&RouteMessage::route(lead)).expect("json");
     sqs.send_message().queue_url(&made.stage_urls.route).message_body(route).send().await.expect("send");
     let submission = Submission { lead_id: lead, email: EMAIL.into(), ..Submission::default() };
     let body = serde_json::to_string(&submission).expect("json");

@@ -71,16 +71,7 @@ fn sqs_event(records: &[(String, LeadId)]) -> SqsEvent {
     for (id, lead_id) in records {
         let mut message = SqsMessage::default();
         message.message_id = Some(id.clone());
-        message.body = Some(
-            serde_json::to_string(&RouteMessage {
-                lead_id: *lead_id,
-                lead: None,
-                sla_breach: None,
-                confirm: false,
-                confirmation: None,
-            })
-            .expect("json"),
-        );
+        message.body = Some(serde_json::to_string(&RouteMessage::route(*lead_id)).expect("json"));
         event.records.push(message);
     }
     event

@@ -194,14 +194,7 @@ async fn route_gives_the_message_back_while_the_account_is_refused() {
         let lead = owned_by(lead(1, QUOTED), "anna");
         assert_eq!(ports.store.create_lead(&lead, &[]).await.expect("create"), CreateOutcome::Created);
         let batch = || {
-            let body = serde_json::to_string(&RouteMessage {
-                lead_id: lead.id,
-                lead: None,
-                sla_breach: None,
-                confirm: false,
-                confirmation: None,
-            })
-            .expect("json");
+            let body = serde_json::to_string(&RouteMessage::route(lead.id)).expect("json");
             vec![BatchItem { id: "m-1".into(), body }]
         };
 
@@ -225,14 +218,7 @@ async fn route_gives_the_message_back_while_the_account_is_refused() {
     let ports = ports(&fake).await;
     let lead = owned_by(lead(1, QUOTED), "anna");
     ports.store.create_lead(&lead, &[]).await.expect("create");
-    let body = serde_json::to_string(&RouteMessage {
-        lead_id: lead.id,
-        lead: None,
-        sla_breach: None,
-        confirm: false,
-        confirmation: None,
-    })
-    .expect("json");
+    let body = serde_json::to_string(&RouteMessage::route(lead.id)).expect("json");
     let failed = leadflow_route::handle_batch(&ports, vec![BatchItem { id: "m-1".into(), body }]).await;
     assert!(failed.is_empty(), "a rejected email is final: {failed:?}");
     assert_eq!(fake.requests().len(), 1);

@@ -79,14 +79,7 @@ async fn route_line(answer: Answer, namespace: &str) -> Option<Json> {
     let mut lead = lead(1, QUOTED);
     lead.lifecycle = Lifecycle::Mql;
     ports.store.create_lead(&lead, &[]).await.expect("create");
-    let body = serde_json::to_string(&RouteMessage {
-        lead_id: lead.id,
-        lead: None,
-        sla_breach: None,
-        confirm: false,
-        confirmation: None,
-    })
-    .expect("json");
+    let body = serde_json::to_string(&RouteMessage::route(lead.id)).expect("json");
     let ((), counts) = counted(async {
         leadflow_route::handle_batch(&ports, vec![BatchItem { id: "m-1".into(), body }]).await;
     })

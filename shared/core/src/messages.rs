@@ -82,6 +82,13 @@ pub struct RouteMessage {
     pub confirmation: Option<Due>,
 }
 
+impl RouteMessage {
+    /// A message that carries nothing but the lead's id: route reads the lead.
+    pub fn route(lead_id: LeadId) -> Self {
+        Self { lead_id, lead: None, sla_breach: None, confirm: false, confirmation: None }
+    }
+}
+
 /// Which owner let which SLA run out: a breach is handled once, however often it is sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaBreach {
