@@ -40,13 +40,7 @@ pub async fn hand_over_due<P: Ports>(ports: &P, now: DateTime<Utc>, limit: usize
         };
         let Some(owner) = owner else { continue };
         let breach = SlaBreach { rep_id: owner.rep_id, sla_due_at: owner.sla_due_at };
-        breaches.push(RouteMessage {
-            lead_id,
-            lead: None,
-            sla_breach: Some(breach),
-            confirm: false,
-            confirmation: None,
-        });
+        breaches.push(RouteMessage { sla_breach: Some(breach), ..RouteMessage::route(lead_id) });
     }
     if breaches.is_empty() {
         return 0;
