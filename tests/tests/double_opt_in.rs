@@ -8,7 +8,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http_body_util::BodyExt;
+use leadflow_app::Sent;
 use leadflow_core::config::FormSettings;
+use leadflow_core::confirmation::{self, Due};
 use leadflow_core::model::{Activity, ActivityKind, Lead, LeadId, SuppressionReason};
 use leadflow_core::normalize::email_key;
 use leadflow_core::ports::{Adapters, ConfigHandle, OutgoingEmail, Stage};
@@ -286,6 +288,29 @@ async fn the_confirmation_email_travels_with_the_route_message_and_one_from_befo
     assert_eq!(to(&ports, "joe@gmail.com").len(), 1);
     let sent = trail(&ports, id).await.into_iter().filter(|a| a.kind.name() == "confirmation_sent").count();
     assert_eq!(sent, 1, "one entry for the one email");
+}
+
+#[tokio::test]
+async fn a_confirmation_sent_before_its_trail_entry_gets_the_entry_and_no_second_email() {
+    // A version that wrote the entry after the send's record, and crashed in between: the email
+    // is sent and recorded, its `confirmation_sent` entry is missing.
+    let ports = ports();
+    let (id, message) = joes_route_message(&ports).await;
+    let due: Due = serde_json::from_value(message["confirmation"].clone()).unwrap_or_else(|e| panic!("{e}"));
+    let joe = lead(&ports, id).await;
+    let (email, _) = confirmation::email(&joe, &due, &ports.config.current().settings)
+        .unwrap_or_else(|e| panic!("the confirmation email: {e}"));
+    let Ok(Sent::Now(message_id)) = leadflow_app::send_once(&*ports, id, &email).await else { panic!("sent") };
+    assert!(!kinds(&trail(&ports, id).await).contains(&"confirmation_sent"));
+
+    // The redelivered message finds the email sent, and writes what its link confirms.
+    deliver(&ports, Stage::Route, &[message.to_string()]).await;
+    assert_eq!(to(&ports, "joe@gmail.com").len(), 1, "no second email");
+    let entries: Vec<Activity> =
+        trail(&ports, id).await.into_iter().filter(|a| a.kind.name() == "confirmation_sent").collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let ActivityKind::ConfirmationSent { message_id: recorded, .. } = &entries[0].kind else { panic!("{entries:?}") };
+    assert_eq!(recorded, &message_id, "the message id of the send that happened");
 }
 
 #[tokio::test]

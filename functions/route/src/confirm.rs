@@ -2,9 +2,9 @@
 //! their name (`leadflow_core::confirmation`). Sent from this stage because it has the mailer;
 //! the score stage sends the lead here when [`confirmation::standing`] says an email is due.
 
-use leadflow_app::{Sent, StageError, activity, optout, send_once};
+use leadflow_app::{Sent, StageError, activity, optout, send_once_with_trail};
 use leadflow_core::confirmation::{self, Due};
-use leadflow_core::model::{Activity, ActivityKind, Lead};
+use leadflow_core::model::{ActivityKind, Lead};
 use leadflow_core::ports::Trails;
 use leadflow_core::ports::{Clock, Ports};
 use tracing::{info, warn};
@@ -34,33 +34,34 @@ pub async fn send_if_due<P: Ports>(ports: &P, lead: &Lead, carried: Option<&Due>
     let config = ports.config();
     let (email, expires_at) =
         confirmation::email(lead, &due, &config.settings).map_err(|e| StageError::Permanent(e.to_string()))?;
-    let message_id = match send_once(ports, lead.id, &email).await? {
-        Sent::Now(id) => id,
+    // What the link confirms goes on the trail with the send's own record (one write); an email
+    // sent before, by a version that wrote it apart or by a run that crashed before it, gets it
+    // written now (the same id, so once).
+    let sent = |message_id: &str| {
+        activity(
+            lead.id,
+            format!("confirmation-sent-{}", email.key),
+            ports.clock().now(),
+            ActivityKind::ConfirmationSent {
+                email: email.key.clone(),
+                message_id: message_id.to_string(),
+                expires_at,
+                form: due.request.form.clone(),
+                purpose: due.request.purpose.clone(),
+                wording: due.request.wording.clone(),
+            },
+        )
+    };
+    match send_once_with_trail(ports, lead.id, &email, |id| vec![sent(id)]).await? {
+        Sent::Now(_) => {}
         // `send_once` records a refusal as "rejected: <reason>"; that email never went out.
         Sent::Before(detail) if detail.starts_with("rejected: ") => return Ok(()),
-        Sent::Before(id) => id,
+        Sent::Before(id) => store.record_activity(&sent(&id)).await?,
         Sent::Rejected(reason) => {
             warn!(lead_id = %lead.id, %reason, "confirmation email rejected");
             return Ok(());
         }
-    };
-    // After the send, as its own fact: a crash before it leaves the email sent and this entry
-    // missing, so the redelivered message finds the email done (the same key) and writes it then.
-    let request = due.request;
-    let sent: Activity = activity(
-        lead.id,
-        format!("confirmation-sent-{}", email.key),
-        ports.clock().now(),
-        ActivityKind::ConfirmationSent {
-            email: email.key.clone(),
-            message_id,
-            expires_at,
-            form: request.form,
-            purpose: request.purpose,
-            wording: request.wording,
-        },
-    );
-    store.record_activity(&sent).await?;
+    }
     info!(lead_id = %lead.id, "confirmation email sent");
     Ok(())
 }

@@ -226,6 +226,17 @@ pub enum Sent {
 /// assignment email loses a lead; the outbox adapter closes the window entirely by naming files
 /// after the email's key.
 pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEmail) -> Result<Sent, StageError> {
+    send_once_with_trail(ports, lead_id, email, |_| Vec::new()).await
+}
+
+/// [`send_once`], with more trail entries of the send in the same write as its record: `also`
+/// builds them from the provider's message id, and runs only when the email goes out now.
+pub async fn send_once_with_trail<P: Ports>(
+    ports: &P,
+    lead_id: LeadId,
+    email: &OutgoingEmail,
+    also: impl FnOnce(&str) -> Vec<Activity>,
+) -> Result<Sent, StageError> {
     let now = ports.clock().now();
     let claim = email_claim(email, now);
     match ports.store().claim_effect(lead_id, &claim.key, now, claim.lease_until).await? {
@@ -233,7 +244,7 @@ pub async fn send_once<P: Ports>(ports: &P, lead_id: LeadId, email: &OutgoingEma
         EffectClaim::Busy => return Err(StageError::Retryable("the email is being sent by another worker".into())),
         EffectClaim::Claimed => {}
     }
-    send_claimed(ports, lead_id, email, &claim).await
+    send_claimed_with_trail(ports, lead_id, email, &claim, also).await
 }
 
 /// The claim [`send_once`] takes for `email`, for a write that takes it instead
@@ -254,6 +265,16 @@ pub async fn send_claimed<P: Ports>(
     email: &OutgoingEmail,
     claim: &EffectLease,
 ) -> Result<Sent, StageError> {
+    send_claimed_with_trail(ports, lead_id, email, claim, |_| Vec::new()).await
+}
+
+async fn send_claimed_with_trail<P: Ports>(
+    ports: &P,
+    lead_id: LeadId,
+    email: &OutgoingEmail,
+    claim: &EffectLease,
+    also: impl FnOnce(&str) -> Vec<Activity>,
+) -> Result<Sent, StageError> {
     let now = ports.clock().now();
     let store = ports.store();
     let key = &claim.key;
@@ -270,7 +291,9 @@ pub async fn send_claimed<P: Ports>(
                     subject: email.subject.clone(),
                 },
             );
-            store.finish_effect(lead_id, key, &message_id, &[sent]).await?;
+            let mut trail = vec![sent];
+            trail.extend(also(&message_id));
+            store.finish_effect(lead_id, key, &message_id, &trail).await?;
             Ok(Sent::Now(message_id))
         }
         Err(MailError::Rejected(reason)) => {
