@@ -54,7 +54,7 @@ pub async fn send_if_due<P: Ports>(ports: &P, lead: &Lead, carried: Option<&Due>
     };
     match send_once_with_trail(ports, lead.id, &email, |id| vec![sent(id)]).await? {
         Sent::Now(_) => {}
-        // `send_once` records a refusal as "rejected: <reason>"; that email never went out.
+        // A refusal is recorded as "rejected: <reason>"; that email never went out.
         Sent::Before(detail) if detail.starts_with("rejected: ") => return Ok(()),
         Sent::Before(id) => store.record_activity(&sent(&id)).await?,
         Sent::Rejected(reason) => {
